@@ -1,0 +1,109 @@
+// Commands that need no running agent: version, config validate, config show.
+#include <openssl/crypto.h>
+#include <sqlite3.h>
+#include <mosquitto.h>
+
+#include <boost/version.hpp>
+#include <cpprest/version.h>
+#include <iostream>
+
+#include "command.h"
+#include "psa/agent/config.h"
+#include "psa/store/json.h"
+
+namespace psa::agent {
+namespace {
+
+json::Value versionInfo() {
+  int major = 0, minor = 0, rev = 0;
+  mosquitto_lib_version(&major, &minor, &rev);
+  json::Value libs = json::Value::object();
+  libs.set("openssl", json::Value::string(OpenSSL_version(OPENSSL_VERSION)));
+  libs.set("sqlite", json::Value::string(sqlite3_libversion()));
+  libs.set("libmosquitto", json::Value::string(std::to_string(major) + "." + std::to_string(minor) +
+                                               "." + std::to_string(rev)));
+  libs.set("boost", json::Value::string(std::to_string(BOOST_VERSION / 100000) + "." +
+                                        std::to_string(BOOST_VERSION / 100 % 1000) + "." +
+                                        std::to_string(BOOST_VERSION % 100)));
+  libs.set("cpprestsdk", json::Value::string(std::to_string(CPPREST_VERSION_MAJOR) + "." +
+                                             std::to_string(CPPREST_VERSION_MINOR) + "." +
+                                             std::to_string(CPPREST_VERSION_REVISION)));
+  json::Value v = json::Value::object();
+  v.set("version", json::Value::string(PSA_VERSION));
+  v.set("build", json::Value::string(PSA_GIT_SHA));
+  v.set("compiler", json::Value::string(__VERSION__));
+  v.set("libraries", std::move(libs));
+  return v;
+}
+
+int printIssues(CommandContext& ctx, const std::filesystem::path& file, const ConfigLoad& load) {
+  if (!load.fatal.empty() && load.issues.empty()) {
+    ctx.err << "FAIL  " << file.string() << ": " << load.fatal << "\n";
+    return kExitFailure;
+  }
+  for (const auto& issue : load.issues) {
+    ctx.err << file.string() << ":" << issue.line << ":" << issue.column << ": "
+            << (issue.path.empty() ? "" : issue.path + ": ") << issue.message << "\n";
+  }
+  ctx.err << "FAIL  " << file.string() << ": " << load.issues.size() << " problem"
+          << (load.issues.size() == 1 ? "" : "s") << "\n";
+  return kExitFailure;
+}
+
+}  // namespace
+
+void addBasicCommands(CommandTable& table) {
+  table.add(Command{
+      "version", "", "print the agent's version, build and library versions", "",
+      [](po::options_description& o, po::positional_options_description&) {
+        o.add_options()("json", "machine-readable output");
+      },
+      [](const po::variables_map& vm, CommandContext& ctx) {
+        json::Value v = versionInfo();
+        if (vm.count("json")) {
+          ctx.out << json::serialize(v, true) << "\n";
+          return kExitOk;
+        }
+        ctx.out << "pms-agent " << v.getString("version") << " (build " << v.getString("build")
+                << ", " << v.getString("compiler") << ")\n";
+        for (const auto& [name, ver] : v.find("libraries")->members()) {
+          ctx.out << "  " << name << " " << ver.asString() << "\n";
+        }
+        return kExitOk;
+      }});
+
+  table.add(Command{
+      "config validate", "[FILE]",
+      "validate a config file; every problem is reported with its JSON path and line",
+      "FILE defaults to the --config file. Exit 0 if valid, 1 if not.",
+      [](po::options_description& o, po::positional_options_description& p) {
+        o.add_options()("file", po::value<std::string>(), "config file to validate");
+        p.add("file", 1);
+      },
+      [](const po::variables_map& vm, CommandContext& ctx) {
+        adapters::SourceRegistry registry;
+        adapters::registerBuiltinSources(registry);
+        std::filesystem::path file =
+            vm.count("file") ? std::filesystem::path(vm["file"].as<std::string>()) : ctx.config_path;
+        ConfigLoad load = loadConfig(file, registry);
+        if (!load.config) {
+          return printIssues(ctx, file, load);
+        }
+        ctx.out << "OK    " << file.string() << " valid (" << load.config->adapters.size()
+                << " adapter" << (load.config->adapters.size() == 1 ? "" : "s") << ")\n";
+        return kExitOk;
+      }});
+}
+
+int showConfigFromFile(CommandContext& ctx) {
+  adapters::SourceRegistry registry;
+  adapters::registerBuiltinSources(registry);
+  ConfigLoad load = loadConfig(ctx.config_path, registry);
+  if (!load.config) {
+    return printIssues(ctx, ctx.config_path, load);
+  }
+  ctx.out << json::serialize(maskedConfig(*load.config, registry), true) << "\n";
+  return kExitOk;
+}
+
+}  // namespace psa::agent

@@ -1,0 +1,15 @@
+// Commands added by later features register here (status, check, queue, hl7, bundle, ...).
+#include "command.h"
+
+namespace psa::agent {
+
+int showConfigFromFile(CommandContext& ctx);
+
+void addFamilyCommands(CommandTable& table) {
+  table.add(Command{"config show", "", "print the effective config with secrets masked", "", {},
+                    [](const po::variables_map&, CommandContext& ctx) {
+                      return showConfigFromFile(ctx);
+                    }});
+}
+
+}  // namespace psa::agent

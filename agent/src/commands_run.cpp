@@ -1,0 +1,8 @@
+// `pms-agent run`: the service process.
+#include "command.h"
+
+namespace psa::agent {
+
+void addRunCommand(CommandTable& /*table*/) {}
+
+}  // namespace psa::agent

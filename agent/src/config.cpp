@@ -1,0 +1,359 @@
+#include "psa/agent/config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "psa/cloudlink/topics.h"
+
+namespace psa::agent {
+namespace {
+
+using schema::Field;
+using schema::Issue;
+using schema::ObjectSchema;
+using schema::Type;
+
+std::optional<std::string> checkTopicLevel(const json::Value& v) {
+  if (!cloudlink::Topics::validLevel(v.asString())) {
+    return "must be non-empty and contain no '/', '+', '#' (it is an MQTT topic level)";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> checkNonEmpty(const json::Value& v) {
+  if (v.asString().empty()) {
+    return "must not be empty";
+  }
+  return std::nullopt;
+}
+
+// mqtts://host:port (port optional, default 8883). Plain mqtt:// is refused: TLS is mandatory.
+bool splitMqttUrl(const std::string& url, std::string& host, int& port, std::string& problem) {
+  const std::string scheme = "mqtts://";
+  if (url.rfind(scheme, 0) != 0) {
+    problem = "expected mqtts://HOST[:PORT] (TLS is mandatory)";
+    return false;
+  }
+  std::string rest = url.substr(scheme.size());
+  if (!rest.empty() && rest.back() == '/') {
+    rest.pop_back();
+  }
+  port = 8883;
+  std::string port_text;
+  if (!rest.empty() && rest.front() == '[') {
+    auto close = rest.find(']');
+    if (close == std::string::npos) {
+      problem = "unterminated IPv6 address in URL";
+      return false;
+    }
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') {
+        problem = "expected ':' after the IPv6 address";
+        return false;
+      }
+      port_text = rest.substr(close + 2);
+    }
+  } else {
+    auto colon = rest.rfind(':');
+    host = rest.substr(0, colon);
+    if (colon != std::string::npos) {
+      port_text = rest.substr(colon + 1);
+    }
+  }
+  if (host.empty() || host.find('/') != std::string::npos) {
+    problem = "expected mqtts://HOST[:PORT]";
+    return false;
+  }
+  if (!port_text.empty()) {
+    char* end = nullptr;
+    long p = std::strtol(port_text.c_str(), &end, 10);
+    if (*end != '\0' || p < 1 || p > 65535) {
+      problem = "port must be 1..65535";
+      return false;
+    }
+    port = static_cast<int>(p);
+  }
+  return true;
+}
+
+std::optional<std::string> checkMqttUrl(const json::Value& v) {
+  std::string host, problem;
+  int port;
+  if (!splitMqttUrl(v.asString(), host, port, problem)) {
+    return problem;
+  }
+  return std::nullopt;
+}
+
+std::shared_ptr<ObjectSchema> makeSchema(std::vector<Field> fields) {
+  auto s = std::make_shared<ObjectSchema>();
+  s->fields = std::move(fields);
+  return s;
+}
+
+ObjectSchema buildConfigSchema() {
+  auto agent = makeSchema({
+      Field::str("id").req().verify(checkTopicLevel).describe("this agent's id, e.g. practice-0042"),
+      Field::str("tenant").req().verify(checkTopicLevel).describe("the tenant, e.g. acme-health"),
+      Field::str("state_dir").def(json::Value::string("/var/lib/pms-agent")).verify(checkNonEmpty),
+      Field::str("log_level")
+          .def(json::Value::string("info"))
+          .oneOf({"debug", "info", "warn", "error"}),
+      Field::str("log_file").describe("also log to this file (size-rotated)"),
+      Field::integer("log_max_bytes").def(json::Value::integer(10 << 20)).range(4096, 1e12),
+      Field::integer("log_keep").def(json::Value::integer(5)).range(0, 100),
+  });
+  auto store = makeSchema({
+      Field::str("path").def(json::Value::string("queue.db")).verify(checkNonEmpty),
+      Field::str("key_file").def(json::Value::string("queue.key")).verify(checkNonEmpty),
+      Field::integer("max_bytes").def(json::Value::integer(10737418240)).range(1 << 20, 1e15),
+      Field::integer("retain_delivered_s").def(json::Value::integer(0)).range(0, 365 * 86400),
+      Field::integer("dedupe_window_s").def(json::Value::integer(7 * 86400)).range(0, 365 * 86400),
+      Field::str("integrity_check").def(json::Value::string("quick")).oneOf({"quick", "full", "off"}),
+  });
+  auto signing_key = [](const json::Value& v) -> std::optional<std::string> {
+    if (v.isString()) {
+      return v.asString().empty() ? std::optional<std::string>("must not be empty") : std::nullopt;
+    }
+    if (v.isArray()) {
+      if (v.items().empty()) {
+        return "expected at least one key file";
+      }
+      for (const auto& item : v.items()) {
+        if (!item.isString() || item.asString().empty()) {
+          return "expected a file name or a list of file names";
+        }
+      }
+      return std::nullopt;
+    }
+    return "expected a file name or a list of file names";
+  };
+  auto cloud = makeSchema({
+      Field::str("url").req().verify(checkMqttUrl).describe("mqtts://HOST:PORT of the broker"),
+      Field::str("ca_file").req().verify(checkNonEmpty).describe("CA that signs the broker's certificate"),
+      Field::str("cert_file").req().verify(checkNonEmpty).describe("this agent's client certificate"),
+      Field::str("key_file").req().verify(checkNonEmpty).describe("this agent's client key"),
+      Field::integer("max_inflight").def(json::Value::integer(100)).range(1, 1000),
+      Field::str("confirm").def(json::Value::string("broker")).oneOf({"broker", "receipt"}),
+      Field::anyValue("config_signing_key").verify(signing_key),
+      Field::integer("keepalive_s").def(json::Value::integer(30)).range(5, 3600),
+      Field::integer("session_expiry_s").def(json::Value::integer(7 * 86400)).range(0, 4294967295.0),
+      Field::integer("receipt_timeout_s").def(json::Value::integer(120)).range(1, 86400),
+      Field::integer("puback_timeout_s").def(json::Value::integer(30)).range(1, 3600),
+      Field::integer("status_interval_s").def(json::Value::integer(300)).range(5, 86400),
+  });
+  auto control = makeSchema({
+      Field::str("socket").def(json::Value::string("/run/pms-agent/control.sock")).verify(checkNonEmpty),
+  });
+  ObjectSchema root;
+  root.fields = {
+      Field::obj("agent", agent).req(),
+      Field::obj("store", store),
+      Field::obj("cloud", cloud),
+      Field::obj("control", control),
+      Field::array("adapters", Type::object).def(json::Value::array()),
+  };
+  return root;
+}
+
+void validateAdapters(const json::Value& list, const adapters::SourceRegistry& registry,
+                      std::vector<Issue>& issues) {
+  std::set<std::string> names;
+  for (size_t k = 0; k < list.items().size(); ++k) {
+    const json::Value& a = list.items()[k];
+    const std::string path = schema::indexPath("adapters", k);
+    if (!a.isObject()) {
+      continue;  // the generic array check reported it
+    }
+    const json::Value* type = a.find("type");
+    if (type == nullptr || !type->isString()) {
+      issues.push_back(Issue{schema::childPath(path, "type"), a.pos().line, a.pos().column,
+                             "required string is missing (adapter type)"});
+      continue;
+    }
+    const adapters::SourceFactory* factory = registry.find(type->asString());
+    if (factory == nullptr) {
+      std::string known;
+      for (const auto& t : registry.types()) {
+        known += (known.empty() ? "" : ", ") + t;
+      }
+      issues.push_back(Issue{schema::childPath(path, "type"), type->pos().line, type->pos().column,
+                             "unknown adapter type \"" + type->asString() + "\" (known: " +
+                                 (known.empty() ? "none built in" : known) + ")"});
+      continue;
+    }
+    schema::validate(a, *factory->schema, path, issues);
+    if (const json::Value* name = a.find("name"); name != nullptr && name->isString()) {
+      if (!names.insert(name->asString()).second) {
+        issues.push_back(Issue{schema::childPath(path, "name"), name->pos().line,
+                               name->pos().column,
+                               "duplicate adapter name \"" + name->asString() + "\""});
+      }
+    }
+  }
+}
+
+std::vector<std::filesystem::path> signingKeys(const json::Value& v) {
+  std::vector<std::filesystem::path> out;
+  if (v.isString()) {
+    out.emplace_back(v.asString());
+  } else if (v.isArray()) {
+    for (const auto& item : v.items()) {
+      out.emplace_back(item.asString());
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::filesystem::path Config::resolve(const std::string& path) const {
+  std::filesystem::path p(path);
+  if (p.is_absolute() || path.empty()) {
+    return p;
+  }
+  return state_dir / p;
+}
+
+const schema::ObjectSchema& configSchema() {
+  static const ObjectSchema schema = buildConfigSchema();
+  return schema;
+}
+
+ConfigLoad parseConfig(std::string_view text, const std::filesystem::path& source_file,
+                       const adapters::SourceRegistry& registry) {
+  ConfigLoad out;
+  json::Limits limits;
+  limits.max_bytes = 4u << 20;
+  limits.max_depth = 32;
+  auto parsed = json::parse(text, limits);
+  if (!parsed) {
+    out.fatal = "not valid JSON: " + parsed.error().message;
+    // "line L column C: what" -> an issue at that position.
+    Issue issue;
+    issue.message = parsed.error().message;
+    unsigned line = 0, col = 0;
+    if (std::sscanf(parsed.error().message.c_str(), "line %u column %u", &line, &col) == 2) {
+      issue.line = line;
+      issue.column = col;
+      auto colon = issue.message.find(": ");
+      if (colon != std::string::npos) {
+        issue.message = issue.message.substr(colon + 2);
+      }
+    }
+    issue.message = "not valid JSON: " + issue.message;
+    out.issues.push_back(std::move(issue));
+    return out;
+  }
+  const json::Value& doc = *parsed;
+  schema::validate(doc, configSchema(), "", out.issues);
+  if (const json::Value* list = doc.find("adapters"); list != nullptr && list->isArray()) {
+    validateAdapters(*list, registry, out.issues);
+  }
+  if (!out.issues.empty()) {
+    std::stable_sort(out.issues.begin(), out.issues.end(), [](const Issue& a, const Issue& b) {
+      return a.line != b.line ? a.line < b.line : a.column < b.column;
+    });
+    return out;
+  }
+
+  auto cfg = std::make_shared<Config>();
+  cfg->source_file = source_file;
+  cfg->doc = schema::withDefaults(doc, configSchema());
+  const json::Value& agent = *cfg->doc.find("agent");
+  cfg->agent_id = agent.getString("id");
+  cfg->tenant = agent.getString("tenant");
+  cfg->state_dir = agent.getString("state_dir");
+  log::parseLevel(agent.getString("log_level"), cfg->log_level);
+  if (const json::Value* lf = agent.find("log_file")) {
+    cfg->log_file = cfg->resolve(lf->asString());
+  }
+  cfg->log_max_bytes = static_cast<uint64_t>(agent.getInt("log_max_bytes"));
+  cfg->log_keep = static_cast<int>(agent.getInt("log_keep"));
+
+  const json::Value& st = *cfg->doc.find("store");
+  cfg->store.db_path = cfg->resolve(st.getString("path"));
+  cfg->store.key_file = cfg->resolve(st.getString("key_file"));
+  cfg->store.max_bytes = static_cast<uint64_t>(st.getInt("max_bytes"));
+  cfg->store.retain_delivered = std::chrono::seconds(st.getInt("retain_delivered_s"));
+  cfg->store.dedupe_window = std::chrono::seconds(st.getInt("dedupe_window_s"));
+  const std::string ic = st.getString("integrity_check");
+  cfg->store.integrity_check = ic == "full"  ? store::IntegrityCheck::full
+                               : ic == "off" ? store::IntegrityCheck::off
+                                             : store::IntegrityCheck::quick;
+
+  if (const json::Value* cl = doc.find("cloud")) {
+    const json::Value& c = *cfg->doc.find("cloud");
+    (void)cl;
+    CloudSettings& s = cfg->cloud;
+    s.configured = true;
+    s.url = c.getString("url");
+    std::string problem;
+    splitMqttUrl(s.url, s.host, s.port, problem);
+    s.ca_file = cfg->resolve(c.getString("ca_file"));
+    s.cert_file = cfg->resolve(c.getString("cert_file"));
+    s.key_file = cfg->resolve(c.getString("key_file"));
+    s.max_inflight = static_cast<int>(c.getInt("max_inflight"));
+    s.confirm = c.getString("confirm");
+    if (const json::Value* keys = c.find("config_signing_key")) {
+      for (const auto& k : signingKeys(*keys)) {
+        s.config_signing_keys.push_back(cfg->resolve(k.string()));
+      }
+    }
+    s.keepalive_s = static_cast<int>(c.getInt("keepalive_s"));
+    s.session_expiry_s = static_cast<int>(c.getInt("session_expiry_s"));
+    s.receipt_timeout_s = static_cast<int>(c.getInt("receipt_timeout_s"));
+    s.puback_timeout_s = static_cast<int>(c.getInt("puback_timeout_s"));
+    s.status_interval_s = static_cast<int>(c.getInt("status_interval_s"));
+  }
+  cfg->control_socket = cfg->resolve(cfg->doc.find("control")->getString("socket"));
+
+  for (const auto& a : cfg->doc.find("adapters")->items()) {
+    const auto* factory = registry.find(a.getString("type"));
+    cfg->adapters.push_back(factory ? schema::withDefaults(a, *factory->schema) : a);
+  }
+  out.config = std::move(cfg);
+  return out;
+}
+
+ConfigLoad loadConfig(const std::filesystem::path& file, const adapters::SourceRegistry& registry) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    ConfigLoad out;
+    std::error_code ec;
+    out.fatal = std::filesystem::exists(file, ec)
+                    ? "cannot read config file " + file.string() + " (permission denied?)"
+                    : "config file " + file.string() + " does not exist";
+    return out;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return parseConfig(ss.str(), file, registry);
+}
+
+json::Value maskedConfig(const Config& config, const adapters::SourceRegistry& registry) {
+  json::Value out = schema::mask(config.doc, configSchema());
+  if (json::Value* list = out.find("adapters"); list != nullptr && list->isArray()) {
+    for (auto& a : list->items()) {
+      if (const auto* f = registry.find(a.getString("type"))) {
+        a = schema::mask(a, *f->schema);
+      }
+    }
+  }
+  return out;
+}
+
+std::filesystem::path configPath(const std::string& from_option) {
+  if (!from_option.empty()) {
+    return from_option;
+  }
+  if (const char* env = std::getenv("PMS_AGENT_CONFIG"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  return kDefaultConfigPath;
+}
+
+}  // namespace psa::agent
