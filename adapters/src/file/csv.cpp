@@ -652,7 +652,7 @@ struct CsvParser::Impl {
     base += keep;
     pos -= keep;
     rec_start = need_begin ? 0 : rec_start - keep;
-    rec_end = 0;
+    rec_end = rec_end >= keep ? rec_end - keep : 0;  // set while waiting in after_cr
   }
 };
 
