@@ -199,6 +199,8 @@ std::string X12Checkpoint::serialize() const {
   w.str(gs);
   w.num(groups);
   w.num(sets);
+  w.num(isa_segment);
+  w.num(gs_segment);
   return w.take();
 }
 
@@ -211,7 +213,8 @@ Result<X12Checkpoint> X12Checkpoint::deserialize(std::string_view text) {
   std::string_view gs;
   if (!r.str(tag) || tag != kCheckpointTag || !r.num(c.offset) || !r.num(c.line) ||
       !r.num(c.segments) || !r.num(c.transactions) || !r.str(isa) || !r.str(line_break) ||
-      !r.str(gs) || !r.num(c.groups) || !r.num(c.sets) || !r.done()) {
+      !r.str(gs) || !r.num(c.groups) || !r.num(c.sets) || !r.num(c.isa_segment) ||
+      !r.num(c.gs_segment) || !r.done()) {
     return Error(Errc::invalid_argument, "malformed X12 checkpoint");
   }
   c.isa = isa;
@@ -308,7 +311,7 @@ struct X12Parser::Impl {
     return "transaction set " + printable(st02) + " (ST at segment " +
            std::to_string(st_segment) + ")";
   }
-  // After a resume the opening segment's index is unknown (0) and left out.
+  // An opening segment's index of 0 (a hand-made checkpoint) is left out.
   std::string groupName() const {
     return "functional group " + printable(element(gs_el, gs_n, 6)) +
            (gs_segment != 0 ? " (GS at segment " + std::to_string(gs_segment) + ")" : "");
@@ -604,6 +607,8 @@ struct X12Parser::Impl {
     ck.gs = gs;
     ck.groups = groups;
     ck.sets = sets;
+    ck.isa_segment = isa_segment;
+    ck.gs_segment = gs_segment;
     return Step::transaction;
   }
 
@@ -721,7 +726,8 @@ Result<X12Parser> X12Parser::create(const X12Options& options, const X12Checkpoi
     m.line_break = from.line_break;
     m.line_break_known = true;
     m.groups = from.groups;
-    m.isa_segment = 0;
+    m.isa_segment = from.isa_segment;
+    m.gs_segment = from.gs_segment;
     if (!from.gs.empty()) {
       if (from.gs.size() < 4 || from.gs.substr(0, 2) != "GS" || from.gs[2] != d.element ||
           from.gs.back() != d.segment ||

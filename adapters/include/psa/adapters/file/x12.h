@@ -135,6 +135,8 @@ struct X12Checkpoint {
   std::string gs;             ///< the open group's GS with its terminator; empty = none open
   uint64_t groups = 0;        ///< GS count so far in the open interchange
   uint64_t sets = 0;          ///< ST count so far in the open group
+  uint64_t isa_segment = 0;   ///< segment index of that ISA (for messages)
+  uint64_t gs_segment = 0;    ///< segment index of that GS (for messages)
 
   std::string serialize() const;
   /// Inverse of serialize(); Errc::invalid_argument on anything malformed.
