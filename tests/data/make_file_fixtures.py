@@ -337,6 +337,34 @@ def x12_fixtures():
     write(X12, "not_x12.x12", "PatientId,LastName\n1001,DOE\n")
 
 
+def fuzz_corpora():
+    """Seed corpora: each fixture behind the fuzz targets' option bytes."""
+    fuzz = os.path.join(HERE, "..", "fuzz", "corpus")
+    # fuzz_csv: byte 0 = delimiter | encoding << 2 | trim << 4 | record limit << 6,
+    # byte 1 = chunking seed, byte 2 = columns limit / resume chunking.
+    delim = {",": 0, ";": 1, "\t": 2, "|": 3}
+    csv_seeds = [("patients.csv", ",", 0, 0), ("appointments.csv", ",", 0, 2),
+                 ("charges.csv", ";", 0, 0), ("providers.csv", "\t", 0, 2),
+                 ("inventory.csv", "|", 0, 2), ("patients_1252.csv", ",", 1, 0),
+                 ("patients_1252.csv", ",", 2, 0), ("lone_cr.csv", ",", 0, 0),
+                 ("ragged.csv", ",", 0, 0), ("unterminated_quote.csv", ",", 0, 0),
+                 ("invalid_utf8.csv", ",", 0, 0), ("quote_errors.csv", ",", 0, 1),
+                 ("duplicate_header.csv", ",", 0, 0), ("utf16.csv", ",", 0, 0)]
+    for i, (name, d, enc, trim) in enumerate(csv_seeds):
+        with open(os.path.join(CSV, name), "rb") as f:
+            data = f.read()
+        opt = delim[d] | (enc << 2) | (trim << 4) | (3 << 6)
+        write(os.path.join(fuzz, "fuzz_csv"), "seed_%02d_%s" % (i, name),
+              bytes([opt, 7 + i, 63]) + data)
+    # fuzz_x12: byte 0 = limits, byte 1 = chunking seed.
+    for i, name in enumerate(sorted(os.listdir(X12))):
+        with open(os.path.join(X12, name), "rb") as f:
+            data = f.read()
+        write(os.path.join(fuzz, "fuzz_x12"), "seed_%02d_%s" % (i, name),
+              bytes([0x07, 5 + i]) + data)
+
+
 if __name__ == "__main__":
     csv_fixtures()
     x12_fixtures()
+    fuzz_corpora()
