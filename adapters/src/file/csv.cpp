@@ -210,6 +210,7 @@ struct CsvParser::Impl {
   CsvRow row;
   std::string json;
   std::string utf8_fields;
+  std::vector<std::pair<size_t, size_t>> utf8_spans;  // into utf8_fields
   std::vector<std::string_view> field_views;
 
   // Resume point
@@ -522,8 +523,8 @@ struct CsvParser::Impl {
     const size_t n = std::min(field_count, spans.size());
     if (row_enc == TextEncoding::windows1252) {
       utf8_fields.clear();
-      std::vector<std::pair<size_t, size_t>> at;  // small: header width
-      at.reserve(n);
+      std::vector<std::pair<size_t, size_t>>& at = utf8_spans;
+      at.clear();
       for (size_t i = 0; i < n; ++i) {
         const size_t from = utf8_fields.size();
         appendWindows1252AsUtf8(
