@@ -314,6 +314,7 @@ struct CsvParser::Impl {
     return Scan::record;
   }
 
+  /// The record's content passed max_record_bytes: the byte at rec_start + max is one too many.
   Scan failTooLarge() {
     const uint64_t at = base + rec_start + opt.max_record_bytes;
     std::string what = "record starting at line " + std::to_string(rec_line) + ", byte " +
@@ -323,14 +324,16 @@ struct CsvParser::Impl {
       what += "; it is inside a quoted field opened at line " + std::to_string(quote_line) +
               ", byte " + std::to_string(quote_offset) + " (unterminated quote?)";
     }
-    return fail(CsvErrc::record_too_large, line, at, what);
+    return fail(CsvErrc::record_too_large, lineAt(opt.max_record_bytes), at, what);
   }
 
   /// Scans from pos until a record is complete or input runs out.
   Scan scan() {
     const char* b = buf.data();
     const size_t size = buf.size();
-    const size_t limit = std::min(size, rec_start + opt.max_record_bytes);
+    // One byte past the limit may be scanned: if it is the line ending the record fits,
+    // otherwise (checked here, or at completion in next()) the record is too large.
+    const size_t limit = std::min(size, rec_start + opt.max_record_bytes + 1);
     for (;;) {
       if (st == St::after_cr) {
         if (pos < size) {
@@ -748,6 +751,10 @@ Result<CsvParser::Step> CsvParser::next() {
         return Step::end;
       case Scan::record:
         break;
+    }
+    if (m.rec_end - m.rec_start > m.opt.max_record_bytes) {
+      m.failTooLarge();
+      return m.fatal_error;
     }
     m.need_begin = true;
     if (m.isBlank()) {

@@ -273,6 +273,30 @@ TEST(CsvParserErrors, UnterminatedQuoteHitsRecordLimitWithAHint) {
   EXPECT_TRUE(r.error().is(Errc::limit));
 }
 
+TEST(CsvParserErrors, RecordLimitIsExactAndExcludesTheLineEnding) {
+  CsvOptions o = opts();
+  o.max_record_bytes = 16;
+  const std::string fits = "A\n1234567890123456\r\n\"123456789\n1234\"\n1234567890123456";
+  for (size_t chunk : {size_t{0}, size_t{1}, size_t{5}}) {
+    auto ev = parseCsv(fits, o, chunk);
+    ASSERT_EQ(ev.size(), 3u);
+    EXPECT_EQ(ev[0].fields[0], "1234567890123456");
+    EXPECT_EQ(ev[1].fields[0], "123456789\n1234");
+    EXPECT_EQ(ev[2].fields[0], "1234567890123456");
+  }
+  for (const std::string& too_long :
+       {std::string("A\n12345678901234567\n"), std::string("A\n12345678901234567"),
+        std::string("A\n\"123456789\n12345\"\r\n")}) {
+    for (size_t chunk : {size_t{0}, size_t{1}, size_t{5}}) {
+      auto ev = parseCsv(too_long, o, chunk);
+      ASSERT_EQ(ev.size(), 1u);
+      EXPECT_EQ(ev[0].code, "record_too_large");
+      EXPECT_EQ(ev[0].err_offset, 18u);
+      EXPECT_EQ(ev[0].err_line, too_long[2] == '"' ? 3u : 2u);
+    }
+  }
+}
+
 TEST(CsvParserErrors, InvalidUtf8IsPerRowWithByteOffset) {
   auto ev = parseCsv(fixture("csv/invalid_utf8.csv"), opts());
   ASSERT_EQ(ev.size(), 4u);

@@ -57,8 +57,8 @@ struct CsvOptions {
   char delimiter = ',';  ///< one of ',', ';', '\t', '|'
   TextEncoding encoding = TextEncoding::utf8;
   CsvTrim trim = CsvTrim::none;
-  /// Largest record, in bytes as in the file including its line ending. Larger is a fatal
-  /// error (a runaway quote usually). 1 KiB .. 1 GiB.
+  /// Largest record: its bytes as in the file, without the line ending (quoted line breaks
+  /// count). Larger is a fatal error (usually a runaway quote). 16 B .. 1 GiB.
   size_t max_record_bytes = size_t{1} << 20;
   /// Most header columns (1 .. 65536).
   size_t max_columns = 1024;
