@@ -73,6 +73,7 @@ class Admin:
                 return json_response(snap)
             if sub == "reset-stats" and m == "POST":
                 ctx.stats.reset()
+                ctx.not_before.clear()
                 return json_response({"ok": True})
             if sub == "faults":
                 if m == "GET":

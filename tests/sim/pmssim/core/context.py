@@ -24,6 +24,7 @@ class SimContext:
         self.limiters = self.stats.limiters
         self.retry_after_style = args.retry_after_style
         self.revocations = 0
+        self.not_before = {}       # Retry-After discipline per limit scope (dispatch.py)
         self.ready = {}
         self.gen = None
         self.mutator = None

@@ -27,7 +27,7 @@ class Dispatcher:
         self.ctx = ctx
         self.app = app
         self.admin = admin
-        self._not_before = {}     # scope -> (sent_at_mono, not_before_mono)
+        self._not_before = ctx.not_before   # scope -> (sent_at_mono, not_before_mono)
 
     def _note_retry_after(self, scope, resp):
         ra = resp.header("Retry-After")

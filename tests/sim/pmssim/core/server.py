@@ -143,45 +143,49 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if resp.close or truncate or self.close_connection:
                 self.send_header("Connection", "close")
                 self.close_connection = True
-            self.end_headers()
-            if head:
-                return
+            # headers and a small body go out in one write (one TLS record / TCP segment)
+            self._headers_buffer.append(b"\r\n")
             sent = 0
-            if not streamed:
+            if not streamed and not head:
                 data = bytes(body)
                 if truncate:
                     data = data[: max(1, len(data) // 2)]
-                self.wfile.write(data)
+                self._headers_buffer.append(data)
                 sent = len(data)
-            else:
-                chunked = length is None
-                limit = (length // 2 if length else None) if truncate else None
-                buf = bytearray()
-                cut = False
-                chunks = 0
-                for piece in body:
-                    buf += piece
-                    if len(buf) < WRITE_CHUNK:
-                        continue
-                    out = bytes(buf)
-                    buf.clear()
-                    if truncate and limit is not None and sent + len(out) >= limit:
-                        out, cut = out[: max(0, limit - sent)], True
-                    elif truncate and limit is None and chunks >= 1:
-                        out, cut = out[: len(out) // 2], True
-                    self._emit(out, chunked)
-                    sent += len(out)
-                    chunks += 1
-                    if cut:
-                        break
-                if not cut:
-                    out = bytes(buf)
-                    if truncate:
-                        out = out[: max(0, limit - sent)] if limit is not None else out[: max(1, len(out) // 2)]
-                    self._emit(out, chunked)
-                    sent += len(out)
-                    if chunked and not truncate:
-                        self.wfile.write(b"0\r\n\r\n")
+            self.flush_headers()
+            if head or not streamed:
+                self.server.stats.inc("bytes_sent", sent)
+                if resp.after_send:
+                    resp.after_send()
+                return
+            chunked = length is None
+            limit = (length // 2 if length else None) if truncate else None
+            buf = bytearray()
+            cut = False
+            chunks = 0
+            for piece in body:
+                buf += piece
+                if len(buf) < WRITE_CHUNK:
+                    continue
+                out = bytes(buf)
+                buf.clear()
+                if truncate and limit is not None and sent + len(out) >= limit:
+                    out, cut = out[: max(0, limit - sent)], True
+                elif truncate and limit is None and chunks >= 1:
+                    out, cut = out[: len(out) // 2], True
+                self._emit(out, chunked)
+                sent += len(out)
+                chunks += 1
+                if cut:
+                    break
+            if not cut:
+                out = bytes(buf)
+                if truncate:
+                    out = out[: max(0, limit - sent)] if limit is not None else out[: max(1, len(out) // 2)]
+                self._emit(out, chunked)
+                sent += len(out)
+                if chunked and not truncate:
+                    self.wfile.write(b"0\r\n\r\n")
             self.server.stats.inc("bytes_sent", sent)
             if resp.after_send:
                 resp.after_send()
@@ -221,6 +225,10 @@ class SimHTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     def finish_request(self, request, client_address):
         self.stats.inc("connections")
         conn = request
+        try:
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         if self.ssl_context is not None:
             try:
                 request.settimeout(15)

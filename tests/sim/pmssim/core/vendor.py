@@ -81,8 +81,9 @@ class VendorApp:
             return []
         secs = max(1, int(-(-float(retry_after_s) // 1)))
         if style == "http-date":
-            now_s = self.ctx.clock.now_ms() // 1000
-            return [("Retry-After", fmt_http_date((now_s + secs + 1) * 1000))]
+            # round up to a whole second so the date is never earlier than the real wait
+            due_ms = self.ctx.clock.now_ms() + int(float(retry_after_s) * 1000)
+            return [("Retry-After", fmt_http_date(-(-due_ms // 1000) * 1000))]
         return [("Retry-After", str(secs))]
 
     def auth_failure_response(self, req, exc):
