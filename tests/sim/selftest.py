@@ -104,7 +104,10 @@ def setUpModule():
 
 
 def tearDownModule():
-    shutil.rmtree(TMP, ignore_errors=True)
+    if os.environ.get("PMSSIM_KEEP"):
+        sys.stderr.write("pmssim selftest: keeping %s (simulator logs: sim-*.log)\n" % TMP)
+    else:
+        shutil.rmtree(TMP, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,6 +155,10 @@ class Sim:
             self.proc.wait()
         self.http.close()
         self.log.close()
+        with open(self.log.name, "rb") as fh:
+            text = fh.read().decode(errors="replace")
+        if "Traceback" in text:
+            raise AssertionError("simulator %s logged an exception:\n%s" % (self.vendor, text[-3000:]))
 
 
 # Per-vendor test configuration: auth methods to use and documented behaviour to expect.
@@ -299,6 +306,9 @@ class VendorTestBase(unittest.TestCase):
                     self.assertEqual({"%s/%s" % (t, r["id"]) for r in got}, want)
             r, _, _ = c.search_all("Patient", [("_id", pids[0])])
             self.assertEqual(len(r), 1)
+            # many small pages through the vendor's paging style (cursor state round trips)
+            got, _, pages = c.search_all("Observation", [("patient", pids[0]), ("_count", "1")])
+            self.assertEqual(pages, max(1, len(got)))
             return
         store = LocalStore()
         # full sync by paged population search, with the duplicate-across-pages hazard active

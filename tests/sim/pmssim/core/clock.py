@@ -54,17 +54,34 @@ class SimClock:
             return self._last_ms
 
 
+_DAYS = {}
+
+
+def _day(days):
+    s = _DAYS.get(days)
+    if s is None:
+        s = time.strftime("%Y-%m-%d", time.gmtime(days * 86400))
+        if len(_DAYS) < 200000:
+            _DAYS[days] = s
+    return s
+
+
 def fmt_instant(ms, precision="ms"):
     """FHIR instant in UTC: 2024-05-01T12:34:56.789Z (precision 'ms') or ...:56Z ('s')."""
     secs, rem = divmod(int(ms), 1000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    days, sod = divmod(secs, 86400)
+    h, r = divmod(sod, 3600)
     if precision == "s":
-        return base + "Z"
-    return "%s.%03dZ" % (base, rem)
+        return "%sT%02d:%02d:%02dZ" % (_day(days), h, r // 60, r % 60)
+    return "%sT%02d:%02d:%02d.%03dZ" % (_day(days), h, r // 60, r % 60, rem)
+
+
+def fmt_dt_seconds(ms):
+    return fmt_instant(ms, "s")
 
 
 def fmt_date(ms):
-    return time.strftime("%Y-%m-%d", time.gmtime(int(ms) // 1000))
+    return _day(int(ms) // 86_400_000)
 
 
 def fmt_http_date(ms):

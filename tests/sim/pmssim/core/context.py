@@ -1,5 +1,6 @@
 """SimContext: the shared state one simulator process owns (clock, data, auth, limits, faults)."""
 
+import gc
 import threading
 import time
 
@@ -49,8 +50,12 @@ class SimContext:
         patients = a.patients
         if a.resources:
             patients = datagen.patients_for_resources(a.resources, types)
-        items = self.gen.generate(patients)
-        self.store.load_initial(items)
+        gc.disable()        # many small containers: cyclic GC passes only cost time here
+        try:
+            self.store.load_initial(self.gen.generate(patients))
+        finally:
+            gc.enable()
+            gc.freeze()     # the loaded data set is long-lived; keep it out of later GC passes
         for t in types:
             self.store.rows.setdefault(t, [])
         self.mutator = Mutator(self.store, self.gen, a.seed)

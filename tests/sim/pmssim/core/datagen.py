@@ -15,6 +15,18 @@ the per-type averages so callers can size a data set (`patients_for_resources`).
 
 import random
 
+from .clock import fmt_date, fmt_dt_seconds
+
+
+class FastRandom(random.Random):
+    """random.Random with cheaper (still deterministic) randint/choice for bulk generation."""
+
+    def randint(self, a, b):
+        return a + int(self.random() * (b - a + 1))
+
+    def choice(self, seq):
+        return seq[int(self.random() * len(seq))]
+
 FIRST_F = ["Mary", "Patricia", "Jennifer", "Linda", "Elizabeth", "Barbara", "Susan", "Jessica",
            "Sarah", "Karen", "Lisa", "Nancy", "Betty", "Sandra", "Margaret", "Ashley", "Kimberly",
            "Emily", "Donna", "Michelle", "Carol", "Amanda", "Melissa", "Deborah", "Stephanie",
@@ -152,15 +164,8 @@ class DataGenerator:
     def _past(self, rng, max_days=400):
         return self.epoch_ms - rng.randint(60_000, max_days * 86_400_000)
 
-    @staticmethod
-    def _date(ms):
-        import time as _t
-        return _t.strftime("%Y-%m-%d", _t.gmtime(ms // 1000))
-
-    @staticmethod
-    def _dt(ms):
-        import time as _t
-        return _t.strftime("%Y-%m-%dT%H:%M:%SZ", _t.gmtime(ms // 1000))
+    _date = staticmethod(fmt_date)
+    _dt = staticmethod(fmt_dt_seconds)
 
     def _pick_prac(self, rng):
         if not self.practitioners:
@@ -536,8 +541,9 @@ class DataGenerator:
 
     # -- initial data set --------------------------------------------------------------------
     def generate(self, patients):
-        """Yield (type, id, resource, versionId, ts_ms) for the initial data set."""
-        rng = random.Random("pmssim:%s" % self.seed)
+        """Yield (type, id, resource, versionId, ts_ms) for the initial data set (a generator,
+        so a large data set is never held as dicts all at once)."""
+        rng = FastRandom("pmssim:%s" % self.seed)
         T = self.types
         out = []
 
@@ -569,16 +575,18 @@ class DataGenerator:
             rid, res = self.supply_delivery(rng)
             emit("SupplyDelivery", rid, res)
 
+        yield from out
+        out.clear()
+        makers = [(t, getattr(self, m), RESOURCES_PER_PATIENT[t]) for t, m in self._PATIENT_MAKERS.items() if t in T]
         for _ in range(patients):
             pid, res, pref = self.patient(rng)
             emit("Patient", pid, res)
-            for rtype, maker in self._PATIENT_MAKERS.items():
-                n = _count(rng, RESOURCES_PER_PATIENT[rtype])
-                fn = getattr(self, maker)
-                for _ in range(n):
+            for rtype, fn, avg in makers:
+                for _ in range(_count(rng, avg)):
                     rid, r = fn(rng, pref)
                     emit(rtype, rid, r)
-        return out
+            yield from out
+            out.clear()
 
     # -- mutations ---------------------------------------------------------------------------
     def new_resource(self, rng, rtype, pref=None):

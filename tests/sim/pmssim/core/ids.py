@@ -6,9 +6,6 @@ Every factory maps (resource type, sequence number n >= 1) to a valid FHIR id
 
 import base64
 import hashlib
-import uuid
-
-_NS = uuid.UUID("6f1b3a52-52d1-4c43-9b55-6d3ea8a5b0c1")
 
 
 def _digest(rtype, n, salt):
@@ -48,8 +45,10 @@ def athena_ids(practice="195900"):
 
 
 def uuid_ids(salt=""):
+    """Name-based UUID (version 5 layout) from sha1(salt|type|n)."""
     def make(rtype, n):
-        return str(uuid.uuid5(_NS, "%s|%s|%d" % (salt, rtype, n)))
+        h = hashlib.sha1(("%s|%s|%d" % (salt, rtype, n)).encode()).hexdigest()
+        return "%s-%s-5%s-%x%s-%s" % (h[:8], h[8:12], h[13:16], 8 | (int(h[16], 16) & 3), h[17:20], h[20:32])
     return make
 
 

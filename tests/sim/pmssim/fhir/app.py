@@ -10,6 +10,7 @@ Endpoint keys (used by stats and fault rules):
   bulk-file, introspect, jwks, tenant-denied
 """
 
+import itertools
 import json
 import re
 import secrets
@@ -20,8 +21,7 @@ from ..core.clock import TimeParseError, fmt_http_date, fmt_instant, parse_fhir_
 from ..core.http import HttpError, Response, json_response
 from ..core.vendor import VendorApp
 from .bulk import BulkManager
-from .search import (CONTROL, PAGING, CursorCodec, SearchError, bundle_bytes, entry_bytes,
-                     parse_query)
+from .search import PAGING, CursorCodec, SearchError, bundle_bytes, parse_query
 
 FHIR_JSON = "application/fhir+json"
 US_CORE_TYPES = ["Patient", "Encounter", "Condition", "Observation", "Procedure",
@@ -78,6 +78,7 @@ class FhirVendor(VendorApp):
         tp = self.token_path.replace("{base}", self.canonical_base).replace("{tenant}", self.tenant or "")
         self.token_path_resolved = tp
         self.cursors = CursorCodec()
+        self._totals = {}
         self.bulk = BulkManager(self)
         self.bulk_job_seconds = a.bulk_job_seconds
         self.bulk_retry_after = a.bulk_retry_after
@@ -470,7 +471,7 @@ class FhirVendor(VendorApp):
             return "%s?_getpages=%s&_getpagesoffset=%d&_count=%d&_bundletype=%s" % (
                 base, tok, (state["n"]) * state["c"], state["c"], "history" if state["m"] == "h" else "searchset")
         from urllib.parse import urlencode
-        orig = list(state.get("q", []))
+        orig = [tuple(p) for p in state.get("q", [])]
         path = "%s/%s" % (base, rtype) if rtype else base
         if state["m"] == "h":
             path += "/_history"
@@ -520,7 +521,8 @@ class FhirVendor(VendorApp):
                 if cands is None:
                     rows = store.rows.get(rtype, [])
                     start = 0 if last is None else last + 1
-                    cands_iter = (store.current[rtype + "/" + rows[i]] for i in range(start, len(rows)))
+                    cur, prefix = store.current, rtype + "/"
+                    cands_iter = (cur[prefix + rid] for rid in itertools.islice(rows, start, None))
                 else:
                     cands_iter = (v for v in cands if last is None or v.pos > last)
                 page = []
@@ -531,13 +533,21 @@ class FhirVendor(VendorApp):
                             break
                 total = None
                 if self.bundle_total:
-                    pool = cands if cands is not None else store.live(rtype)
-                    total = sum(1 for v in pool if q.match(v))
+                    # the total of a query is cached until the next change (cheap paging)
+                    ck = (rtype, json.dumps(state["q"]), len(store.log))
+                    total = self._totals.get(ck)
+                    if total is None:
+                        pool = cands if cands is not None else store.live(rtype)
+                        total = sum(1 for v in pool if q.match(v))
+                        if len(self._totals) > 256:
+                            self._totals.clear()
+                        self._totals[ck] = total
                 keyf = lambda v: v.pos  # noqa: E731
         more = len(page) > count
         page = page[:count]
-        base = self.base_url(req)
-        entries = [entry_bytes("%s/%s/%s" % (base, v.type, v.id), v.body) for v in page]
+        base = json.dumps(self.base_url(req))[1:-1].encode()
+        entries = [b'{"fullUrl":"%s/%s/%s","resource":%s,"search":{"mode":"match"}}'
+                   % (base, v.type.encode(), v.id.encode(), v.body) for v in page]
         links = [("self", self._self_link(req))]
         if more:
             nxt = dict(state)
