@@ -122,8 +122,10 @@ class Sim:
         args = [sys.executable, os.path.join(HERE, "pms_sim.py"), "--vendor", vendor,
                 "--ready-file", self.ready_file, "--cert", MAT.cert, "--key", MAT.key, "--plain",
                 "--seed", "42", "--patients", str(patients), "--marker", MARKER,
-                "--client-id", CLIENT_ID, "--client-jwks", MAT.jwks, "--client-secret", SECRET,
+                "--client-id", CLIENT_ID, "--client-secret", SECRET,
                 "--bulk-job-seconds", "0.3", "--bulk-retry-after", "1"] + list(extra)
+        if MAT.jwks:
+            args += ["--client-jwks", MAT.jwks]
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 30
         while not os.path.exists(self.ready_file):
@@ -159,6 +161,18 @@ class Sim:
             text = fh.read().decode(errors="replace")
         if "Traceback" in text:
             raise AssertionError("simulator %s logged an exception:\n%s" % (self.vendor, text[-3000:]))
+
+
+class SimNoJwks(Sim):
+    """A simulator whose client is registered with --client-public-key only."""
+
+    def __init__(self, vendor, *extra):
+        orig = MAT.jwks
+        try:
+            MAT.jwks = None
+            super().__init__(vendor, *extra)
+        finally:
+            MAT.jwks = orig
 
 
 # Per-vendor test configuration: auth methods to use and documented behaviour to expect.
@@ -634,6 +648,21 @@ class EpicSpecific:
         self.assertIn(pid, [p["id"] for p in got])
         self.assertIn(MARKER, pat["name"][0]["given"])
 
+    def test_11_history_when_enabled(self):
+        # _history is off for Epic by default; switched on it pages with Epic's link style
+        self.sim.admin("POST", "config", {"history": "on"})
+        try:
+            c = self.client()
+            self.sim.admin("POST", "mutate", {"update": 3, "delete": 2})
+            store = LocalStore()
+            _, n = c.history_all("Observation", "2000-01-01", store)
+            log = self.sim.admin("GET", "changelog?limit=100000&types=Observation")["entries"]
+            self.assertEqual(n, len(log))
+            first, n2 = c.history_all(None, None, LocalStore())
+            self.assertEqual(n2, self.sim.admin("GET", "expected")["lastSeq"])
+        finally:
+            self.sim.admin("POST", "config", {"history": "off"})
+
 
 class PracticeFusionSpecific:
     """Extra checks for practice-fusion (mixed into its vendor test class)."""
@@ -700,6 +729,27 @@ class AdminApi(unittest.TestCase):
         r = self.sim.http.request("POST", self.sim.admin_url + "/mutate", {"Content-Type": "application/json"},
                                   json.dumps({"ops": [{"op": "delete", "ref": obs}]}).encode())
         self.assertEqual(r.status, 400)
+        # deleting a patient deletes its chart
+        log = self.sim.admin("GET", "changelog?limit=100000")["entries"]
+        owned = {e["ref"] for e in log if e["patient"] == pids[3] and not e["ref"].startswith("Patient/")}
+        out = self.sim.admin("POST", "mutate", {"ops": [{"op": "delete", "ref": "Patient/" + pids[3]}]})
+        self.assertEqual(out["changes"][-1]["ref"], "Patient/" + pids[3])
+        exp3 = self.sim.admin("GET", "expected")
+        self.assertTrue(owned)
+        self.assertFalse(owned & set(exp3["resources"]))
+
+    def test_pem_public_key_registration(self):
+        # --client-public-key with a PEM key (no kid) instead of a JWKS file
+        sim = SimNoJwks("eclinicalworks", "--client-public-key", MAT.rsa_pub)
+        try:
+            c = FhirClient(sim.http, sim.https["base"], sim.https["token"], CLIENT_ID,
+                           ("jwt", MAT.rsa, "RS384", None))
+            self.assertIn("access_token", c.authenticate())
+            c2 = FhirClient(sim.http, sim.https["base"], sim.https["token"], CLIENT_ID,
+                            ("jwt", MAT.ec, "ES384", None))
+            self.assertEqual(c2.token_request().status, 401)
+        finally:
+            sim.stop()
 
     def test_faults_validation(self):
         r = self.sim.http.request("POST", self.sim.admin_url + "/faults", {"Content-Type": "application/json"},

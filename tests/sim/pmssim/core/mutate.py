@@ -15,7 +15,8 @@ Request body (JSON object, all keys optional):
      {"op": "merge", "source": "Patient/<id>", "target": "Patient/<id>"}],
    "background": {"rate_per_s": 5, "duration_s": 30, "create": 1, "update": 2, "delete": 1}}
 
-Random deletes never pick Patient unless "types" lists Patient. A merge marks the source patient
+Random deletes never pick Patient unless "types" lists Patient. Deleting a Patient also deletes
+every live resource of its compartment (same commit, deletions first). A merge marks the source patient
 inactive with link type "replaced-by", adds a "replaces" link on the target, and re-points every
 live resource of the source's compartment to the target (each such resource gets a new version,
 op "merge"). Each operation is its own commit with a fresh timestamp.
@@ -102,7 +103,17 @@ class Mutator:
 
     def _delete(self, ref, lag_ms, out):
         rtype, _, rid = ref.partition("/")
-        self._commit([("delete", rtype, rid, None)], lag_ms, out)
+        changes = []
+        if rtype == "Patient":
+            # a patient's chart goes with it: delete the live compartment resources first
+            with self.store.lock:
+                for ctype in fhirmodel.PATIENT_SCOPED:
+                    for cid in dict.fromkeys(self.store.by_patient.get((ctype, rid), ())):
+                        v = self.store.get(ctype, cid)
+                        if v is not None and not v.deleted and v.patient == rid:
+                            changes.append(("delete", ctype, cid, None))
+        changes.append(("delete", rtype, rid, None))
+        self._commit(changes, lag_ms, out)
 
     def _merge(self, source, target, lag_ms, out):
         s_id = source.split("/", 1)[-1]

@@ -254,6 +254,8 @@ class FhirVendor(VendorApp):
         if head == "bulkfiles" and len(segs) == 3:
             return "bulk-file", lambda r: self.bulk.download(r, segs[1], segs[2]), "api"
         if segs == ["_history"]:
+            if self._paging_token(req) is not None:
+                return "history:_all", self.h_page, "api"
             return "history:_all", lambda r: self.h_history(r, None), "api"
         if head == "Group" and len(segs) == 3 and segs[2] == "$export":
             return "bulk-kickoff", lambda r: self.bulk.kickoff(r, "group", segs[1]), "api"
@@ -276,6 +278,8 @@ class FhirVendor(VendorApp):
         if len(segs) == 2 and segs[1] == "_search" and method == "POST":
             return "search:" + head, lambda r: self.h_search(r, head, r.form() or []), "api"
         if len(segs) == 2 and segs[1] == "_history":
+            if self._paging_token(req) is not None:
+                return "history:" + head, self.h_page, "api"
             return "history:" + head, lambda r: self.h_history(r, head), "api"
         if len(segs) == 2:
             return "read:" + head, lambda r: self.h_read(r, head, segs[1]), "api"
