@@ -10,11 +10,8 @@ The Python client is itself a bottleneck, so these are lower bounds of the simul
 """
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -10,7 +10,8 @@ import threading
 from .admin import Admin
 from .context import SimContext
 from .dispatch import Dispatcher
-from .server import SimHTTPServer, make_ssl_context
+from .server import SimHTTPServer
+from .tls import make_ssl_context
 from .vendor import discover
 
 # Generic options whose default depends on the vendor (VendorApp.defaults); None = vendor decides.

@@ -27,17 +27,6 @@ MAX_BODY = 16 * 1024 * 1024
 WRITE_CHUNK = 64 * 1024
 
 
-def make_ssl_context(cert_file, key_file):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(cert_file, key_file)
-    try:
-        ctx.set_alpn_protocols(["http/1.1"])
-    except NotImplementedError:
-        pass
-    return ctx
-
-
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "pmssim/1"

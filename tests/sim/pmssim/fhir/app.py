@@ -590,10 +590,13 @@ class FhirVendor(VendorApp):
                 if "handling=strict" in (req.header("prefer") or "").lower():
                     self.fail(req, 400, "not-supported", "Unsupported _history parameter %s" % k)
         with self.ctx.store.lock:
+            # snapshot and Bundle.meta.lastUpdated are taken together: every change not in this
+            # paging run has lastUpdated >= that time (so it is the next inclusive _since)
             snap = len(self.ctx.store.log)
+            snap_ms = self.ctx.clock.now_ms()
         keep = [(k, v) for k, v in req.query if k in ("_since",)]
         state = {"m": "h", "t": rtype, "q": keep, "c": self.page_size(req), "k": None, "n": 0,
-                 "hs": snap, "si": since_ms}
+                 "hs": snap, "si": since_ms, "mt": snap_ms}
         return self._history_page(req, state)
 
     def _history_page(self, req, state):
@@ -604,10 +607,9 @@ class FhirVendor(VendorApp):
         dup = req.fault is not None and req.fault.kind == "duplicate"
         page = []
         with store.lock:
-            now_ms = self.ctx.clock.now_ms()
+            now_ms = state.get("mt") or self.ctx.clock.now_ms()
             log = store.log
             i = min(upper - 1, len(log)) - 1
-            total = None
             while i >= 0:
                 v = log[i]
                 i -= 1
