@@ -306,6 +306,15 @@ Status SqliteStore::Impl::openAll() {
   for (const Counters& c = counters; int64_t p : c.pending) {
     report.pending += static_cast<uint64_t>(std::max<int64_t>(p, 0));
   }
+  if (report.recovered_from_corruption) {
+    AuditEntry e;
+    e.at_ms = clock->nowMs();
+    e.actor = "agent";
+    e.action = "store.corruption_recovered";
+    e.detail = "{\"moved_aside\":" + audit::jsonString(report.moved_aside.filename().string()) +
+               ",\"reason\":" + audit::jsonString(report.corruption_reason.substr(0, 500)) + "}";
+    ops.push_back(AuditOp{std::move(e), {}});
+  }
   last_maintenance = std::chrono::steady_clock::now();
   writer = std::thread([this] { writerMain(); });
   writer_id_ = writer.get_id();

@@ -243,21 +243,33 @@ void SqliteStore::Impl::runRound(std::vector<Op>& round_ops) {
     std::optional<Error> abort_error;
     const int64_t saved_audit_seq = last_audit_seq;
     const std::string saved_audit_hash = last_audit_hash;
-    Status st = computeUsage();
-    if (st) {
-      const int rc = ws.begin.step();
-      ws.begin.reset();
-      if (rc != SQLITE_DONE) {
-        st = wdb.error(rc, "begin transaction");
+    // When SQLite rolls back the whole transaction because of one op (some SQLITE_FULL cases),
+    // that op fails and the round is retried without it, so the other producers' batches keep
+    // their savepoint isolation. Bounded: every retry removes one op.
+    std::vector<char> active = write_op;
+    for (size_t attempt = 0; attempt <= n; ++attempt) {
+      round = OpCtx{};
+      abort_error.reset();
+      last_audit_seq = saved_audit_seq;
+      last_audit_hash = saved_audit_hash;
+      Status st = computeUsage();
+      if (st) {
+        const int rc = ws.begin.step();
+        ws.begin.reset();
+        if (rc != SQLITE_DONE) {
+          st = wdb.error(rc, "begin transaction");
+        }
       }
-    }
-    if (!st) {
-      abort_error = st.error();
-    } else {
+      if (!st) {
+        abort_error = st.error();
+        break;
+      }
+      bool retry = false;
       for (size_t i = 0; i < n; ++i) {
-        if (!write_op[i]) {
+        if (!active[i]) {
           continue;
         }
+        errors[i].reset();
         OpCtx ctx;
         Status r = runOp(round_ops[i], ctx, append_results[i]);
         if (r) {
@@ -266,19 +278,21 @@ void SqliteStore::Impl::runRound(std::vector<Op>& round_ops) {
         }
         errors[i] = r.error();
         if (!wdb.inTransaction()) {
-          // SQLite rolled the whole transaction back (e.g. some disk-full cases).
-          abort_error = r.error();
+          active[i] = 0;
+          retry = true;
           break;
         }
       }
-      if (!abort_error) {
-        Status fin = finishRound(round, false);
-        if (fin) {
-          committed = true;
-        } else {
-          abort_error = fin.error();
-        }
+      if (retry) {
+        continue;
       }
+      Status fin = finishRound(round, false);
+      if (fin) {
+        committed = true;
+      } else {
+        abort_error = fin.error();
+      }
+      break;
     }
     if (!committed) {
       if (wdb.inTransaction()) {
@@ -298,15 +312,23 @@ void SqliteStore::Impl::runRound(std::vector<Op>& round_ops) {
         log.error("store.commit_failed", {{"error", err.code}, {"ops", n}});
       }
       for (size_t i = 0; i < n; ++i) {
-        if (write_op[i] && (!errors[i] || !wdb.inTransaction())) {
-          // Ops that "succeeded" inside the lost transaction fail with its error; ops that
-          // failed on their own keep their own error.
-          if (!errors[i]) {
-            errors[i] = err;
-          }
+        // Ops that "succeeded" inside the lost transaction fail with its error; ops that
+        // failed on their own keep their own error.
+        if (write_op[i] && !errors[i]) {
+          errors[i] = err;
         }
       }
     } else {
+      for (size_t i = 0; i < n; ++i) {
+        if (errors[i] && errors[i]->is(Errc::full) &&
+            errors[i]->message.find("disk budget") == std::string::npos) {
+          const int64_t now = clock->nowMs();
+          if (now - last_full_log_ms >= kLogEveryMs) {
+            last_full_log_ms = now;
+            log.error("store.disk_full", {{"db", opts.db_path.string()}});
+          }
+        }
+      }
       // Memory follows the database only after COMMIT returned.
       {
         std::lock_guard lock(counters_mu);
