@@ -723,6 +723,9 @@ Status SqliteStore::Impl::prepareWriter() {
       {&ws.wm_ins,
        "INSERT INTO watermarks(scope,name_mac,key_id,updated_at,sealed) VALUES(?1,?2,?3,?4,?5)"},
       {&ws.ack_del, "DELETE FROM queue WHERE seq=?1 AND state<2 RETURNING state,kind,size,key_id"},
+      {&ws.ack_del_range,
+       "DELETE FROM queue WHERE seq BETWEEN ?1 AND ?2 AND state<2 "
+       "RETURNING state,kind,size,key_id"},
       {&ws.ack_sel, "SELECT state,kind,size FROM queue WHERE seq=?1 AND state<2"},
       {&ws.ack_ret, "UPDATE queue SET state=2, delivered_at=?2 WHERE seq=?1"},
       {&ws.nack_upd,

@@ -124,7 +124,7 @@ struct WriterStmts {
   Stmt begin, commit, rollback, sp_begin, sp_release, sp_rollback;
   Stmt ins_queue, dedupe_get, dedupe_ins, dedupe_upd, ins_dead;
   Stmt wm_del, wm_ins;
-  Stmt ack_del, ack_sel, ack_ret, nack_upd, q_meta, dead_from_queue, q_del;
+  Stmt ack_del, ack_del_range, ack_sel, ack_ret, nack_upd, q_meta, dead_from_queue, q_del;
   Stmt audit_ins, counter_put, page_count, freelist_count, retry_next;
 };
 

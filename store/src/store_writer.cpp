@@ -747,10 +747,42 @@ Status SqliteStore::Impl::ackOne(int64_t seq, int64_t now, OpCtx& ctx, bool& fou
 
 Status SqliteStore::Impl::runAck(const AckOp& op, OpCtx& ctx) {
   const int64_t now = clock->nowMs();
-  for (int64_t seq : op.seqs) {
-    bool found = false;
-    PSA_TRY(ackOne(seq, now, ctx, found));
-    ctx.delivered += found ? 1 : 0;
+  if (opts.retain_delivered.count() > 0) {
+    for (int64_t seq : op.seqs) {
+      bool found = false;
+      PSA_TRY(ackOne(seq, now, ctx, found));
+      ctx.delivered += found ? 1 : 0;
+    }
+    return {};
+  }
+  // Acks arrive as runs of consecutive seqs (leases are FIFO): one range DELETE per run instead
+  // of one statement per record.
+  std::vector<int64_t> seqs = op.seqs;
+  std::sort(seqs.begin(), seqs.end());
+  seqs.erase(std::unique(seqs.begin(), seqs.end()), seqs.end());
+  for (size_t i = 0; i < seqs.size();) {
+    size_t j = i;
+    while (j + 1 < seqs.size() && seqs[j + 1] == seqs[j] + 1) {
+      ++j;
+    }
+    StmtScope scope(ws.ack_del_range);
+    ws.ack_del_range.bind(1, seqs[i]).bind(2, seqs[j]);
+    int rc;
+    while ((rc = ws.ack_del_range.step()) == SQLITE_ROW) {
+      const int state = static_cast<int>(ws.ack_del_range.i64(0));
+      const auto kind = static_cast<size_t>(ws.ack_del_range.i64(1));
+      if (kind < kKindCount) {
+        ctx.delta.pending[kind] -= 1;
+        ctx.delta.bytes[kind] -= ws.ack_del_range.i64(2);
+      }
+      ctx.delta.retry -= state == kStateRetry ? 1 : 0;
+      ctx.delta.key_rows[static_cast<uint32_t>(ws.ack_del_range.i64(3))] -= 1;
+      ctx.delivered += 1;
+    }
+    if (rc != SQLITE_DONE) {
+      return wdb.error(rc, "ack");
+    }
+    i = j + 1;
   }
   return {};
 }
