@@ -376,6 +376,13 @@ void SqliteStore::Impl::runRound(std::vector<Op>& round_ops) {
     }
   }
   bool released = false;
+  for (const Op& op : round_ops) {
+    released = released || std::holds_alternative<ReleaseOp>(op);
+  }
+  // Listener first: a reader waiting for work learns of it before producers are told.
+  if ((committed && round.deliverable) || released) {
+    notifyDeliverable();
+  }
   for (size_t i = 0; i < n; ++i) {
     std::visit(
         [&](auto& o) {
@@ -387,16 +394,10 @@ void SqliteStore::Impl::runRound(std::vector<Op>& round_ops) {
               complete(o.done, Result<AppendResult>(std::move(append_results[i])));
             }
           } else {
-            if constexpr (std::is_same_v<T, ReleaseOp>) {
-              released = true;
-            }
             complete(o.done, errors[i] ? Status(*errors[i]) : Status());
           }
         },
         round_ops[i]);
-  }
-  if ((committed && round.deliverable) || released) {
-    notifyDeliverable();
   }
 }
 
@@ -1115,20 +1116,25 @@ void SqliteStore::Impl::maintenance() {
                               }});
     runRound(round);
   }
-  // Give pages of delivered rows back to the file system, a chunk per tick, so the files
-  // shrink after a backlog drains instead of staying at the high-water mark.
-  auto free_pages = wdb.queryInt("PRAGMA freelist_count");
-  if (free_pages && *free_pages >= kVacuumMinFreePages) {
-    const std::string sql = "PRAGMA incremental_vacuum(" + std::to_string(kVacuumChunkPages) + ")";
-    wdb.exec(sql.c_str());
-  }
   bool idle;
   {
     std::lock_guard lock(mu);
     idle = ops.empty();
   }
-  if (idle && walBytes() > kCheckpointWalBytes) {
-    // TRUNCATE resets the WAL to zero bytes when no reader is using it.
+  // Give pages of delivered rows back to the file system, a chunk per tick (a smaller one while
+  // producers are waiting), so the files shrink after a backlog drains instead of staying at
+  // the high-water mark.
+  bool vacuumed = false;
+  auto free_pages = wdb.queryInt("PRAGMA freelist_count");
+  if (free_pages && *free_pages >= kVacuumMinFreePages) {
+    const int chunk = idle ? kVacuumChunkPages : kVacuumChunkPages / 4;
+    const std::string sql = "PRAGMA incremental_vacuum(" + std::to_string(chunk) + ")";
+    vacuumed = wdb.exec(sql.c_str()) == SQLITE_OK;
+  }
+  const uint64_t wal = walBytes();
+  if (idle && (wal > kCheckpointWalBytes || (vacuumed && wal > 0))) {
+    // The database file only shrinks when a checkpoint copies the vacuumed state back;
+    // TRUNCATE also resets the WAL to zero bytes when no reader is using it.
     sqlite3_wal_checkpoint_v2(wdb.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
   }
 }
