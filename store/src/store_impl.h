@@ -167,8 +167,8 @@ struct SqliteStore::Impl {
   Status computeUsage();
   Status sealPayload(const DataKey& key, std::string_view msg_id, std::string_view plaintext);
   void maintenance();
-  Status pruneDedupe(OpCtx& ctx, int64_t now);
-  Status pruneDelivered(OpCtx& ctx, int64_t now);
+  Status pruneDedupe(OpCtx& ctx, int64_t now, bool& more);
+  Status pruneDelivered(OpCtx& ctx, int64_t now, bool& more);
   Status dropKey(uint32_t key_id, OpCtx& ctx);
   void checkRetryWake();
   void notifyDeliverable();

@@ -1,5 +1,7 @@
 // The writer thread: group commit of appends, acks, nacks, dead letters, audit entries and
 // technician tasks; periodic maintenance (pruning, incremental vacuum, checkpoints, key drops).
+#include <pthread.h>
+
 #include <algorithm>
 #include <future>
 
@@ -137,9 +139,11 @@ Status SqliteStore::Impl::runTask(std::function<Status(OpCtx&)> fn) {
 // Writer loop
 
 void SqliteStore::Impl::writerMain() {
+  pthread_setname_np(pthread_self(), "psa-store-wr");
+  std::vector<Op> round;  // outside the try: a crash mid-round still completes these
   try {
     while (true) {
-      std::vector<Op> round;
+      round.clear();
       {
         std::unique_lock lock(mu);
         auto wait = kTick;
@@ -203,6 +207,9 @@ void SqliteStore::Impl::writerMain() {
       wdb.exec("ROLLBACK");
     }
     const Error err(Errc::internal, "store writer stopped after an internal error");
+    for (Op& op : round) {
+      failOp(op, err);  // ops already completed have an empty callback by now
+    }
     for (Op& op : pending) {
       failOp(op, err);
     }
@@ -388,13 +395,17 @@ void SqliteStore::Impl::runRound(std::vector<Op>& round_ops) {
         [&](auto& o) {
           using T = std::decay_t<decltype(o)>;
           if constexpr (std::is_same_v<T, AppendOp>) {
+            auto done = std::move(o.done);
+            o.done = nullptr;
             if (errors[i]) {
-              complete(o.done, Result<AppendResult>(*errors[i]));
+              complete(done, Result<AppendResult>(*errors[i]));
             } else {
-              complete(o.done, Result<AppendResult>(std::move(append_results[i])));
+              complete(done, Result<AppendResult>(std::move(append_results[i])));
             }
           } else {
-            complete(o.done, errors[i] ? Status(*errors[i]) : Status());
+            auto done = std::move(o.done);
+            o.done = nullptr;
+            complete(done, errors[i] ? Status(*errors[i]) : Status());
           }
         },
         round_ops[i]);
@@ -991,7 +1002,8 @@ void SqliteStore::Impl::checkRetryWake() {
 // ---------------------------------------------------------------------------------------------
 // Maintenance
 
-Status SqliteStore::Impl::pruneDedupe(OpCtx& ctx, int64_t now) {
+// Deletes one chunk; `more` says the chunk was full (run again on the next tick).
+Status SqliteStore::Impl::pruneDedupe(OpCtx& ctx, int64_t now, bool& more) {
   const int64_t cutoff =
       now - std::chrono::duration_cast<std::chrono::milliseconds>(opts.dedupe_window).count();
   auto st = wdb.prepare(
@@ -1002,13 +1014,17 @@ Status SqliteStore::Impl::pruneDedupe(OpCtx& ctx, int64_t now) {
   }
   st->bind(1, cutoff).bind(2, kPruneChunk);
   int rc;
+  int n = 0;
   while ((rc = st->step()) == SQLITE_ROW) {
     ctx.delta.key_rows[static_cast<uint32_t>(st->i64(0))] -= 1;
+    ++n;
   }
+  more = n >= kPruneChunk;
   return rc == SQLITE_DONE ? Status() : Status(wdb.error(rc, "prune dedupe index"));
 }
 
-Status SqliteStore::Impl::pruneDelivered(OpCtx& ctx, int64_t now) {
+// Deletes one chunk; `more` says the chunk was full (run again on the next tick).
+Status SqliteStore::Impl::pruneDelivered(OpCtx& ctx, int64_t now, bool& more) {
   const int64_t cutoff =
       now - std::chrono::duration_cast<std::chrono::milliseconds>(opts.retain_delivered).count();
   auto st = wdb.prepare(
@@ -1019,10 +1035,13 @@ Status SqliteStore::Impl::pruneDelivered(OpCtx& ctx, int64_t now) {
   }
   st->bind(1, cutoff).bind(2, kPruneChunk);
   int rc;
+  int n = 0;
   while ((rc = st->step()) == SQLITE_ROW) {
     ctx.delta.key_rows[static_cast<uint32_t>(st->i64(0))] -= 1;
     ctx.delta.retained -= 1;
+    ++n;
   }
+  more = n >= kPruneChunk;
   return rc == SQLITE_DONE ? Status() : Status(wdb.error(rc, "prune delivered records"));
 }
 
@@ -1098,11 +1117,18 @@ void SqliteStore::Impl::maintenance() {
     }
     std::vector<Op> round;
     round.emplace_back(TaskOp{[=, this](OpCtx& ctx) -> Status {
+                                bool more = false;
                                 if (prune_dedupe) {
-                                  PSA_TRY(pruneDedupe(ctx, now));
+                                  PSA_TRY(pruneDedupe(ctx, now, more));
+                                  if (more) {
+                                    last_dedupe_prune_ms = now - kDedupePruneEveryMs;
+                                  }
                                 }
                                 if (prune_retained) {
-                                  PSA_TRY(pruneDelivered(ctx, now));
+                                  PSA_TRY(pruneDelivered(ctx, now, more));
+                                  if (more) {
+                                    last_retain_prune_ms = now - kRetainPruneEveryMs;
+                                  }
                                 }
                                 for (uint32_t id : drop) {
                                   PSA_TRY(dropKey(id, ctx));
