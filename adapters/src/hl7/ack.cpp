@@ -41,16 +41,24 @@ int versionKey(std::string_view v) {
 }
 
 void appendTimestamp(std::string& out, const ClockPtr& clock) {
-  auto now = clock->now();
-  std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  int n = std::snprintf(buf, sizeof buf, "%04d%02d%02d%02d%02d%02d+0000", tm.tm_year + 1900,
-                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  if (n > 0) {
-    out.append(buf, static_cast<size_t>(n));
+  // Formatting costs more than the rest of an ACK: cache it per second and thread.
+  struct Cache {
+    std::time_t second = -1;
+    char text[32] = {};
+    size_t size = 0;
+  };
+  thread_local Cache cache;
+  std::time_t t = std::chrono::system_clock::to_time_t(clock->now());
+  if (t != cache.second) {
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    int n = std::snprintf(cache.text, sizeof cache.text, "%04d%02d%02d%02d%02d%02d+0000",
+                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                          tm.tm_sec);
+    cache.size = n > 0 ? static_cast<size_t>(n) : 0;
+    cache.second = t;
   }
+  out.append(cache.text, cache.size);
 }
 
 std::string_view ackCode(Outcome outcome, bool enhanced) {

@@ -1,6 +1,9 @@
 #include "psa/adapters/hl7/identity.h"
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
+
+#include <memory>
 
 namespace psa::adapters::hl7 {
 namespace {
@@ -23,8 +26,21 @@ void appendHex(std::string& out, const std::array<uint8_t, 32>& digest) {
 }  // namespace
 
 std::array<uint8_t, 32> sha256(std::string_view bytes) {
+  // OpenSSL 3's one-shot SHA256() looks the algorithm up on every call (about a microsecond);
+  // fetch it once and keep one context per thread.
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct CtxFree {
+    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+  };
+  thread_local std::unique_ptr<EVP_MD_CTX, CtxFree> ctx(EVP_MD_CTX_new());
   std::array<uint8_t, 32> digest{};
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest.data());
+  unsigned int len = 0;
+  if (md == nullptr || !ctx || EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), bytes.data(), bytes.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), digest.data(), &len) != 1 || len != digest.size()) {
+    // Not expected with a working libcrypto; fall back to the one-shot call.
+    SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest.data());
+  }
   return digest;
 }
 

@@ -5,10 +5,28 @@
 #include <cstring>
 #include <limits>
 
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#define PSA_HL7_SSE2 1
+#else
+#define PSA_HL7_SSE2 0
+#endif
+#if defined(_MSC_VER)
+#include <intrin.h>
+#endif
+
 namespace psa::adapters::hl7 {
 namespace {
 
-enum Cls : uint8_t { kData = 0, kField, kTerm, kRep, kComp, kSub };
+inline size_t lowestBit64(uint64_t mask) {
+#if defined(_MSC_VER)
+  unsigned long index = 0;
+  _BitScanForward64(&index, mask);
+  return index;
+#else
+  return static_cast<size_t>(__builtin_ctzll(mask));
+#endif
+}
 
 bool isHeaderId(const char* p) {
   return (p[0] == 'M' && p[1] == 'S' && p[2] == 'H') || (p[0] == 'F' && p[1] == 'H' && p[2] == 'S') ||
@@ -181,6 +199,184 @@ Status Message::fail(ErrorCode code, Errc errc, size_t offset, std::string text,
   return failure_.toError();
 }
 
+Message::Offsets& Message::Offsets::operator=(const Offsets& other) {
+  if (this != &other) {
+    size_ = 0;
+    if (cap_ < other.size_) {
+      data_.reset();
+      cap_ = 0;
+      grow(other.size_);
+    }
+    if (other.size_ != 0) {
+      std::memcpy(data_.get(), other.data_.get(), other.size_ * sizeof(uint32_t));
+    }
+    size_ = other.size_;
+  }
+  return *this;
+}
+
+Message::Offsets& Message::Offsets::operator=(Offsets&& other) noexcept {
+  if (this != &other) {
+    data_ = std::move(other.data_);
+    size_ = other.size_;
+    cap_ = other.cap_;
+    other.size_ = 0;
+    other.cap_ = 0;
+  }
+  return *this;
+}
+
+void Message::Offsets::grow(size_t k) {
+  size_t cap = std::max({cap_ * 2, size_ + k, size_t{64}});
+  std::unique_ptr<uint32_t[]> data(new uint32_t[cap]);
+  if (size_ != 0) {
+    std::memcpy(data.get(), data_.get(), size_ * sizeof(uint32_t));
+  }
+  data_ = std::move(data);
+  cap_ = cap;
+}
+
+struct Message::ParseState {
+  std::string_view text;
+  const unsigned char* p = nullptr;
+  const Limits* limits = nullptr;
+  unsigned char fs = 0;
+  int rep_c = 256;  // delimiter bytes as ints; 256 (never a byte) when undefined
+  int comp_c = 256;
+  int sub_c = 256;
+  size_t max_elements = 0;  // per segment: the id plus max_fields_per_segment
+  size_t max_total = 0;
+  size_t nesting_check = 0;  // fields shorter than this cannot exceed a nesting limit
+  size_t seg_begin = 0;
+  size_t first = 0;  // index in fields_ of the open segment's element 0 (one is always open)
+  Status status;
+};
+
+Location Message::failLocation(const ParseState& ps, int element_index) const {
+  Location loc;
+  size_t count = fields_.size() - ps.first;
+  if (count < 2) {
+    return loc;
+  }
+  std::string_view id = ps.text.substr(ps.seg_begin, fields_[ps.first + 1] - 1 - ps.seg_begin);
+  if (!validSegmentId(id)) {
+    return loc;
+  }
+  loc.segment = std::string(id);
+  loc.sequence = 1;
+  for (const Segment& s : segments_) {
+    if (element(s, 0) == id) {
+      ++loc.sequence;
+    }
+  }
+  loc.field = element_index > 0 && isHeaderId(id.data()) ? element_index + 1 : element_index;
+  return loc;
+}
+
+bool Message::checkNesting(ParseState& ps, size_t begin, size_t end) {
+  const Limits& limits = *ps.limits;
+  const int field_index = static_cast<int>(fields_.size() - ps.first - 1);
+  size_t reps = 1;
+  size_t comps = 1;
+  size_t subs = 1;
+  for (size_t k = begin; k < end; ++k) {
+    const int c = ps.p[k];
+    if (c == ps.rep_c) {
+      if (++reps > limits.max_repetitions) {
+        ps.status = fail(ErrorCode::application_internal_error, Errc::limit, k,
+                         "field has more than " + std::to_string(limits.max_repetitions) +
+                             " repetitions",
+                         failLocation(ps, field_index));
+        return false;
+      }
+      comps = subs = 1;
+    } else if (c == ps.comp_c) {
+      if (++comps > limits.max_components) {
+        ps.status = fail(ErrorCode::application_internal_error, Errc::limit, k,
+                         "field has more than " + std::to_string(limits.max_components) +
+                             " components",
+                         failLocation(ps, field_index));
+        return false;
+      }
+      subs = 1;
+    } else if (c == ps.sub_c) {
+      if (++subs > limits.max_subcomponents) {
+        ps.status = fail(ErrorCode::application_internal_error, Errc::limit, k,
+                         "component has more than " + std::to_string(limits.max_subcomponents) +
+                             " sub-components",
+                         failLocation(ps, field_index));
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+void Message::openSegment(ParseState& ps, size_t begin) {
+  // Not limited itself: segments are (max_segments), and blank ones are dropped again.
+  ps.seg_begin = begin;
+  ps.first = fields_.size();
+  fields_.push_back(static_cast<uint32_t>(begin));
+}
+
+bool Message::closeSegment(ParseState& ps, size_t end) {
+  const size_t count = fields_.size() - ps.first;
+  if (count == 1) {
+    bool blank = true;
+    for (size_t k = ps.seg_begin; k < end; ++k) {
+      if (ps.p[k] != ' ' && ps.p[k] != '\t') {
+        blank = false;
+        break;
+      }
+    }
+    if (blank) {
+      fields_.truncate(ps.first);
+      return true;
+    }
+  }
+  if (segments_.size() >= ps.limits->max_segments) {
+    ps.status = fail(ErrorCode::application_internal_error, Errc::limit, ps.seg_begin,
+                     "more than " + std::to_string(ps.limits->max_segments) + " segments", {});
+    return false;
+  }
+  const bool header = count >= 2 && fields_[ps.first + 1] == ps.seg_begin + 4 &&
+                      isHeaderId(ps.text.data() + ps.seg_begin);
+  segments_.push_back(Segment{static_cast<uint32_t>(ps.seg_begin), static_cast<uint32_t>(end),
+                              static_cast<uint32_t>(ps.first), static_cast<uint32_t>(count),
+                              header});
+  return true;
+}
+
+// Any field separator or terminator at `pos` (the hot loop handles the common cases itself).
+bool Message::onEvent(ParseState& ps, size_t pos) {
+  const size_t field_begin = fields_.back();
+  if (pos - field_begin >= ps.nesting_check && !checkNesting(ps, field_begin, pos)) {
+    return false;
+  }
+  if (ps.p[pos] == ps.fs) {
+    if (fields_.size() - ps.first >= ps.max_elements) {
+      ps.status = fail(ErrorCode::application_internal_error, Errc::limit, pos,
+                       "segment has more than " +
+                           std::to_string(ps.limits->max_fields_per_segment) + " fields",
+                       failLocation(ps, 0));
+      return false;
+    }
+    if (fields_.size() >= ps.max_total) {
+      ps.status = fail(ErrorCode::application_internal_error, Errc::limit, pos,
+                       "message has more than " + std::to_string(ps.max_total) + " fields",
+                       failLocation(ps, 0));
+      return false;
+    }
+    fields_.push_back(static_cast<uint32_t>(pos + 1));
+    return true;
+  }
+  if (!closeSegment(ps, pos)) {
+    return false;
+  }
+  openSegment(ps, pos + 1);
+  return true;
+}
+
 Status Message::parse(std::string_view text, const Limits& limits) {
   segments_.clear();
   fields_.clear();
@@ -214,10 +410,11 @@ Status Message::parse(std::string_view text, const Limits& limits) {
     return fail(ErrorCode::segment_sequence, Errc::invalid_input, i,
                 "message does not start with an MSH segment", {});
   }
-  std::string header_id(text.substr(i, 3));
+  const bool is_msh = p[i] == 'M';
   if (n - i < 4 || p[i + 3] == '\r' || p[i + 3] == '\n') {
     return fail(ErrorCode::required_field_missing, Errc::invalid_input, i + 3,
-                "field separator (MSH-1) missing", Location{header_id, 1, 1});
+                "field separator (MSH-1) missing",
+                Location{std::string(text.substr(i, 3)), 1, 1});
   }
   Delimiters d{};
   d.field = text[i + 3];
@@ -236,169 +433,172 @@ Status Message::parse(std::string_view text, const Limits& limits) {
   delims_ = d;
   text_ = text;
 
-  std::array<uint8_t, 256> cls{};
-  if (d.subcomponent != 0) {
-    cls[static_cast<unsigned char>(d.subcomponent)] = kSub;
-  }
-  if (d.component != 0) {
-    cls[static_cast<unsigned char>(d.component)] = kComp;
-  }
-  if (d.repetition != 0) {
-    cls[static_cast<unsigned char>(d.repetition)] = kRep;
-  }
-  cls[static_cast<unsigned char>(d.field)] = kField;
-  cls['\r'] = kTerm;
-  cls['\n'] = kTerm;
+  // Hot loop: only field separators and segment terminators are located here (64 bytes at a
+  // time with SSE2); repetitions, components and sub-components are found on demand by the
+  // accessors, and their limits checked only for fields long enough to exceed one.
+  ParseState ps;
+  ps.text = text;
+  ps.p = p;
+  ps.limits = &limits;
+  ps.fs = static_cast<unsigned char>(d.field);
+  ps.rep_c = d.repetition != 0 ? static_cast<unsigned char>(d.repetition) : 256;
+  ps.comp_c = d.component != 0 ? static_cast<unsigned char>(d.component) : 256;
+  ps.sub_c = d.subcomponent != 0 ? static_cast<unsigned char>(d.subcomponent) : 256;
+  ps.max_elements = limits.max_fields_per_segment + 1;
+  ps.max_total = std::max<size_t>(limits.max_total_fields, 1);
+  ps.nesting_check =
+      std::min({limits.max_repetitions, limits.max_components, limits.max_subcomponents});
+  openSegment(ps, i);
 
-  const size_t max_elements = limits.max_fields_per_segment + 1;
-  const size_t max_total = std::max<size_t>(limits.max_total_fields, 1);
-  const size_t max_reps = limits.max_repetitions;
-  const size_t max_comps = limits.max_components;
-  const size_t max_subs = limits.max_subcomponents;
-
-  size_t seg_begin = i;
-  size_t first = 0;
-  fields_.push_back(static_cast<uint32_t>(i));
-  size_t reps = 1;
-  size_t comps = 1;
-  size_t subs = 1;
-
-  auto where = [&](int field) {
-    Location loc;
-    size_t count = fields_.size() - first;
-    if (count >= 2) {
-      std::string_view id = text.substr(seg_begin, fields_[first + 1] - 1 - seg_begin);
-      if (validSegmentId(id)) {
-        loc.segment = std::string(id);
-        loc.sequence = 1;
-        for (const Segment& s : segments_) {
-          if (element(s, 0) == id) {
-            ++loc.sequence;
-          }
-        }
-        bool header = isHeaderId(id.data());
-        loc.field = field > 0 && header ? field + 1 : field;
-      }
-    }
-    return loc;
-  };
-  auto current_field = [&]() { return static_cast<int>(fields_.size() - first - 1); };
-
-  // Closes the segment [seg_begin, end). Returns false (after fail()) on a limit.
-  auto close_segment = [&](size_t end, Status& st) {
-    size_t count = fields_.size() - first;
-    if (count == 1) {
-      bool blank = true;
-      for (size_t k = seg_begin; k < end; ++k) {
-        if (p[k] != ' ' && p[k] != '\t') {
-          blank = false;
-          break;
-        }
-      }
-      if (blank) {
-        fields_.resize(first);
-        return true;
-      }
-    }
-    if (segments_.size() >= limits.max_segments) {
-      st = fail(ErrorCode::application_internal_error, Errc::limit, seg_begin,
-                "more than " + std::to_string(limits.max_segments) + " segments", {});
+  // Fast-path state, in registers: the open field's start, and how many more field separators
+  // the open segment and the message may take.
+  const unsigned char fs = ps.fs;
+  const size_t nesting_check = ps.nesting_check;
+  const size_t max_segments = limits.max_segments;
+  size_t field_start = i;
+  size_t elements_left = ps.max_elements - 1;
+  size_t total_left = ps.max_total - 1;
+  auto slow = [this, &ps, &field_start, &elements_left, &total_left](size_t pos) {
+    if (!onEvent(ps, pos)) {
       return false;
     }
-    bool header = count >= 2 && fields_[first + 1] == seg_begin + 4 &&
-                  isHeaderId(text.data() + seg_begin);
-    segments_.push_back(Segment{static_cast<uint32_t>(seg_begin), static_cast<uint32_t>(end),
-                                static_cast<uint32_t>(first), static_cast<uint32_t>(count),
-                                header});
+    total_left = ps.max_total > fields_.size() ? ps.max_total - fields_.size() : 0;
+    field_start = fields_.back();
+    elements_left = ps.max_elements - (fields_.size() - ps.first);
     return true;
   };
-
-  bool open = true;
-  while (true) {
-    while (i < n && cls[p[i]] == kData) {
-      ++i;
+  // A field separator.
+  auto separator = [&](size_t pos) {
+    if (elements_left != 0 && total_left != 0 && pos - field_start < nesting_check) [[likely]] {
+      fields_.push_back(static_cast<uint32_t>(pos + 1));
+      field_start = pos + 1;
+      --elements_left;
+      --total_left;
+      return true;
     }
-    if (i >= n) {
-      break;
+    return slow(pos);
+  };
+  // A CR or LF: close the open segment and open the next one right after it. The common case
+  // (a segment with fields, a short last field, room for more segments) inline.
+  auto terminator = [&](size_t pos) {
+    const size_t first = ps.first;
+    const size_t count = fields_.size() - first;
+    if (count >= 2 && pos - field_start < nesting_check && segments_.size() < max_segments)
+        [[likely]] {
+      const size_t begin = ps.seg_begin;
+      const bool header = fields_[first + 1] == begin + 4 && isHeaderId(text.data() + begin);
+      segments_.push_back(Segment{static_cast<uint32_t>(begin), static_cast<uint32_t>(pos),
+                                  static_cast<uint32_t>(first), static_cast<uint32_t>(count),
+                                  header});
+      ps.seg_begin = pos + 1;
+      ps.first = fields_.size();
+      fields_.push_back(static_cast<uint32_t>(pos + 1));
+      field_start = pos + 1;
+      elements_left = ps.max_elements - 1;
+      return true;
     }
-    switch (cls[p[i]]) {
-      case kField:
-        if (fields_.size() - first >= max_elements) {
-          return fail(ErrorCode::application_internal_error, Errc::limit, i,
-                      "segment has more than " + std::to_string(limits.max_fields_per_segment) +
-                          " fields",
-                      where(0));
+    return slow(pos);
+  };
+  i += 3;  // the field separator after the header segment id is the first event
+#if PSA_HL7_SSE2
+  const __m128i vfs = _mm_set1_epi8(static_cast<char>(fs));
+  const __m128i vcr = _mm_set1_epi8('\r');
+  const __m128i vlf = _mm_set1_epi8('\n');
+  // Bit k of fsm / tm: byte at+k is the field separator / a CR or LF.
+  auto masks = [&](const unsigned char* at, uint64_t& fsm, uint64_t& tm) {
+    const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
+    const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 16));
+    const __m128i v2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 32));
+    const __m128i v3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 48));
+    auto f = [&](__m128i v) {
+      return static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, vfs))));
+    };
+    auto t = [&](__m128i v) {
+      return static_cast<uint64_t>(static_cast<uint32_t>(
+          _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, vcr), _mm_cmpeq_epi8(v, vlf)))));
+    };
+    fsm = f(v0) | (f(v1) << 16) | (f(v2) << 32) | (f(v3) << 48);
+    tm = t(v0) | (t(v1) << 16) | (t(v2) << 32) | (t(v3) << 48);
+  };
+  while (i < n) {
+    uint64_t fsm;
+    uint64_t tm;
+    if (i + 64 <= n) {
+      masks(p + i, fsm, tm);
+    } else {  // the tail, through a padded copy (never read past the buffer)
+      alignas(16) unsigned char tail[64];
+      std::memset(tail, fs == 'A' ? 'B' : 'A', sizeof tail);
+      std::memcpy(tail, p + i, n - i);
+      masks(tail, fsm, tm);
+      const uint64_t valid = (uint64_t{1} << (n - i)) - 1;
+      fsm &= valid;
+      tm &= valid;
+    }
+    // No limit can be reached inside this block (it adds at most 64 fields, every field
+    // ending in it is shorter than nesting_check): write the separators' offsets in runs.
+    const bool roomy = elements_left >= 128 && total_left >= 128 && nesting_check >= 128 &&
+                       i - field_start < nesting_check - 64;
+    if (roomy) [[likely]] {
+      while ((fsm | tm) != 0) {
+        const uint64_t below = tm != 0 ? (tm & (0 - tm)) - 1 : ~uint64_t{0};
+        uint64_t run = fsm & below;
+        if (run != 0) {
+          fsm &= ~below;
+          uint32_t* out = fields_.room(64);
+          size_t last = 0;
+          do {
+            last = i + lowestBit64(run);
+            run &= run - 1;
+            *out++ = static_cast<uint32_t>(last + 1);
+          } while (run != 0);
+          fields_.commit(out);
+          field_start = last + 1;
         }
-        if (fields_.size() >= max_total) {
-          return fail(ErrorCode::application_internal_error, Errc::limit, i,
-                      "message has more than " + std::to_string(max_total) + " fields",
-                      where(0));
-        }
-        fields_.push_back(static_cast<uint32_t>(i + 1));
-        reps = comps = subs = 1;
-        break;
-      case kRep:
-        if (++reps > max_reps) {
-          return fail(ErrorCode::application_internal_error, Errc::limit, i,
-                      "field has more than " + std::to_string(max_reps) + " repetitions",
-                      where(current_field()));
-        }
-        comps = subs = 1;
-        break;
-      case kComp:
-        if (++comps > max_comps) {
-          return fail(ErrorCode::application_internal_error, Errc::limit, i,
-                      "field has more than " + std::to_string(max_comps) + " components",
-                      where(current_field()));
-        }
-        subs = 1;
-        break;
-      case kSub:
-        if (++subs > max_subs) {
-          return fail(ErrorCode::application_internal_error, Errc::limit, i,
-                      "component has more than " + std::to_string(max_subs) +
-                          " sub-components",
-                      where(current_field()));
-        }
-        break;
-      case kTerm: {
-        Status st;
-        if (!close_segment(i, st)) {
-          return st;
-        }
-        while (i < n && (p[i] == '\r' || p[i] == '\n')) {
-          ++i;
-        }
-        if (i >= n) {
-          open = false;
-        } else {
-          seg_begin = i;
-          first = fields_.size();
-          if (fields_.size() >= max_total) {
-            return fail(ErrorCode::application_internal_error, Errc::limit, i,
-                        "message has more than " + std::to_string(max_total) + " fields", {});
+        if (tm != 0) {
+          const size_t pos = i + lowestBit64(tm);
+          tm &= tm - 1;
+          if (!terminator(pos)) {
+            return ps.status;
           }
-          fields_.push_back(static_cast<uint32_t>(i));
-          reps = comps = subs = 1;
         }
-        continue;  // i already points at the next unread byte
       }
-      default:
-        break;
+      total_left = ps.max_total - fields_.size();
+      elements_left = ps.max_elements - (fields_.size() - ps.first);
+    } else {  // near a limit: one event at a time, every check
+      uint64_t all = fsm | tm;
+      while (all != 0) {
+        const size_t pos = i + lowestBit64(all);
+        all &= all - 1;
+        if (!(p[pos] == fs ? separator(pos) : terminator(pos))) {
+          return ps.status;
+        }
+      }
     }
-    ++i;
+    i += 64;
   }
-  if (open) {
-    Status st;
-    if (!close_segment(n, st)) {
-      return st;
+#else
+  for (; i < n; ++i) {
+    if (p[i] == fs || p[i] == '\r' || p[i] == '\n') {
+      if (!(p[i] == fs ? separator(i) : terminator(i))) {
+        return ps.status;
+      }
+    }
+  }
+#endif
+  {  // the open segment ends at the end of the text (an empty one is dropped as blank)
+    const size_t field_begin = fields_.back();
+    if (n - field_begin >= ps.nesting_check && !checkNesting(ps, field_begin, n)) {
+      return ps.status;
+    }
+    if (!closeSegment(ps, n)) {
+      return ps.status;
     }
   }
   if (segments_.empty()) {  // cannot happen (the header segment is never blank), but be safe
     return fail(ErrorCode::segment_sequence, Errc::invalid_input, 0,
                 "message does not start with an MSH segment", {});
   }
-  if (header_id == "MSH") {
+  if (is_msh) {
     Element cs = get(0, 18, 1);
     if (cs.hasValue()) {
       charset_ = charsetFromName(cs.raw);

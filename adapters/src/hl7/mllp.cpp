@@ -147,12 +147,15 @@ std::optional<MllpEvent> MllpDecoder::next() {
         const size_t have = buffering_ ? buf_.size() : pos_ - frame_start_;
         const size_t total = have + (stop - pos_);
         if (total > max_frame_) {
+          // Deterministic whatever the chunking: the head is the first min(limit, 4 KiB)
+          // bytes, and the event names the limit (the total is not known yet).
+          const size_t head_size = std::min(kOversizeHead, max_frame_);
           head_.clear();
           std::string_view prior =
               buffering_ ? std::string_view(buf_) : chunk_.substr(frame_start_, pos_ - frame_start_);
-          head_.append(prior.substr(0, kOversizeHead));
-          if (head_.size() < kOversizeHead) {
-            head_.append(chunk_.substr(pos_, std::min(stop - pos_, kOversizeHead - head_.size())));
+          head_.append(prior.substr(0, head_size));
+          if (head_.size() < head_size) {
+            head_.append(chunk_.substr(pos_, std::min(stop - pos_, head_size - head_.size())));
           }
           stats_.discarded_bytes += total;
           buf_.clear();
@@ -162,7 +165,7 @@ std::optional<MllpEvent> MllpDecoder::next() {
           buffering_ = false;
           pos_ = stop;
           state_ = State::discard;
-          return fault(MllpFault::oversize, total, frame_offset_, head_);
+          return fault(MllpFault::oversize, max_frame_, frame_offset_, head_);
         }
         if (start < end) {  // a start block inside the frame
           stats_.discarded_bytes += total;

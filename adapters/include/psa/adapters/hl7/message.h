@@ -26,6 +26,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -166,14 +167,60 @@ class Message {
     bool header;           // MSH/FHS/BHS: field 1 is the separator itself
   };
 
+  struct ParseState;  // parser bookkeeping (message.cpp)
+
+  // Growable array of 32-bit offsets that can hand out raw room for batched writes.
+  class Offsets {
+   public:
+    Offsets() = default;
+    Offsets(const Offsets& other) { *this = other; }
+    Offsets& operator=(const Offsets& other);
+    Offsets(Offsets&& other) noexcept { *this = std::move(other); }
+    Offsets& operator=(Offsets&& other) noexcept;
+    ~Offsets() = default;
+
+    size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    void clear() { size_ = 0; }
+    void truncate(size_t n) { size_ = n; }
+    uint32_t operator[](size_t i) const { return data_[i]; }
+    uint32_t back() const { return data_[size_ - 1]; }
+    void push_back(uint32_t v) {
+      if (size_ == cap_) {
+        grow(1);
+      }
+      data_[size_++] = v;
+    }
+    /// Room for at least `k` more values; write them, then commit(end of what was written).
+    uint32_t* room(size_t k) {
+      if (cap_ - size_ < k) {
+        grow(k);
+      }
+      return data_.get() + size_;
+    }
+    void commit(const uint32_t* end) { size_ = static_cast<size_t>(end - data_.get()); }
+
+   private:
+    void grow(size_t k);
+    std::unique_ptr<uint32_t[]> data_;
+    size_t size_ = 0;
+    size_t cap_ = 0;
+  };
+
   std::string_view element(const Segment& s, uint32_t index) const;
   Status fail(ErrorCode code, Errc errc, size_t offset, std::string text, Location where);
+  // Parser slow paths; false after fail().
+  bool onEvent(ParseState& ps, size_t pos);
+  void openSegment(ParseState& ps, size_t begin);
+  bool closeSegment(ParseState& ps, size_t end);
+  bool checkNesting(ParseState& ps, size_t begin, size_t end);
+  Location failLocation(const ParseState& ps, int element) const;
 
   std::string_view text_;
   Delimiters delims_;
   Charset charset_ = Charset::ascii;
   std::vector<Segment> segments_;
-  std::vector<uint32_t> fields_;  // start offset of each element
+  Offsets fields_;  // start offset of each element
   Issue failure_;
 };
 

@@ -41,7 +41,7 @@ enum class MllpFault : uint8_t {
   none,
   junk_before_start,  ///< `bytes` non-blank bytes outside a frame were skipped
   start_in_frame,     ///< a start block inside a frame; `bytes` of the partial frame discarded
-  oversize,           ///< frame exceeded max_frame_bytes; `data` is its head
+  oversize,           ///< frame exceeded max_frame_bytes; `data` is its head, `bytes` the limit
   missing_end_cr,     ///< (on a frame event) 0x1C not followed by 0x0D
   truncated,          ///< stream ended inside a frame; `bytes` discarded
 };
@@ -53,10 +53,12 @@ struct MllpEvent {
   Type type = Type::frame;
   /// For a frame: none or missing_end_cr. For a fault event: the fault.
   MllpFault fault = MllpFault::none;
-  /// Frame: the message bytes (no framing). Oversize: the frame's first bytes (at most 4 KiB).
-  /// Valid until the next call to next(), feed() or finish().
+  /// Frame: the message bytes (no framing). Oversize: the frame's first min(max_frame_bytes,
+  /// 4 KiB) bytes. Valid until the next call to next(), feed() or finish().
   std::string_view data;
-  /// junk / discarded byte count for faults; frame size for frames.
+  /// Frame: its size. junk_before_start, start_in_frame, truncated: bytes skipped/discarded.
+  /// oversize: the limit that was exceeded (the frame's total size is never known).
+  /// Events do not depend on how the stream was chunked.
   size_t bytes = 0;
   /// Stream offset (bytes fed before) of the start block, or of the first junk byte.
   uint64_t offset = 0;
