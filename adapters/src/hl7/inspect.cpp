@@ -29,6 +29,19 @@ void split(std::string_view s, char sep, Fn&& fn) {
   }
 }
 
+// A segment id a path can name (parsePath upper-cases, so lower case would not match).
+bool pathId(std::string_view id) {
+  if (id.size() != 3) {
+    return false;
+  }
+  for (char c : id) {
+    if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
 Presence presenceOf(std::string_view raw) {
   if (raw.empty()) {
     return Presence::empty;
@@ -98,9 +111,14 @@ void forEachLeaf(const Message& msg, const InspectOptions& options,
     std::string_view id = msg.segmentId(s);
     int occurrence = ++seen[id];
     bool header = id == "MSH" || id == "FHS" || id == "BHS";
-    std::string seg_path(id);
-    if (totals[id] > 1) {
-      seg_path += '[' + std::to_string(occurrence) + ']';
+    std::string seg_path;
+    if (pathId(id)) {
+      seg_path = id;
+      if (totals[id] > 1) {
+        seg_path += '[' + std::to_string(occurrence) + ']';
+      }
+    } else {  // not addressable by id: by position
+      seg_path = '#' + std::to_string(s + 1);
     }
     const int fields = msg.fieldCount(s);
     for (int f = 1; f <= fields; ++f) {

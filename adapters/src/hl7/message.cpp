@@ -102,8 +102,8 @@ bool parseNumber(std::string_view t, size_t& i, int& out) {
 }  // namespace
 
 std::string Path::toString() const {
-  std::string out = segment;
-  if (occurrence > 1) {
+  std::string out = position > 0 ? "#" + std::to_string(position) : segment;
+  if (position == 0 && occurrence > 1) {
     out += '[' + std::to_string(occurrence) + ']';
   }
   out += '-' + std::to_string(field);
@@ -126,7 +126,13 @@ Result<Path> parsePath(std::string_view t) {
   };
   Path p;
   size_t i = 0;
-  for (; i < 3; ++i) {
+  if (!t.empty() && t[0] == '#') {
+    i = 1;
+    if (!parseNumber(t, i, p.position)) {
+      return bad(i, "a segment position 1..99999");
+    }
+  }
+  for (; p.position == 0 && i < 3; ++i) {
     if (i >= t.size()) {
       return bad(i, "a 3-character segment id");
     }
@@ -139,7 +145,7 @@ Result<Path> parsePath(std::string_view t) {
     }
     p.segment.push_back(c);
   }
-  if (i < t.size() && t[i] == '[') {
+  if (p.position == 0 && i < t.size() && t[i] == '[') {
     ++i;
     if (!parseNumber(t, i, p.occurrence)) {
       return bad(i, "a segment occurrence 1..99999");
@@ -444,7 +450,9 @@ Status Message::parse(std::string_view text, const Limits& limits) {
   ps.rep_c = d.repetition != 0 ? static_cast<unsigned char>(d.repetition) : 256;
   ps.comp_c = d.component != 0 ? static_cast<unsigned char>(d.component) : 256;
   ps.sub_c = d.subcomponent != 0 ? static_cast<unsigned char>(d.subcomponent) : 256;
-  ps.max_elements = limits.max_fields_per_segment + 1;
+  ps.max_elements = limits.max_fields_per_segment == std::numeric_limits<size_t>::max()
+                        ? limits.max_fields_per_segment
+                        : limits.max_fields_per_segment + 1;
   ps.max_total = std::max<size_t>(limits.max_total_fields, 1);
   ps.nesting_check =
       std::min({limits.max_repetitions, limits.max_components, limits.max_subcomponents});
@@ -744,6 +752,10 @@ Element Message::get(size_t segment, int field_no, int rep, int comp, int sub) c
 }
 
 Element Message::get(const Path& path) const {
+  if (path.position > 0) {
+    return get(static_cast<size_t>(path.position - 1), path.field, path.repetition,
+               path.component, path.subcomponent);
+  }
   auto seg = findSegment(path.segment, path.occurrence);
   if (!seg) {
     return {};

@@ -104,6 +104,14 @@ TEST(Hl7Inspect, Latin1DecodedToUtf8) {
   EXPECT_NE(json.find("{\"path\":\"NK1-2.1\",\"value\":\"GARC\xC3\x8D" "A\"}"), std::string::npos);
 }
 
+TEST(Hl7Inspect, MalformedSegmentIdsAreNamedByPosition) {
+  hl7::Message m;
+  ASSERT_TRUE(m.parse("MSH|^~\\&|A\rpid|1|x\rline break text|y\r").ok());
+  EXPECT_EQ(hl7::inspectText(m),
+            "MSH-1 = |\nMSH-2 = ^~\\&\nMSH-3 = A\n#2-1 = 1\n#2-2 = x\n#3-1 = y\n");
+  EXPECT_EQ(m.get("#3-1").raw, "y");
+}
+
 TEST(Hl7Inspect, JsonString) {
   EXPECT_EQ(hl7::jsonString("a\"b\\c\n\x1f\x7f"), "\"a\\\"b\\\\c\\n\\u001f\\u007f\"");
 }

@@ -139,6 +139,8 @@ TEST(Hl7Message, AbsentEmptyNull) {
   EXPECT_TRUE(m.get("PID-3[3]").absent());
   EXPECT_TRUE(m.get("PID-3[1].2").empty());
   EXPECT_TRUE(m.get("ZZZ-1").absent());
+  EXPECT_EQ(m.get("#3-5.2").raw, "JANE");  // by position: PID is the third segment
+  EXPECT_TRUE(m.get("#7-1").absent());
   EXPECT_TRUE(m.get("not a path").absent());
   EXPECT_EQ(m.get("PID-7").presence, Presence::value);
 }
@@ -356,6 +358,11 @@ TEST(Hl7Message, ParsePath) {
   EXPECT_EQ(p->subcomponent, 2);
   p = hl7::parsePath("ZB1-10");
   ASSERT_TRUE(p.ok());
+  p = hl7::parsePath("#4-2[3].1");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->position, 4);
+  EXPECT_EQ(p->segment, "");
+  EXPECT_EQ(p->toString(), "#4-2[3].1");
 
   struct Bad {
     const char* path;
@@ -373,7 +380,9 @@ TEST(Hl7Message, ParsePath) {
                        Bad{"PID-5.", "path column 7: expected a component number 1..99999"},
                        Bad{"PID-5.1.", "path column 9: expected a sub-component number 1..99999"},
                        Bad{"PID-5.1.1.1", "path column 10: expected end of path"},
-                       Bad{"PID-5 ", "path column 6: expected end of path"}}) {
+                       Bad{"PID-5 ", "path column 6: expected end of path"},
+                       Bad{"#0-1", "path column 3: expected a segment position 1..99999"},
+                       Bad{"#2[1]-1", "path column 3: expected '-' and a field number"}}) {
     auto r = hl7::parsePath(b.path);
     ASSERT_FALSE(r.ok()) << b.path;
     EXPECT_TRUE(r.error().is(Errc::invalid_argument));

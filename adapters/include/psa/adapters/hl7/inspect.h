@@ -30,6 +30,7 @@ struct Leaf {
 /// resolves to the same element: the segment occurrence only when the id repeats
 /// ("OBX[2]-5"), the repetition only when the field repeats ("PID-3[2].1"), the component only
 /// when the repetition has several ("PID-5.1"), the sub-component likewise ("PID-3.4.2").
+/// A segment whose id is not three upper-case letters/digits is named by position ("#5-1").
 /// Empty leaves are skipped unless include_empty. One pass over each field: O(message size).
 void forEachLeaf(const Message& msg, const InspectOptions& options,
                  const std::function<void(const Leaf&)>& fn);

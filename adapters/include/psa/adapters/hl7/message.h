@@ -15,6 +15,8 @@
 //     with a component and no [rep], repetition 1.
 //   - MSH-1 is the field separator, MSH-2 the encoding characters (FHS and BHS likewise);
 //     both are atomic (never split into components).
+//   - #N-field... names the N-th segment of the message by position (1-based), whatever its
+//     id: inspect uses it for segments whose id is not three upper-case letters/digits.
 //
 // Three states of an element (the HL7 distinction that matters for updates):
 //   absent - beyond the last field / repetition / component present in the message
@@ -70,7 +72,8 @@ struct Element {
 
 /// A parsed path (see the file comment). Numbers are 1-based; 0 = not given.
 struct Path {
-  std::string segment;  ///< upper-case segment id, e.g. "PID"
+  std::string segment;  ///< upper-case segment id, e.g. "PID"; empty when position is used
+  int position = 0;     ///< "#N": the N-th segment (1-based); 0 = by id and occurrence
   int occurrence = 1;
   int field = 0;
   int repetition = 0;
@@ -81,8 +84,9 @@ struct Path {
   friend bool operator==(const Path&, const Path&) = default;
 };
 
-/// Parses "PID-5[2].1" and friends. Segment ids are 3 letters/digits (case-insensitive);
-/// numbers 1..99999. Errors: Errc::invalid_argument naming the column.
+/// Parses "PID-5[2].1" and friends ("#4-2" by segment position). Segment ids are 3
+/// letters/digits (case-insensitive); numbers 1..99999. Errors: Errc::invalid_argument naming
+/// the column.
 Result<Path> parsePath(std::string_view text);
 
 /// A parsed message. Holds views into the parsed buffer: keep the buffer alive and unchanged
