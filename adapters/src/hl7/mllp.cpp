@@ -103,8 +103,8 @@ void MllpDecoder::keepPartial() {
   if (buffering_) {
     return;
   }
-  if (state_ == State::frame) {
-    buf_.assign(chunk_.data() + frame_start_, chunk_.size() - frame_start_);
+  if (state_ == State::frame) {  // the frame's bytes so far: [frame_start_, pos_)
+    buf_.assign(chunk_.data() + frame_start_, pos_ - frame_start_);
     buffering_ = true;
   } else if (state_ == State::after_end) {
     buf_.assign(chunk_.data() + frame_start_, content_end_ - frame_start_);
@@ -234,7 +234,7 @@ std::optional<MllpEvent> MllpDecoder::next() {
 
 std::optional<MllpEvent> MllpDecoder::finish() {
   releaseHandedOut();
-  if (!drained()) {
+  if (!drained()) {  // misuse: the rest of the chunk was never read
     stats_.discarded_bytes += chunk_.size() - pos_;
     keepPartial();
     pos_ = chunk_.size();

@@ -238,6 +238,29 @@ TEST(Hl7Mllp, FinishResetsForANewStream) {
   EXPECT_EQ(dec.stats().discarded_bytes, 7u);
 }
 
+TEST(Hl7Mllp, FinishOnAnUndrainedChunkDiscardsTheRest) {
+  std::string stream = hl7::mllpFrame(kMsg1) + "\x0bpart";
+  MllpDecoder dec;
+  ASSERT_TRUE(dec.feed(stream).ok());
+  auto f = dec.next();
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->data, kMsg1);
+  EXPECT_FALSE(dec.finish());  // "\x0bpart" was never read: discarded, no event
+  EXPECT_EQ(dec.stats().discarded_bytes, 5u);
+  // Mid-frame: the bytes read so far make the truncated frame, the unread rest is discarded.
+  MllpDecoder mid;
+  std::string two = "\x0b" "abc" + hl7::mllpFrame("x");
+  ASSERT_TRUE(mid.feed(two).ok());
+  auto e = mid.next();  // the start block inside the frame
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->fault, MllpFault::start_in_frame);
+  auto t = mid.finish();  // "x\x1c\r" unread
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->fault, MllpFault::truncated);
+  EXPECT_EQ(t->bytes, 0u);
+  EXPECT_EQ(mid.stats().discarded_bytes, 3u + 3u);
+}
+
 TEST(Hl7Mllp, ChunkingNeverChangesTheResult) {
   // A mixed stream with every fault kind; random chunkings must all decode the same.
   std::string big = std::string(300, 'b');
