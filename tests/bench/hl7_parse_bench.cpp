@@ -121,12 +121,10 @@ void benchMessage(const char* name, const std::string& text, double seconds) {
            issues.clear();
            g_sink = g_sink + static_cast<size_t>(hl7::validate(m, rules, issues));
          }));
-  report(label("classify (parsed)").c_str(), text, rate(seconds, [&] {
-           g_sink = g_sink + static_cast<size_t>(classifier.classify(m));
-         }));
-  report(label("dedupe identity (sha256)").c_str(), text, rate(seconds, [&] {
-           g_sink = g_sink + hl7::dedupeIdentity(m).size();
-         }));
+  report(label("classify (parsed)").c_str(), text,
+         rate(seconds, [&] { g_sink = g_sink + static_cast<size_t>(classifier.classify(m)); }));
+  report(label("dedupe identity (sha256)").c_str(), text,
+         rate(seconds, [&] { g_sink = g_sink + hl7::dedupeIdentity(m).size(); }));
   report(label("ACK (accept)").c_str(), text, rate(seconds, [&] {
            ack.clear();
            acks.buildTo(ack, m, hl7::Outcome::accept);
@@ -164,9 +162,8 @@ void benchMessage(const char* name, const std::string& text, double seconds) {
   report(label("MLLP decode (16 KiB chunks)").c_str(), text,
          Rate{streams.best * 64, streams.median * 64});
   std::string inspect_out;
-  report(label("inspect text (tool, not hot path)").c_str(), text, rate(seconds / 4, [&] {
-           g_sink = g_sink + hl7::inspectText(m).size();
-         }));
+  report(label("inspect text (tool, not hot path)").c_str(), text,
+         rate(seconds / 4, [&] { g_sink = g_sink + hl7::inspectText(m).size(); }));
 }
 
 }  // namespace
@@ -176,9 +173,10 @@ int main(int argc, char** argv) {
   if (seconds <= 0) {
     seconds = 1.0;
   }
-  std::printf("hl7_parse_bench: one thread, %.1f s per figure; best 20 ms round (unloaded core)"
-              " and median round\n",
-              seconds);
+  std::printf(
+      "hl7_parse_bench: one thread, %.1f s per figure; best 20 ms round (unloaded core)"
+      " and median round\n",
+      seconds);
   benchMessage("ADT^A01 ~1 KiB", adt1k(), seconds);
   benchMessage("ORU^R01 ~64 KiB", oru64k(), seconds);
   return 0;

@@ -33,7 +33,11 @@ bool validUtf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     auto b = static_cast<unsigned char>(s[i]);
-    size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+    size_t len = b < 0x80           ? 1
+                 : (b >> 5) == 0x6  ? 2
+                 : (b >> 4) == 0xE  ? 3
+                 : (b >> 3) == 0x1E ? 4
+                                    : 0;
     if (len == 0 || i + len > s.size()) {
       return false;
     }
@@ -48,8 +52,8 @@ bool validUtf8(std::string_view s) {
 }
 
 bool inside(std::string_view part, std::string_view whole) {
-  return part.empty() || (part.data() >= whole.data() &&
-                          part.data() + part.size() <= whole.data() + whole.size());
+  return part.empty() ||
+         (part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size());
 }
 
 class FixedClock : public psa::Clock {
@@ -72,9 +76,12 @@ const hl7::AckBuilder& ackBuilder(hl7::AckMode mode) {
   static const hl7::AckBuilder original = make(hl7::AckMode::original);
   static const hl7::AckBuilder enhanced = make(hl7::AckMode::enhanced);
   switch (mode) {
-    case hl7::AckMode::original: return original;
-    case hl7::AckMode::enhanced: return enhanced;
-    default: return automatic;
+    case hl7::AckMode::original:
+      return original;
+    case hl7::AckMode::enhanced:
+      return enhanced;
+    default:
+      return automatic;
   }
 }
 
@@ -201,7 +208,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check(m.failure().code != hl7::ErrorCode::none);
     check(!m.parsed());
     check(m.get("MSH-9").absent());
-    checkAck(ackBuilder(static_cast<hl7::AckMode>(input.size() % 3)).buildReject(input, m.failure()));
+    checkAck(
+        ackBuilder(static_cast<hl7::AckMode>(input.size() % 3)).buildReject(input, m.failure()));
     check(hl7::validate(m).size() == 1);
   }
   // Paths from the input itself.

@@ -63,9 +63,12 @@ void appendTimestamp(std::string& out, const ClockPtr& clock) {
 
 std::string_view ackCode(Outcome outcome, bool enhanced) {
   switch (outcome) {
-    case Outcome::accept: return enhanced ? "CA" : "AA";
-    case Outcome::error: return enhanced ? "CE" : "AE";
-    case Outcome::reject: return enhanced ? "CR" : "AR";
+    case Outcome::accept:
+      return enhanced ? "CA" : "AA";
+    case Outcome::error:
+      return enhanced ? "CE" : "AE";
+    case Outcome::reject:
+      return enhanced ? "CR" : "AR";
   }
   return enhanced ? "CR" : "AR";
 }
@@ -260,10 +263,9 @@ ControlIdFn defaultControlIds() {
     std::atomic<uint64_t> counter{0};
   };
   auto state = std::make_shared<State>();
-  auto secs = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  auto secs = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
   std::random_device rd;
   uint32_t rnd = rd() & 0xFFFF;
   char prefix[13];
@@ -377,14 +379,15 @@ std::string AckBuilder::buildReject(std::string_view raw, const Issue& failure) 
     src.component = src.repetition = src.escape = src.subcomponent = src.truncation = 0;
     std::string_view enc = el[0];
     if (enc.size() >= 4 && enc.size() <= 5) {
-      Delimiters candidate{sep, enc[0], enc[1], enc[2], enc[3],
-                           enc.size() == 5 ? enc[4] : '\0'};
+      Delimiters candidate{sep, enc[0], enc[1], enc[2], enc[3], enc.size() == 5 ? enc[4] : '\0'};
       if (candidate.usable()) {
         src = candidate;
       }
     }
     e.src = src;
-    auto at = [&](int field) { return field - 2 < static_cast<int>(count) ? el[field - 2] : std::string_view{}; };
+    auto at = [&](int field) {
+      return field - 2 < static_cast<int>(count) ? el[field - 2] : std::string_view{};
+    };
     auto first_component = [&](std::string_view v, int n) -> std::string_view {
       if (src.component == 0) {
         return n == 1 ? v : std::string_view{};

@@ -92,8 +92,7 @@ Status Hl7File::checkCounts() const {
       found = 1;
     }
     if (*declared_batch_count != found) {
-      return Error(Errc::invalid_input, "FTS-1 declares " +
-                                            std::to_string(*declared_batch_count) +
+      return Error(Errc::invalid_input, "FTS-1 declares " + std::to_string(*declared_batch_count) +
                                             " batches, found " + std::to_string(found));
     }
   }
@@ -119,9 +118,9 @@ Result<Hl7File> splitMessages(std::string_view text, const SplitLimits& limits) 
   size_t msg_end = 0;
   size_t msg_line = 0;
   // Current batch.
-  bool batch_open = false;   // a BHS was seen and not yet closed
+  bool batch_open = false;  // a BHS was seen and not yet closed
   Batch batch;
-  size_t batch_first = 0;    // first message index not yet in a closed batch
+  size_t batch_first = 0;  // first message index not yet in a closed batch
 
   auto close_message = [&]() -> Status {
     if (!msg_open) {
@@ -131,8 +130,8 @@ Result<Hl7File> splitMessages(std::string_view text, const SplitLimits& limits) 
       return Error(Errc::limit, "line " + std::to_string(msg_line) + ": more than " +
                                     std::to_string(limits.max_messages) + " messages");
     }
-    file.messages.push_back(FileMessage{text.substr(msg_begin, msg_end - msg_begin), msg_line,
-                                        msg_begin});
+    file.messages.push_back(
+        FileMessage{text.substr(msg_begin, msg_end - msg_begin), msg_line, msg_begin});
     msg_open = false;
     return {};
   };

@@ -9,9 +9,8 @@ bool alnumRun(std::string_view s, size_t min, size_t max) {
   if (s.size() < min || s.size() > max) {
     return false;
   }
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-  });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); });
 }
 
 std::string upper(std::string_view s) {
@@ -60,8 +59,8 @@ Result<Classifier> Classifier::withOverrides(const std::map<std::string, store::
                   ? alnumRun(k, 3, 3)
                   : alnumRun(k.substr(0, caret), 3, 3) && alnumRun(k.substr(caret + 1), 1, 8);
     if (!ok) {
-      return Error(Errc::invalid_argument,
-                   "kind map key \"" + raw_key + "\": expected TYPE or TYPE^TRIGGER (e.g. ADT^A08)");
+      return Error(Errc::invalid_argument, "kind map key \"" + raw_key +
+                                               "\": expected TYPE or TYPE^TRIGGER (e.g. ADT^A08)");
     }
     c.overrides_.emplace_back(std::move(key), kind);
   }
@@ -99,8 +98,9 @@ store::Kind Classifier::classify(std::string_view type, std::string_view trigger
     }
     size_t type_len = n;
     auto find = [this](std::string_view key) -> const store::Kind* {
-      auto it = std::lower_bound(overrides_.begin(), overrides_.end(), key,
-                                 [](const auto& entry, std::string_view k) { return entry.first < k; });
+      auto it =
+          std::lower_bound(overrides_.begin(), overrides_.end(), key,
+                           [](const auto& entry, std::string_view k) { return entry.first < k; });
       return (it != overrides_.end() && it->first == key) ? &it->second : nullptr;
     };
     if (!trigger.empty()) {

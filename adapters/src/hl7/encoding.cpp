@@ -66,15 +66,24 @@ uint32_t cp1252(unsigned char b) {
 
 uint32_t latin9(unsigned char b) {
   switch (b) {
-    case 0xA4: return 0x20AC;
-    case 0xA6: return 0x0160;
-    case 0xA8: return 0x0161;
-    case 0xB4: return 0x017D;
-    case 0xB8: return 0x017E;
-    case 0xBC: return 0x0152;
-    case 0xBD: return 0x0153;
-    case 0xBE: return 0x0178;
-    default: return cp1252(b);
+    case 0xA4:
+      return 0x20AC;
+    case 0xA6:
+      return 0x0160;
+    case 0xA8:
+      return 0x0161;
+    case 0xB4:
+      return 0x017D;
+    case 0xB8:
+      return 0x017E;
+    case 0xBC:
+      return 0x0152;
+    case 0xBD:
+      return 0x0153;
+    case 0xBE:
+      return 0x0178;
+    default:
+      return cp1252(b);
   }
 }
 
@@ -234,12 +243,18 @@ Charset charsetFromName(std::string_view name) {
 
 std::string_view charsetName(Charset charset) {
   switch (charset) {
-    case Charset::ascii: return "ASCII";
-    case Charset::latin1: return "8859/1";
-    case Charset::latin9: return "8859/15";
-    case Charset::windows1252: return "WINDOWS-1252";
-    case Charset::utf8: return "UNICODE UTF-8";
-    case Charset::unknown: return "unknown";
+    case Charset::ascii:
+      return "ASCII";
+    case Charset::latin1:
+      return "8859/1";
+    case Charset::latin9:
+      return "8859/15";
+    case Charset::windows1252:
+      return "WINDOWS-1252";
+    case Charset::utf8:
+      return "UNICODE UTF-8";
+    case Charset::unknown:
+      return "unknown";
   }
   return "unknown";
 }
@@ -269,11 +284,21 @@ void unescapeTo(std::string_view raw, const Delimiters& d, std::string& out) {
     bool handled = true;
     if (seq.size() == 1) {
       switch (seq[0]) {
-        case 'F': out.push_back(d.field); break;
-        case 'S': out.push_back(d.component); break;
-        case 'T': out.push_back(d.subcomponent); break;
-        case 'R': out.push_back(d.repetition); break;
-        case 'E': out.push_back(d.escape); break;
+        case 'F':
+          out.push_back(d.field);
+          break;
+        case 'S':
+          out.push_back(d.component);
+          break;
+        case 'T':
+          out.push_back(d.subcomponent);
+          break;
+        case 'R':
+          out.push_back(d.repetition);
+          break;
+        case 'E':
+          out.push_back(d.escape);
+          break;
         case 'P':
           if (d.truncation != 0) {
             out.push_back(d.truncation);
@@ -281,7 +306,9 @@ void unescapeTo(std::string_view raw, const Delimiters& d, std::string& out) {
             handled = false;
           }
           break;
-        default: handled = false; break;
+        default:
+          handled = false;
+          break;
       }
       if (handled && out.back() == 0) {
         out.pop_back();  // an undefined delimiter: drop rather than emit NUL
@@ -394,7 +421,8 @@ void transcodeTo(std::string_view raw, const Delimiters& from, const Delimiters&
   std::array<uint16_t, 256> map{};
   auto set = [&map](char src, char dst) {
     if (src != 0 && dst != 0) {
-      map[static_cast<unsigned char>(src)] = static_cast<uint16_t>(static_cast<unsigned char>(dst)) + 1;
+      map[static_cast<unsigned char>(src)] =
+          static_cast<uint16_t>(static_cast<unsigned char>(dst)) + 1;
     }
   };
   set(from.subcomponent, to.subcomponent);

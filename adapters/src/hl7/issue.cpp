@@ -4,28 +4,44 @@ namespace psa::adapters::hl7 {
 
 std::string_view errorCodeText(ErrorCode code) {
   switch (code) {
-    case ErrorCode::none: return "Message accepted";
-    case ErrorCode::segment_sequence: return "Segment sequence error";
-    case ErrorCode::required_field_missing: return "Required field missing";
-    case ErrorCode::data_type: return "Data type error";
-    case ErrorCode::table_value_not_found: return "Table value not found";
-    case ErrorCode::unsupported_message_type: return "Unsupported message type";
-    case ErrorCode::unsupported_event_code: return "Unsupported event code";
-    case ErrorCode::unsupported_processing_id: return "Unsupported processing id";
-    case ErrorCode::unsupported_version_id: return "Unsupported version id";
-    case ErrorCode::unknown_key_identifier: return "Unknown key identifier";
-    case ErrorCode::duplicate_key_identifier: return "Duplicate key identifier";
-    case ErrorCode::application_record_locked: return "Application record locked";
-    case ErrorCode::application_internal_error: return "Application internal error";
+    case ErrorCode::none:
+      return "Message accepted";
+    case ErrorCode::segment_sequence:
+      return "Segment sequence error";
+    case ErrorCode::required_field_missing:
+      return "Required field missing";
+    case ErrorCode::data_type:
+      return "Data type error";
+    case ErrorCode::table_value_not_found:
+      return "Table value not found";
+    case ErrorCode::unsupported_message_type:
+      return "Unsupported message type";
+    case ErrorCode::unsupported_event_code:
+      return "Unsupported event code";
+    case ErrorCode::unsupported_processing_id:
+      return "Unsupported processing id";
+    case ErrorCode::unsupported_version_id:
+      return "Unsupported version id";
+    case ErrorCode::unknown_key_identifier:
+      return "Unknown key identifier";
+    case ErrorCode::duplicate_key_identifier:
+      return "Duplicate key identifier";
+    case ErrorCode::application_record_locked:
+      return "Application record locked";
+    case ErrorCode::application_internal_error:
+      return "Application internal error";
   }
   return "Application internal error";
 }
 
 std::string_view severityCode(Severity severity) {
   switch (severity) {
-    case Severity::error: return "E";
-    case Severity::warning: return "W";
-    case Severity::information: return "I";
+    case Severity::error:
+      return "E";
+    case Severity::warning:
+      return "W";
+    case Severity::information:
+      return "I";
   }
   return "E";
 }

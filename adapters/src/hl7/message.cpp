@@ -29,8 +29,8 @@ inline size_t lowestBit64(uint64_t mask) {
 }
 
 bool isHeaderId(const char* p) {
-  return (p[0] == 'M' && p[1] == 'S' && p[2] == 'H') || (p[0] == 'F' && p[1] == 'H' && p[2] == 'S') ||
-         (p[0] == 'B' && p[1] == 'H' && p[2] == 'S');
+  return (p[0] == 'M' && p[1] == 'S' && p[2] == 'H') ||
+         (p[0] == 'F' && p[1] == 'H' && p[2] == 'S') || (p[0] == 'B' && p[1] == 'H' && p[2] == 'S');
 }
 
 bool validSegmentId(std::string_view id) {
@@ -74,7 +74,8 @@ std::optional<std::string_view> piece(std::string_view s, char sep, int n) {
     start = static_cast<size_t>(static_cast<const char*>(hit) - s.data()) + 1;
   }
   const void* hit = std::memchr(s.data() + start, sep, s.size() - start);
-  size_t end = hit == nullptr ? s.size() : static_cast<size_t>(static_cast<const char*>(hit) - s.data());
+  size_t end =
+      hit == nullptr ? s.size() : static_cast<size_t>(static_cast<const char*>(hit) - s.data());
   return s.substr(start, end - start);
 }
 
@@ -190,8 +191,7 @@ Result<Path> parsePath(std::string_view t) {
   return p;
 }
 
-Status Message::fail(ErrorCode code, Errc errc, size_t offset, std::string text,
-                     Location where) {
+Status Message::fail(ErrorCode code, Errc errc, size_t offset, std::string text, Location where) {
   failure_.code = code;
   failure_.severity = Severity::error;
   failure_.location = std::move(where);
@@ -289,19 +289,19 @@ bool Message::checkNesting(ParseState& ps, size_t begin, size_t end) {
     const int c = ps.p[k];
     if (c == ps.rep_c) {
       if (++reps > limits.max_repetitions) {
-        ps.status = fail(ErrorCode::application_internal_error, Errc::limit, k,
-                         "field has more than " + std::to_string(limits.max_repetitions) +
-                             " repetitions",
-                         failLocation(ps, field_index));
+        ps.status =
+            fail(ErrorCode::application_internal_error, Errc::limit, k,
+                 "field has more than " + std::to_string(limits.max_repetitions) + " repetitions",
+                 failLocation(ps, field_index));
         return false;
       }
       comps = subs = 1;
     } else if (c == ps.comp_c) {
       if (++comps > limits.max_components) {
-        ps.status = fail(ErrorCode::application_internal_error, Errc::limit, k,
-                         "field has more than " + std::to_string(limits.max_components) +
-                             " components",
-                         failLocation(ps, field_index));
+        ps.status =
+            fail(ErrorCode::application_internal_error, Errc::limit, k,
+                 "field has more than " + std::to_string(limits.max_components) + " components",
+                 failLocation(ps, field_index));
         return false;
       }
       subs = 1;
@@ -361,10 +361,10 @@ bool Message::onEvent(ParseState& ps, size_t pos) {
   }
   if (ps.p[pos] == ps.fs) {
     if (fields_.size() - ps.first >= ps.max_elements) {
-      ps.status = fail(ErrorCode::application_internal_error, Errc::limit, pos,
-                       "segment has more than " +
-                           std::to_string(ps.limits->max_fields_per_segment) + " fields",
-                       failLocation(ps, 0));
+      ps.status = fail(
+          ErrorCode::application_internal_error, Errc::limit, pos,
+          "segment has more than " + std::to_string(ps.limits->max_fields_per_segment) + " fields",
+          failLocation(ps, 0));
       return false;
     }
     if (fields_.size() >= ps.max_total) {
@@ -398,10 +398,10 @@ Status Message::parse(std::string_view text, const Limits& limits) {
   const size_t max_bytes =
       std::min<size_t>(limits.max_message_bytes, std::numeric_limits<uint32_t>::max() - 1);
   if (text.size() > max_bytes) {
-    return fail(ErrorCode::application_internal_error, Errc::limit, max_bytes,
-                "message is " + std::to_string(text.size()) + " bytes, limit " +
-                    std::to_string(max_bytes),
-                {});
+    return fail(
+        ErrorCode::application_internal_error, Errc::limit, max_bytes,
+        "message is " + std::to_string(text.size()) + " bytes, limit " + std::to_string(max_bytes),
+        {});
   }
   const size_t n = text.size();
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
@@ -419,8 +419,7 @@ Status Message::parse(std::string_view text, const Limits& limits) {
   const bool is_msh = p[i] == 'M';
   if (n - i < 4 || p[i + 3] == '\r' || p[i + 3] == '\n') {
     return fail(ErrorCode::required_field_missing, Errc::invalid_input, i + 3,
-                "field separator (MSH-1) missing",
-                Location{std::string(text.substr(i, 3)), 1, 1});
+                "field separator (MSH-1) missing", Location{std::string(text.substr(i, 3)), 1, 1});
   }
   Delimiters d{};
   d.field = text[i + 3];
@@ -519,7 +518,8 @@ Status Message::parse(std::string_view text, const Limits& limits) {
     const __m128i v2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 32));
     const __m128i v3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 48));
     auto f = [&](__m128i v) {
-      return static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, vfs))));
+      return static_cast<uint64_t>(
+          static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, vfs))));
     };
     auto t = [&](__m128i v) {
       return static_cast<uint64_t>(static_cast<uint32_t>(
@@ -753,8 +753,8 @@ Element Message::get(size_t segment, int field_no, int rep, int comp, int sub) c
 
 Element Message::get(const Path& path) const {
   if (path.position > 0) {
-    return get(static_cast<size_t>(path.position - 1), path.field, path.repetition,
-               path.component, path.subcomponent);
+    return get(static_cast<size_t>(path.position - 1), path.field, path.repetition, path.component,
+               path.subcomponent);
   }
   auto seg = findSegment(path.segment, path.occurrence);
   if (!seg) {

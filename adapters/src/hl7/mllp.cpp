@@ -14,17 +14,24 @@ bool isBlank(char c) { return c == '\r' || c == '\n' || c == ' ' || c == '\t'; }
 
 std::string_view mllpFaultName(MllpFault fault) {
   switch (fault) {
-    case MllpFault::none: return "none";
-    case MllpFault::junk_before_start: return "junk_before_start";
-    case MllpFault::start_in_frame: return "start_in_frame";
-    case MllpFault::oversize: return "oversize";
-    case MllpFault::missing_end_cr: return "missing_end_cr";
-    case MllpFault::truncated: return "truncated";
+    case MllpFault::none:
+      return "none";
+    case MllpFault::junk_before_start:
+      return "junk_before_start";
+    case MllpFault::start_in_frame:
+      return "start_in_frame";
+    case MllpFault::oversize:
+      return "oversize";
+    case MllpFault::missing_end_cr:
+      return "missing_end_cr";
+    case MllpFault::truncated:
+      return "truncated";
   }
   return "unknown";
 }
 
-MllpDecoder::MllpDecoder(size_t max_frame_bytes) : max_frame_(std::max<size_t>(max_frame_bytes, 1)) {}
+MllpDecoder::MllpDecoder(size_t max_frame_bytes)
+    : max_frame_(std::max<size_t>(max_frame_bytes, 1)) {}
 
 Status MllpDecoder::feed(std::string_view chunk) {
   if (!drained()) {
@@ -151,8 +158,8 @@ std::optional<MllpEvent> MllpDecoder::next() {
           // bytes, and the event names the limit (the total is not known yet).
           const size_t head_size = std::min(kOversizeHead, max_frame_);
           head_.clear();
-          std::string_view prior =
-              buffering_ ? std::string_view(buf_) : chunk_.substr(frame_start_, pos_ - frame_start_);
+          std::string_view prior = buffering_ ? std::string_view(buf_)
+                                              : chunk_.substr(frame_start_, pos_ - frame_start_);
           head_.append(prior.substr(0, head_size));
           if (head_.size() < head_size) {
             head_.append(chunk_.substr(pos_, std::min(stop - pos_, head_size - head_.size())));

@@ -6,18 +6,17 @@
 namespace psa::adapters::hl7 {
 namespace {
 
-constexpr std::array<std::string_view, 13> kVersions = {
-    "2.1", "2.2", "2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8", "2.8.1",
-    "2.8.2"};
+constexpr std::array<std::string_view, 13> kVersions = {"2.1", "2.2",   "2.3",  "2.3.1", "2.4",
+                                                        "2.5", "2.5.1", "2.6",  "2.7",   "2.7.1",
+                                                        "2.8", "2.8.1", "2.8.2"};
 constexpr std::array<std::string_view, 3> kProcessingIds = {"P", "T", "D"};
 
 bool validSegmentId(std::string_view id) {
   if (id.size() != 3) {
     return false;
   }
-  return std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-  });
+  return std::all_of(id.begin(), id.end(),
+                     [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); });
 }
 
 bool isAlnum(char c) {
@@ -161,10 +160,9 @@ bool validate(const Message& msg, const ValidationRules& rules, std::vector<Issu
     c.add(ErrorCode::unsupported_version_id, 0, 12, 1, "version id not supported");
   }
   std::string_view processing = msg.processingId();
-  if (!processing.empty() &&
-      (rules.accepted_processing_ids.empty() ? !contains(kProcessingIds, processing)
-                                             : !contains(rules.accepted_processing_ids,
-                                                         processing))) {
+  if (!processing.empty() && (rules.accepted_processing_ids.empty()
+                                  ? !contains(kProcessingIds, processing)
+                                  : !contains(rules.accepted_processing_ids, processing))) {
     c.add(ErrorCode::unsupported_processing_id, 0, 11, 1, "processing id not supported");
   }
   if (!rules.accepted_message_types.empty() && !type.empty()) {

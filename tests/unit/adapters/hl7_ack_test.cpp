@@ -2,8 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <set>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -248,15 +248,14 @@ TEST(Hl7Ack, RejectForUnparseableBytes) {
 }
 
 TEST(Hl7Ack, RejectForOversizeEchoesHeader) {
-  std::string raw = "MSH|^~\\&|SND|FAC|RCV|RFAC|2024||ADT^A01|CTRL9|P|2.5|||AL\r" +
-                    std::string(200, 'x');
+  std::string raw =
+      "MSH|^~\\&|SND|FAC|RCV|RFAC|2024||ADT^A01|CTRL9|P|2.5|||AL\r" + std::string(200, 'x');
   hl7::Limits limits;
   limits.max_message_bytes = 100;
   Message m;
   ASSERT_FALSE(m.parse(raw, limits).ok());
   EXPECT_EQ(builder().buildReject(raw, m.failure()),
-            lines({std::string("MSH|^~\\&|RCV|RFAC|SND|FAC|") + kTs +
-                       "||ACK^A01^ACK|ACK0001|P|2.5",
+            lines({std::string("MSH|^~\\&|RCV|RFAC|SND|FAC|") + kTs + "||ACK^A01^ACK|ACK0001|P|2.5",
                    "MSA|CR|CTRL9|message is " + std::to_string(raw.size()) + " bytes, limit 100",
                    "ERR|||207^Application internal error^HL70357|E"}));
 }
@@ -267,14 +266,14 @@ TEST(Hl7Ack, RejectReencodesCustomDelimiters) {
   failure.code = hl7::ErrorCode::application_internal_error;
   failure.text = "receiver busy";
   std::string ack = builder().buildReject(raw, failure);
-  EXPECT_EQ(ack, lines({std::string("MSH|^~\\&|R|RF|S\\F\\X|F^1|") + kTs +
-                            "||ACK^A04^ACK|ACK0001|P|2.4",
-                        "MSA|AR|C\\F\\1|receiver busy",
-                        "ERR|^^^207&Application internal error&HL70357"}));
+  EXPECT_EQ(
+      ack,
+      lines({std::string("MSH|^~\\&|R|RF|S\\F\\X|F^1|") + kTs + "||ACK^A04^ACK|ACK0001|P|2.4",
+             "MSA|AR|C\\F\\1|receiver busy", "ERR|^^^207&Application internal error&HL70357"}));
   // Garbage with a plausible start still yields a parseable ACK.
-  for (std::string_view junk : {std::string_view("MSH"), std::string_view("MSH|"),
-                                std::string_view("MSH|^~\\&|a\xff|b"), std::string_view(""),
-                                std::string_view("\r\n\xEF\xBB\xBFMSH~~~~")}) {
+  for (std::string_view junk :
+       {std::string_view("MSH"), std::string_view("MSH|"), std::string_view("MSH|^~\\&|a\xff|b"),
+        std::string_view(""), std::string_view("\r\n\xEF\xBB\xBFMSH~~~~")}) {
     std::string reject = builder().buildReject(junk, failure);
     Message a;
     ASSERT_TRUE(a.parse(reject).ok()) << reject;

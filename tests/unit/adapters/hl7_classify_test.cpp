@@ -12,16 +12,16 @@ TEST(Hl7Classify, DefaultMapping) {
     const char* trigger;
     Kind kind;
   };
-  for (const Row& r : {Row{"ADT", "A01", Kind::patient}, Row{"ADT", "A40", Kind::patient},
+  for (const Row& r : {Row{"ADT", "A01", Kind::patient},     Row{"ADT", "A40", Kind::patient},
                        Row{"SIU", "S12", Kind::appointment}, Row{"SIU", "S26", Kind::appointment},
-                       Row{"DFT", "P03", Kind::billing}, Row{"BAR", "P01", Kind::billing},
-                       Row{"MFN", "M02", Kind::provider}, Row{"MFN", "M15", Kind::inventory},
-                       Row{"MFN", "M16", Kind::inventory}, Row{"PMU", "B01", Kind::provider},
-                       Row{"ORU", "R01", Kind::clinical}, Row{"ORM", "O01", Kind::clinical},
-                       Row{"OML", "O21", Kind::clinical}, Row{"MDM", "T02", Kind::clinical},
-                       Row{"RDE", "O11", Kind::clinical}, Row{"VXU", "V04", Kind::clinical},
-                       Row{"PPR", "PC1", Kind::clinical}, Row{"ACK", "A01", Kind::other},
-                       Row{"QRY", "A19", Kind::other}, Row{"", "", Kind::other},
+                       Row{"DFT", "P03", Kind::billing},     Row{"BAR", "P01", Kind::billing},
+                       Row{"MFN", "M02", Kind::provider},    Row{"MFN", "M15", Kind::inventory},
+                       Row{"MFN", "M16", Kind::inventory},   Row{"PMU", "B01", Kind::provider},
+                       Row{"ORU", "R01", Kind::clinical},    Row{"ORM", "O01", Kind::clinical},
+                       Row{"OML", "O21", Kind::clinical},    Row{"MDM", "T02", Kind::clinical},
+                       Row{"RDE", "O11", Kind::clinical},    Row{"VXU", "V04", Kind::clinical},
+                       Row{"PPR", "PC1", Kind::clinical},    Row{"ACK", "A01", Kind::other},
+                       Row{"QRY", "A19", Kind::other},       Row{"", "", Kind::other},
                        Row{"adt", "A01", Kind::other}}) {
     EXPECT_EQ(hl7::defaultKind(r.type, r.trigger), r.kind) << r.type << "^" << r.trigger;
     EXPECT_EQ(hl7::Classifier().classify(r.type, r.trigger), r.kind);
@@ -30,9 +30,9 @@ TEST(Hl7Classify, DefaultMapping) {
 
 TEST(Hl7Classify, OverridesWinTypeTriggerFirst) {
   auto c = hl7::Classifier::withOverrides({{"ZPM", Kind::patient},
-                                            {"mfn^m02", Kind::other},
-                                            {"ADT", Kind::other},
-                                            {"ADT^A08", Kind::appointment}});
+                                           {"mfn^m02", Kind::other},
+                                           {"ADT", Kind::other},
+                                           {"ADT^A08", Kind::appointment}});
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->classify("ZPM", "Z01"), Kind::patient);
   EXPECT_EQ(c->classify("ZPM", ""), Kind::patient);

@@ -86,15 +86,20 @@ TEST(Hl7Encoding, CharsetNames) {
 
 TEST(Hl7Encoding, ToUtf8) {
   EXPECT_EQ(utf8("abc", Charset::latin1), "abc");
-  EXPECT_EQ(utf8("\xE9", Charset::latin1), "\xC3\xA9");                // é
-  EXPECT_EQ(utf8("\x80", Charset::latin1), "\xE2\x82\xAC");            // read as cp1252 €
-  EXPECT_EQ(utf8("\xA4", Charset::latin1), "\xC2\xA4");                // ¤
-  EXPECT_EQ(utf8("\xA4", Charset::latin9), "\xE2\x82\xAC");            // € in 8859-15
-  EXPECT_EQ(utf8("\x81", Charset::windows1252), "\xEF\xBF\xBD");       // undefined -> U+FFFD
+  EXPECT_EQ(utf8("\xE9", Charset::latin1), "\xC3\xA9");           // é
+  EXPECT_EQ(utf8("\x80", Charset::latin1), "\xE2\x82\xAC");       // read as cp1252 €
+  EXPECT_EQ(utf8("\xA4", Charset::latin1), "\xC2\xA4");           // ¤
+  EXPECT_EQ(utf8("\xA4", Charset::latin9), "\xE2\x82\xAC");       // € in 8859-15
+  EXPECT_EQ(utf8("\x81", Charset::windows1252), "\xEF\xBF\xBD");  // undefined -> U+FFFD
   EXPECT_EQ(utf8("\xC3\xA9", Charset::utf8), "\xC3\xA9");
-  EXPECT_EQ(utf8("a\xFF" "b", Charset::utf8), "a\xEF\xBF\xBD" "b");    // invalid byte
+  EXPECT_EQ(utf8("a\xFF"
+                 "b",
+                 Charset::utf8),
+            "a\xEF\xBF\xBD"
+            "b");                                                          // invalid byte
   EXPECT_EQ(utf8("\xC0\xAF", Charset::utf8), "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
-  EXPECT_EQ(utf8("\xED\xA0\x80", Charset::utf8), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
+  EXPECT_EQ(utf8("\xED\xA0\x80", Charset::utf8),
+            "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");                       // surrogate
   EXPECT_EQ(utf8("\xE2\x82", Charset::utf8), "\xEF\xBF\xBD\xEF\xBF\xBD");  // truncated
   // ASCII / unknown declared: valid UTF-8 kept, else Windows-1252.
   EXPECT_EQ(utf8("\xC3\xA9", Charset::ascii), "\xC3\xA9");
@@ -103,10 +108,8 @@ TEST(Hl7Encoding, ToUtf8) {
 }
 
 TEST(Hl7Encoding, DecodeTextCombinesBoth) {
-  EXPECT_EQ(hl7::decodeText(R"(\XE9\t\F\)", Delimiters::standard(), Charset::latin1),
-            "\xC3\xA9t|");
-  EXPECT_EQ(hl7::decodeText("M\xDCLLER", Delimiters::standard(), Charset::latin1),
-            "M\xC3\x9CLLER");
+  EXPECT_EQ(hl7::decodeText(R"(\XE9\t\F\)", Delimiters::standard(), Charset::latin1), "\xC3\xA9t|");
+  EXPECT_EQ(hl7::decodeText("M\xDCLLER", Delimiters::standard(), Charset::latin1), "M\xC3\x9CLLER");
 }
 
 TEST(Hl7Encoding, EscapeRoundTrip) {

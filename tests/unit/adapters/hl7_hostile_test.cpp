@@ -21,12 +21,11 @@ namespace {
 std::string shape(const Message& m) {
   std::string out;
   for (size_t s = 0; s < m.segmentCount(); ++s) {
-    out += std::to_string(m.segmentOffset(s)) + ":" + std::to_string(m.segmentText(s).size()) +
-           "[";
+    out += std::to_string(m.segmentOffset(s)) + ":" + std::to_string(m.segmentText(s).size()) + "[";
     for (int f = 1; f <= m.fieldCount(s); ++f) {
       hl7::Element e = m.field(s, f);
-      out += std::to_string(e.raw.data() - m.text().data()) + "+" + std::to_string(e.raw.size()) +
-             ",";
+      out +=
+          std::to_string(e.raw.data() - m.text().data()) + "+" + std::to_string(e.raw.size()) + ",";
     }
     out += "]";
   }
@@ -92,7 +91,10 @@ TEST(Hl7Hostile, FastAndSlowPathsAgreeAtEveryAlignment) {
 }
 
 TEST(Hl7Hostile, ControlBytesAsDelimiters) {
-  std::string text("MSH\0^~\\&\0A\0B\rPID\0" "1\0x\r", 21);
+  std::string text(
+      "MSH\0^~\\&\0A\0B\rPID\0"
+      "1\0x\r",
+      21);
   Message m;
   ASSERT_TRUE(m.parse(text).ok());
   EXPECT_EQ(m.delimiters().field, '\0');
@@ -109,7 +111,10 @@ TEST(Hl7Hostile, ControlBytesAsDelimiters) {
   EXPECT_EQ(a.delimiters(), hl7::Delimiters::standard());
   EXPECT_EQ(a.get("MSA-1").raw, "AE");
 
-  std::string high = "MSH\xff^~\\&\xff" "A\xff" "B\r";
+  std::string high =
+      "MSH\xff^~\\&\xff"
+      "A\xff"
+      "B\r";
   ASSERT_TRUE(m.parse(high).ok());
   EXPECT_EQ(m.get("MSH-4").raw, "B");
   EXPECT_NE(hl7::inspectJson(m).find("\"value\":\"B\""), std::string::npos);

@@ -19,8 +19,7 @@ const std::string kMsg = "MSH|^~\\&|APP|FAC|R|RF|20240101||ADT^A04|CTRL1|P|2.5\r
 }  // namespace
 
 TEST(Hl7Identity, Sha256) {
-  EXPECT_EQ(hl7::sha256Hex(""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(hl7::sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(hl7::sha256Hex("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }

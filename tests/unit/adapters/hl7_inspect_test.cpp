@@ -79,17 +79,19 @@ TEST(Hl7Inspect, IncludeEmpty) {
 
 TEST(Hl7Inspect, Json) {
   hl7::Message m;
-  ASSERT_TRUE(m.parse("MSH|^~\\&|A\"B|F|||||ADT^A04^ADT_A01|C1|P|2.5\rPID|1||\"\"|x\\X01\\y\r").ok());
-  EXPECT_EQ(hl7::inspectJson(m),
-            "{\"type\":\"ADT\",\"trigger\":\"A04\",\"structure\":\"ADT_A01\",\"control_id\":\"C1\","
-            "\"version\":\"2.5\",\"charset\":\"ASCII\",\"delimiters\":\"|^~\\\\&\",\"segments\":2,"
-            "\"fields\":[{\"path\":\"MSH-1\",\"value\":\"|\"},{\"path\":\"MSH-2\",\"value\":\"^~\\\\&\"},"
-            "{\"path\":\"MSH-3\",\"value\":\"A\\\"B\"},{\"path\":\"MSH-4\",\"value\":\"F\"},"
-            "{\"path\":\"MSH-9.1\",\"value\":\"ADT\"},{\"path\":\"MSH-9.2\",\"value\":\"A04\"},"
-            "{\"path\":\"MSH-9.3\",\"value\":\"ADT_A01\"},{\"path\":\"MSH-10\",\"value\":\"C1\"},"
-            "{\"path\":\"MSH-11\",\"value\":\"P\"},{\"path\":\"MSH-12\",\"value\":\"2.5\"},"
-            "{\"path\":\"PID-1\",\"value\":\"1\"},{\"path\":\"PID-3\",\"value\":null},"
-            "{\"path\":\"PID-4\",\"value\":\"x\\u0001y\"}]}");
+  ASSERT_TRUE(
+      m.parse("MSH|^~\\&|A\"B|F|||||ADT^A04^ADT_A01|C1|P|2.5\rPID|1||\"\"|x\\X01\\y\r").ok());
+  EXPECT_EQ(
+      hl7::inspectJson(m),
+      "{\"type\":\"ADT\",\"trigger\":\"A04\",\"structure\":\"ADT_A01\",\"control_id\":\"C1\","
+      "\"version\":\"2.5\",\"charset\":\"ASCII\",\"delimiters\":\"|^~\\\\&\",\"segments\":2,"
+      "\"fields\":[{\"path\":\"MSH-1\",\"value\":\"|\"},{\"path\":\"MSH-2\",\"value\":\"^~\\\\&\"},"
+      "{\"path\":\"MSH-3\",\"value\":\"A\\\"B\"},{\"path\":\"MSH-4\",\"value\":\"F\"},"
+      "{\"path\":\"MSH-9.1\",\"value\":\"ADT\"},{\"path\":\"MSH-9.2\",\"value\":\"A04\"},"
+      "{\"path\":\"MSH-9.3\",\"value\":\"ADT_A01\"},{\"path\":\"MSH-10\",\"value\":\"C1\"},"
+      "{\"path\":\"MSH-11\",\"value\":\"P\"},{\"path\":\"MSH-12\",\"value\":\"2.5\"},"
+      "{\"path\":\"PID-1\",\"value\":\"1\"},{\"path\":\"PID-3\",\"value\":null},"
+      "{\"path\":\"PID-4\",\"value\":\"x\\u0001y\"}]}");
 }
 
 TEST(Hl7Inspect, Latin1DecodedToUtf8) {
@@ -98,10 +100,14 @@ TEST(Hl7Inspect, Latin1DecodedToUtf8) {
   ASSERT_TRUE(m.parse(text).ok());
   std::string out = hl7::inspectText(m);
   EXPECT_NE(out.find("PID-5.1 = M\xC3\x9CLLER\n"), std::string::npos);
-  EXPECT_NE(out.find("PID-11.1 = Stra\xC3\x9F" "e 1\n"), std::string::npos);
+  EXPECT_NE(out.find("PID-11.1 = Stra\xC3\x9F"
+                     "e 1\n"),
+            std::string::npos);
   std::string json = hl7::inspectJson(m);
   EXPECT_NE(json.find("\"charset\":\"8859/1\""), std::string::npos);
-  EXPECT_NE(json.find("{\"path\":\"NK1-2.1\",\"value\":\"GARC\xC3\x8D" "A\"}"), std::string::npos);
+  EXPECT_NE(json.find("{\"path\":\"NK1-2.1\",\"value\":\"GARC\xC3\x8D"
+                      "A\"}"),
+            std::string::npos);
 }
 
 TEST(Hl7Inspect, MalformedSegmentIdsAreNamedByPosition) {

@@ -30,9 +30,7 @@ std::ostream& operator<<(std::ostream& os, const Ev& e) {
             << " data=" << e.data.size() << "B";
 }
 
-Ev flat(const MllpEvent& e) {
-  return Ev{e.type, e.fault, std::string(e.data), e.bytes, e.offset};
-}
+Ev flat(const MllpEvent& e) { return Ev{e.type, e.fault, std::string(e.data), e.bytes, e.offset}; }
 
 Ev frame(std::string data, uint64_t offset, MllpFault fault = MllpFault::none) {
   size_t n = data.size();
@@ -74,7 +72,8 @@ const std::string kMsg2 = "MSH|^~\\&|A|B|C|D|2||ADT^A08|2|P|2.5\rPID|2\r";
 }  // namespace
 
 TEST(Hl7Mllp, FrameEncoder) {
-  EXPECT_EQ(hl7::mllpFrame("abc"), std::string("\x0b" "abc\x1c\r"));
+  EXPECT_EQ(hl7::mllpFrame("abc"), std::string("\x0b"
+                                               "abc\x1c\r"));
   std::string out = "x";
   hl7::mllpFrameTo("", out);
   EXPECT_EQ(out, std::string("x\x0b\x1c\r"));
@@ -172,8 +171,7 @@ TEST(Hl7Mllp, MissingCrAfterEndBlock) {
 
 TEST(Hl7Mllp, TruncatedAtEndOfStream) {
   std::string stream = hl7::mllpFrame(kMsg1) + "\x0bMSH|half";
-  std::vector<Ev> want = {frame(kMsg1, 0),
-                          fault(MllpFault::truncated, 8, kMsg1.size() + 3)};
+  std::vector<Ev> want = {frame(kMsg1, 0), fault(MllpFault::truncated, 8, kMsg1.size() + 3)};
   EXPECT_EQ(decode(stream), want);
   EXPECT_EQ(decode(stream, {3}), want);
 }
@@ -183,8 +181,8 @@ TEST(Hl7Mllp, OversizeFrameIsDiscardedUntilNextFrame) {
   std::string stream = hl7::mllpFrame(big) + hl7::mllpFrame(kMsg1);
   const size_t max = 64;
   // The fault comes as soon as the frame passes the limit, with its head.
-  for (std::vector<size_t> sizes : {std::vector<size_t>{1u << 30}, std::vector<size_t>{1},
-                                    std::vector<size_t>{10, 50}}) {
+  for (std::vector<size_t> sizes :
+       {std::vector<size_t>{1u << 30}, std::vector<size_t>{1}, std::vector<size_t>{10, 50}}) {
     auto got = decode(stream, sizes, max);
     ASSERT_EQ(got.size(), 2u);
     EXPECT_EQ(got[0].type, MllpEvent::Type::fault);
@@ -249,7 +247,10 @@ TEST(Hl7Mllp, FinishOnAnUndrainedChunkDiscardsTheRest) {
   EXPECT_EQ(dec.stats().discarded_bytes, 5u);
   // Mid-frame: the bytes read so far make the truncated frame, the unread rest is discarded.
   MllpDecoder mid;
-  std::string two = "\x0b" "abc" + hl7::mllpFrame("x");
+  std::string two =
+      "\x0b"
+      "abc" +
+      hl7::mllpFrame("x");
   ASSERT_TRUE(mid.feed(two).ok());
   auto e = mid.next();  // the start block inside the frame
   ASSERT_TRUE(e);
@@ -265,8 +266,8 @@ TEST(Hl7Mllp, ChunkingNeverChangesTheResult) {
   // A mixed stream with every fault kind; random chunkings must all decode the same.
   std::string big = std::string(300, 'b');
   std::string stream = "junk" + hl7::mllpFrame(kMsg1) + "\x0bpartial" + hl7::mllpFrame(kMsg2) +
-                       "\x0b" + kMsg1 + "\x1c" + hl7::mllpFrame(big) + "\r\n" +
-                       hl7::mllpFrame("") + "zz\x1c\r" + hl7::mllpFrame(kMsg2) + "\x0btail";
+                       "\x0b" + kMsg1 + "\x1c" + hl7::mllpFrame(big) + "\r\n" + hl7::mllpFrame("") +
+                       "zz\x1c\r" + hl7::mllpFrame(kMsg2) + "\x0btail";
   auto want = decode(stream, {1u << 30}, 200);
   ASSERT_EQ(want.size(), 10u);
   std::mt19937 rng(42);

@@ -128,9 +128,10 @@ TEST(Hl7Validate, BrokenSegmentIdIsNotEchoed) {
   ASSERT_EQ(issues.size(), 1u);
   EXPECT_EQ(issues[0].location.segment, "");
   EXPECT_EQ(issues[0].describe().find("continues"), std::string::npos);
-  EXPECT_EQ(issues[0].describe(),
-            "HL7 100 (Segment sequence error): segment 5 has no valid segment id [segment 5, byte " +
-                std::to_string(text.find("that continues")) + "]");
+  EXPECT_EQ(
+      issues[0].describe(),
+      "HL7 100 (Segment sequence error): segment 5 has no valid segment id [segment 5, byte " +
+          std::to_string(text.find("that continues")) + "]");
 }
 
 TEST(Hl7Validate, LocationWithComponentCarriesRepetition) {
@@ -177,15 +178,30 @@ TEST(Hl7Validate, EncodingCharactersMissing) {
 }
 
 TEST(Hl7Validate, ValidCorpusMessagesHaveNoIssues) {
-  for (const char* file :
-       {"adt_a01_v231.hl7", "adt_a04_v251_cr.hl7", "adt_a08_v24_custom_delims.hl7",
-        "adt_a28_v25_latin1.hl7", "adt_a31_v251_utf8.hl7", "adt_a40_v23.hl7",
-        "adt_a01_v28_enhanced_nulls.hl7", "adt_a08_v21.hl7", "siu_s12_v251.hl7",
-        "siu_s13_v24.hl7", "siu_s14_v23.hl7", "siu_s15_v251.hl7", "siu_s26_v27_truncation.hl7",
-        "oru_r01_v251_many_obx.hl7", "mdm_t02_v25.hl7", "vxu_v04_v251_crlf.hl7",
-        "rde_o11_v24.hl7", "ppr_pc1_v25.hl7", "dft_p03_v231.hl7", "bar_p01_v23.hl7",
-        "mfn_m02_v25.hl7", "mfn_m15_v251.hl7", "oru_r01_v27_bang_delims.hl7",
-        "broken_no_pid.hl7"}) {
+  for (const char* file : {"adt_a01_v231.hl7",
+                           "adt_a04_v251_cr.hl7",
+                           "adt_a08_v24_custom_delims.hl7",
+                           "adt_a28_v25_latin1.hl7",
+                           "adt_a31_v251_utf8.hl7",
+                           "adt_a40_v23.hl7",
+                           "adt_a01_v28_enhanced_nulls.hl7",
+                           "adt_a08_v21.hl7",
+                           "siu_s12_v251.hl7",
+                           "siu_s13_v24.hl7",
+                           "siu_s14_v23.hl7",
+                           "siu_s15_v251.hl7",
+                           "siu_s26_v27_truncation.hl7",
+                           "oru_r01_v251_many_obx.hl7",
+                           "mdm_t02_v25.hl7",
+                           "vxu_v04_v251_crlf.hl7",
+                           "rde_o11_v24.hl7",
+                           "ppr_pc1_v25.hl7",
+                           "dft_p03_v231.hl7",
+                           "bar_p01_v23.hl7",
+                           "mfn_m02_v25.hl7",
+                           "mfn_m15_v251.hl7",
+                           "oru_r01_v27_bang_delims.hl7",
+                           "broken_no_pid.hl7"}) {
     Message m;
     ASSERT_TRUE(m.parse(corpus(file)).ok()) << file;
     auto issues = hl7::validate(m);

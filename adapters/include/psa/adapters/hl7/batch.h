@@ -36,12 +36,12 @@ struct FileMessage {
 
 /// A BHS..BTS batch (or an implicit one closed by a BTS).
 struct Batch {
-  std::string_view header;   ///< the BHS segment (no terminator), empty if none
-  std::string_view trailer;  ///< the BTS segment (no terminator), empty if none
+  std::string_view header;                 ///< the BHS segment (no terminator), empty if none
+  std::string_view trailer;                ///< the BTS segment (no terminator), empty if none
   std::optional<uint64_t> declared_count;  ///< BTS-1, when present and not empty
-  size_t first_message = 0;  ///< index into Hl7File::messages
+  size_t first_message = 0;                ///< index into Hl7File::messages
   size_t message_count = 0;
-  size_t line = 0;           ///< 1-based line of the BHS (or first message) segment
+  size_t line = 0;  ///< 1-based line of the BHS (or first message) segment
 };
 
 struct Hl7File {

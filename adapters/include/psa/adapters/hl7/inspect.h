@@ -19,11 +19,11 @@ struct Leaf {
   std::string_view path;  ///< e.g. "PID-5.1"; valid only during the callback
   size_t segment = 0;     ///< 0-based segment index
   int field = 0;
-  int repetition = 0;     ///< 0 when not part of the path (single repetition)
-  int component = 0;      ///< 0 when not part of the path
-  int subcomponent = 0;   ///< 0 when not part of the path
+  int repetition = 0;    ///< 0 when not part of the path (single repetition)
+  int component = 0;     ///< 0 when not part of the path
+  int subcomponent = 0;  ///< 0 when not part of the path
   Element element;
-  bool literal = false;   ///< MSH-1/MSH-2 (and FHS/BHS): raw delimiters, not unescaped
+  bool literal = false;  ///< MSH-1/MSH-2 (and FHS/BHS): raw delimiters, not unescaped
 };
 
 /// Calls `fn` for every leaf in message order. Paths are the shortest that Message::get()

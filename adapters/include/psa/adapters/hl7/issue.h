@@ -15,10 +15,10 @@ namespace psa::adapters::hl7 {
 
 /// HL7 table 0357 "Message error condition codes".
 enum class ErrorCode : uint16_t {
-  none = 0,                         ///< message accepted
-  segment_sequence = 100,           ///< segment sequence error (also: bad or missing segment)
+  none = 0,                ///< message accepted
+  segment_sequence = 100,  ///< segment sequence error (also: bad or missing segment)
   required_field_missing = 101,
-  data_type = 102,                  ///< data type error (malformed value)
+  data_type = 102,  ///< data type error (malformed value)
   table_value_not_found = 103,
   unsupported_message_type = 200,
   unsupported_event_code = 201,
@@ -41,8 +41,8 @@ std::string_view severityCode(Severity severity);
 
 /// Where in a message a problem is. Numbers are 1-based; 0 means "not applicable/unknown".
 struct Location {
-  std::string segment;     ///< segment id ("PID"); empty when unknown or not a valid id
-  int sequence = 0;        ///< occurrence of that segment id in the message (1 = first)
+  std::string segment;  ///< segment id ("PID"); empty when unknown or not a valid id
+  int sequence = 0;     ///< occurrence of that segment id in the message (1 = first)
   int field = 0;
   int repetition = 0;
   int component = 0;
@@ -59,10 +59,10 @@ struct Issue {
   ErrorCode code = ErrorCode::none;
   Severity severity = Severity::error;
   Location location;
-  size_t byte_offset = 0;    ///< from the start of the text given to the parser
-  size_t segment_index = 0;  ///< 0-based position of the segment in the message
+  size_t byte_offset = 0;           ///< from the start of the text given to the parser
+  size_t segment_index = 0;         ///< 0-based position of the segment in the message
   Errc errc = Errc::invalid_input;  ///< Errc::limit for exceeded limits
-  std::string text;          ///< PHI-free description, e.g. "required field missing"
+  std::string text;                 ///< PHI-free description, e.g. "required field missing"
 
   /// "HL7 101 (Required field missing) at MSH-10: <text> [segment 1, byte 57]".
   std::string describe() const;

@@ -46,10 +46,10 @@ struct Limits {
   size_t max_message_bytes = 16u << 20;  ///< clamped to 4 GiB - 1
   size_t max_segments = 100000;
   size_t max_fields_per_segment = 1000;
-  size_t max_total_fields = 1u << 20;
-  size_t max_repetitions = 10000;    ///< per field
-  size_t max_components = 1000;      ///< per repetition
-  size_t max_subcomponents = 1000;   ///< per component
+  size_t max_total_fields = 1u << 20;  ///< segment ids plus fields, whole message
+  size_t max_repetitions = 10000;      ///< per field
+  size_t max_components = 1000;        ///< per repetition
+  size_t max_subcomponents = 1000;     ///< per component
 };
 
 enum class Presence : uint8_t { absent, empty, null, value };
@@ -152,14 +152,14 @@ class Message {
   void decodeTo(const Element& element, std::string& out) const;
 
   /// Shortcuts into the first segment (raw, "" when absent).
-  std::string_view messageType() const;       ///< MSH-9.1
+  std::string_view messageType() const;  ///< MSH-9.1
   /// MSH-9.2; for v2.1-style messages without it, EVN-1.
   std::string_view triggerEvent() const;
-  std::string_view messageStructure() const;  ///< MSH-9.3
-  std::string_view controlId() const;         ///< MSH-10
-  std::string_view processingId() const;      ///< MSH-11.1
-  std::string_view version() const;           ///< MSH-12.1
-  std::string_view acceptAckType() const;     ///< MSH-15
+  std::string_view messageStructure() const;    ///< MSH-9.3
+  std::string_view controlId() const;           ///< MSH-10
+  std::string_view processingId() const;        ///< MSH-11.1
+  std::string_view version() const;             ///< MSH-12.1
+  std::string_view acceptAckType() const;       ///< MSH-15
   std::string_view applicationAckType() const;  ///< MSH-16
 
  private:

@@ -128,11 +128,11 @@ class MllpDecoder {
   uint64_t frame_offset_ = 0;  // stream offset of the current frame's start block
   size_t junk_ = 0;
   uint64_t junk_offset_ = 0;
-  std::string head_;           // oversize head
-  bool clear_buf_ = false;     // buf_ was handed out; clear on the next call
-  size_t end_cache_ = 0;       // next end block at or after pos_ in chunk_ (or size)
+  std::string head_;        // oversize head
+  bool clear_buf_ = false;  // buf_ was handed out; clear on the next call
+  size_t end_cache_ = 0;    // next end block at or after pos_ in chunk_ (or size)
   bool end_cache_valid_ = false;
-  bool restart_ = false;       // finish() was called: offsets restart at the next feed
+  bool restart_ = false;  // finish() was called: offsets restart at the next feed
   MllpStats stats_;
 };
 
