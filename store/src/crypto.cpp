@@ -26,14 +26,68 @@ const EVP_MD* sha256Md() {
   return md;
 }
 
-struct CtxDeleter {
-  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+// One cipher context per thread and direction, reused for every record. The key schedule is
+// kept while the key stays the same; each record then only sets its fresh nonce.
+struct CachedCtx {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  Key key{};
+  bool keyed = false;
+  ~CachedCtx() {
+    EVP_CIPHER_CTX_free(ctx);
+    cleanse(key.data(), key.size());
+  }
 };
 
-// One cipher context per thread, reused for every record (no per-record allocation).
-EVP_CIPHER_CTX* threadCtx() {
-  thread_local std::unique_ptr<EVP_CIPHER_CTX, CtxDeleter> ctx(EVP_CIPHER_CTX_new());
-  return ctx.get();
+CachedCtx& encryptCtx() {
+  thread_local CachedCtx c;
+  return c;
+}
+
+CachedCtx& decryptCtx() {
+  thread_local CachedCtx c;
+  return c;
+}
+
+// Nonces come from a per-thread buffer of DRBG output refilled in chunks: one RAND_bytes call
+// per ~340 records instead of one per record.
+bool nonce(unsigned char* out) {
+  struct Pool {
+    unsigned char bytes[kNonceBytes * 341];
+    size_t used = sizeof bytes;
+    ~Pool() { cleanse(bytes, sizeof bytes); }
+  };
+  thread_local Pool pool;
+  if (pool.used + kNonceBytes > sizeof pool.bytes) {
+    if (!randomBytes(pool.bytes, sizeof pool.bytes)) {
+      return false;
+    }
+    pool.used = 0;
+  }
+  std::memcpy(out, pool.bytes + pool.used, kNonceBytes);
+  cleanse(pool.bytes + pool.used, kNonceBytes);  // a nonce is handed out once
+  pool.used += kNonceBytes;
+  return true;
+}
+
+// Sets key (only when it changed) and IV; `encrypt` selects the direction.
+bool init(CachedCtx& c, const Key& key, const unsigned char* iv, bool encrypt) {
+  if (c.ctx == nullptr) {
+    return false;
+  }
+  const bool same = c.keyed && CRYPTO_memcmp(c.key.data(), key.data(), key.size()) == 0;
+  const unsigned char* k = same ? nullptr : key.data();
+  const EVP_CIPHER* cipher = same ? nullptr : gcmCipher();
+  const int ok = encrypt ? EVP_EncryptInit_ex2(c.ctx, cipher, k, iv, nullptr)
+                         : EVP_DecryptInit_ex2(c.ctx, cipher, k, iv, nullptr);
+  if (ok != 1) {
+    c.keyed = false;
+    return false;
+  }
+  if (!same) {
+    c.key = key;
+    c.keyed = true;
+  }
+  return true;
 }
 
 }  // namespace
@@ -49,15 +103,15 @@ bool seal(const Key& key, std::string_view aad, std::string_view plaintext, std:
   out.resize(kSealOverhead + plaintext.size());
   auto* p = reinterpret_cast<unsigned char*>(out.data());
   p[0] = kSealVersion;
-  unsigned char* nonce = p + 1;
-  unsigned char* ct = nonce + kNonceBytes;
+  unsigned char* iv = p + 1;
+  unsigned char* ct = iv + kNonceBytes;
   unsigned char* tag = ct + plaintext.size();
-  if (!randomBytes(nonce, kNonceBytes)) {
+  if (!nonce(iv)) {
     return false;
   }
-  EVP_CIPHER_CTX* ctx = threadCtx();
+  EVP_CIPHER_CTX* ctx = encryptCtx().ctx;
   int len = 0;
-  if (ctx == nullptr || EVP_EncryptInit_ex2(ctx, gcmCipher(), key.data(), nonce, nullptr) != 1) {
+  if (!init(encryptCtx(), key, iv, true)) {
     return false;
   }
   if (!aad.empty() &&
@@ -84,15 +138,15 @@ OpenError open(const Key& key, std::string_view aad, std::string_view sealed, st
     return OpenError::internal;
   }
   const auto* p = reinterpret_cast<const unsigned char*>(sealed.data());
-  const unsigned char* nonce = p + 1;
-  const unsigned char* ct = nonce + kNonceBytes;
+  const unsigned char* iv = p + 1;
+  const unsigned char* ct = iv + kNonceBytes;
   const size_t ct_len = sealed.size() - kSealOverhead;
   unsigned char tag[kTagBytes];
   std::memcpy(tag, ct + ct_len, kTagBytes);
   out.resize(ct_len);
-  EVP_CIPHER_CTX* ctx = threadCtx();
+  EVP_CIPHER_CTX* ctx = decryptCtx().ctx;
   int len = 0;
-  if (ctx == nullptr || EVP_DecryptInit_ex2(ctx, gcmCipher(), key.data(), nonce, nullptr) != 1) {
+  if (!init(decryptCtx(), key, iv, false)) {
     return OpenError::internal;
   }
   if (!aad.empty() &&

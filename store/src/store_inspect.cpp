@@ -792,6 +792,7 @@ Result<SalvageReport> SqliteStore::salvage(const fs::path& file) {
     }
     uint64_t imported = 0, present = 0;
     Status st = m.runTask([&m, &chunk, &imported, &present](OpCtx& ctx) -> Status {
+      imported = present = 0;  // a task may run again if its transaction is retried
       auto exists = m.wdb.prepare(
           "SELECT EXISTS(SELECT 1 FROM queue WHERE msg_id=?1) OR "
           "EXISTS(SELECT 1 FROM dead WHERE msg_id=?1)");

@@ -54,6 +54,21 @@ TEST(StoreSecurity, PayloadIsSealedAtRest) {
   EXPECT_EQ(raw.queryInt("SELECT key_id FROM queue"), 1);
 }
 
+TEST(StoreSecurity, EveryRecordHasAFreshNonce) {
+  psa::test::TempDir dir;
+  {
+    auto store = openOk(optionsIn(dir));
+    AppendBatch b;
+    for (int i = 0; i < 2000; ++i) {
+      b.records.push_back(makeRecord("same payload"));
+    }
+    ASSERT_TRUE(store->appendSync(std::move(b)).ok());
+  }
+  RawDb raw(dir / "queue.db");
+  EXPECT_EQ(raw.queryInt("SELECT count(DISTINCT substr(sealed, 2, 12)) FROM queue"), 2000);
+  EXPECT_EQ(raw.queryInt("SELECT count(DISTINCT sealed) FROM queue"), 2000);
+}
+
 TEST(StoreSecurity, TamperedCiphertextIsDeadLetteredWithReason) {
   psa::test::TempDir dir;
   std::string a, b;
