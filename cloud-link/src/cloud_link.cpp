@@ -146,6 +146,12 @@ constexpr milliseconds kTick{500};
 constexpr milliseconds kGracefulDisconnectTimeout{2000};
 constexpr milliseconds kJoinTimeout{3000};
 constexpr size_t kMaxControlInflight = 16;
+// Poison isolation: a record that makes the broker drop the connection (e.g. over mosquitto's
+// message_size_limit: PUBACK 0x95 and a close, which libmosquitto may see as a broken pipe
+// first) would otherwise come back first after every reconnect and block everything behind it.
+constexpr int kPoisonStrikes = 2;
+constexpr milliseconds kPoisonWindow{5000};
+constexpr size_t kProbeMargin = 16;
 
 struct InFlight {
   int64_t seq = 0;
@@ -427,8 +433,15 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     }
     connected_at_ = SteadyTime{};
 
+    if (!words.empty() && was_connected && !stopping_) {
+      suspectInflight(words);
+    }
+
     // Everything in flight goes back to the store (same msg-ids on resend).
     const size_t returned = inflight_.size() + awaiting_receipt_.size();
+    if (released_seqs_.size() > 200000) {
+      released_seqs_.clear();  // only feeds the "resent" counter; keep memory bounded
+    }
     for (auto& [mid, f] : inflight_) {
       released_seqs_.insert(f.seq);
     }
@@ -459,6 +472,34 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     scheduleReconnect();
   }
 
+  /// The connection died with records in flight: one of them may be what kills it. Those
+  /// records become suspects and the next connection sends one record at a time until every
+  /// suspect got an answer; a suspect that was alone in flight when the connection died
+  /// kPoisonStrikes times is dead-lettered instead of being sent again.
+  void suspectInflight(const std::string& words) {
+    if (inflight_.empty()) {
+      return;
+    }
+    const SteadyTime now = steadyNow();
+    if (probing() && inflight_.size() == 1) {
+      const InFlight& f = inflight_.begin()->second;
+      auto it = suspects_.find(f.msg_id);
+      if (it != suspects_.end() && now - f.sent_at <= kPoisonWindow &&
+          ++it->second >= kPoisonStrikes) {
+        convicted_[f.msg_id] = words;
+        log_.warn("record.poison", {{"msg_id", f.msg_id}, {"strikes", it->second}});
+      }
+    } else {
+      for (const auto& [mid, f] : inflight_) {
+        suspects_.emplace(f.msg_id, 0);
+      }
+    }
+    probe_budget_ = suspects_.size() + kProbeMargin;
+    log_.info("link.probe", {{"suspects", suspects_.size()}});
+  }
+
+  bool probing() const { return !suspects_.empty(); }
+
   void scheduleReconnect() {
     const milliseconds delay = backoff_.next();
     setState(LinkState::backoff);
@@ -482,7 +523,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
         release_outstanding_ || need_release_ || !deliverable_hint_) {
       return false;
     }
-    if (inflight_.size() >= options_.max_inflight) {
+    if (inflight_.size() >= window()) {
       return false;
     }
     if (options_.confirm == Confirm::receipt &&
@@ -492,11 +533,13 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     return true;
   }
 
+  size_t window() const { return probing() ? 1 : options_.max_inflight; }
+
   void pump() {
     if (!canLease()) {
       return;
     }
-    size_t n = options_.max_inflight - inflight_.size();
+    size_t n = window() - inflight_.size();
     if (options_.confirm == Confirm::receipt) {
       n = std::min(n, options_.max_unreceipted - awaiting_receipt_.size() - inflight_.size());
     }
@@ -545,6 +588,24 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       return;
     }
     const store::Record& r = leased.record;
+    if (auto c = convicted_.find(r.msg_id); c != convicted_.end()) {
+      const int strikes = suspects_[r.msg_id];
+      const std::string last = std::move(c->second);
+      convicted_.erase(c);
+      suspects_.erase(r.msg_id);
+      deadLetter(leased.seq, r.msg_id, 0,
+                 "the connection broke each time this record was sent alone (" +
+                     std::to_string(strikes) + " times, last: " + last +
+                     "); the broker probably refuses it (e.g. over its message size limit)");
+      return;
+    }
+    if (probing()) {
+      if (probe_budget_ == 0) {
+        suspects_.clear();  // the suspects were delivered some other way
+      } else {
+        --probe_budget_;
+      }
+    }
     mosquitto_property* props = nullptr;
     int prc = MOSQ_ERR_SUCCESS;
     for (const auto& [name, value] : userProperties(r)) {
@@ -693,6 +754,9 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     }
     InFlight f = std::move(it->second);
     inflight_.erase(it);
+    if (!suspects_.empty()) {
+      suspects_.erase(f.msg_id);  // the broker answered: not what kills the connection
+    }
     if (options_.confirm == Confirm::receipt) {
       inflight_by_msg_.erase(f.msg_id);
     }
@@ -1195,6 +1259,9 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   std::unordered_map<std::string, int64_t> awaiting_receipt_;  ///< msg-id -> seq
   std::deque<std::pair<SteadyTime, std::string>> receipt_queue_;  ///< deadline, msg-id
   std::unordered_set<int64_t> released_seqs_;  ///< returned to the store: next publish is a resend
+  std::unordered_map<std::string, int> suspects_;  ///< msg-id -> solo connection deaths
+  std::unordered_map<std::string, std::string> convicted_;  ///< msg-id -> last error; dead-letter when leased
+  size_t probe_budget_ = 0;
   std::priority_queue<SteadyTime, std::vector<SteadyTime>, std::greater<>> retry_due_;
   SteadyTime lease_retry_at_{};
 

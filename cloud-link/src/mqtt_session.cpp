@@ -287,6 +287,16 @@ std::string MqttSession::loopWords(int rc, int err) const {
     case MOSQ_ERR_ERRNO:
     case MOSQ_ERR_CONN_LOST:
     case MOSQ_ERR_NO_CONN: {
+      if (connack_ok_) {
+        // The handshake was done long ago: this is the connection ending, not TLS failing.
+        if (rc == MOSQ_ERR_ERRNO && err == ECONNRESET) {
+          return "connection reset by the broker";
+        }
+        if (rc == MOSQ_ERR_ERRNO && err != 0 && err != EPROTO) {
+          return "connection lost: " + std::string(std::strerror(err));
+        }
+        return "connection closed by the broker";
+      }
       std::string tls = diag_.describe(config_.host);
       if (!tls.empty() || err == EPROTO) {
         return tls.empty() ? "TLS: protocol error" : tls;
@@ -310,6 +320,7 @@ void MqttSession::onConnect(mosquitto*, void* obj, int rc, int flags,
   ev.type = SessionEvent::Type::connack;
   ev.code = rc;
   if (rc == 0) {
+    self->connack_ok_ = true;
     ev.session_present = (flags & 1) != 0;
     uint16_t receive_max = 0;
     if (mosquitto_property_read_int16(props, MQTT_PROP_RECEIVE_MAXIMUM, &receive_max, false) !=

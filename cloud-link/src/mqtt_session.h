@@ -149,6 +149,7 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   std::atomic<bool> aborted_{false};
   std::atomic<bool> graceful_{false};
   std::atomic<uint32_t> max_packet_size_{0};
+  std::atomic<bool> connack_ok_{false};
 
   mutable std::mutex words_mu_;  ///< set on the session thread, read there too (callbacks)
   std::string connack_words_;

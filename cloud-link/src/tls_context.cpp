@@ -118,7 +118,23 @@ std::string TlsDiagnostics::describe(const std::string& host) const {
     return "TLS: IP address mismatch: the broker certificate is not valid for " + host;
   }
   if (verify_code_ != 0) {
-    return "TLS: certificate verify failed: " + verify_text_;
+    std::string words = "TLS: certificate verify failed: " + verify_text_;
+    switch (verify_code_) {
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+      case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+      case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+      case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+      case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+        words += " (the configured CA file does not sign the broker's certificate)";
+        break;
+      case X509_V_ERR_CERT_HAS_EXPIRED:
+      case X509_V_ERR_CERT_NOT_YET_VALID:
+        words += " (check the broker's certificate and this machine's clock)";
+        break;
+      default: break;
+    }
+    return words;
   }
   if (!received_alert_.empty()) {
     static constexpr const char* kCertAlerts[] = {"unknown CA", "bad certificate",
