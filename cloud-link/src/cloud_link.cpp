@@ -1050,6 +1050,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       }
     }
     // Receipt timeouts: put unreceipted records back for a resend with the same msg-id.
+    size_t timed_out = 0;
     while (!receipt_queue_.empty() && receipt_queue_.front().first <= now) {
       const std::string id = std::move(receipt_queue_.front().second);
       receipt_queue_.pop_front();
@@ -1060,7 +1061,9 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       const int64_t seq = it->second;
       awaiting_receipt_.erase(it);
       updateStatus([](LinkStatus& s) { ++s.retried; });
-      log_.info("record.receipt_timeout", {{"msg_id", id}});
+      if (++timed_out == 1) {
+        log_.info("record.receipt_timeout", {{"first_msg_id", id}});
+      }
       auto self = shared_from_this();
       released_seqs_.insert(seq);
       reader_.nack(seq, milliseconds(0), "receipt timeout", [self](Status st) {
@@ -1070,6 +1073,9 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
           self->pump();
         });
       });
+    }
+    if (timed_out > 1) {
+      log_.info("record.receipt_timeout", {{"count", timed_out}});
     }
     // Records waiting for a retry time: the store does not announce that time, so look again.
     while (!retry_due_.empty() && retry_due_.top() <= now) {

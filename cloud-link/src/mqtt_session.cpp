@@ -100,8 +100,9 @@ void MqttSession::abort() {
   aborted_ = true;
   std::lock_guard lock(mosq_mu_);
   if (mosq_ != nullptr) {
-    // Queues a DISCONNECT, which also wakes the loop's select() through the socket pair.
-    mosquitto_disconnect_v5(mosq_, MQTT_RC_NORMAL_DISCONNECTION, nullptr);
+    // Queues a DISCONNECT, which also wakes the loop's select() through the socket pair. With
+    // reason 0x04 the broker still publishes our Will (status offline) if it gets it.
+    mosquitto_disconnect_v5(mosq_, MQTT_RC_DISCONNECT_WITH_WILL_MSG, nullptr);
   }
 }
 

@@ -68,6 +68,42 @@ struct CloudEnv {
   std::unique_ptr<MosquittoBroker> broker;
 };
 
+/// mosquitto_pub/_sub arguments for connecting as `identity` (a client certificate CN).
+inline std::vector<std::string> mqttClientArgs(CloudEnv& env, const std::string& program,
+                                               const std::string& identity) {
+  const CertFiles& c = env.tls.client(identity);
+  return {program,     "-h",         "localhost",       "-p",     std::to_string(env.broker->port()),
+          "--cafile",  env.tls.ca().cert.string(),       "--cert", c.cert.string(),
+          "--key",     c.key.string(), "-V",             "mqttv5"};
+}
+
+/// Publishes `payload` (QoS 1) with the real mosquitto_pub as `identity`.
+inline CommandResult mosquittoPub(CloudEnv& env, const std::string& topic,
+                                  const std::string& payload,
+                                  const std::string& identity = "cloud") {
+  auto args = mqttClientArgs(env, "mosquitto_pub", identity);
+  for (const char* a : {"-q", "1", "-s", "-t"}) {
+    args.emplace_back(a);
+  }
+  args.push_back(topic);
+  return runCommand(args, std::chrono::seconds(20), {}, payload);
+}
+
+/// The retained message on `topic` (empty if none within 3 s).
+inline std::string retainedMessage(CloudEnv& env, const std::string& topic) {
+  auto args = mqttClientArgs(env, "mosquitto_sub", "cloud");
+  for (const char* a : {"-C", "1", "-W", "3", "-t"}) {
+    args.emplace_back(a);
+  }
+  args.push_back(topic);
+  auto r = runCommand(args, std::chrono::seconds(20));
+  std::string out = r.exit_code == 0 ? r.output : std::string();
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) {
+    out.pop_back();
+  }
+  return out;
+}
+
 /// A CloudLink on a private io_context served by two threads (as in the agent).
 class LinkRunner {
  public:

@@ -239,7 +239,11 @@ int runListen(const std::vector<std::string>& args) {
       }
       it = ids.empty() ? pending_receipts.erase(it) : std::next(it);
     }
-    oldest_pending = pending_receipts.empty() ? SteadyClock::time_point::max() : SteadyClock::now();
+    if (pending_receipts.empty()) {
+      oldest_pending = SteadyClock::time_point::max();
+    } else if (due) {
+      oldest_pending = SteadyClock::now();  // what is left was just cut off a full batch
+    }
   };
 
   auto printCounts = [&](std::ostream& os, const char* label) {
