@@ -2,7 +2,7 @@
 # Runs one libFuzzer target for a bounded time over its checked-in seed corpus.
 # Usage: run-one.sh FUZZER CORPUS_DIR   (PSA_FUZZ_SECONDS, default 30)
 set -euo pipefail
-fuzzer=$1
+fuzzer=$(readlink -f "$1")
 corpus=$2
 seconds=${PSA_FUZZ_SECONDS:-30}
 work=$(mktemp -d)
