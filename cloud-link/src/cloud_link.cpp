@@ -438,7 +438,8 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     }
 
     // Everything in flight goes back to the store (same msg-ids on resend).
-    const size_t returned = inflight_.size() + awaiting_receipt_.size();
+    const size_t returned = inflight_.size() + awaiting_receipt_.size() + ready_.size();
+    ready_.clear();  // leased but never sent: releaseAll() returns them
     if (released_seqs_.size() > 200000) {
       released_seqs_.clear();  // only feeds the "resent" counter; keep memory bounded
     }
@@ -518,16 +519,22 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
 
   // ---------------------------------------------------------------- leasing and publishing
 
+  bool canPublish() const {
+    return state_ == LinkState::connected && !stopping_ && !session_broken_;
+  }
+
+  /// Records leased ahead (`ready_`) keep the window full without a store round trip per
+  /// PUBACK; at most one window's worth is held.
   bool canLease() const {
-    if (state_ != LinkState::connected || stopping_ || session_broken_ || lease_outstanding_ ||
-        release_outstanding_ || need_release_ || !deliverable_hint_) {
+    if (!canPublish() || lease_outstanding_ || release_outstanding_ || need_release_ ||
+        !deliverable_hint_) {
       return false;
     }
-    if (inflight_.size() >= window()) {
+    if (ready_.size() >= window()) {
       return false;
     }
     if (options_.confirm == Confirm::receipt &&
-        awaiting_receipt_.size() + inflight_.size() >= options_.max_unreceipted) {
+        awaiting_receipt_.size() + inflight_.size() + ready_.size() >= options_.max_unreceipted) {
       return false;
     }
     return true;
@@ -536,12 +543,18 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   size_t window() const { return probing() ? 1 : options_.max_inflight; }
 
   void pump() {
+    while (!ready_.empty() && inflight_.size() < window() && canPublish()) {
+      store::Leased next = std::move(ready_.front());
+      ready_.pop_front();
+      publishRecord(std::move(next));
+    }
     if (!canLease()) {
       return;
     }
-    size_t n = window() - inflight_.size();
+    size_t n = window() - ready_.size();
     if (options_.confirm == Confirm::receipt) {
-      n = std::min(n, options_.max_unreceipted - awaiting_receipt_.size() - inflight_.size());
+      n = std::min(n, options_.max_unreceipted - awaiting_receipt_.size() - inflight_.size() -
+                          ready_.size());
     }
     lease_outstanding_ = true;
     deliverable_hint_ = false;
@@ -567,7 +580,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       requestRelease();  // the session ended while this lease was outstanding
       return;
     }
-    if (state_ != LinkState::connected || session_broken_) {
+    if (!canPublish()) {
       // Covered by the releaseAll() that follows the end of the session / stop.
       return;
     }
@@ -575,10 +588,10 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       deliverable_hint_ = true;
     }
     for (store::Leased& leased : records) {
-      publishRecord(std::move(leased));
+      ready_.push_back(std::move(leased));
     }
-    syncCounts();
     pump();
+    syncCounts();
   }
 
   void publishRecord(store::Leased&& leased) {
@@ -1125,6 +1138,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       return;
     }
     stopping_ = true;
+    ready_.clear();  // leased, not sent: the final releaseAll() returns them
     reconnect_timer_.cancel();
     // state_ stays as it is (a connected link keeps receiving PUBACKs while draining); only
     // the reported state changes.
@@ -1277,6 +1291,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   uint64_t acked_total_ = 0;
   std::deque<std::pair<SteadyTime, uint64_t>> drain_samples_;
 
+  std::deque<store::Leased> ready_;  ///< leased ahead, not yet published
   bool lease_outstanding_ = false;
   size_t lease_requested_ = 0;
   bool deliverable_hint_ = true;

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "cloudlink_harness.h"
+#include <iostream>
+
 #include "memory_queue.h"
 #include "psa/cloudlink/envelope.h"
 
@@ -42,6 +44,23 @@ TEST(CloudLinkDelivery, AllRecordsArriveOnceByteIdentical) {
   auto st = runner.status();
   EXPECT_EQ(st.acked, sent.size());
   EXPECT_TRUE(st.connected);
+  EXPECT_TRUE(runner.stop());
+}
+
+TEST(CloudLinkDelivery, AcksReachTheStoreInBatches) {
+  CloudEnv env;
+  MemoryQueue queue;
+  queue.append(makeRecords(5000, 200));
+  LinkRunner runner(queue, env.linkOptions("agent-1"));
+  runner.start();
+  ASSERT_TRUE(waitFor([&] { return queue.counts().delivered == 5000; }, std::chrono::seconds(60)))
+      << runner.status().toJson();
+  const auto c = queue.counts();
+  EXPECT_EQ(c.acked_records, 5000u);
+  // Never one store commit per PUBACK: PUBACKs that arrive while an ack is being applied
+  // accumulate into the next batch.
+  std::cout << "ack calls for 5000 records: " << c.ack_calls << "\n";
+  EXPECT_LT(c.ack_calls, 5000u / 4);
   EXPECT_TRUE(runner.stop());
 }
 

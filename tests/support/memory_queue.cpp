@@ -57,6 +57,7 @@ std::vector<std::string> MemoryQueue::append(std::vector<store::Record> records)
     ids.push_back(r.msg_id);
     Entry e;
     e.record = std::move(r);
+    pending_.insert(next_seq_);
     entries_.emplace(next_seq_++, std::move(e));
   }
   notifyLocked();
@@ -74,31 +75,37 @@ void MemoryQueue::lease(size_t max, store::LeaseCallback done) {
       } else {
         const auto now = std::chrono::steady_clock::now();
         // Records whose retry time has come first, then pending ones in FIFO order.
-        for (int pass = 0; pass < 2 && out.size() < max; ++pass) {
-          for (auto& [seq, e] : entries_) {
-            if (out.size() >= max) {
-              break;
-            }
-            if (e.state != State::pending || e.not_before > now) {
-              continue;
-            }
-            const bool is_retry = e.attempts > 0;
-            if ((pass == 0) != is_retry) {
-              continue;
-            }
-            e.state = State::leased;
-            store::Leased l;
-            l.seq = seq;
-            l.record.msg_id = e.record.msg_id;
-            l.record.source = e.record.source;
-            l.record.vendor = e.record.vendor;
-            l.record.kind = e.record.kind;
-            l.record.format = e.record.format;
-            l.record.received_at_ms = e.record.received_at_ms;
-            l.record.payload = e.record.payload;
-            l.attempts = e.attempts;
-            out.push_back(std::move(l));
+        std::vector<int64_t> picked;
+        for (int64_t seq : retry_) {
+          if (picked.size() >= max) {
+            break;
           }
+          if (entries_[seq].not_before <= now) {
+            picked.push_back(seq);
+          }
+        }
+        for (auto it = pending_.begin(); it != pending_.end() && picked.size() < max; ++it) {
+          const Entry& e = entries_[*it];
+          if (e.attempts == 0 && e.not_before <= now) {
+            picked.push_back(*it);
+          }
+        }
+        for (int64_t seq : picked) {
+          Entry& e = entries_[seq];
+          pending_.erase(seq);
+          retry_.erase(seq);
+          e.state = State::leased;
+          store::Leased l;
+          l.seq = seq;
+          l.record.msg_id = e.record.msg_id;
+          l.record.source = e.record.source;
+          l.record.vendor = e.record.vendor;
+          l.record.kind = e.record.kind;
+          l.record.format = e.record.format;
+          l.record.received_at_ms = e.record.received_at_ms;
+          l.record.payload = e.record.payload;
+          l.attempts = e.attempts;
+          out.push_back(std::move(l));
         }
         done(std::move(out));
         return;
@@ -118,6 +125,8 @@ void MemoryQueue::ack(std::vector<int64_t> seqs, store::StatusCallback done) {
         auto it = entries_.find(seq);
         if (it != entries_.end() && it->second.state != State::dead) {
           it->second.state = State::delivered;
+          pending_.erase(seq);
+          retry_.erase(seq);
         }
       }
     }
@@ -134,6 +143,8 @@ void MemoryQueue::nack(int64_t seq, std::chrono::milliseconds retry_after, std::
       auto it = entries_.find(seq);
       if (it != entries_.end() && it->second.state == State::leased) {
         it->second.state = State::pending;
+        pending_.insert(seq);
+        retry_.insert(seq);
         ++it->second.attempts;
         it->second.not_before = std::chrono::steady_clock::now() + retry_after;
         it->second.reason = reason;
@@ -165,6 +176,10 @@ void MemoryQueue::releaseAll(store::StatusCallback done) {
       for (auto& [seq, e] : entries_) {
         if (e.state == State::leased) {
           e.state = State::pending;
+          pending_.insert(seq);
+          if (e.attempts > 0) {
+            retry_.insert(seq);
+          }
         }
       }
     }

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -70,6 +71,8 @@ class MemoryQueue final : public store::QueueReader {
   std::deque<std::function<void()>> tasks_;
   bool stopping_ = false;
   std::map<int64_t, Entry> entries_;
+  std::set<int64_t> pending_;  ///< deliverable now or after not_before (FIFO by seq)
+  std::set<int64_t> retry_;    ///< subset of pending_ with attempts > 0 (served first)
   int64_t next_seq_ = 1;
   uint64_t next_id_ = 1;
   std::function<void()> listener_;
