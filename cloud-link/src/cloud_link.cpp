@@ -162,6 +162,7 @@ struct InFlight {
 };
 
 struct ControlItem {
+  SteadyTime sent_at{};
   std::string topic;
   std::string payload;
   bool retain = false;
@@ -265,8 +266,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     started_ = true;
     stopping_ = false;
     std::weak_ptr<Impl> weak = weak_from_this();
-    auto strand = strand_;
-    reader_.setDeliverableListener([weak, strand] {
+    reader_.setDeliverableListener([weak] {
       // Store writer thread: only post.
       if (auto self = weak.lock()) {
         self->dispatch([self] {
@@ -307,6 +307,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       session_ = session;
     }
     tcp_up_ = false;
+    slow_connect_reported_ = false;
     session_broken_ = false;
     session_started_at_ = steadyNow();
     setState(LinkState::connecting);
@@ -582,6 +583,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     }
     if (!canPublish()) {
       // Covered by the releaseAll() that follows the end of the session / stop.
+      advanceStop();
       return;
     }
     if (records.size() >= lease_requested_) {
@@ -995,6 +997,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       ControlItem taken = std::move(item);
       control_queue_.pop_front();
       if (rc == MOSQ_ERR_SUCCESS) {
+        taken.sent_at = steadyNow();
         control_inflight_.emplace(mid, std::move(taken));
       } else if (taken.done) {
         taken.done(Error(Errc::invalid_argument,
@@ -1052,7 +1055,10 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       for (const auto& [mid, f] : inflight_) {
         oldest = std::min(oldest, f.sent_at);
       }
-      if (!control_inflight_.empty() || now - oldest > options_.puback_timeout) {
+      for (const auto& [mid, c] : control_inflight_) {
+        oldest = std::min(oldest, c.sent_at);
+      }
+      if (now - oldest > options_.puback_timeout) {
         const size_t n = inflight_.size() + control_inflight_.size();
         const std::string words = "link stalled: no PUBACK for " +
                                   std::to_string(options_.puback_timeout.count()) + " ms with " +
@@ -1061,6 +1067,14 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
         log_.warn("watchdog.puback_timeout", {{"in_flight", n}});
         abortSession(words);
       }
+    }
+    // A TCP connect that gets no answer at all (packets dropped) cannot be interrupted; say so.
+    if (state_ == LinkState::connecting && !tcp_up_ && !slow_connect_reported_ &&
+        now - session_started_at_ > options_.connect_timeout) {
+      slow_connect_reported_ = true;
+      setLastError("no answer from " + address_.host + ":" + std::to_string(address_.port) +
+                   " for " + std::to_string(options_.connect_timeout.count()) +
+                   " ms (TCP connect pending; a firewall may be dropping the packets)");
     }
     // Receipt timeouts: put unreceipted records back for a resend with the same msg-id.
     size_t timed_out = 0;
@@ -1260,6 +1274,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   std::shared_ptr<MqttSession> session_;
   uint64_t generation_ = 0;
   bool tcp_up_ = false;
+  bool slow_connect_reported_ = false;
   bool session_broken_ = false;
   SteadyTime session_started_at_{};
   SteadyTime tcp_up_at_{};

@@ -13,16 +13,19 @@
 // the CloudLink strand (PUBACKs are batched: one post per burst). No Asio thread ever blocks on
 // the network, and CloudLink state is only touched on its strand.
 //
-// Why not `mosquitto_loop_start()` + `mosquitto_connect_async()` as style.md suggests (measured
-// on libmosquitto 2.0.11, see the tests):
-//   - `mosquitto_connect_async()` cannot carry CONNECT properties, so the session-expiry
-//     interval of our persistent session could not be sent; and its DNS lookup is blocking
-//     anyway, which would stall the calling Asio thread.
-//   - The built-in reconnect of `mosquitto_loop_forever()` (the loop_start thread) has no
-//     jitter, resends CONNECT without properties (session expiry 0: the broker would drop our
-//     session), and the thread simply exits on TLS, DNS and auth errors.
+// Why not `mosquitto_loop_start()` + `mosquitto_connect_async()` as style.md suggests
+// (libmosquitto 2.0.11):
+//   - `mosquitto_connect_async()` takes no CONNECT properties, so the first CONNECT could not
+//     carry our session-expiry interval; and its getaddrinfo() is blocking anyway, which would
+//     stall the calling Asio thread for as long as DNS takes.
+//   - The loop_start thread runs `mosquitto_loop_forever()`, whose built-in reconnect uses a
+//     fixed formula without jitter (thousands of agents would retry in lockstep after a cloud
+//     outage), and which returns - ending the thread - on TLS, DNS, auth and protocol errors,
+//     so we would have to restart it from outside anyway.
 //   - A fresh client per attempt means no stale packet ids or libmosquitto-internal resend
 //     queues survive a disconnect: the store is the only source of truth for what to resend.
+// (Checked: 2.0.11's mosquitto_reconnect() does keep the session-expiry property, so that
+// was not a reason.)
 // A connect() that hangs (black-holed SYNs) cannot be interrupted; CloudLink then abandons the
 // thread on shutdown, and the thread cleans up after itself when the call returns.
 #pragma once
