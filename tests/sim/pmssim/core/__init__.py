@@ -1,0 +1,1 @@
+"""Vendor-neutral simulator core. See tests/sim/README.md, section "Extending"."""
