@@ -3,6 +3,8 @@
 #include <openssl/evp.h>
 #include <signal.h>
 
+#include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 
@@ -38,16 +40,13 @@ std::string decodeBase64(const std::string& in) {
 
 }  // namespace
 
-std::vector<SimMessage> readSimOutput(const fs::path& file) {
-  std::vector<SimMessage> out;
-  const std::string text = readFile(file);
-  size_t pos = 0;
+size_t parseSimLines(std::string_view text, size_t pos, std::vector<SimMessage>& out) {
   while (pos < text.size()) {
     const size_t nl = text.find('\n', pos);
     if (nl == std::string::npos) {
       break;  // partial line still being written
     }
-    const std::string_view line(text.data() + pos, nl - pos);
+    const std::string_view line = text.substr(pos, nl - pos);
     pos = nl + 1;
     if (line.empty()) {
       continue;
@@ -78,6 +77,12 @@ std::vector<SimMessage> readSimOutput(const fs::path& file) {
     }
     out.push_back(std::move(m));
   }
+  return pos;
+}
+
+std::vector<SimMessage> readSimOutput(const fs::path& file) {
+  std::vector<SimMessage> out;
+  parseSimLines(readFile(file), 0, out);
   return out;
 }
 
@@ -127,7 +132,13 @@ void CloudSim::launch() {
   }
 }
 
-std::vector<SimMessage> CloudSim::messages() const { return readSimOutput(out_file_); }
+std::vector<SimMessage> CloudSim::messages() const {
+  std::ifstream in(out_file_, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(offset_));
+  std::string fresh((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  offset_ += parseSimLines(fresh, 0, cache_);
+  return cache_;
+}
 
 std::map<std::string, SimMessage> CloudSim::unique() const {
   std::map<std::string, SimMessage> out;

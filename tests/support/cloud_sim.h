@@ -36,6 +36,9 @@ struct SimMessage {
 
 /// Parses the file; ignores a trailing partial line. Throws on a malformed complete line.
 std::vector<SimMessage> readSimOutput(const std::filesystem::path& file);
+/// Parses complete lines of `text` starting at `offset`, appending to `out`; returns the
+/// offset after the last complete line.
+size_t parseSimLines(std::string_view text, size_t offset, std::vector<SimMessage>& out);
 
 struct CloudSimOptions {
   std::string url;
@@ -76,6 +79,9 @@ class CloudSim {
   std::filesystem::path ready_file_;
   std::filesystem::path stdout_file_;
   std::unique_ptr<Process> process_;
+  // Incremental reading of the out file: lines parsed so far and where they end.
+  mutable std::vector<SimMessage> cache_;
+  mutable size_t offset_ = 0;
 };
 
 }  // namespace psa::test
