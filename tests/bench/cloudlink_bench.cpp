@@ -12,6 +12,7 @@
 // Prints figures; never fails on them.
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -222,6 +223,53 @@ int runDrain(const Args& a) {
   return 0;
 }
 
+// ------------------------------------------------------------------------- broker down
+
+/// CPU used by a link whose broker is down (connection refused), over `seconds`.
+int runIdle(const Args& a) {
+  psa::log::setLevel(psa::log::Level::error);
+  psa::test::MemoryQueue queue;
+  queue.append(makeBatch(0, 1000, a.size));
+  boost::asio::io_context io;
+  auto guard = boost::asio::make_work_guard(io);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&] { io.run(); });
+  }
+  psa::cloudlink::CloudLinkOptions o;
+  o.url = "mqtts://127.0.0.1:" + std::to_string(psa::test::freePort());
+  o.ca_file = a.ca;
+  o.cert_file = a.cert;
+  o.key_file = a.key;
+  o.tenant = "bench";
+  o.agent_id = "agent-bench";
+  auto link = psa::cloudlink::CloudLink::create(io, queue, o);
+  (*link)->start();
+  std::this_thread::sleep_for(2s);  // past the first attempts
+  rusage r0{};
+  getrusage(RUSAGE_SELF, &r0);
+  const auto t0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(a.records));
+  rusage r1{};
+  getrusage(RUSAGE_SELF, &r1);
+  const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  auto cpu = [](const rusage& r) {
+    return r.ru_utime.tv_sec + r.ru_stime.tv_sec + (r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
+  };
+  const auto st = (*link)->status();
+  std::promise<void> stopped;
+  (*link)->stop([&] { stopped.set_value(); });
+  stopped.get_future().wait_for(10s);
+  link->reset();
+  guard.reset();
+  for (auto& t : threads) {
+    t.join();
+  }
+  std::printf("RESULT cpu_ms=%.1f wall_s=%.1f attempts=%llu\n", 1000 * (cpu(r1) - cpu(r0)), wall,
+              static_cast<unsigned long long>(st.reconnects + 1));
+  return 0;
+}
+
 // ------------------------------------------------------------------------- orchestration
 
 std::map<std::string, std::string> runChild(const std::vector<std::string>& argv) {
@@ -284,6 +332,20 @@ int orchestrate(const Args& a, const char* self) {
     std::printf("%-34s %10.0f %9s %9.1fM\n", label, raw_rates[w], "",
                 r.count("hwm_kb") ? std::stod(r["hwm_kb"]) / 1024 : 0.0);
     std::fflush(stdout);
+  }
+  {
+    auto v = argv({"--mode", "idle"}, agent);
+    // --records doubles as the idle duration in seconds for this mode.
+    for (size_t i = 0; i + 1 < v.size(); ++i) {
+      if (v[i] == "--records") {
+        v[i + 1] = "30";
+      }
+    }
+    auto r = runChild(v);
+    if (!r.empty()) {
+      std::printf("broker down (connection refused): %s ms CPU in %s s, %s connection attempts\n",
+                  r["cpu_ms"].c_str(), r["wall_s"].c_str(), r["attempts"].c_str());
+    }
   }
   for (size_t w : a.windows) {
     const double raw_rate = raw_rates[w];
@@ -354,6 +416,9 @@ int main(int argc, char** argv) {
   }
   if (a.mode == "drain") {
     return runDrain(a);
+  }
+  if (a.mode == "idle") {
+    return runIdle(a);
   }
   return orchestrate(a, argv[0]);
 }

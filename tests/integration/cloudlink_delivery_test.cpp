@@ -47,6 +47,41 @@ TEST(CloudLinkDelivery, AllRecordsArriveOnceByteIdentical) {
   EXPECT_TRUE(runner.stop());
 }
 
+TEST(CloudLinkDelivery, NoPayloadByteReachesTheLog) {
+  MosquittoOptions broker;
+  broker.acl = std::string("pattern deny ps/+/%u/up/billing\n") + kDefaultAcl;
+  CloudEnv env(broker);
+  const std::string marker = uniqueMarker();
+  const auto log_file = env.tmp / "agent.log";
+  ASSERT_TRUE(log::setFile(log_file, 100u << 20, 1));
+  log::setLevel(log::Level::debug);  // libmosquitto's own lines included
+  {
+    CloudSim sim(env.simOptions());
+    MemoryQueue queue;
+    auto records = makeRecords(50, 300, marker);
+    // A record the broker refuses: the dead-letter path logs too.
+    records[7].kind = store::Kind::billing;
+    queue.append(std::move(records));
+    LinkRunner runner(queue, env.linkOptions("agent-1"));
+    runner.start();
+    ASSERT_TRUE(sim.waitForUnique(49, std::chrono::seconds(30)));
+    ASSERT_TRUE(waitFor([&] { return runner.status().dead_lettered == 1; },
+                        std::chrono::seconds(10)));
+    env.broker->stop();  // disconnect/reconnect paths
+    env.broker->start();
+    ASSERT_TRUE(runner.waitConnected());
+    EXPECT_TRUE(runner.stop());
+  }
+  log::setLevel(log::Level::info);
+  log::setFile({}, 0, 0);
+  const std::string text = readFile(log_file);
+  EXPECT_NE(text.find("link.connected"), std::string::npos);  // the log was written
+  EXPECT_NE(text.find("record.dead_letter"), std::string::npos);
+  EXPECT_NE(text.find("link.disconnected"), std::string::npos);
+  EXPECT_EQ(text.find(marker), std::string::npos) << "payload bytes in the log";
+  EXPECT_EQ(text.find("MSH|"), std::string::npos) << "payload bytes in the log";
+}
+
 TEST(CloudLinkDelivery, AcksReachTheStoreInBatches) {
   CloudEnv env;
   MemoryQueue queue;
