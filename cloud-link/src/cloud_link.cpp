@@ -407,7 +407,8 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     }
   }
 
-  void onSessionEnded(std::string words) {
+  /// `join_timeout` 0 abandons a thread that has not finished (stuck in a blocking connect).
+  void onSessionEnded(std::string words, milliseconds join_timeout = kJoinTimeout) {
     std::shared_ptr<MqttSession> ended;
     {
       std::lock_guard lock(session_mu_);
@@ -416,7 +417,9 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     ++generation_;  // ignore anything else the old session still had queued
     if (ended) {
       ended->closeSink();
-      ended->join(kJoinTimeout);
+      if (!ended->join(join_timeout)) {
+        log_.warn("link.thread_abandoned", {{"reason", "blocked in connect"}});
+      }
     }
     if (!abort_words_.empty()) {
       words = abort_words_;
@@ -1128,6 +1131,11 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       if (stop_phase_ == StopPhase::closing && now >= close_deadline_) {
         if (auto s = session()) {
           s->abort();
+          if (now >= close_deadline_ + kGracefulDisconnectTimeout) {
+            // Still in a connect() that cannot be interrupted: leave it behind.
+            onSessionEnded({}, milliseconds(0));
+            return;
+          }
         }
       }
       advanceStop();
