@@ -282,10 +282,12 @@ int runListen(const std::vector<std::string>& args) {
     }
   }
   if (receipts) {
-    flushReceipts(true);
+    // Let the receipts go out (and confirm whatever still arrives meanwhile).
     for (int i = 0; i < 20; ++i) {
-      client->loop(std::chrono::milliseconds(20));  // let the receipts go out
+      flushReceipts(true);
+      client->loop(std::chrono::milliseconds(20));
     }
+    flushReceipts(true);
   }
   client->disconnect();
   if (out != nullptr) {
