@@ -25,7 +25,9 @@ using StatusCallback = std::function<void(Status)>;
 /// Delivery side of the queue. States: pending -> leased (in flight) -> delivered (deleted, or
 /// kept for retain_delivered_s); nack -> pending again after a delay; deadLetter -> dead-letter
 /// table. Leases live in memory: on open, and on releaseAll(), every leased record is pending.
-/// All callbacks run on the store's writer thread; post to your strand and do not block.
+/// Callbacks run on a store thread (the writer thread; lease() completions on the store's lease
+/// thread, which serves committed rows while the writer is busy with an fsync); post to your
+/// strand and do not block.
 class QueueReader {
  public:
   virtual ~QueueReader() = default;

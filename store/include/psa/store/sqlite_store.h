@@ -29,6 +29,10 @@ struct StoreOptions {
   IntegrityCheck integrity_check = IntegrityCheck::quick;  ///< run at open
   size_t max_batch_records = 4096;  ///< cap on records per group commit
   ClockPtr clock;                   ///< defaults to Clock::system()
+  /// Hard cap on the database size in pages, enforced by SQLite itself (0 = none). Writes
+  /// beyond it fail exactly like a full disk (SQLITE_FULL -> Errc::full); tests use it to
+  /// exercise the disk-full path, operators may use it as a safety net below max_bytes.
+  uint64_t sqlite_max_pages = 0;
 };
 
 /// What open() found and did; shown by `status` and logged loudly when not clean.

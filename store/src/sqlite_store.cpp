@@ -1,0 +1,868 @@
+// SqliteStore: open/close, schema, key reconciliation, and the public API's thin wrappers.
+// The writer, lease and inspection paths are in store_writer.cpp, store_lease.cpp and
+// store_inspect.cpp.
+#include "psa/store/sqlite_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <ctime>
+#include <future>
+
+#include "audit.h"
+#include "crypto.h"
+#include "store_impl.h"
+
+namespace psa::store {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+constexpr int64_t kJournalSizeLimit = 8 << 20;
+
+// Schema v1. Routing metadata is clear; payloads, dead-letter payloads and watermark values are
+// sealed (AES-256-GCM); dedupe identities and watermark names are stored only as keyed HMACs.
+// Large blobs come last in each row so the small columns stay on the first page of a row.
+constexpr const char* kSchemaSql = R"sql(
+CREATE TABLE meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+CREATE TABLE keys(key_id INTEGER PRIMARY KEY, check_value BLOB NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE queue(
+  seq INTEGER PRIMARY KEY,
+  msg_id TEXT NOT NULL UNIQUE,
+  source TEXT NOT NULL,
+  vendor TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  format TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  key_id INTEGER NOT NULL,
+  state INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL DEFAULT 0,
+  delivered_at INTEGER NOT NULL DEFAULT 0,
+  reason TEXT,
+  sealed BLOB NOT NULL);
+CREATE INDEX queue_retry ON queue(next_attempt_at) WHERE state = 1;
+CREATE INDEX queue_delivered ON queue(delivered_at) WHERE state = 2;
+CREATE TABLE dead(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  msg_id TEXT NOT NULL UNIQUE,
+  source TEXT NOT NULL,
+  vendor TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  format TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  key_id INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  origin TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  dead_at INTEGER NOT NULL,
+  sealed BLOB NOT NULL);
+CREATE TABLE dedupe(mac BLOB PRIMARY KEY, msg_id TEXT NOT NULL, seen_at INTEGER NOT NULL,
+                    key_id INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX dedupe_seen ON dedupe(seen_at);
+CREATE TABLE watermarks(scope TEXT NOT NULL, name_mac BLOB NOT NULL, key_id INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL, sealed BLOB NOT NULL,
+                        PRIMARY KEY(scope, name_mac)) WITHOUT ROWID;
+CREATE TABLE audit(seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, actor TEXT NOT NULL,
+                   action TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL,
+                   hash TEXT NOT NULL);
+)sql";
+
+std::string kindKey(const char* what, size_t kind) {
+  return std::string(what) + "." + std::string(kindName(kAllKinds[kind]));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Counters / OpCtx
+
+void Counters::add(const Counters& d) {
+  for (size_t i = 0; i < kKindCount; ++i) {
+    pending[i] += d.pending[i];
+    bytes[i] += d.bytes[i];
+    dead[i] += d.dead[i];
+  }
+  retry += d.retry;
+  retained += d.retained;
+  last_seq = std::max(last_seq, d.last_seq);
+  for (const auto& [id, n] : d.key_rows) {
+    key_rows[id] += n;
+  }
+}
+
+int64_t Counters::sealedRows() const {
+  int64_t n = 0;
+  for (const auto& [id, rows] : key_rows) {
+    n += rows;
+  }
+  return n;
+}
+
+std::vector<std::pair<std::string, int64_t>> Counters::changedEntries(const Counters& d) const {
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (size_t i = 0; i < kKindCount; ++i) {
+    if (d.pending[i] != 0) out.emplace_back(kindKey("pending", i), pending[i]);
+    if (d.bytes[i] != 0) out.emplace_back(kindKey("bytes", i), bytes[i]);
+    if (d.dead[i] != 0) out.emplace_back(kindKey("dead", i), dead[i]);
+  }
+  if (d.retry != 0) out.emplace_back("retry", retry);
+  if (d.retained != 0) out.emplace_back("retained", retained);
+  if (d.last_seq != 0) out.emplace_back("last_seq", last_seq);
+  for (const auto& [id, n] : d.key_rows) {
+    if (n != 0) {
+      auto it = key_rows.find(id);
+      out.emplace_back("key." + std::to_string(id), it == key_rows.end() ? 0 : it->second);
+    }
+  }
+  return out;
+}
+
+void Counters::load(std::string_view name, int64_t value) {
+  for (size_t i = 0; i < kKindCount; ++i) {
+    if (name == kindKey("pending", i)) pending[i] = value;
+    if (name == kindKey("bytes", i)) bytes[i] = value;
+    if (name == kindKey("dead", i)) dead[i] = value;
+  }
+  if (name == "retry") retry = value;
+  if (name == "retained") retained = value;
+  if (name == "last_seq") last_seq = value;
+  if (name.rfind("key.", 0) == 0) {
+    const std::string id(name.substr(4));
+    key_rows[static_cast<uint32_t>(std::strtoul(id.c_str(), nullptr, 10))] = value;
+  }
+}
+
+void OpCtx::merge(OpCtx&& o) {
+  delta.add(o.delta);
+  for (auto& a : o.audits) {
+    audits.push_back(std::move(a));
+  }
+  for (auto& f : o.on_commit) {
+    on_commit.push_back(std::move(f));
+  }
+  for (const auto& [src, n] : o.accepted) {
+    accepted[src] += n;
+  }
+  appended += o.appended;
+  duplicates += o.duplicates;
+  delivered += o.delivered;
+  budget_bytes += o.budget_bytes;
+  deliverable = deliverable || o.deliverable;
+  if (o.retry_at != 0 && (retry_at == 0 || o.retry_at < retry_at)) {
+    retry_at = o.retry_at;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sealing helpers
+
+std::string recordAad(std::string_view msg_id, uint32_t key_id) {
+  std::string aad = "psa.record.v1";
+  aad.push_back('\0');
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    aad.push_back(static_cast<char>((key_id >> shift) & 0xff));
+  }
+  aad.append(msg_id);
+  return aad;
+}
+
+std::string watermarkAad(std::string_view scope, uint32_t key_id) {
+  std::string aad = "psa.watermark.v1";
+  aad.push_back('\0');
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    aad.push_back(static_cast<char>((key_id >> shift) & 0xff));
+  }
+  aad.append(scope);
+  return aad;
+}
+
+std::string openRecord(const KeyRing& ring, uint32_t key_id, std::string_view msg_id,
+                       std::string_view sealed, std::string& out) {
+  const DataKey* key = ring.find(key_id);
+  if (key == nullptr) {
+    return "decrypt failed: key " + std::to_string(key_id) + " is not in the key file";
+  }
+  switch (crypto::open(key->raw, recordAad(msg_id, key_id), sealed, out)) {
+    case crypto::OpenError::ok:
+      return {};
+    case crypto::OpenError::malformed:
+      return "decrypt failed: malformed sealed payload (key " + std::to_string(key_id) + ")";
+    case crypto::OpenError::auth_failed:
+      return "decrypt failed: authentication tag mismatch (key " + std::to_string(key_id) + ")";
+    case crypto::OpenError::internal:
+      break;
+  }
+  return "decrypt failed: cipher error (key " + std::to_string(key_id) + ")";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Impl: open
+
+SqliteStore::Impl::Impl(StoreOptions options) : opts(std::move(options)), clock(opts.clock) {
+  if (!clock) {
+    clock = Clock::system();
+    opts.clock = clock;
+  }
+  last_audit_hash = audit::genesisHash();
+}
+
+SqliteStore::Impl::~Impl() { close(); }
+
+KeyRingPtr SqliteStore::Impl::ring() const {
+  std::lock_guard lock(ring_mu);
+  return shared_ring;
+}
+
+void SqliteStore::Impl::setRing(KeyRingPtr r) {
+  wring = r;
+  std::lock_guard lock(ring_mu);
+  shared_ring = std::move(r);
+}
+
+uint64_t SqliteStore::Impl::walBytes() const {
+  struct stat st {};
+  fs::path wal = opts.db_path;
+  wal += "-wal";
+  if (::stat(wal.c_str(), &st) != 0) {
+    return 0;
+  }
+  return static_cast<uint64_t>(st.st_size);
+}
+
+std::string SqliteStore::Impl::utcStamp() const {
+  const std::time_t t = static_cast<std::time_t>(clock->nowMs() / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+Status SqliteStore::Impl::openAll() {
+  if (opts.db_path.empty() || opts.key_file.empty()) {
+    return Error(Errc::invalid_argument, "store options need db_path and key_file");
+  }
+  if (opts.max_batch_records == 0) {
+    opts.max_batch_records = 1;
+  }
+  std::error_code ec;
+  const fs::path dir = opts.db_path.has_parent_path() ? opts.db_path.parent_path() : fs::path(".");
+  fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir, ec)) {
+    return Error(Errc::io, "database directory " + dir.string() + " does not exist");
+  }
+
+  // The key file is checked first: a world-readable key is refused before anything else.
+  const bool key_exists = fs::exists(opts.key_file, ec);
+  std::optional<KeyRing> file_ring;
+  if (key_exists) {
+    PSA_TRY(checkKeyFileMode(opts.key_file));
+    auto loaded = loadKeyFile(opts.key_file);
+    if (!loaded) {
+      return std::move(loaded).error();
+    }
+    file_ring = std::move(loaded).value();
+  }
+
+  bool created = false;
+  PSA_TRY(openDatabase(created));
+  report.created = created;
+  PSA_TRY(loadState());
+  PSA_TRY(reconcileKeys(key_exists, std::move(file_ring)));
+  PSA_TRY(prepareWriter());
+
+  auto l = openReader(8192);
+  if (!l) {
+    return std::move(l).error();
+  }
+  ldb = std::move(l).value();
+  auto lr = ldb.prepare(
+      "SELECT seq,msg_id,source,vendor,kind,format,received_at,key_id,attempts,sealed FROM queue "
+      "WHERE state=1 AND next_attempt_at<=?1 ORDER BY next_attempt_at LIMIT ?2");
+  auto lp = ldb.prepare(
+      "SELECT seq,msg_id,source,vendor,kind,format,received_at,key_id,attempts,sealed FROM queue "
+      "WHERE state=0 AND seq>?1 ORDER BY seq LIMIT ?2");
+  if (!lr || !lp) {
+    return Error(Errc::internal, "cannot prepare lease statements");
+  }
+  ls.retry_due = std::move(lr).value();
+  ls.pending = std::move(lp).value();
+
+  auto r = openReader(2048);
+  if (!r) {
+    return std::move(r).error();
+  }
+  rdb = std::move(r).value();
+
+  for (const Counters& c = counters; int64_t p : c.pending) {
+    report.pending += static_cast<uint64_t>(std::max<int64_t>(p, 0));
+  }
+  if (report.recovered_from_corruption) {
+    AuditEntry e;
+    e.at_ms = clock->nowMs();
+    e.actor = "agent";
+    e.action = "store.corruption_recovered";
+    e.detail = "{\"moved_aside\":" + audit::jsonString(report.moved_aside.filename().string()) +
+               ",\"reason\":" + audit::jsonString(report.corruption_reason.substr(0, 500)) + "}";
+    ops.push_back(AuditOp{std::move(e), {}});
+  }
+  last_maintenance = std::chrono::steady_clock::now();
+  writer = std::thread([this] { writerMain(); });
+  writer_id_ = writer.get_id();
+  leaser = std::thread([this] { leaseMain(); });
+
+  int64_t dead = 0;
+  for (int64_t d : counters.dead) {
+    dead += d;
+  }
+  log.info("store.opened", {{"db", opts.db_path.string()},
+                            {"created", report.created},
+                            {"key_created", report.key_created},
+                            {"pending", report.pending},
+                            {"dead", dead},
+                            {"keys", wring->keys().size()},
+                            {"current_key", wring->current().id}});
+  return {};
+}
+
+Result<Db> SqliteStore::Impl::openReader(int cache_kib) {
+  auto db = Db::open(opts.db_path);
+  if (!db) {
+    return std::move(db).error();
+  }
+  sqlite3_busy_timeout(db->get(), 5000);
+  const std::string pragmas = "PRAGMA query_only=1; PRAGMA cache_size=-" +
+                              std::to_string(cache_kib) + "; PRAGMA temp_store=MEMORY;";
+  PSA_TRY(db->run(pragmas.c_str(), "configure read connection"));
+  return std::move(db).value();
+}
+
+Status SqliteStore::Impl::configureWriteConnection(Db& db, bool& is_new) {
+  sqlite3_busy_timeout(db.get(), 5000);
+  // Reading the header first makes a non-database file fail here (SQLITE_NOTADB).
+  auto tables = db.queryInt("SELECT count(*) FROM sqlite_master");
+  if (!tables) {
+    return std::move(tables).error();
+  }
+  is_new = *tables == 0;
+  if (is_new) {
+    // Must precede the first table: lets delivered rows give pages back to the file system.
+    PSA_TRY(db.run("PRAGMA auto_vacuum=INCREMENTAL", "set auto_vacuum"));
+  }
+  auto mode = db.prepare("PRAGMA journal_mode=WAL");
+  if (!mode) {
+    return std::move(mode).error();
+  }
+  const int rc = mode->step();
+  if (rc != SQLITE_ROW) {
+    return db.error(rc, "set journal_mode=WAL");
+  }
+  if (mode->text(0) != "wal") {
+    return Error(Errc::io, "cannot switch " + opts.db_path.string() + " to WAL mode");
+  }
+  mode->reset();
+  const std::string pragmas = "PRAGMA synchronous=FULL; PRAGMA journal_size_limit=" +
+                              std::to_string(kJournalSizeLimit) +
+                              "; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;";
+  PSA_TRY(db.run(pragmas.c_str(), "configure database"));
+  if (opts.sqlite_max_pages > 0) {
+    const std::string cap = "PRAGMA max_page_count=" + std::to_string(opts.sqlite_max_pages);
+    PSA_TRY(db.run(cap.c_str(), "set max_page_count"));
+  }
+  return {};
+}
+
+Status SqliteStore::Impl::integrityCheck(Db& db) {
+  if (opts.integrity_check == IntegrityCheck::off) {
+    return {};
+  }
+  auto st = db.prepare(opts.integrity_check == IntegrityCheck::full ? "PRAGMA integrity_check(8)"
+                                                                     : "PRAGMA quick_check(8)");
+  if (!st) {
+    return std::move(st).error();
+  }
+  std::string problems;
+  int rc;
+  while ((rc = st->step()) == SQLITE_ROW) {
+    const std::string_view line = st->text(0);
+    if (line == "ok") {
+      continue;
+    }
+    if (!problems.empty()) {
+      problems += "; ";
+    }
+    problems.append(line.substr(0, 200));
+  }
+  if (rc != SQLITE_DONE) {
+    return db.error(rc, "integrity check");
+  }
+  if (!problems.empty()) {
+    return Error(Errc::corrupt, "integrity check failed: " + problems);
+  }
+  return {};
+}
+
+Status SqliteStore::Impl::moveAside(const std::string& reason) {
+  const std::string base = opts.db_path.string() + ".corrupt-" + utcStamp();
+  fs::path dest = base;
+  for (int i = 1; fs::exists(dest); ++i) {
+    dest = base + "-" + std::to_string(i);
+  }
+  std::error_code ec;
+  fs::rename(opts.db_path, dest, ec);
+  if (ec) {
+    return Error(Errc::io, "cannot move corrupt database " + opts.db_path.string() + " aside to " +
+                               dest.string() + ": " + ec.message());
+  }
+  for (const char* suffix : {"-wal", "-shm"}) {
+    fs::path from = opts.db_path;
+    from += suffix;
+    fs::path to = dest;
+    to += suffix;
+    if (fs::exists(from, ec)) {
+      fs::rename(from, to, ec);
+      if (ec) {
+        return Error(Errc::io, "cannot move " + from.string() + " aside: " + ec.message());
+      }
+    }
+  }
+  const fs::path dir = opts.db_path.has_parent_path() ? opts.db_path.parent_path() : fs::path(".");
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  report.recovered_from_corruption = true;
+  report.moved_aside = dest;
+  report.corruption_reason = reason;
+  log.error("store.corruption_recovered",
+            {{"db", opts.db_path.string()}, {"moved_aside", dest.string()}, {"reason", reason}});
+  return {};
+}
+
+Status SqliteStore::Impl::openDatabase(bool& created) {
+  std::error_code ec;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const bool existed = fs::exists(opts.db_path, ec) && fs::file_size(opts.db_path, ec) > 0;
+    auto db = Db::open(opts.db_path);
+    Status st;
+    bool is_new = false;
+    if (!db) {
+      st = std::move(db).error();
+    } else {
+      st = configureWriteConnection(*db, is_new);
+      if (st) {
+        st = integrityCheck(*db);
+      }
+      if (st) {
+        wdb = std::move(db).value();
+        st = ensureSchema(created);
+        created = created || !existed || is_new;
+        if (st) {
+          return {};
+        }
+        wdb.close();
+      }
+    }
+    if (!st.error().is(Errc::corrupt) || attempt > 0) {
+      return st;
+    }
+    if (db) {
+      db->close();
+    }
+    // Never delete: the file may hold records a technician can still salvage.
+    PSA_TRY(moveAside(st.error().message));
+  }
+  return Error(Errc::internal, "unreachable");
+}
+
+Status SqliteStore::Impl::ensureSchema(bool& created) {
+  auto has_queue =
+      wdb.queryInt("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='queue'");
+  if (!has_queue) {
+    return std::move(has_queue).error();
+  }
+  if (*has_queue == 0) {
+    PSA_TRY(wdb.run("BEGIN IMMEDIATE", "begin schema"));
+    Status st = wdb.run(kSchemaSql, "create schema");
+    if (st) {
+      const std::string meta = "INSERT INTO meta(k,v) VALUES('schema_version'," +
+                               std::to_string(kSchemaVersion) + "),('created_at'," +
+                               std::to_string(clock->nowMs()) + ")";
+      st = wdb.run(meta.c_str(), "write meta");
+    }
+    if (st) {
+      st = wdb.run("COMMIT", "commit schema");
+    }
+    if (!st) {
+      wdb.exec("ROLLBACK");
+      return st;
+    }
+    created = true;
+    return {};
+  }
+  auto version = wdb.queryInt("SELECT v FROM meta WHERE k='schema_version'");
+  if (!version) {
+    return std::move(version).error();
+  }
+  if (*version != kSchemaVersion) {
+    return Error(Errc::invalid_argument,
+                 "database " + opts.db_path.string() + " has schema version " +
+                     std::to_string(*version) + "; this agent understands version " +
+                     std::to_string(kSchemaVersion));
+  }
+  return {};
+}
+
+Status SqliteStore::Impl::loadState() {
+  {
+    auto st = wdb.prepare("SELECT name, value FROM counters");
+    if (!st) {
+      return std::move(st).error();
+    }
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      counters.load(st->text(0), st->i64(1));
+    }
+    if (rc != SQLITE_DONE) {
+      return wdb.error(rc, "load counters");
+    }
+  }
+  auto max_seq = wdb.queryInt("SELECT coalesce(max(seq),0) FROM queue");
+  if (!max_seq) {
+    return std::move(max_seq).error();
+  }
+  next_seq = std::max(counters.last_seq, *max_seq) + 1;
+  last_committed_seq = next_seq - 1;
+  {
+    auto st = wdb.prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
+    if (!st) {
+      return std::move(st).error();
+    }
+    const int rc = st->step();
+    if (rc == SQLITE_ROW) {
+      last_audit_seq = st->i64(0);
+      last_audit_hash = std::string(st->text(1));
+    } else if (rc != SQLITE_DONE) {
+      return wdb.error(rc, "load audit head");
+    }
+  }
+  auto mk = wdb.queryInt("SELECT coalesce((SELECT v FROM meta WHERE k='max_key_id'),0)");
+  if (!mk) {
+    return std::move(mk).error();
+  }
+  max_key_id = static_cast<uint32_t>(*mk);
+  auto ps = wdb.queryInt("PRAGMA page_size");
+  if (ps && *ps > 0) {
+    page_size = *ps;
+  }
+  auto retry = wdb.queryInt(
+      "SELECT coalesce((SELECT next_attempt_at FROM queue WHERE state=1 ORDER BY next_attempt_at "
+      "LIMIT 1),0)");
+  if (retry) {
+    next_retry_wake_ms = *retry;
+  }
+  return {};
+}
+
+Status SqliteStore::Impl::reconcileKeys(bool key_exists, std::optional<KeyRing> file_ring) {
+  struct DbKey {
+    uint32_t id;
+    std::string check;
+  };
+  std::vector<DbKey> db_keys;
+  {
+    auto st = wdb.prepare("SELECT key_id, check_value FROM keys ORDER BY key_id");
+    if (!st) {
+      return std::move(st).error();
+    }
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      db_keys.push_back({static_cast<uint32_t>(st->i64(0)), std::string(st->blob(1))});
+      max_key_id = std::max(max_key_id, static_cast<uint32_t>(st->i64(0)));
+    }
+    if (rc != SQLITE_DONE) {
+      return wdb.error(rc, "load keys");
+    }
+  }
+  auto rowsFor = [this](uint32_t id) -> int64_t {
+    auto it = counters.key_rows.find(id);
+    return it == counters.key_rows.end() ? 0 : it->second;
+  };
+
+  PSA_TRY(wdb.run("BEGIN IMMEDIATE", "begin key reconciliation"));
+  auto fail = [this](Error e) -> Status {
+    wdb.exec("ROLLBACK");
+    return e;
+  };
+  KeyRing ring;
+  if (!key_exists) {
+    int64_t sealed = counters.sealedRows();
+    if (sealed <= 0) {
+      // Counters are authoritative, but a missing key is too costly to trust them alone.
+      auto n = wdb.queryInt(
+          "SELECT (SELECT count(*) FROM queue) + (SELECT count(*) FROM dead) + "
+          "(SELECT count(*) FROM watermarks)");
+      if (!n) {
+        return fail(std::move(n).error());
+      }
+      sealed = *n;
+    }
+    if (sealed > 0) {
+      return fail(Error(Errc::key_file,
+                        "key file " + opts.key_file.string() + " is missing but database " +
+                            opts.db_path.string() + " has " + std::to_string(sealed) +
+                            " sealed records; restore the key file from backup (a new key "
+                            "cannot decrypt them)"));
+    }
+    auto key = DataKey::generate(max_key_id + 1);
+    if (!key) {
+      return fail(std::move(key).error());
+    }
+    ring = KeyRing({*key});
+    Status w = writeKeyFile(opts.key_file, ring);
+    if (!w) {
+      return fail(w.error());
+    }
+    report.key_created = true;
+    log.info("store.key_created", {{"key_file", opts.key_file.string()}, {"key_id", key->id}});
+    if (wdb.exec("DELETE FROM keys; DELETE FROM counters WHERE name LIKE 'key.%'") != SQLITE_OK) {
+      return fail(wdb.error(SQLITE_ERROR, "reset keys"));
+    }
+    counters.key_rows.clear();
+    db_keys.clear();
+  } else {
+    ring = std::move(*file_ring);
+    for (const DbKey& dk : db_keys) {
+      const DataKey* fk = ring.find(dk.id);
+      const int64_t rows = rowsFor(dk.id);
+      if (fk == nullptr) {
+        if (rows > 0) {
+          return fail(Error(Errc::key_file,
+                            "key file " + opts.key_file.string() + " lacks key " +
+                                std::to_string(dk.id) + ", which " + std::to_string(rows) +
+                                " sealed records in " + opts.db_path.string() +
+                                " need; restore the key file from backup"));
+        }
+        const std::string del = "DELETE FROM keys WHERE key_id=" + std::to_string(dk.id);
+        wdb.exec(del.c_str());
+        continue;
+      }
+      if (dk.check != std::string_view(reinterpret_cast<const char*>(fk->check.data()),
+                                       fk->check.size())) {
+        return fail(Error(Errc::key_file, "key file " + opts.key_file.string() +
+                                              " does not match database " + opts.db_path.string() +
+                                              ": key " + std::to_string(dk.id) +
+                                              " differs; restore the matching key file from "
+                                              "backup"));
+      }
+    }
+  }
+  // Keys in the file that the database does not know yet (new file, or a rotation whose
+  // database commit did not happen) are registered now.
+  for (const DataKey& k : ring.keys()) {
+    const bool known = std::any_of(db_keys.begin(), db_keys.end(),
+                                   [&](const DbKey& d) { return d.id == k.id; });
+    if (known) {
+      continue;
+    }
+    auto ins = wdb.prepare("INSERT OR REPLACE INTO keys(key_id, check_value, created_at) VALUES(?1,?2,?3)");
+    if (!ins) {
+      return fail(std::move(ins).error());
+    }
+    ins->bind(1, k.id).bindBlob(2, k.check.data(), k.check.size()).bind(3, clock->nowMs());
+    const int rc = ins->step();
+    if (rc != SQLITE_DONE) {
+      return fail(wdb.error(rc, "register key"));
+    }
+  }
+  max_key_id = std::max(max_key_id, ring.maxId());
+  const std::string mk = "INSERT OR REPLACE INTO meta(k,v) VALUES('max_key_id'," +
+                         std::to_string(max_key_id) + ")";
+  if (wdb.exec(mk.c_str()) != SQLITE_OK) {
+    return fail(wdb.error(SQLITE_ERROR, "write max_key_id"));
+  }
+  if (wdb.exec("COMMIT") != SQLITE_OK) {
+    return fail(wdb.error(SQLITE_ERROR, "commit key reconciliation"));
+  }
+  setRing(std::make_shared<const KeyRing>(std::move(ring)));
+  return {};
+}
+
+Status SqliteStore::Impl::prepareWriter() {
+  struct Item {
+    Stmt* stmt;
+    const char* sql;
+  };
+  const Item items[] = {
+      {&ws.begin, "BEGIN IMMEDIATE"},
+      {&ws.commit, "COMMIT"},
+      {&ws.rollback, "ROLLBACK"},
+      {&ws.sp_begin, "SAVEPOINT op"},
+      {&ws.sp_release, "RELEASE op"},
+      {&ws.sp_rollback, "ROLLBACK TO op"},
+      {&ws.ins_queue,
+       "INSERT INTO queue(seq,msg_id,source,vendor,kind,format,received_at,size,key_id,sealed) "
+       "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"},
+      {&ws.dedupe_get, "SELECT msg_id, seen_at FROM dedupe WHERE mac=?1"},
+      {&ws.dedupe_ins, "INSERT INTO dedupe(mac,msg_id,seen_at,key_id) VALUES(?1,?2,?3,?4)"},
+      {&ws.dedupe_upd, "UPDATE dedupe SET msg_id=?2, seen_at=?3 WHERE mac=?1"},
+      {&ws.ins_dead,
+       "INSERT INTO dead(msg_id,source,vendor,kind,format,received_at,size,key_id,attempts,origin,"
+       "reason,dead_at,sealed) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"},
+      {&ws.wm_del, "DELETE FROM watermarks WHERE scope=?1 AND name_mac=?2 RETURNING key_id"},
+      {&ws.wm_ins,
+       "INSERT INTO watermarks(scope,name_mac,key_id,updated_at,sealed) VALUES(?1,?2,?3,?4,?5)"},
+      {&ws.ack_del, "DELETE FROM queue WHERE seq=?1 AND state<2 RETURNING state,kind,size,key_id"},
+      {&ws.ack_del_range,
+       "DELETE FROM queue WHERE seq BETWEEN ?1 AND ?2 AND state<2 "
+       "RETURNING state,kind,size,key_id"},
+      {&ws.ack_sel, "SELECT state,kind,size FROM queue WHERE seq=?1 AND state<2"},
+      {&ws.ack_ret, "UPDATE queue SET state=2, delivered_at=?2 WHERE seq=?1"},
+      {&ws.nack_upd,
+       "UPDATE queue SET state=1, attempts=attempts+1, next_attempt_at=?1, reason=?2 "
+       "WHERE seq=?3 AND state=?4"},
+      {&ws.q_meta, "SELECT state,kind,size,msg_id,source FROM queue WHERE seq=?1 AND state<2"},
+      {&ws.dead_from_queue,
+       "INSERT INTO dead(msg_id,source,vendor,kind,format,received_at,size,key_id,attempts,origin,"
+       "reason,dead_at,sealed) SELECT msg_id,source,vendor,kind,format,received_at,size,key_id,"
+       "attempts,'delivery',?2,?3,sealed FROM queue WHERE seq=?1"},
+      {&ws.q_del, "DELETE FROM queue WHERE seq=?1"},
+      {&ws.audit_ins,
+       "INSERT INTO audit(seq,at_ms,actor,action,detail,prev_hash,hash) "
+       "VALUES(?1,?2,?3,?4,?5,?6,?7)"},
+      {&ws.counter_put,
+       "INSERT INTO counters(name,value) VALUES(?1,?2) "
+       "ON CONFLICT(name) DO UPDATE SET value=excluded.value"},
+      {&ws.page_count, "PRAGMA page_count"},
+      {&ws.freelist_count, "PRAGMA freelist_count"},
+      {&ws.retry_next,
+       "SELECT next_attempt_at FROM queue WHERE state=1 AND next_attempt_at>?1 "
+       "ORDER BY next_attempt_at LIMIT 1"},
+  };
+  for (const Item& item : items) {
+    auto st = wdb.prepare(item.sql);
+    if (!st) {
+      return Error(st.error().code, "prepare '" + std::string(item.sql) + "': " + st.error().message);
+    }
+    *item.stmt = std::move(st).value();
+  }
+  return {};
+}
+
+void SqliteStore::Impl::close() {
+  {
+    std::lock_guard lock(mu);
+    closing = true;
+  }
+  cv.notify_all();
+  if (writer.joinable()) {
+    if (onWriterThread()) {
+      // close() from a completion: the writer stops after this round; the owner joins later.
+      log.error("store.close_from_writer_thread");
+      return;
+    }
+    writer.join();
+  }
+  {
+    std::lock_guard lock(lq_mu);
+    lease_stop = true;
+  }
+  lq_cv.notify_all();
+  if (leaser.joinable()) {
+    leaser.join();
+  }
+  if (closed.exchange(true)) {
+    return;
+  }
+  ws = WriterStmts{};
+  ls = LeaseStmts{};
+  ldb.close();
+  {
+    std::lock_guard lock(read_mu);
+    read_closed = true;
+    rdb.close();
+  }
+  const bool was_open = static_cast<bool>(wdb);
+  wdb.close();  // the last connection to close checkpoints and removes the WAL
+  if (was_open) {
+    log.info("store.closed", {{"db", opts.db_path.string()}});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+
+SqliteStore::SqliteStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+SqliteStore::~SqliteStore() { close(); }
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(StoreOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(options));
+  Status st = impl->openAll();
+  if (!st) {
+    impl->close();
+    return st.error();
+  }
+  return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
+}
+
+void SqliteStore::close() {
+  if (impl_) {
+    impl_->close();
+  }
+}
+
+const OpenReport& SqliteStore::openReport() const { return impl_->report; }
+
+void SqliteStore::append(AppendBatch batch, AppendCallback done) {
+  impl_->enqueue(AppendOp{std::move(batch), std::move(done)});
+}
+
+void SqliteStore::lease(size_t max, LeaseCallback done) {
+  {
+    std::lock_guard lock(impl_->lq_mu);
+    if (!impl_->lease_stop) {
+      impl_->lease_reqs.push_back({max, std::move(done)});
+      impl_->lq_cv.notify_one();
+      return;
+    }
+  }
+  impl_->complete(done, Result<std::vector<Leased>>(Errc::closed, "store closed"));
+}
+
+void SqliteStore::ack(std::vector<int64_t> seqs, StatusCallback done) {
+  impl_->enqueue(AckOp{std::move(seqs), std::move(done)});
+}
+
+void SqliteStore::nack(int64_t seq, std::chrono::milliseconds retry_after, std::string reason,
+                       StatusCallback done) {
+  const int64_t at = impl_->clock->nowMs() + std::max<int64_t>(0, retry_after.count());
+  impl_->enqueue(NackOp{seq, at, std::move(reason), std::move(done)});
+}
+
+void SqliteStore::deadLetter(int64_t seq, std::string reason, StatusCallback done) {
+  impl_->enqueue(DeadOp{seq, std::move(reason), std::move(done)});
+}
+
+void SqliteStore::releaseAll(StatusCallback done) { impl_->enqueue(ReleaseOp{std::move(done)}); }
+
+void SqliteStore::setDeliverableListener(std::function<void()> notify) {
+  std::lock_guard lock(impl_->listener_mu);
+  impl_->listener = std::move(notify);
+}
+
+void SqliteStore::audit(AuditEntry entry, StatusCallback done) {
+  impl_->enqueue(AuditOp{std::move(entry), std::move(done)});
+}
+
+}  // namespace psa::store
