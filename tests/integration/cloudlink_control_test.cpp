@@ -7,7 +7,7 @@
 #include <mutex>
 
 #include "cloudlink_harness.h"
-#include "memory_queue.h"
+#include "test_store.h"
 
 namespace psa::test {
 namespace {
@@ -43,7 +43,7 @@ class RecordingSink : public cloudlink::ControlSink {
 
 TEST(CloudLinkControl, ConfigAndCommandsReachTheSinkAndBadOnesAreDropped) {
   CloudEnv env;
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   RecordingSink sink;
   auto o = env.linkOptions("agent-1");
   o.max_control_bytes = 4096;
@@ -87,7 +87,7 @@ TEST(CloudLinkControl, ConfigAndCommandsReachTheSinkAndBadOnesAreDropped) {
 
 TEST(CloudLinkControl, RetainedStatusOnlineThenOfflineFromTheWill) {
   CloudEnv env;
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   LinkRunner runner(queue, env.linkOptions("agent-1"));
   runner.link().setStatusProvider([] { return std::string("{\"state\":\"online\",\"queue\":0}"); });
   runner.start();
@@ -105,7 +105,7 @@ TEST(CloudLinkControl, RetainedStatusOnlineThenOfflineFromTheWill) {
 
 TEST(CloudLinkControl, AgentMessagesArriveOnTheirTopics) {
   CloudEnv env;
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   LinkRunner runner(queue, env.linkOptions("agent-1"));
   runner.start();
   ASSERT_TRUE(runner.waitConnected());
@@ -157,7 +157,7 @@ TEST(CloudLinkControl, AgentMessagesArriveOnTheirTopics) {
 
 TEST(CloudLinkControl, AgentMessagesAreHeldWhileOfflineAndSentAfterReconnect) {
   CloudEnv env;
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   env.broker->stop();
   auto o = env.linkOptions("agent-1");
   o.max_control_queue = 2;

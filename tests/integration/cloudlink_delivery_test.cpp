@@ -5,7 +5,7 @@
 #include "cloudlink_harness.h"
 #include <iostream>
 
-#include "memory_queue.h"
+#include "test_store.h"
 #include "psa/cloudlink/envelope.h"
 
 namespace psa::test {
@@ -14,7 +14,7 @@ namespace {
 TEST(CloudLinkDelivery, AllRecordsArriveOnceByteIdentical) {
   CloudEnv env;
   CloudSim sim(env.simOptions());
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   auto records = makeRecords(500, 700);
   std::map<std::string, std::string> sent;  // msg_id -> payload
   auto ids = queue.append(records);
@@ -57,7 +57,7 @@ TEST(CloudLinkDelivery, NoPayloadByteReachesTheLog) {
   log::setLevel(log::Level::debug);  // libmosquitto's own lines included
   {
     CloudSim sim(env.simOptions());
-    MemoryQueue queue;
+    TestStore queue(env.tmp / "store");
     auto records = makeRecords(50, 300, marker);
     // A record the broker refuses: the dead-letter path logs too.
     records[7].kind = store::Kind::billing;
@@ -84,7 +84,7 @@ TEST(CloudLinkDelivery, NoPayloadByteReachesTheLog) {
 
 TEST(CloudLinkDelivery, AcksReachTheStoreInBatches) {
   CloudEnv env;
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   queue.append(makeRecords(5000, 200));
   LinkRunner runner(queue, env.linkOptions("agent-1"));
   runner.start();

@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "cloudlink_harness.h"
-#include "memory_queue.h"
+#include "test_store.h"
 
 namespace psa::test {
 namespace {
@@ -22,7 +22,7 @@ void expectFailure(CloudEnv& env, cloudlink::CloudLinkOptions options,
   if (broker_usable) {
     sim = std::make_unique<CloudSim>(env.simOptions());
   }
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   queue.append(makeRecords(20));
   LinkRunner runner(queue, std::move(options));
   runner.start();
@@ -119,7 +119,7 @@ TEST(CloudLinkFailure, BrokerRefusalIsReported) {
 TEST(CloudLinkFailure, MissingClientCertificateThenFixedWithoutRestart) {
   CloudEnv env;
   CloudSim sim(env.simOptions());
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   queue.append(makeRecords(20));
   auto o = env.linkOptions("agent-1");
   const std::filesystem::path real_cert = o.cert_file;

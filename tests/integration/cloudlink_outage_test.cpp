@@ -6,7 +6,7 @@
 #include <set>
 
 #include "cloudlink_harness.h"
-#include "memory_queue.h"
+#include "test_store.h"
 
 namespace psa::test {
 namespace {
@@ -25,7 +25,7 @@ void expectAllDelivered(const CloudSim& sim, const std::map<std::string, std::st
   EXPECT_EQ(copies.size(), sent.size());
 }
 
-std::map<std::string, std::string> appendRecords(MemoryQueue& queue, size_t n,
+std::map<std::string, std::string> appendRecords(TestStore& queue, size_t n,
                                                  const std::string& tag) {
   auto records = makeRecords(n, 512, tag);
   auto ids = queue.append(records);
@@ -39,7 +39,7 @@ std::map<std::string, std::string> appendRecords(MemoryQueue& queue, size_t n,
 TEST(CloudLinkOutage, BrokerRestartMidStreamLosesNothing) {
   CloudEnv env;
   CloudSim sim(env.simOptions());
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   auto sent = appendRecords(queue, 20000, "restart");
   LinkRunner runner(queue, env.linkOptions("agent-1"));
   runner.start();
@@ -63,7 +63,7 @@ TEST(CloudLinkOutage, RecordsQueueWhileBrokerIsDownAndDrainWhenItReturns) {
   CloudEnv env;
   CloudSim sim(env.simOptions());
   env.broker->stop();
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   auto o = env.linkOptions("agent-1");
   LinkRunner runner(queue, o);
   runner.start();
@@ -94,7 +94,7 @@ TEST(CloudLinkOutage, BrokerKilledInReceiptModeLosesNothing) {
   auto sim_opts = env.simOptions();
   sim_opts.receipts = true;
   CloudSim sim(sim_opts);
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   auto sent = appendRecords(queue, 5000, "kill");
   auto o = env.linkOptions("agent-1");
   o.confirm = cloudlink::Confirm::receipt;
@@ -116,7 +116,7 @@ TEST(CloudLinkOutage, BrokerKilledInReceiptModeLosesNothing) {
 TEST(CloudLinkOutage, FrozenBrokerIsDetectedAndTheLinkRecovers) {
   CloudEnv env;
   CloudSim sim(env.simOptions());
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   auto sent = appendRecords(queue, 20000, "frozen");
   auto o = env.linkOptions("agent-1");
   o.puback_timeout = 2s;
@@ -144,7 +144,7 @@ TEST(CloudLinkOutage, FrozenBrokerIsDetectedAndTheLinkRecovers) {
 TEST(CloudLinkOutage, GracefulStopDrainsInFlightAndKeepsTheRest) {
   CloudEnv env;
   CloudSim sim(env.simOptions());
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   auto sent = appendRecords(queue, 20000, "stop");
   {
     LinkRunner runner(queue, env.linkOptions("agent-1"));

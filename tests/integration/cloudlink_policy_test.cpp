@@ -7,7 +7,7 @@
 
 #include "cloudlink_harness.h"
 #include "fake_mqtt_broker.h"
-#include "memory_queue.h"
+#include "test_store.h"
 
 namespace psa::test {
 namespace {
@@ -55,7 +55,7 @@ struct FakeEnv {
 
 TEST(CloudLinkPolicy, TransientCodesAreRetriedWithBackoffWithoutBlockingOthers) {
   FakeEnv env;
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   auto ids = queue.append(makeRecords(60));
   const std::string quota = ids[5];
   const std::string impl = ids[6];
@@ -102,7 +102,7 @@ TEST(CloudLinkPolicy, TransientCodesAreRetriedWithBackoffWithoutBlockingOthers) 
 
 TEST(CloudLinkPolicy, PermanentCodesDeadLetterWithTheReason) {
   FakeEnv env;
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   auto ids = queue.append(makeRecords(30));
   env.broker.setPolicy([&](const FakePublish& p, int) -> Verdict {
     if (p.msg_id == ids[3]) {
@@ -137,7 +137,7 @@ TEST(CloudLinkPolicy, PermanentCodesDeadLetterWithTheReason) {
 
 TEST(CloudLinkPolicy, RecordThatAlwaysKillsTheConnectionIsIsolated) {
   FakeEnv env;
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   auto ids = queue.append(makeRecords(50));
   const std::string poison = ids[20];
   env.broker.setPolicy([&](const FakePublish& p, int) -> Verdict {
@@ -157,7 +157,7 @@ TEST(CloudLinkPolicy, RecordThatAlwaysKillsTheConnectionIsIsolated) {
 
 TEST(CloudLinkPolicy, HalfOpenConnectionIsDetectedAndReplaced) {
   FakeEnv env;
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   auto ids = queue.append(makeRecords(100));
   std::atomic<bool> stalled{false};
   FakeMqttBroker* broker = &env.broker;

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "cloudlink_harness.h"
-#include "memory_queue.h"
+#include "test_store.h"
 
 namespace psa::test {
 namespace {
@@ -26,7 +26,7 @@ TEST(CloudLinkPuback, AclDeniedRecordIsDeadLetteredWhileOthersFlow) {
   broker.acl = std::string("pattern deny ps/+/%u/up/billing\n") + kDefaultAcl;
   CloudEnv env(broker);
   CloudSim sim(env.simOptions());
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   auto poison = makeRecords(1, 300, "poison", store::Kind::billing, "x12");
   auto ids = queue.append(withPoison(40, std::move(poison[0]), 40));
   const std::string poison_id = ids[40];
@@ -52,7 +52,7 @@ TEST(CloudLinkPuback, RecordLargerThanBrokerMaximumPacketSizeIsDeadLettered) {
   broker.extra_conf = {"max_packet_size 4000"};
   CloudEnv env(broker);
   CloudSim sim(env.simOptions());
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   auto big = makeRecords(1, 10000, "big");
   auto ids = queue.append(withPoison(30, std::move(big[0]), 30));
   LinkRunner runner(queue, env.linkOptions("agent-1"));
@@ -72,7 +72,7 @@ TEST(CloudLinkPuback, RecordOverBrokerMessageSizeLimitDoesNotBlockOthers) {
   broker.extra_conf = {"message_size_limit 2000"};
   CloudEnv env(broker);
   CloudSim sim(env.simOptions());
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   auto big = makeRecords(1, 5000, "big");
   auto ids = queue.append(withPoison(30, std::move(big[0]), 30));
   LinkRunner runner(queue, env.linkOptions("agent-1"));

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "cloudlink_harness.h"
-#include "memory_queue.h"
+#include "test_store.h"
 
 namespace psa::test {
 namespace {
@@ -15,7 +15,7 @@ TEST(CloudLinkReceipt, RecordsAreReleasedOnlyByReceiptsAndResentUntilThen) {
   CloudEnv env;
   // Phase 1: a cloud that stores but never sends receipts.
   CloudSim silent(env.simOptions("silent"));
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   auto records = makeRecords(200, 400, "rc");
   auto ids = queue.append(records);
   auto o = env.linkOptions("agent-1");
@@ -55,7 +55,7 @@ TEST(CloudLinkReceipt, RecordsAreReleasedOnlyByReceiptsAndResentUntilThen) {
 
 TEST(CloudLinkReceipt, MalformedReceiptsAreCountedAndIgnored) {
   CloudEnv env;
-  MemoryQueue queue;
+  TestStore queue(env.tmp / "store");
   auto o = env.linkOptions("agent-1");
   o.confirm = cloudlink::Confirm::receipt;
   o.max_control_bytes = 8192;  // a receipt of 100 msg-ids is ~2.9 KB
