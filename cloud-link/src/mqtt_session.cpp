@@ -2,6 +2,7 @@
 
 #include <mqtt_protocol.h>
 #include <netdb.h>
+#include <pthread.h>
 
 #include <cctype>
 #include <cerrno>
@@ -132,6 +133,7 @@ bool MqttSession::join(std::chrono::milliseconds timeout) {
 }
 
 void MqttSession::run() {
+  pthread_setname_np(pthread_self(), "psa-mqtt");  // shows in top -H, perf, gdb
   std::string words;
   try {
     auto ctx = buildClientContext(config_.tls, &diag_);

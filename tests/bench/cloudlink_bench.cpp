@@ -7,7 +7,8 @@
 //   build/bin/cloudlink_bench [--records N] [--size BYTES] [--windows 1,20,100]
 //                             [--queue store|memory] [--subscriber]
 //
-// --queue memory drains an in-memory queue instead of the SQLite store (link cost only).
+// --queue memory drains an in-memory queue instead of the SQLite store (link cost only; its
+// RSS then includes the records themselves).
 // --subscriber adds pms-cloud-sim as a consumer, so the broker also fans out every message.
 // Prints figures; never fails on them.
 #include <mosquitto.h>
@@ -37,6 +38,7 @@
 #include "psa/cloudlink/cloud_link.h"
 #include "psa/cloudlink/policy.h"
 #include "psa/store/log.h"
+#include "psa/store/sqlite_store.h"
 #include "test_support.h"
 #include "tls_material.h"
 
@@ -49,11 +51,11 @@ struct Args {
   size_t records = 100000;
   size_t size = 1024;
   std::vector<size_t> windows = {1, 20, 100};
-  std::string queue = "memory";
+  std::string queue = "store";
   bool subscriber = false;
   // child modes
   std::string mode;  // "", "raw", "drain"
-  std::string url, ca, cert, key, db, key_file;
+  std::string url, ca, cert, key, db;
   size_t window = 100;
 };
 
@@ -162,14 +164,58 @@ int runRaw(const Args& a) {
 
 // ------------------------------------------------------------------------- the link
 
+psa::store::StoreOptions storeOptions(const Args& a) {
+  psa::store::StoreOptions so;
+  so.db_path = a.db;
+  so.key_file = a.db + ".key";
+  return so;
+}
+
+/// Appends the records to a fresh store (a separate process, so the drain process's peak RSS
+/// does not include the fill).
+int runFill(const Args& a) {
+  psa::log::setLevel(psa::log::Level::warn);
+  auto store = psa::store::SqliteStore::open(storeOptions(a));
+  if (!store) {
+    std::cerr << store.error().describe() << "\n";
+    return 1;
+  }
+  const auto t0 = Clock::now();
+  for (size_t i = 0; i < a.records; i += 1000) {
+    psa::store::AppendBatch batch;
+    batch.records = makeBatch(i, std::min<size_t>(1000, a.records - i), a.size);
+    auto r = (*store)->appendSync(std::move(batch));
+    if (!r) {
+      std::cerr << r.error().describe() << "\n";
+      return 1;
+    }
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  (*store)->close();
+  std::printf("RESULT rate=%.0f seconds=%.3f\n", a.records / secs, secs);
+  return 0;
+}
+
 int runDrain(const Args& a) {
   psa::log::setLevel(psa::log::Level::warn);
-  std::unique_ptr<psa::store::QueueReader> queue;
-  auto mem = std::make_unique<psa::test::MemoryQueue>();
-  for (size_t i = 0; i < a.records; i += 10000) {
-    mem->append(makeBatch(i, std::min<size_t>(10000, a.records - i), a.size));
+  std::unique_ptr<psa::test::MemoryQueue> mem;
+  psa::store::SqliteStorePtr sqlite;
+  psa::store::QueueReader* queue = nullptr;
+  if (a.queue == "memory") {
+    mem = std::make_unique<psa::test::MemoryQueue>();
+    for (size_t i = 0; i < a.records; i += 10000) {
+      mem->append(makeBatch(i, std::min<size_t>(10000, a.records - i), a.size));
+    }
+    queue = mem.get();
+  } else {
+    auto s = psa::store::SqliteStore::open(storeOptions(a));
+    if (!s) {
+      std::cerr << s.error().describe() << "\n";
+      return 1;
+    }
+    sqlite = std::move(s).value();
+    queue = sqlite.get();
   }
-  queue = std::move(mem);
   const long hwm_before = rssKb("VmHWM:");
 
   boost::asio::io_context io;
@@ -198,9 +244,13 @@ int runDrain(const Args& a) {
   }
   const auto t0 = Clock::now();
   long rss_peak = 0;
+  long anon_peak = 0;
+  long file_peak = 0;
   while ((*link)->status().acked < a.records) {
     std::this_thread::sleep_for(5ms);
     rss_peak = std::max(rss_peak, rssKb("VmRSS:"));
+    anon_peak = std::max(anon_peak, rssKb("RssAnon:"));
+    file_peak = std::max(file_peak, rssKb("RssFile:"));
     if (Clock::now() - t0 > 600s) {
       std::cerr << "drain: timeout " << (*link)->status().toJson() << "\n";
       return 1;
@@ -216,9 +266,12 @@ int runDrain(const Args& a) {
   for (auto& t : threads) {
     t.join();
   }
+  if (sqlite) {
+    sqlite->close();
+  }
   std::printf("RESULT rate=%.0f seconds=%.3f hwm_kb=%ld hwm_before_kb=%ld rss_peak_kb=%ld "
-              "published=%llu\n",
-              a.records / secs, secs, rssKb("VmHWM:"), hwm_before, rss_peak,
+              "anon_peak_kb=%ld file_peak_kb=%ld published=%llu\n",
+              a.records / secs, secs, rssKb("VmHWM:"), hwm_before, rss_peak, anon_peak, file_peak,
               static_cast<unsigned long long>(st.published));
   return 0;
 }
@@ -349,7 +402,18 @@ int orchestrate(const Args& a, const char* self) {
   }
   for (size_t w : a.windows) {
     const double raw_rate = raw_rates[w];
-    auto r = runChild(argv({"--mode", "drain", "--window", std::to_string(w), "--queue", a.queue},
+    const std::string db = (tmp / ("queue-" + std::to_string(w) + ".db")).string();
+    if (a.queue == "store") {
+      auto f = runChild(argv({"--mode", "fill", "--db", db}, agent));
+      if (f.empty()) {
+        continue;
+      }
+      if (w == a.windows.front()) {
+        std::printf("(store fill: %s records/s)\n", f["rate"].c_str());
+      }
+    }
+    auto r = runChild(argv({"--mode", "drain", "--window", std::to_string(w), "--queue", a.queue,
+                            "--db", db},
                            agent));
     if (r.empty()) {
       continue;
@@ -357,9 +421,12 @@ int orchestrate(const Args& a, const char* self) {
     const double rate = std::stod(r["rate"]);
     char label[64];
     std::snprintf(label, sizeof label, "cloud link, max_inflight %zu", w);
-    std::printf("%-34s %10.0f %8.0f%% %9.1fM  (%s s)\n", label, rate,
-                raw_rate > 0 ? 100 * rate / raw_rate : 0, std::stod(r["hwm_kb"]) / 1024,
-                r["seconds"].c_str());
+    std::printf("%-34s %10.0f %8.0f%% %9.1fM  (%s s; peak anon %.1fM, file-backed %.1fM; "
+                "%.1fM after opening the queue)\n",
+                label, rate, raw_rate > 0 ? 100 * rate / raw_rate : 0,
+                std::stod(r["hwm_kb"]) / 1024, r["seconds"].c_str(),
+                std::stod(r["anon_peak_kb"]) / 1024, std::stod(r["file_peak_kb"]) / 1024,
+                std::stod(r["hwm_before_kb"]) / 1024);
     std::fflush(stdout);
   }
   return 0;
@@ -403,6 +470,8 @@ int main(int argc, char** argv) {
       a.cert = next();
     } else if (k == "--key") {
       a.key = next();
+    } else if (k == "--db") {
+      a.db = next();
     } else if (k == "--window") {
       a.window = std::stoul(next());
     } else {
@@ -419,6 +488,9 @@ int main(int argc, char** argv) {
   }
   if (a.mode == "idle") {
     return runIdle(a);
+  }
+  if (a.mode == "fill") {
+    return runFill(a);
   }
   return orchestrate(a, argv[0]);
 }
