@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <deque>
+#include <mutex>
 #include <queue>
 #include <unordered_map>
 #include <unordered_set>
@@ -207,9 +208,12 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
 
   // ---------------------------------------------------------------- plumbing
 
+  /// Every handler runs under gate_, so ~CloudLink can wait for the one that is running and
+  /// be sure no later one touches the reader (they all see destroyed_ first).
   template <class F>
   void dispatch(F&& f) {
     asio::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
+      std::lock_guard gate(self->gate_);
       if (self->destroyed_) {
         return;
       }
@@ -513,11 +517,16 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     log_.info("link.retry_in", {{"ms", static_cast<int64_t>(delay.count())}});
     reconnect_timer_.expires_after(delay);
     reconnect_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      std::lock_guard gate(self->gate_);
       if (ec || self->destroyed_ || self->stopping_ || self->state_ != LinkState::backoff) {
         return;
       }
-      self->updateStatus([](LinkStatus& s) { ++s.reconnects; });
-      self->connectNow();
+      try {
+        self->updateStatus([](LinkStatus& s) { ++s.reconnects; });
+        self->connectNow();
+      } catch (...) {
+        self->log_.error("link.bug", {{"what", "exception in reconnect"}});
+      }
     });
   }
 
@@ -1014,6 +1023,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   void scheduleTick() {
     tick_timer_.expires_after(kTick);
     tick_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      std::lock_guard gate(self->gate_);
       if (ec || self->destroyed_ || !self->started_) {
         return;
       }
@@ -1240,6 +1250,11 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   /// ~CloudLink on an arbitrary thread: only thread-safe steps.
   void shutdownNow() {
     destroyed_ = true;
+    {
+      // Wait for a handler that is running right now (recursive: the destructor may be called
+      // from a handler, e.g. a stop() callback).
+      std::lock_guard gate(gate_);
+    }
     reader_.setDeliverableListener({});
     std::shared_ptr<MqttSession> s;
     {
@@ -1270,6 +1285,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   std::function<std::string()> status_provider_;
 
   std::atomic<bool> destroyed_{false};
+  std::recursive_mutex gate_;
   bool started_ = false;
   bool stopping_ = false;
   StopPhase stop_phase_ = StopPhase::none;
