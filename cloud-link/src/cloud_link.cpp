@@ -147,6 +147,7 @@ constexpr milliseconds kTick{500};
 constexpr milliseconds kGracefulDisconnectTimeout{2000};
 constexpr milliseconds kJoinTimeout{3000};
 constexpr size_t kMaxControlInflight = 16;
+constexpr size_t kMinReady = 64;
 // Poison isolation: a record that makes the broker drop the connection (e.g. over mosquitto's
 // message_size_limit: PUBACK 0x95 and a close, which libmosquitto may see as a broken pipe
 // first) would otherwise come back first after every reconnect and block everything behind it.
@@ -537,13 +538,13 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   }
 
   /// Records leased ahead (`ready_`) keep the window full without a store round trip per
-  /// PUBACK; at most one window's worth is held.
+  /// PUBACK; at most readyTarget() are held.
   bool canLease() const {
     if (!canPublish() || lease_outstanding_ || release_outstanding_ || need_release_ ||
         !deliverable_hint_) {
       return false;
     }
-    if (ready_.size() >= window()) {
+    if (ready_.size() >= readyTarget()) {
       return false;
     }
     if (options_.confirm == Confirm::receipt &&
@@ -554,6 +555,9 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   }
 
   size_t window() const { return probing() ? 1 : options_.max_inflight; }
+  /// How many leased records to hold ready: a window's worth, but at least kMinReady so a
+  /// small window does not wait for a store round trip after every PUBACK.
+  size_t readyTarget() const { return std::max(options_.max_inflight, kMinReady); }
 
   void pump() {
     while (!ready_.empty() && inflight_.size() < window() && canPublish()) {
@@ -564,7 +568,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     if (!canLease()) {
       return;
     }
-    size_t n = window() - ready_.size();
+    size_t n = readyTarget() - ready_.size();
     if (options_.confirm == Confirm::receipt) {
       n = std::min(n, options_.max_unreceipted - awaiting_receipt_.size() - inflight_.size() -
                           ready_.size());
