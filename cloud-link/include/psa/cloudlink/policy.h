@@ -1,0 +1,66 @@
+// Delivery policy pieces of the cloud link that are pure functions: what to do with a PUBACK
+// reason code, reconnect back-off with jitter, and broker URL parsing.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <string_view>
+
+#include "psa/store/result.h"
+
+namespace psa::cloudlink {
+
+/// What a PUBACK reason code means for the record it acknowledges.
+enum class PubackAction {
+  delivered,    ///< < 0x80 (0x00 success, 0x10 no matching subscribers): release the record
+  retry,        ///< transient (0x80 unspecified, 0x83 implementation specific, 0x97 quota
+                ///< exceeded, 0x89 server busy, 0x91 packet id in use, unknown codes): back off
+  dead_letter,  ///< the broker will never take this record as it is (0x87 not authorized,
+                ///< 0x90 topic name invalid, 0x95 packet too large, 0x99 payload format
+                ///< invalid, 0x9A retain / 0x9B QoS not supported)
+};
+
+/// The policy for one reason code. Unknown codes >= 0x80 retry: a record is never dropped on a
+/// code we do not understand.
+PubackAction classifyPuback(int reason_code);
+
+/// "quota exceeded", "not authorized", ... ("reason 0xNN" for unknown codes).
+std::string reasonName(int reason_code);
+
+/// PHI-free text stored with a nack or dead letter: "puback 0x97 quota exceeded".
+std::string pubackReason(int reason_code);
+
+/// Exponential back-off with jitter: the n-th delay (n = failures so far, from 0) is uniform in
+/// [d/2, d] with d = min(max, initial * 2^n). Not thread-safe.
+class Backoff {
+ public:
+  Backoff(std::chrono::milliseconds initial, std::chrono::milliseconds max,
+          uint64_t seed = std::random_device{}());
+
+  /// The delay before the next attempt; counts one failure.
+  std::chrono::milliseconds next();
+  /// After a successful (stable) connection: the next delay starts at `initial` again.
+  void reset() { failures_ = 0; }
+  uint32_t failures() const { return failures_; }
+  void setFailures(uint32_t n) { failures_ = n; }
+
+ private:
+  std::chrono::milliseconds initial_;
+  std::chrono::milliseconds max_;
+  uint32_t failures_ = 0;
+  std::mt19937_64 rng_;
+};
+
+/// Where the broker is.
+struct BrokerAddress {
+  std::string host;  ///< DNS name or IP literal (without brackets)
+  int port = 8883;
+};
+
+/// Parses "mqtts://host[:port]" ("[v6]:port" for IPv6). Only mqtts is accepted: TLS is
+/// mandatory. Errors: Errc::invalid_argument naming what is wrong.
+Result<BrokerAddress> parseBrokerUrl(std::string_view url);
+
+}  // namespace psa::cloudlink

@@ -1,0 +1,188 @@
+// The cloud -> agent direction (P/config/set, P/cmd/+ to the ControlSink; bad input counted
+// and dropped), the retained status and its Last Will, and the agent -> cloud helpers
+// (P/config/state, P/cmd/result, P/audit), against a real mosquitto with real clients.
+#include <gtest/gtest.h>
+
+#include <future>
+#include <mutex>
+
+#include "cloudlink_harness.h"
+#include "test_store.h"
+
+namespace psa::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::string kPrefix = std::string("ps/") + kTenant + "/agent-1";
+
+class RecordingSink : public cloudlink::ControlSink {
+ public:
+  void onConfigDocument(std::string payload) override {
+    std::lock_guard lock(mu_);
+    configs_.push_back(std::move(payload));
+  }
+  void onCommand(std::string name, std::string payload) override {
+    std::lock_guard lock(mu_);
+    commands_.emplace_back(std::move(name), std::move(payload));
+  }
+  std::vector<std::string> configs() const {
+    std::lock_guard lock(mu_);
+    return configs_;
+  }
+  std::vector<std::pair<std::string, std::string>> commands() const {
+    std::lock_guard lock(mu_);
+    return commands_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> configs_;
+  std::vector<std::pair<std::string, std::string>> commands_;
+};
+
+TEST(CloudLinkControl, ConfigAndCommandsReachTheSinkAndBadOnesAreDropped) {
+  CloudEnv env;
+  TestStore queue(env.tmp / "store");
+  RecordingSink sink;
+  auto o = env.linkOptions("agent-1");
+  o.max_control_bytes = 4096;
+  LinkRunner runner(queue, o);
+  runner.link().setControlSink(&sink);
+  runner.start();
+  ASSERT_TRUE(runner.waitConnected());
+  // Subscriptions are made right after CONNACK; wait until the broker has them.
+  ASSERT_TRUE(waitFor(
+      [&] {
+        mosquittoPub(env, kPrefix + "/cmd/ping", "{\"probe\":1}");
+        return !sink.commands().empty();
+      },
+      10s));
+  const std::string config = "{\"payload\":\"eyJ2ZXJzaW9uIjoxfQ==\",\"sig\":\"x\",\"key_id\":\"k1\"}";
+  ASSERT_EQ(mosquittoPub(env, kPrefix + "/config/set", config).exit_code, 0);
+  ASSERT_EQ(mosquittoPub(env, kPrefix + "/cmd/restart-adapter", "{\"id\":\"c1\"}").exit_code, 0);
+  ASSERT_EQ(mosquittoPub(env, kPrefix + "/cmd/bad name!", "{}").exit_code, 0);
+  ASSERT_EQ(mosquittoPub(env, kPrefix + "/config/set", std::string(5000, 'x')).exit_code, 0);
+  ASSERT_TRUE(waitFor([&] { return runner.status().control_rejected >= 2; }, 10s))
+      << runner.status().toJson();
+  ASSERT_TRUE(waitFor([&] { return sink.configs().size() == 1; }, 10s));
+  EXPECT_EQ(sink.configs()[0], config);
+  auto cmds = sink.commands();
+  ASSERT_GE(cmds.size(), 2u);
+  EXPECT_EQ(cmds.back().first, "restart-adapter");
+  EXPECT_EQ(cmds.back().second, "{\"id\":\"c1\"}");
+  const auto st = runner.status();
+  EXPECT_EQ(st.control_rejected, 2u);
+  EXPECT_EQ(st.control_received, cmds.size() + 1);
+  // The link's own P/cmd/result is not looped back to it as a command.
+  auto done = std::make_shared<std::promise<Status>>();
+  runner.link().publishCommandResult("{\"id\":\"c1\",\"result\":\"ok\"}",
+                                     [done](Status s) { done->set_value(std::move(s)); });
+  auto f = done->get_future();
+  ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(f.get().ok());
+  EXPECT_EQ(sink.commands().size(), cmds.size());
+  EXPECT_TRUE(runner.stop());
+}
+
+TEST(CloudLinkControl, RetainedStatusOnlineThenOfflineFromTheWill) {
+  CloudEnv env;
+  TestStore queue(env.tmp / "store");
+  LinkRunner runner(queue, env.linkOptions("agent-1"));
+  runner.link().setStatusProvider([] { return std::string("{\"state\":\"online\",\"queue\":0}"); });
+  runner.start();
+  ASSERT_TRUE(runner.waitConnected());
+  ASSERT_TRUE(waitFor([&] { return retainedMessage(env, kPrefix + "/status") ==
+                                   "{\"state\":\"online\",\"queue\":0}"; },
+                      10s));
+  runner.link().publishStatus("{\"state\":\"online\",\"queue\":7}");
+  ASSERT_TRUE(waitFor([&] { return retainedMessage(env, kPrefix + "/status") ==
+                                   "{\"state\":\"online\",\"queue\":7}"; },
+                      10s));
+  ASSERT_TRUE(runner.stop());
+  EXPECT_EQ(retainedMessage(env, kPrefix + "/status"), "{\"state\":\"offline\"}");
+}
+
+TEST(CloudLinkControl, AgentMessagesArriveOnTheirTopics) {
+  CloudEnv env;
+  TestStore queue(env.tmp / "store");
+  LinkRunner runner(queue, env.linkOptions("agent-1"));
+  runner.start();
+  ASSERT_TRUE(runner.waitConnected());
+  TempDir sub_dir("psa-sub");
+  auto args = mqttClientArgs(env, "mosquitto_sub", "cloud");
+  for (const char* a : {"-q", "1", "-v", "-t", "ps/+/agent-1/config/state", "-t",
+                        "ps/+/agent-1/cmd/result", "-t", "ps/+/agent-1/audit"}) {
+    args.emplace_back(a);
+  }
+  Process::Options popts;
+  popts.argv = args;
+  popts.stdout_file = sub_dir / "out";
+  Process sub(std::move(popts));
+  auto publishAndWait = [&](auto&& publish) {
+    auto done = std::make_shared<std::promise<Status>>();
+    publish([done](Status s) { done->set_value(std::move(s)); });
+    auto f = done->get_future();
+    return f.wait_for(10s) == std::future_status::ready && f.get().ok();
+  };
+  // Until mosquitto_sub has subscribed, probes are lost; keep probing.
+  ASSERT_TRUE(waitFor(
+      [&] {
+        publishAndWait([&](auto cb) { runner.link().publishAudit("[\"probe\"]", cb); });
+        return readFile(sub_dir / "out").find("probe") != std::string::npos;
+      },
+      10s));
+  EXPECT_TRUE(publishAndWait([&](auto cb) {
+    runner.link().publishConfigState("{\"version\":3,\"result\":\"applied\"}", cb);
+  }));
+  EXPECT_TRUE(publishAndWait([&](auto cb) {
+    runner.link().publishCommandResult("{\"id\":\"c9\",\"result\":\"ok\"}", cb);
+  }));
+  EXPECT_TRUE(publishAndWait(
+      [&](auto cb) { runner.link().publishAudit("[{\"action\":\"config.applied\"}]", cb); }));
+  ASSERT_TRUE(waitFor([&] { return readFile(sub_dir / "out").find("config.applied") !=
+                                   std::string::npos; },
+                      10s));
+  const std::string out = readFile(sub_dir / "out");
+  EXPECT_NE(out.find(kPrefix + "/config/state {\"version\":3,\"result\":\"applied\"}"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find(kPrefix + "/cmd/result {\"id\":\"c9\",\"result\":\"ok\"}"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find(kPrefix + "/audit [{\"action\":\"config.applied\"}]"), std::string::npos)
+      << out;
+  EXPECT_TRUE(runner.stop());
+}
+
+TEST(CloudLinkControl, AgentMessagesAreHeldWhileOfflineAndSentAfterReconnect) {
+  CloudEnv env;
+  TestStore queue(env.tmp / "store");
+  env.broker->stop();
+  auto o = env.linkOptions("agent-1");
+  o.max_control_queue = 2;
+  LinkRunner runner(queue, o);
+  runner.start();
+  std::atomic<int> ok{0};
+  std::promise<Status> overflow;
+  runner.link().publishConfigState("{\"version\":3,\"result\":\"applied\"}",
+                                   [&](Status s) { ok += s.ok() ? 1 : 0; });
+  runner.link().publishAudit("[{\"action\":\"config.applied\"}]",
+                             [&](Status s) { ok += s.ok() ? 1 : 0; });
+  runner.link().publishAudit("[{\"action\":\"one.too.many\"}]",
+                             [&](Status s) { overflow.set_value(std::move(s)); });
+  auto overflow_result = overflow.get_future();
+  ASSERT_EQ(overflow_result.wait_for(10s), std::future_status::ready);
+  const Status full = overflow_result.get();
+  ASSERT_FALSE(full.ok());
+  EXPECT_TRUE(full.error().is(Errc::full));
+  EXPECT_EQ(full.error().message, "cloud link queue full (2 messages)");
+  ASSERT_TRUE(waitFor([&] { return runner.status().reconnects >= 2; }, 10s));
+  EXPECT_EQ(ok.load(), 0);
+  env.broker->start();
+  ASSERT_TRUE(waitFor([&] { return ok.load() == 2; }, 15s)) << runner.status().toJson();
+  EXPECT_TRUE(runner.stop());
+}
+
+}  // namespace
+}  // namespace psa::test
