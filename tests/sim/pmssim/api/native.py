@@ -168,12 +168,13 @@ class NativeVendor(VendorApp):
         self.colls = self.build_collections()
         self.by_type = {c.fhir_type: c for c in self.colls}
         self.by_name = {c.name: c for c in self.colls}
+        self._records = {}     # (key, vid) -> projected record (see record())
 
     @classmethod
     def add_arguments(cls, parser):
         parser.add_argument("--utc-offset", default="+00:00",
                             help="practice local time offset from UTC for the vendor's zone-less "
-                                 "date-times, e.g. -05:00 (fixed, no DST)")
+                                 "date-times, e.g. --utc-offset=-05:00 (fixed, no DST; default +00:00)")
 
     def build_collections(self):
         return []
@@ -209,9 +210,16 @@ class NativeVendor(VendorApp):
                 return old
         return None
 
+    RECORD_CACHE_MAX = 50_000
+
     def record(self, v, coll=None):
         """Native record of a current version: projection (+ timestamp), or the tombstone of a
-        deleted resource (last live content, marked deleted, stamped with the deletion time)."""
+        deleted resource (last live content, marked deleted, stamped with the deletion time).
+        Returns a fresh (shallow) copy; projections are cached per version (they are pure)."""
+        ck = (v.key, v.vid)
+        cached = self._records.get(ck)
+        if cached is not None:
+            return dict(cached)
         coll = coll or self.by_type[v.type]
         live = self.last_live(v)
         if live is None:
@@ -221,11 +229,16 @@ class NativeVendor(VendorApp):
             rec[coll.ts_field] = self.fmt_ts(coll, v.ts)
         if v.deleted and coll.tombstone:
             coll.tombstone(rec)
-        return rec
+        if len(self._records) >= self.RECORD_CACHE_MAX:
+            for k in list(self._records)[:self.RECORD_CACHE_MAX // 4]:
+                del self._records[k]
+        self._records[ck] = rec
+        return dict(rec)
 
-    def versions(self, coll, include_deleted=False, since_ms=None, patient=None):
+    def versions(self, coll, include_deleted=False, since_ms=None, patient=None, after_pos=-1, limit=None):
         """Current versions of a collection in creation (row) order; since_ms: changed at or
-        after (inclusive, ms); patient: only that patient's compartment."""
+        after (inclusive, ms); patient: only that patient's compartment; after_pos: only rows
+        after that position (keyset paging); limit: stop after that many."""
         store = self.ctx.store
         out = []
         with store.lock:
@@ -234,15 +247,18 @@ class NativeVendor(VendorApp):
             if patient is not None:
                 ids = dict.fromkeys(store.by_patient.get((coll.fhir_type, patient), ()))
                 cands = sorted((cur[prefix + i] for i in ids), key=lambda v: v.pos)
-                cands = [v for v in cands if v.patient == patient]
+                cands = [v for v in cands if v.patient == patient and v.pos > after_pos]
             else:
-                cands = (cur[prefix + i] for i in store.rows.get(coll.fhir_type, ()))
+                rows = store.rows.get(coll.fhir_type, ())
+                cands = (cur[prefix + rows[i]] for i in range(max(0, after_pos + 1), len(rows)))
             for v in cands:
                 if v.deleted and not include_deleted:
                     continue
                 if since_ms is not None and v.ts < since_ms:
                     continue
                 out.append(v)
+                if limit is not None and len(out) >= limit:
+                    break
         return out
 
     def get_version(self, coll, nid):

@@ -322,9 +322,9 @@ class Athena(NativeVendor):
             self.fail(req, 400, "Invalid limit or offset: %s" % exc)
         return limit, offset
 
-    def _envelope(self, req, key, records, limit, offset, total=None):
+    def _envelope(self, req, key, records, limit, offset, total=None, sliced=False):
         total = len(records) if total is None else total
-        page = records[offset:offset + limit]
+        page = records if sliced else records[offset:offset + limit]
         out = {key: page, "totalcount": total}
         base = [(k, v) for k, v in req.query if k not in ("limit", "offset")]
         if offset + limit < total:
@@ -359,7 +359,11 @@ class Athena(NativeVendor):
                 elif have != val:
                     return False
             return True
-        recs = self._live_records(coll, pred if filters else None)
+        if not filters:        # project only the page
+            vs = self.versions(coll)
+            page = [self.record(v, coll) for v in vs[offset:offset + limit]]
+            return json_response(self._envelope(req, coll.name, page, limit, offset, len(vs), sliced=True))
+        recs = self._live_records(coll, pred)
         return json_response(self._envelope(req, coll.name, recs, limit, offset))
 
     def h_appointments(self, req):
@@ -482,6 +486,8 @@ class Athena(NativeVendor):
                 for nid, _ in page:
                     feed.unprocessed.pop(nid, None)
                     feed.processed.append((now, nid))
+                if len(feed.processed) > 500_000:      # replay history kept for the newest records
+                    del feed.processed[:100_000]
         out = self._envelope(req, feed.key, [r for _, r in recs], limit, offset, total)
         return json_response(out)
 

@@ -433,13 +433,13 @@ class DrChrono(NativeVendor):
         start = self._decode_cursor(q["cursor"]) if q.get("cursor") else -1
         patient = q.get("patient")
         doctor = q.get("doctor")
+        cheap = doctor is None and lo_ms is None       # every candidate matches: fetch one page only
         vs = self.versions(coll, include_deleted=show_deleted, since_ms=since_ms,
-                           patient=patient if coll.patient_field else None)
-        out, more, last_pos = [], False, None
+                           patient=patient if coll.patient_field else None, after_pos=start,
+                           limit=page_size + 1 if cheap else None)
+        out, more = [], False
         dup = self.is_dup(req)
         for v in vs:
-            if v.pos <= start:
-                continue
             rec = self.record(v, coll)
             if rec is None:
                 continue
