@@ -231,7 +231,7 @@ class NativeVendor(VendorApp):
             coll.tombstone(rec)
         if len(self._records) >= self.RECORD_CACHE_MAX:
             for k in list(self._records)[:self.RECORD_CACHE_MAX // 4]:
-                del self._records[k]
+                self._records.pop(k, None)
         self._records[ck] = rec
         return dict(rec)
 
