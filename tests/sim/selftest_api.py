@@ -135,6 +135,14 @@ class Base(unittest.TestCase):
     def stats(self):
         return self.sim.admin("GET", "stats")
 
+    def churn(self, during, seconds=0.8):
+        """Run `during()` while background mutations commit, then stop them."""
+        self.sim.admin("POST", "mutate", {"background": {"rate_per_s": 40, "duration_s": seconds}})
+        t0 = time.monotonic()
+        during()
+        time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
+        self.sim.admin("POST", "mutate/stop")
+
 
 # =============================================================================================
 # DrChrono
@@ -255,6 +263,11 @@ class DrChronoTest(Base):
         c.sync(store)
         self.assert_synced(store, "after patient delete + skew + revoke")
         self.assertGreaterEqual(c.rh.events.get("reauth", 0), 1)
+        # churn while syncing: the watermark (server Date of the run's first response) catches
+        # every change the run missed
+        self.churn(lambda: c.sync(store, page_size=7))
+        c.sync(store)
+        self.assert_synced(store, "after churn")
 
     def test_03_paging(self):
         c = self.new_client()
@@ -423,6 +436,9 @@ class AthenahealthTest(Base):
         self.assertEqual((tomb[0]["status"], tomb[0]["deleted"]), ("deleted", "true"))
         c.drain(store)
         self.assert_synced(store, "after patient delete")
+        self.churn(lambda: c.drain(store, limit=5))
+        c.drain(store)
+        self.assert_synced(store, "after churn")
         self.assertEqual(c.call("GET", "/" + pat)[0].status, 404)
 
     def test_03_paging_and_lost_reads(self):
@@ -570,6 +586,9 @@ class KareoTest(Base):
         self.assertFalse(exp["deleted"])                             # Kareo never signals deletions
         held = set(exp["vanished"]) & set(store.live)
         self.assertTrue(held)                                        # an incremental client cannot know
+        self.churn(lambda: c.sync(store))
+        c.sync(store)
+        self.assert_synced(store, "after churn", strict_vanished=False)
         c.sync(store, batch=5, reconcile=True)
         self.assert_synced(store, "after full re-list")
 
