@@ -53,7 +53,7 @@ class Admin:
                 return json_response(dict(ctx.ready, profile=self.app.info(),
                                           types=ctx.store.types(), counts=ctx.store.counts()))
             if sub == "expected" and m == "GET":
-                return json_response(ctx.store.expected(self._types(req)))
+                return json_response(self.app.expected(req, self._types(req)))
             if sub == "changelog" and m == "GET":
                 return json_response(ctx.store.changelog(int(req.param("since", 0)),
                                                          int(req.param("limit", 1000)),

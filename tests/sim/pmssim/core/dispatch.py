@@ -6,7 +6,9 @@ Order for a vendor request:
   3. Retry-After discipline: a request in a scope that is still inside an announced Retry-After
      window counts as `retry_after_violations` (requests arriving within 100 ms of the 429 being
      sent are treated as already in flight and not counted)
-  4. rate limiter of the route's scope: over the limit -> violation + 429 in the vendor's style
+  4. rate limiter(s) of the route's scope: over the limit -> violation + 429 in the vendor's style
+     (a route may name several scopes as a tuple, e.g. ("api", "burst"): every limiter counts the
+     request; the Retry-After discipline is kept for the first scope)
   5. fault injection (first matching rule)
   6. the vendor handler
   7. post-handler faults (truncate, malformed_json), status accounting
@@ -52,7 +54,10 @@ class Dispatcher:
             resp = self.app.not_found(req)
             ctx.stats.count_status("unknown", resp.status)
             return resp
-        endpoint, handler, scope = routed
+        endpoint, handler, scopes = routed
+        if not isinstance(scopes, tuple):
+            scopes = (scopes,)
+        scope = scopes[0]
         req.endpoint = endpoint
         ctx.stats.count_request(endpoint)
 
@@ -64,14 +69,18 @@ class Dispatcher:
             elif now >= nb[1]:
                 self._not_before.pop(scope, None)
 
-        limiter = ctx.limiters.get(scope)
-        if limiter is not None:
-            ok, retry = limiter.hit()
-            if not ok:
-                resp = self.app.throttle_response(req, retry)
-                self._note_retry_after(scope, resp)
-                ctx.stats.count_status(endpoint, resp.status)
-                return resp
+        worst = None
+        for s in scopes:
+            limiter = ctx.limiters.get(s)
+            if limiter is not None:
+                ok, retry = limiter.hit()
+                if not ok:
+                    worst = retry if worst is None else max(worst, retry)
+        if worst is not None:
+            resp = self.app.throttle_response(req, worst)
+            self._note_retry_after(scope, resp)
+            ctx.stats.count_status(endpoint, resp.status)
+            return resp
 
         rule = ctx.faults.pick(endpoint, req.method, req.path)
         post = None
@@ -103,7 +112,7 @@ class Dispatcher:
                     ctx.tokens.revoke(authz[7:].strip())
             elif kind == "delay":
                 time.sleep(rule.delay_s)
-            elif kind in ("truncate", "malformed_json"):
+            elif kind in ("truncate", "malformed_json", "malformed_xml"):
                 post = kind
             req.fault = rule
 
@@ -117,7 +126,7 @@ class Dispatcher:
             traceback.print_exc(file=sys.stderr)
             resp = self.app.error_response(req, 500, "exception", "Internal simulator error")
 
-        if post == "malformed_json" and 200 <= resp.status < 300:
+        if post in ("malformed_json", "malformed_xml") and 200 <= resp.status < 300:
             data = resp.body_bytes()
             cut = max(1, len(data) * 2 // 3)
             resp.body = data[:cut] + b',"x":]}'

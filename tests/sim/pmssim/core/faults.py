@@ -28,6 +28,7 @@ Kinds:
   reset           close the connection immediately without an answer
   truncate        send the headers (full Content-Length / chunked) and half the body, then close
   malformed_json  200 with a corrupted JSON body (valid HTTP framing)
+  malformed_xml   same corruption (the body is cut and junk appended), named for XML/SOAP vendors
   duplicate       search/history paging: the next page repeats the last entry of this page
   revoke_token    revoke the bearer token used by this request, answer 401 (token expiry)
   delay           answer normally after delay_s
@@ -39,7 +40,7 @@ import random
 import re
 import threading
 
-KINDS = {"status", "429", "timeout", "reset", "truncate", "malformed_json", "duplicate",
+KINDS = {"status", "429", "timeout", "reset", "truncate", "malformed_json", "malformed_xml", "duplicate",
          "revoke_token", "delay", "bulk_fail"}
 
 

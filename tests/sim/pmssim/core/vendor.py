@@ -104,6 +104,11 @@ class VendorApp:
     def set_runtime_config(self, cfg):
         raise ValueError("no runtime options for this vendor")
 
+    def expected(self, req, types):
+        """The state a correct client must hold (admin GET /_sim/expected). FHIR vendors: the
+        store's view (`Type/id` keys); vendor-specific APIs override it with their own ids."""
+        return self.ctx.store.expected(types)
+
     def admin(self, req, sub):
         """Vendor-specific admin endpoints under /_sim/vendor/<sub>. Return Response or None."""
         return None
