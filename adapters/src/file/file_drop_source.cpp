@@ -114,14 +114,15 @@ fs::path uniquePath(const fs::path& path, std::string_view companion_suffix = {}
   return path.parent_path() / (stem + "." + std::to_string(std::rand()) + ext);
 }
 
-// Renames (or copies across file systems) `from` to a free name at `to`; returns where.
-Result<fs::path> moveFile(const fs::path& from, const fs::path& to, std::string_view companion_suffix = {}) {
+// Renames (or copies across file systems) `from` to `to`, or to a free name near it when
+// `find_free_name`; returns where.
+Result<fs::path> moveFile(const fs::path& from, const fs::path& to, bool find_free_name) {
   std::error_code ec;
   fs::create_directories(to.parent_path(), ec);
   if (ec) {
     return Error(Errc::io, "cannot create " + to.parent_path().string() + ": " + ec.message());
   }
-  const fs::path target = uniquePath(to, companion_suffix);
+  const fs::path target = find_free_name ? uniquePath(to) : to;
   fs::rename(from, target, ec);
   if (ec == std::errc::cross_device_link) {
     const fs::path tmp = target.string() + ".copying";
@@ -1091,7 +1092,7 @@ bool FileDropSource::dispose(const Candidate& c, std::string& where) {
     target /= utcDatePath(clock_->nowMs());
   }
   target /= fs::path(c.rel);
-  auto moved = moveFile(c.path, target);
+  auto moved = moveFile(c.path, target, true);
   if (!moved) {
     log_.error("archive_failed", {{"file", c.rel}, {"error", moved.error().message}});
     setState("watching", false, "cannot archive " + c.rel + ": " + moved.error().message);
@@ -1173,16 +1174,12 @@ bool FileDropSource::moveToError(const Candidate& c, const std::string& report, 
   if (auto st = writeTextFile(report_path, report); !st) {
     log_.error("report_write_failed", {{"file", c.rel}, {"error", st.error().message}});
   }
-  auto moved = moveFile(c.path, target, ".error.txt");
+  auto moved = moveFile(c.path, target, false);
   if (!moved) {
     log_.error("move_to_error_failed", {{"file", c.rel}, {"error", moved.error().message}});
     std::error_code ec;
     fs::remove(report_path, ec);
     return false;
-  }
-  if (*moved != target) {  // raced with another file of that name: keep the pair together
-    std::error_code ec;
-    fs::rename(report_path, fs::path(moved->string() + ".error.txt"), ec);
   }
   where = moved->string();
   std::lock_guard lock(status_mu_);
