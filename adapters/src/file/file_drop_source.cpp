@@ -38,8 +38,8 @@ std::string hex(const unsigned char* p, size_t n) {
   return out;
 }
 
-// SHA-256 of a whole open file, read in chunks.
-Result<std::string> hashFile(const InputFile& file, uint64_t size) {
+// SHA-256 of a whole open file, read in chunks. Errc::closed when `stop` is raised.
+Result<std::string> hashFile(const InputFile& file, uint64_t size, const std::atomic<bool>& stop) {
   struct CtxFree {
     void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
   };
@@ -50,6 +50,9 @@ Result<std::string> hashFile(const InputFile& file, uint64_t size) {
   std::string buf(kReadChunk, '\0');
   uint64_t pos = 0;
   while (pos < size) {
+    if (stop) {
+      return Error(Errc::closed, "stopping");
+    }
     const size_t want = static_cast<size_t>(std::min<uint64_t>(kReadChunk, size - pos));
     auto n = file.readAt(pos, buf.data(), want);
     if (!n) {
@@ -351,7 +354,12 @@ Status FileDropSource::start() {
                          {"complete", config_.complete == Completion::stable   ? "stable"
                                       : config_.complete == Completion::marker ? "marker"
                                                                                : "rename"}});
-  thread_ = std::thread([this] { run(); });
+  try {
+    thread_ = std::thread([this] { run(); });
+  } catch (const std::system_error& e) {
+    started_ = false;
+    return Error(Errc::internal, std::string("cannot start the reader thread: ") + e.what());
+  }
   return {};
 }
 
@@ -713,7 +721,10 @@ FileDropSource::Outcome FileDropSource::ingest(const Candidate& c) {
     in.text = std::move(text).value();
     in.sha = hl7::sha256Hex(in.text);
   } else {
-    auto sha = hashFile(*in.file, in.st.size);
+    auto sha = hashFile(*in.file, in.st.size, stopping_);
+    if (!sha && sha.error().is(Errc::closed)) {
+      return Outcome::stopped;
+    }
     if (!sha) {
       log_.error("file_read_failed", {{"file", c.rel}, {"error", sha.error().message}});
       return deferFile(c, kRetryUnreadable);
@@ -1056,10 +1067,8 @@ FileDropSource::Outcome FileDropSource::finishDone(Ingest& in, bool duplicate) {
   removeMarkers(in.c);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - in.t0).count();
   if (duplicate) {
-    count("files_duplicate");
     log_.info("file_duplicate_skipped", {{"file", in.c.rel}, {"to", where}});
   } else {
-    count("files_ingested");
     log_.info("file_ingested", {{"file", in.c.rel},
                                 {"format", fileFormatName(in.profile->format)},
                                 {"records", in.committed.records},
@@ -1072,6 +1081,8 @@ FileDropSource::Outcome FileDropSource::finishDone(Ingest& in, bool duplicate) {
   }
   std::lock_guard lock(status_mu_);
   last_file_ = in.c.rel;
+  status_.counters[duplicate ? "files_duplicate" : "files_ingested"] += 1;
+  status_.healthy = status_.state != "failed";
   return Outcome::done;
 }
 
@@ -1113,9 +1124,11 @@ void FileDropSource::removeMarkers(const Candidate& c) {
       fs::path stem_marker = c.path.parent_path() / (c.path.stem().string() + s);
       // Only if no other data file shares the stem.
       bool shared = false;
-      for (const auto& e : fs::directory_iterator(c.path.parent_path(), ec)) {
-        if (e.path() != stem_marker && e.path().stem() == c.path.stem() && e.path() != c.path &&
-            e.is_regular_file(ec) && e.path().extension() != s) {
+      fs::directory_iterator it(c.path.parent_path(), ec);
+      for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        const fs::path& p = it->path();
+        if (p != stem_marker && p.stem() == c.path.stem() && p != c.path && it->is_regular_file(ec) &&
+            p.extension() != s) {
           shared = true;
         }
       }
@@ -1213,7 +1226,6 @@ FileDropSource::Outcome FileDropSource::failFile(Ingest& in, const FatalIssue& i
     return deferFile(in.c, kRetryUnreadable);
   }
   removeMarkers(in.c);
-  count("files_failed");
   log_.error("file_failed", {{"file", in.c.rel},
                              {"code", issue.code},
                              {"line", issue.line},
@@ -1223,6 +1235,7 @@ FileDropSource::Outcome FileDropSource::failFile(Ingest& in, const FatalIssue& i
   std::lock_guard lock(status_mu_);
   status_.last_error = in.c.rel + ": " + issue.code + (issue.line ? " at line " + std::to_string(issue.line) : "");
   status_.last_error_ms = clock_->nowMs();
+  status_.counters["files_failed"] += 1;
   return Outcome::failed;
 }
 

@@ -69,8 +69,9 @@ std::vector<CheckResult> checkFileDrop(const json::Value& config, const fs::path
                                         "the service user write access"));
   } else {
     size_t files = 0;
-    for (const auto& e : fs::directory_iterator(c.dir, ec)) {
-      files += e.is_regular_file(ec) ? 1 : 0;
+    fs::directory_iterator it(c.dir, ec);
+    for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      files += it->is_regular_file(ec) ? 1 : 0;
     }
     out.push_back(line(name, CheckResult::Level::ok,
                        "watching " + c.dir.string() + " (" + std::to_string(files) + " files waiting)"));
@@ -84,8 +85,9 @@ std::vector<CheckResult> checkFileDrop(const json::Value& config, const fs::path
     out.push_back(line(name, CheckResult::Level::fail, "error dir: " + *p + " ▸ fix the permissions or error_dir"));
   } else if (fs::is_directory(c.error_dir, ec)) {
     size_t reports = 0;
-    for (const auto& e : fs::recursive_directory_iterator(c.error_dir, ec)) {
-      const std::string n = e.path().filename().string();
+    fs::recursive_directory_iterator it(c.error_dir, fs::directory_options::skip_permission_denied, ec);
+    for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      const std::string n = it->path().filename().string();
       reports += n.size() > 10 && n.compare(n.size() - 10, 10, ".error.txt") == 0 ? 1 : 0;
     }
     if (reports > 0) {

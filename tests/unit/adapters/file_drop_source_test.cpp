@@ -106,7 +106,7 @@ struct Env {
     store = std::move(psa::store::SqliteStore::open(std::move(o))).value();
   }
   json::Value config(const std::string& extra = "") const {
-    return *json::parse("{" + kBase + R"(,"format":"csv","kind":"patient","stable_ms":0,"poll_interval_ms":50,"path":")" +
+    return *json::parse("{" + kBase + R"(,"format":"csv","kind":"patient","stable_ms":100,"poll_interval_ms":50,"path":")" +
                         inbox.string() + "\"" + extra + "}");
   }
 };
