@@ -698,6 +698,7 @@ FileDropSource::Outcome FileDropSource::ingest(const Candidate& c) {
       return deferFile(c, kRetryUnreadable);
     }
     committed_not_disposed_.erase(c.rel);
+    removeMarkers(c);
     return Outcome::done;
   }
   in.profile = &config_.profileFor(c.rel);
