@@ -88,6 +88,9 @@ std::optional<std::string> checkListen(const json::Value& v) {
 
 std::optional<std::string> checkAllow(const json::Value& v) {
   for (const auto& item : v.items()) {
+    if (!item.isString()) {
+      continue;  // reported by the item type check
+    }
     if (auto r = parseCidr(item.asString()); !r) {
       return r.error().message;
     }
@@ -97,7 +100,7 @@ std::optional<std::string> checkAllow(const json::Value& v) {
 
 std::optional<std::string> checkSegments(const json::Value& v) {
   for (const auto& item : v.items()) {
-    if (!alnumUpper(item.asString(), 3, 3)) {
+    if (item.isString() && !alnumUpper(item.asString(), 3, 3)) {
       return "\"" + item.asString() + "\" is not a segment id (three upper-case letters/digits)";
     }
   }
@@ -106,6 +109,9 @@ std::optional<std::string> checkSegments(const json::Value& v) {
 
 std::optional<std::string> checkMessageTypes(const json::Value& v) {
   for (const auto& item : v.items()) {
+    if (!item.isString()) {
+      continue;
+    }
     const std::string& s = item.asString();
     const size_t caret = s.find('^');
     const bool ok = caret == std::string::npos
