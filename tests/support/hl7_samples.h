@@ -13,7 +13,7 @@
 namespace psa::test {
 
 /// An ADT^A01 v2.5.1 message with control id `control_id`, CR segment terminators, padded
-/// with a Z segment to about `size` bytes (at least ~600). `family_name` goes into PID-5.1
+/// with a Z segment to exactly `size` bytes (when above ~600). `family_name` goes into PID-5.1
 /// (use a PHI marker there). `extra_msh` is appended to MSH-12 (e.g. "|||AL" sets MSH-15).
 inline std::string adtMessage(std::string_view control_id, std::string_view family_name = "DOE",
                               size_t size = 1024, std::string_view extra_msh = {}) {
@@ -34,9 +34,10 @@ inline std::string adtMessage(std::string_view control_id, std::string_view fami
   m += "DG1|1|I10|J18.9^PNEUMONIA, UNSPECIFIED ORGANISM^I10||20240105|A\r";
   if (m.size() + 8 < size) {
     std::string z = "ZPD|1|";
-    while (m.size() + z.size() + 1 < size) {
+    while (m.size() + z.size() + 7 < size) {
       z += "PAD^X~";
     }
+    z.append(size - m.size() - z.size() - 1, 'X');  // exactly `size` bytes
     m += z;
     m += "\r";
   }

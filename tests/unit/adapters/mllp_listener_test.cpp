@@ -373,6 +373,9 @@ TEST(MllpListener, StatusReportsCountersAndLatency) {
   for (int i = 0; i < 20; ++i) {
     EXPECT_EQ(ackOf(c->exchange(adtMessage("S" + std::to_string(i)))).code, "AA");
   }
+  // Latency is recorded when the write completes, which may be just after the client read it.
+  ASSERT_TRUE(waitFor(
+      [&] { return h.source().status().detail.find("ack_latency")->getInt("count") == 20; }, 5s));
   auto st = h.source().status();
   EXPECT_EQ(st.counters["messages"], 20u);
   EXPECT_EQ(st.counters["ack_AA"], 20u);
