@@ -9,6 +9,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <deque>
 #include <optional>
 
@@ -162,6 +165,16 @@ Result<std::unique_ptr<MllpClient>> MllpClient::connect(const MllpClientOptions&
   d.peer = target;
 
   if (options.tls) {
+    for (const auto* file : {&options.ca_file, &options.cert_file, &options.key_file}) {
+      if (file->empty()) {
+        continue;
+      }
+      std::FILE* f = std::fopen(file->c_str(), "rb");
+      if (f == nullptr) {
+        return Error(Errc::io, "cannot read " + file->string() + ": " + std::strerror(errno));
+      }
+      std::fclose(f);
+    }
     d.ctx.emplace(ssl::context::tls_client);
     SSL_CTX_set_min_proto_version(d.ctx->native_handle(), TLS1_2_VERSION);
     error_code ec;

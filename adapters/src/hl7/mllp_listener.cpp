@@ -13,7 +13,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -907,7 +910,29 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   TimePoint handshake_deadline_{};
 };
 
+// "No such file or directory" and friends before OpenSSL turns them into "asio.ssl error".
+std::optional<std::string> unreadable(const std::filesystem::path& file) {
+  std::FILE* f = std::fopen(file.c_str(), "rb");
+  if (f == nullptr) {
+    return std::string(std::strerror(errno));
+  }
+  std::fclose(f);
+  return std::nullopt;
+}
+
 std::unique_ptr<ssl::context> makeServerTls(const MllpTlsSettings& t, std::string& error) {
+  for (const auto& [key, file] : {std::pair<const char*, const std::filesystem::path*>{
+                                      "tls.cert_file", &t.cert_file},
+                                  {"tls.key_file", &t.key_file},
+                                  {"tls.client_ca_file", &t.client_ca_file}}) {
+    if (file->empty()) {
+      continue;
+    }
+    if (auto why = unreadable(*file)) {
+      error = std::string(key) + " " + file->string() + ": " + *why;
+      return nullptr;
+    }
+  }
   auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
