@@ -38,7 +38,10 @@ using boost::system::error_code;
 using SteadyClock = std::chrono::steady_clock;
 using TimePoint = SteadyClock::time_point;
 
-constexpr size_t kReadChunk = 16 * 1024;   // per-connection read buffer
+// Per-connection read buffer: small while a connection idles or trickles, grown when a read
+// fills it (bursts, big messages), so 512 idle connections cost little.
+constexpr size_t kReadMin = 4 * 1024;
+constexpr size_t kReadMax = 64 * 1024;
 constexpr size_t kMaxJunkBytes = 64 * 1024;  // non-MLLP bytes before the connection is closed
 constexpr auto kStopGrace = std::chrono::seconds(25);
 constexpr auto kAcceptRetry = std::chrono::milliseconds(200);
@@ -357,7 +360,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
     const auto now = SteadyClock::now();
     last_activity_ = now;
-    buf_ = std::make_unique<char[]>(kReadChunk);
+    buf_size_ = kReadMin;
+    buf_ = std::make_unique<char[]>(buf_size_);
     error_code ec;
     sock().set_option(tcp::no_delay(true), ec);
     sh_->log.debug("connection_opened", {{"peer", peer_}, {"tls", kTls}});
@@ -435,7 +439,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
     reading_ = true;
     auto self = this->shared_from_this();
-    stream_.async_read_some(asio::buffer(buf_.get(), kReadChunk),
+    stream_.async_read_some(asio::buffer(buf_.get(), buf_size_),
                             [self](const error_code& ec, size_t n) {
                               guarded(self->sh_->log, "read", [&] { self->onRead(ec, n); });
                             });
@@ -455,6 +459,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     last_activity_ = now;
     sh_->bytes_in.fetch_add(n, std::memory_order_relaxed);
     handleChunk(std::string_view(buf_.get(), n), now);
+    if (n == buf_size_ && buf_size_ < kReadMax) {
+      buf_size_ *= 2;  // the decoder copied what it keeps: the old buffer is free
+      buf_ = std::make_unique<char[]>(buf_size_);
+    }
     if (decoder_.pendingJunk() > kMaxJunkBytes) {
       sh_->framing_errors.fetch_add(1, std::memory_order_relaxed);
       sh_->warn("not_mllp", {{"peer", peer_},
@@ -891,6 +899,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::string peer_;
   MllpDecoder decoder_;
   std::unique_ptr<char[]> buf_;
+  size_t buf_size_ = 0;
   std::deque<Slot> pending_;
   uint64_t next_slot_ = 0;
   std::string write_buf_;
