@@ -846,8 +846,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   // One timer per connection, re-armed lazily: activity only updates timestamps.
   void armTimer(TimePoint now) {
-    TimePoint next = now + std::chrono::seconds(60);
     const auto& cfg = sh_->settings;
+    // Re-check at least every write_timeout (and idle_timeout): a write that starts or an
+    // answer that goes out after this arming is noticed in time.
+    auto recheck = std::min<SteadyClock::duration>(std::chrono::seconds(60), cfg.write_timeout);
+    if (cfg.idle_timeout.count() > 0) {
+      recheck = std::min<SteadyClock::duration>(recheck, cfg.idle_timeout);
+    }
+    TimePoint next = now + recheck;
     if (handshaking_) {
       next = std::min(next, handshake_deadline_);
     }

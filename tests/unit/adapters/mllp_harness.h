@@ -107,6 +107,20 @@ class ManualSink final : public store::RecordSink {
   std::deque<Held> held_;
 };
 
+/// A RecordSink that completes every append at once (as committed), on the caller's thread.
+class InstantSink final : public store::RecordSink {
+ public:
+  void append(store::AppendBatch batch, store::AppendCallback done) override {
+    store::AppendResult r;
+    r.records.resize(batch.records.size());
+    r.dead_ids.resize(batch.dead.size());
+    done(std::move(r));
+  }
+  Result<std::optional<std::string>> watermark(const std::string&, const std::string&) override {
+    return std::optional<std::string>();
+  }
+};
+
 /// Runs one hl7-mllp source in this process.
 class MllpHarness {
  public:
@@ -135,8 +149,8 @@ class MllpHarness {
     sink_ = store_.get();
     init();
   }
-  /// With a ManualSink.
-  explicit MllpHarness(ManualSink& sink) : tmp_("psa-mllp"), sink_(&sink) { init(); }
+  /// With another sink (ManualSink, InstantSink).
+  explicit MllpHarness(store::RecordSink& sink) : tmp_("psa-mllp"), sink_(&sink) { init(); }
 
   ~MllpHarness() {
     stop();
@@ -183,8 +197,8 @@ class MllpHarness {
     if (auto st = source_->start(); !st) {
       return st.error().message;
     }
-    const json::Value* eps = source_->status().detail.find("endpoints");
-    const std::string ep = eps->items().at(0).asString();
+    const auto status = source_->status();
+    const std::string ep = status.detail.find("endpoints")->items().at(0).asString();
     port_ = static_cast<uint16_t>(std::stoi(ep.substr(ep.rfind(':') + 1)));
     return {};
   }
