@@ -1,6 +1,6 @@
 // MLLP ingest benchmark (commit before ACK): prints figures, asserts nothing.
 //
-//   mllp_bench [--seconds S] [--dir DIR] [--no-agent]
+//   mllp_bench [--seconds S] [--dir DIR] [--no-agent] [--only limits|codec|store|noop|agent]...
 //
 // 1. This machine's limits, measured in the same run: a loopback TCP round trip (1 KiB request,
 //    ~200 B reply, TCP_NODELAY) and one durable SQLite commit (raw SQLite, WAL,
@@ -468,6 +468,7 @@ int main(int argc, char** argv) {
   double seconds = 3;
   std::filesystem::path dir = std::filesystem::path(PSA_BIN_DIR).parent_path() / "mllp_bench.tmp";
   bool with_agent = true;
+  std::vector<std::string> only;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--seconds" && i + 1 < argc) {
@@ -476,26 +477,43 @@ int main(int argc, char** argv) {
       dir = argv[++i];
     } else if (a == "--no-agent") {
       with_agent = false;
+    } else if (a == "--only" && i + 1 < argc) {
+      only.emplace_back(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: mllp_bench [--seconds S] [--dir DIR] [--no-agent]\n");
+      std::fprintf(stderr,
+                   "usage: mllp_bench [--seconds S] [--dir DIR] [--no-agent] "
+                   "[--only limits|codec|store|noop|agent]...\n");
       return 2;
     }
   }
+  auto want = [&](const char* section) {
+    return only.empty() || std::find(only.begin(), only.end(), section) != only.end();
+  };
   std::filesystem::create_directories(dir);
   psa::log::setLevel(psa::log::Level::warn);
-  std::printf("== machine limits\n");
-  const double rtt = loopbackRoundTripUs();
-  const double commit = durableCommitUs(dir);
-  std::printf("    => one connection, commit before ACK, cannot beat 1/(rtt + commit) = %.0f msg/s\n",
-              1e6 / (rtt + commit));
-  std::printf("== codec\n");
-  codecRate("1 KiB ADT ", psa::test::adtMessage("MSG00001", "DOE", 1024), 1.0);
-  codecRate("64 KiB ORU", oru64k(), 1.0);
-  std::printf("== hl7-mllp listener in this process, real store in %s\n", dir.c_str());
-  inProcess(dir, seconds, rtt, commit, false);
-  std::printf("== the same with a sink that completes at once (no commit): the MLLP path's own cost\n");
-  inProcess(dir, seconds, rtt, commit, true);
-  if (with_agent) {
+  double rtt = 12;
+  double commit = 1000;
+  if (want("limits") || want("store")) {
+    std::printf("== machine limits\n");
+    rtt = loopbackRoundTripUs();
+    commit = durableCommitUs(dir);
+    std::printf("    => one connection, commit before ACK, cannot beat 1/(rtt + commit) = %.0f msg/s\n",
+                1e6 / (rtt + commit));
+  }
+  if (want("codec")) {
+    std::printf("== codec\n");
+    codecRate("1 KiB ADT ", psa::test::adtMessage("MSG00001", "DOE", 1024), 1.0);
+    codecRate("64 KiB ORU", oru64k(), 1.0);
+  }
+  if (want("store")) {
+    std::printf("== hl7-mllp listener in this process, real store in %s\n", dir.c_str());
+    inProcess(dir, seconds, rtt, commit, false);
+  }
+  if (want("noop")) {
+    std::printf("== the same with a sink that completes at once (no commit): the MLLP path's own cost\n");
+    inProcess(dir, seconds, rtt, commit, true);
+  }
+  if (with_agent && want("agent")) {
     std::printf("== pms-agent run (separate process), load from this process\n");
     agentProcess(dir, seconds);
   }
