@@ -95,6 +95,48 @@ void addAdminCommands(CommandTable& table) {
       }});
 
   table.add(Command{
+      "keys init", "", "create the store's key file (and database) if missing",
+      "The package's postinst runs this as the service user, so the key file belongs to it\n"
+      "(mode 0600). Does nothing when the key file exists or the agent runs. A database\n"
+      "that holds records without its key file is an error: restore the key from backup.",
+      {},
+      [](const po::variables_map&, CommandContext& ctx) {
+        auto cli = loadCliConfig(ctx, "keys init");
+        if (!cli) {
+          return kExitFailure;
+        }
+        const Config& cfg = *cli->config;
+        std::error_code ec;
+        if (std::filesystem::exists(cfg.store.key_file, ec)) {
+          ctx.out << checkLine("OK", "keys init", cfg.store.key_file.string() + " exists") << "\n";
+          return kExitOk;
+        }
+        AgentReply reply = askAgent(cfg, "status", json::Value::object(), std::chrono::seconds(10));
+        if (reply.reach == AgentReach::answered || reply.reach == AgentReach::no_answer) {
+          ctx.err << "pms-agent keys init: an agent is running with this config; it manages the "
+                     "key file itself\n";
+          return kExitFailure;
+        }
+        if (reply.reach == AgentReach::denied) {
+          ctx.err << "pms-agent keys init: " << reply.error << "\n";
+          return kExitFailure;
+        }
+        std::filesystem::create_directories(cfg.state_dir, ec);
+        auto opened = store::SqliteStore::open(cfg.store);
+        if (!opened) {
+          ctx.err << "pms-agent keys init: " << opened.error().message << "\n";
+          return kExitFailure;
+        }
+        const bool created = (*opened)->openReport().key_created;
+        (*opened)->close();
+        ctx.out << checkLine("OK", "keys init",
+                             cfg.store.key_file.string() +
+                                 (created ? " created (mode 0600)" : " exists"))
+                << "\n";
+        return kExitOk;
+      }});
+
+  table.add(Command{
       "log level", "[LEVEL]", "show or change the running agent's log level (debug, info, warn, error)",
       "Changes the level at once, until the next restart (the config's agent.log_level\n"
       "applies again then). Needs the running agent; a change is audited with your uid.",
