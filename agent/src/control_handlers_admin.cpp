@@ -129,8 +129,8 @@ void registerAdminHandlers(ControlServer& server, AgentContext& ctx) {
     log::setLevel(next);
     // Logged at warn so the change is visible at every level but error.
     log::Logger("control").warn("log_level_changed",
-                                {{"level", log::levelName(next)},
-                                 {"previous", log::levelName(previous)},
+                                {{"to", log::levelName(next)},
+                                 {"from", log::levelName(previous)},
                                  {"uid", static_cast<int64_t>(peer.uid)}});
     audited(ctx, peer, "log.level", args, "ok");
     r.set("level", json::Value::string(std::string(log::levelName(next))));
