@@ -1,4 +1,6 @@
-// `pms-agent audit verify`, `keys rotate`, `log level [LEVEL]`.
+// `pms-agent audit verify`, `keys rotate`, `keys init`, `log level [LEVEL]`.
+#include <sys/stat.h>
+
 #include "cli_support.h"
 #include "command.h"
 
@@ -121,6 +123,7 @@ void addAdminCommands(CommandTable& table) {
           ctx.err << "pms-agent keys init: " << reply.error << "\n";
           return kExitFailure;
         }
+        ::umask(077);  // the database and its WAL are the service's alone (as under systemd)
         std::filesystem::create_directories(cfg.state_dir, ec);
         auto opened = store::SqliteStore::open(cfg.store);
         if (!opened) {
