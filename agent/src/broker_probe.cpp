@@ -233,6 +233,33 @@ int sslWait(SSL* ssl, int fd, Clock::time_point deadline, bool& timed_out, Fn&& 
   }
 }
 
+// Why a connection died right after a successful handshake. Under TLS 1.3 a broker that
+// rejects the client certificate says so only now, with an alert.
+std::string closedAfterHandshake(const std::string& errs) {
+  if (errs.find("alert") != std::string::npos) {
+    return "the broker ended TLS after the handshake (" + errs +
+           ") ▸ it does not accept this agent's client certificate (cloud.cert_file): it must "
+           "trust the CA that signed it";
+  }
+  return "the broker closed the connection without answering CONNECT" +
+         (errs.empty() ? std::string() : " (" + errs + ")") +
+         " ▸ it may not accept this agent's client certificate (cloud.cert_file) or the check's "
+         "client id";
+}
+
+// After a failed write: read once to collect the alert the broker may have sent.
+std::string closedAfterHandshake(SSL* ssl, int fd) {
+  std::string errs = sslErrors();
+  if (errs.empty()) {
+    char buf[64];
+    bool timed_out = false;
+    sslWait(ssl, fd, Clock::now() + std::chrono::seconds(1), timed_out,
+            [&] { return SSL_read(ssl, buf, sizeof buf); });
+    errs = sslErrors();
+  }
+  return closedAfterHandshake(errs);
+}
+
 void putVarint(std::string& out, size_t n) {
   do {
     uint8_t b = n % 128;
@@ -497,7 +524,7 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
     });
     if (n <= 0) {
       level = Level::fail;
-      result_text = "cannot send MQTT CONNECT (" + (timed_out ? std::string("timed out") : sslErrors()) + ")";
+      result_text = timed_out ? "cannot send MQTT CONNECT (timed out)" : closedAfterHandshake(ssl.get(), fd);
       break;
     }
     off += static_cast<size_t>(n);
@@ -528,13 +555,8 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
         if (timed_out) {
           result_text = "no CONNACK within " + std::to_string(o.timeout.count() / 1000) +
                         " s ▸ is this an MQTT broker?";
-        } else if (errs.find("alert") != std::string::npos) {
-          result_text = "the broker ended TLS after the handshake (" + errs +
-                        ") ▸ it does not accept this agent's client certificate (cloud.cert_file)";
         } else {
-          result_text = "the broker closed the connection without answering CONNECT" +
-                        (errs.empty() ? std::string() : " (" + errs + ")") +
-                        " ▸ it may not accept this certificate or client id";
+          result_text = closedAfterHandshake(errs);
         }
         break;
       }
