@@ -277,15 +277,17 @@ Status SqliteStore::Impl::openReadOnly() {
   }
   Db db = std::move(opened).value();
   sqlite3_busy_timeout(db.get(), 5000);
+  // The first read takes the shared lock: a process holding the file exclusively shows here.
+  const int probe = db.exec("SELECT count(*) FROM sqlite_master");
+  if ((probe & 0xff) == SQLITE_BUSY || (probe & 0xff) == SQLITE_LOCKED) {
+    return Error(Errc::unavailable, "the queue database " + opts.db_path.string() +
+                                        " is locked by another process");
+  }
   auto tables = db.prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='queue'");
   if (!tables) {
     return std::move(tables).error();
   }
   const int rc = tables->step();
-  if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
-    return Error(Errc::unavailable, "the queue database " + opts.db_path.string() +
-                                        " is locked by another process");
-  }
   if (rc != SQLITE_ROW) {
     return db.error(rc, "read schema");
   }

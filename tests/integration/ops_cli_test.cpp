@@ -365,6 +365,32 @@ TEST(OpsCli, CommandsWithTheAgentDownSaySoAndReadTheFiles) {
   EXPECT_EQ(readFile(state / "queue.db"), db_before);
 }
 
+TEST(OpsCli, ALockedDatabaseIsNamedWhenTheAgentDoesNotAnswer) {
+  if (::access("/usr/bin/sqlite3", X_OK) != 0) {
+    GTEST_SKIP() << "needs the sqlite3 command line tool (packaging/install-deps.sh installs it)";
+  }
+  TempDir tmp("psa-ops-locked");
+  const fs::path state = tmp / "state";
+  prefillStore(state, 3, 0, "x");
+  AgentProcess agent(state, baseConfig());
+  writeFile(agent.configFile(), json::serialize(agent.config(), true));
+  // Another process holds the database exclusively (as a wedged writer could).
+  Process::Options po;
+  po.argv = {"/usr/bin/sqlite3", (state / "queue.db").string()};
+  po.stdin_data = "PRAGMA locking_mode=EXCLUSIVE;\nBEGIN EXCLUSIVE;\nSELECT count(*) FROM queue;\n"
+                  ".print locked\n.shell sleep 30\n";
+  po.stdout_file = tmp / "sqlite3.out";
+  Process holder(std::move(po));
+  ASSERT_TRUE(waitFor([&] { return readFile(tmp / "sqlite3.out").find("locked") != std::string::npos; }, 10s));
+  auto r = agent.cli({"queue", "stats"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("pms-agent queue stats: the queue database " + (state / "queue.db").string() +
+                          " is locked by another process (an agent that does not answer on its "
+                          "control socket?) ▸ systemctl status pms-agent\n"),
+            std::string::npos) << r.output;
+  holder.kill();
+}
+
 TEST(OpsCli, BadArgumentsAreUsageErrorsWithExitCode2) {
   TempDir tmp("psa-ops-args");
   AgentProcess agent(tmp / "state", baseConfig());
