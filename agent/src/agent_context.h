@@ -26,6 +26,9 @@ struct AgentContext {
   std::function<std::vector<adapters::SourcePtr>()> sources;
   /// The status document (`status --json`, `P/status`).
   std::function<json::Value()> status;
+  /// Optional: the `config` object of the status document (version, origin, applied_at,
+  /// locked). Remote management sets it; unset, a local-file placeholder is shown.
+  std::function<json::Value()> config_state;
 };
 
 class ControlServer;

@@ -6,6 +6,11 @@ namespace psa::agent {
 int showConfigFromFile(CommandContext& ctx);
 
 void addFamilyCommands(CommandTable& table) {
+  addStatusCommands(table);
+  addCheckCommand(table);
+  addQueueCommands(table);
+  addAdminCommands(table);
+  addBundleCommand(table);
   table.add(Command{"config show", "", "print the effective config with secrets masked", "", {},
                     [](const po::variables_map&, CommandContext& ctx) {
                       return showConfigFromFile(ctx);
