@@ -4,12 +4,14 @@
 namespace psa::agent {
 
 int showConfigFromFile(CommandContext& ctx);
+void addLockCommands(CommandTable& table);
 
 void addFamilyCommands(CommandTable& table) {
   table.add(Command{"config show", "", "print the effective config with secrets masked", "", {},
                     [](const po::variables_map&, CommandContext& ctx) {
                       return showConfigFromFile(ctx);
                     }});
+  addLockCommands(table);  // config lock / unlock (commands_lock.cpp)
 }
 
 }  // namespace psa::agent

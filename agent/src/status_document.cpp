@@ -120,6 +120,9 @@ json::Value buildStatus(const AgentContext& ctx) {
     s.set("queue", queueStatus(*ctx.store, now));
   }
   s.set("disk", diskStatus(cfg.state_dir));
+  if (ctx.configStatus) {
+    s.set("config", ctx.configStatus());  // version, source, lock (remote management)
+  }
   return s;
 }
 

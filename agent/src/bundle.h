@@ -1,0 +1,23 @@
+// The PHI-free support bundle: what `pms-agent bundle` writes and the `bundle` remote command
+// publishes in chunks on P/cmd/result.
+#pragma once
+
+#include <string>
+
+#include "agent_context.h"
+#include "psa/store/result.h"
+
+namespace psa::agent {
+
+struct SupportBundle {
+  std::string file_name;     ///< suggested name, e.g. "pms-agent-bundle-practice-0042-20261125T204420Z.json"
+  std::string content_type;  ///< e.g. "application/json"
+  std::string bytes;
+};
+
+/// Builds the bundle from the running agent: versions, the effective config with secrets
+/// masked, the status document, recent log lines (PHI-free by construction). Blocking (store
+/// reads); not from I/O threads. Errors: Errc::io.
+Result<SupportBundle> buildSupportBundle(const AgentContext& ctx);
+
+}  // namespace psa::agent
