@@ -809,6 +809,7 @@ void RemoteManager::uploadAudit() {
         return;  // the next tick sends the same batch again
       }
       audit_cursor_ = last;
+      log_.debug("audit_uploaded", {{"last_seq", last}});
       persistAuditCursor(last);
       uploadAudit();
     });
