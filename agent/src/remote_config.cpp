@@ -7,11 +7,16 @@ namespace psa::agent {
 namespace {
 
 constexpr const char* kSettableHint =
-    "the cloud may set adapters, agent.log_level and cloud.status_interval_s";
+    "the cloud may set adapters, agent.log_level, cloud.status_interval_s and tuning values";
+
+bool contains(const std::vector<std::string>& list, const std::string& dotted) {
+  return std::find(list.begin(), list.end(), dotted) != list.end();
+}
+
+bool isLive(const std::string& dotted) { return contains(remoteLiveValues(), dotted); }
 
 bool isSettable(const std::string& dotted) {
-  const auto& s = remoteSettableValues();
-  return std::find(s.begin(), s.end(), dotted) != s.end();
+  return isLive(dotted) || contains(remoteRestartValues(), dotted);
 }
 
 std::string forbiddenMessage(const std::string& dotted) {
@@ -32,8 +37,16 @@ std::string forbiddenMessage(const std::string& dotted) {
 
 }  // namespace
 
-const std::vector<std::string>& remoteSettableValues() {
+const std::vector<std::string>& remoteLiveValues() {
   static const std::vector<std::string> values = {"agent.log_level", "cloud.status_interval_s"};
+  return values;
+}
+
+const std::vector<std::string>& remoteRestartValues() {
+  static const std::vector<std::string> values = {
+      "agent.log_max_bytes",      "agent.log_keep",      "store.max_bytes",
+      "store.retain_delivered_s", "store.dedupe_window_s", "cloud.max_inflight",
+      "cloud.keepalive_s",        "cloud.receipt_timeout_s", "cloud.puback_timeout_s"};
   return values;
 }
 
@@ -113,6 +126,10 @@ OverlayCheck checkOverlay(const json::Value& config, const json::Value& running_
           target = &out.overlay.set(key, json::Value::object());
         }
         target->set(name, v);
+        const json::Value* current = running_section->find(name);
+        if (!isLive(dotted) && issues.empty() && (current == nullptr || !sameJson(*current, v))) {
+          out.pending_restart.push_back(dotted);
+        }
         continue;
       }
       const json::Value* current = running_section ? running_section->find(name) : nullptr;
@@ -177,7 +194,7 @@ std::vector<std::string> restartOnlyChanges(const json::Value& running_doc,
         }
       }
       for (const auto& n : names) {
-        if (isSettable(key + "." + n)) {
+        if (isLive(key + "." + n)) {
           continue;
         }
         const json::Value* x = a->find(n);

@@ -327,6 +327,7 @@ void RemoteManager::handleConfigDocument(const std::string& text) {
         std::lock_guard lock(mu_);
         config_source_ = "cloud";
         startup_problem_.clear();
+        pending_restart_ = check.pending_restart;
       }
     }
   }
@@ -344,13 +345,16 @@ void RemoteManager::handleConfigDocument(const std::string& text) {
     detail.set("replaced", namesJson(summary.replaced));
     detail.set("stopped", namesJson(summary.stopped));
     detail.set("unchanged", i64(static_cast<int64_t>(summary.unchanged.size())));
+    detail.set("pending_restart", namesJson(check.pending_restart));
     log_.info("config_applied", {{"version", doc.version}, {"started", summary.started.size()},
                                  {"replaced", summary.replaced.size()},
                                  {"stopped", summary.stopped.size()},
-                                 {"unchanged", summary.unchanged.size()}});
+                                 {"unchanged", summary.unchanged.size()},
+                                 {"pending_restart", check.pending_restart.size()}});
     audit("cloud", "config.applied", std::move(detail));
   }
-  reportConfig(doc.version, rejection, doc.key_id, rejection ? nullptr : &summary);
+  reportConfig(doc.version, rejection, doc.key_id, rejection ? nullptr : &summary,
+               check.pending_restart);
   checkStatus(true);
 }
 
@@ -421,7 +425,8 @@ void RemoteManager::handleReload() {
 }
 
 void RemoteManager::reportConfig(int64_t version, const std::optional<Rejection>& rejection,
-                                 const std::string& key_id, const ApplySummary* summary) {
+                                 const std::string& key_id, const ApplySummary* summary,
+                                 const std::vector<std::string>& pending_restart) {
   json::Value r = json::Value::object();
   r.set("version", version > 0 ? i64(version) : json::Value::null());
   r.set("result", str(rejection ? "rejected" : "applied"));
@@ -436,6 +441,7 @@ void RemoteManager::reportConfig(int64_t version, const std::optional<Rejection>
     r.set("replaced", namesJson(summary->replaced));
     r.set("stopped", namesJson(summary->stopped));
     r.set("unchanged", namesJson(summary->unchanged));
+    r.set("pending_restart", namesJson(pending_restart));
   }
   if (!key_id.empty()) {
     r.set("key_id", str(key_id));
@@ -700,6 +706,12 @@ json::Value RemoteManager::configStatus() const {
                                                        : json::Value::null());
   c.set("last_applied_version", state_ ? i64(state_->lastAppliedVersion()) : i64(0));
   c.set("problem", problem.empty() ? json::Value::null() : str(problem));
+  std::vector<std::string> pending;
+  {
+    std::lock_guard lock(mu_);
+    pending = pending_restart_;
+  }
+  c.set("pending_restart", namesJson(pending));
   const auto lk = state_ ? state_->lock() : std::nullopt;
   c.set("locked", json::Value::boolean(lk.has_value()));
   if (lk) {

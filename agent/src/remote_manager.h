@@ -94,7 +94,8 @@ class RemoteManager final : public cloudlink::ControlSink {
                                         ApplySummary& summary, ConfigPtr& applied);
   std::optional<Rejection> runCommand(const CommandDocument& cmd, json::Value& data);
   void reportConfig(int64_t version, const std::optional<Rejection>& rejection,
-                    const std::string& key_id, const ApplySummary* summary);
+                    const std::string& key_id, const ApplySummary* summary,
+                    const std::vector<std::string>& pending_restart = {});
   void reportCommand(const std::string& id, const std::string& command,
                      const std::optional<Rejection>& rejection, json::Value data);
   void audit(std::string actor, std::string action, json::Value detail);
@@ -122,6 +123,7 @@ class RemoteManager final : public cloudlink::ControlSink {
   std::string config_source_ = "file";  ///< "file", "cloud", "cloud-last-known-good"
   std::string startup_problem_;
   json::Value last_result_;  ///< last config/state document sent
+  std::vector<std::string> pending_restart_;  ///< applied tuning values that need a restart
   std::string cached_status_;
 
   boost::asio::thread_pool worker_{1};

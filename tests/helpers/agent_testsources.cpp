@@ -4,6 +4,7 @@
 // without HL7:
 //
 //   sender -> "MSG <id> <text>\n"      agent -> "ACK <id>\n" after the record is durable
+//   sender -> "BREAK\n"                 the adapter reports itself failed (status tests)
 //
 // Config: {"name","type":"test-tcp","vendor","listen":"HOST:PORT","kind":"patient",
 //          "fail_start":false,"tag":"..."}  (`fail_start` makes start() fail like an
@@ -181,6 +182,14 @@ class TcpLineSource : public adapters::Source, public std::enable_shared_from_th
 
   asio::io_context& io() { return io_; }
 
+  void markBroken() {
+    std::lock_guard lock(mu_);
+    status_.state = "failed";
+    status_.healthy = false;
+    status_.last_error = "broken by the test";
+    status_.last_error_ms = Clock::system()->nowMs();
+  }
+
  private:
   void accept() {
     acceptor_.async_accept(asio::make_strand(io_), [self = shared_from_this()](
@@ -263,7 +272,12 @@ void Session::read() {
 }
 
 void Session::onLine(std::string line) {
-  // "MSG <id> <text>"
+  // "MSG <id> <text>"; "BREAK" marks the adapter failed (for status-change tests).
+  if (line == "BREAK") {
+    owner_->markBroken();
+    write("OK\n");
+    return;
+  }
   if (line.rfind("MSG ", 0) != 0) {
     write("ERR expected MSG <id> <text>\n");
     return;

@@ -1,12 +1,18 @@
 // The part of the configuration the cloud may set (the `config` object of a signed config
 // document), and how it combines with the local file.
 //
-// The cloud may set: `adapters` (replaces the whole list), `agent.log_level` and
-// `cloud.status_interval_s`. Everything else in the file is local: a document that tries to
-// change any of it (agent id, tenant, state dir, trust anchors `cloud.ca_file` /
-// `cloud.config_signing_key`, the client identity, store and control settings...) is refused as
-// `forbidden`. A local value repeated unchanged is accepted and ignored, so the cloud may send
-// back the whole effective config.
+// The cloud may set:
+//   - live (applied at once): `adapters` (replaces the whole list), `agent.log_level`,
+//     `cloud.status_interval_s`;
+//   - tuning values that take effect at the next start (reported as `pending_restart`):
+//     `agent.log_max_bytes`, `agent.log_keep`, `store.max_bytes`, `store.retain_delivered_s`,
+//     `store.dedupe_window_s`, `cloud.max_inflight`, `cloud.keepalive_s`,
+//     `cloud.receipt_timeout_s`, `cloud.puback_timeout_s`.
+// Everything else in the file is local: a document that tries to change any of it (agent id,
+// tenant, state dir, trust anchors `cloud.ca_file` / `cloud.config_signing_key`, the client
+// identity and broker URL, paths, control socket...) is refused as `forbidden`. A local value
+// repeated unchanged is accepted and ignored, so the cloud may send back the whole effective
+// config.
 #pragma once
 
 #include <filesystem>
@@ -20,8 +26,10 @@
 
 namespace psa::agent {
 
-/// Dotted paths of the settable values, besides `adapters`.
-const std::vector<std::string>& remoteSettableValues();
+/// Dotted paths of the values the cloud may set that apply at once (besides `adapters`).
+const std::vector<std::string>& remoteLiveValues();
+/// Dotted paths of the tuning values the cloud may set that apply at the next start.
+const std::vector<std::string>& remoteRestartValues();
 
 /// Outcome of checking a remote `config` object against the running configuration.
 struct OverlayCheck {
@@ -29,6 +37,8 @@ struct OverlayCheck {
   std::vector<PathError> forbidden;  ///< attempts to change local-only values
   /// The settable parts only (what is persisted and merged); valid when both lists are empty.
   json::Value overlay = json::Value::object();
+  /// Restart-time tuning values this document changes (dotted paths).
+  std::vector<std::string> pending_restart;
 };
 
 /// Checks `config` (the document's `config` member) against `running_doc` (Config::doc of the
@@ -48,8 +58,8 @@ ConfigLoad buildEffectiveConfig(const json::Value& base_doc, const json::Value& 
 bool sameJson(const json::Value& a, const json::Value& b);
 
 /// The values that differ between two local documents and that only a restart can apply
-/// (everything except the settable ones), as dotted paths. Empty if a live reload can apply
-/// `next` over `running`.
+/// (everything except `adapters` and the live values), as dotted paths. Empty if a live reload
+/// can apply `next` over `running`.
 std::vector<std::string> restartOnlyChanges(const json::Value& running_doc,
                                             const json::Value& next_doc);
 
