@@ -712,6 +712,7 @@ json::Value RemoteManager::configStatus() const {
     pending = pending_restart_;
   }
   c.set("pending_restart", namesJson(pending));
+  c.set("log_level", str(std::string(log::levelName(log::level()))));
   const auto lk = state_ ? state_->lock() : std::nullopt;
   c.set("locked", json::Value::boolean(lk.has_value()));
   if (lk) {
