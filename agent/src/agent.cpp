@@ -172,7 +172,7 @@ Status Agent::start() {
   // The effective config: the local file plus the newest stored cloud config (or the last
   // known good one). Only adapters and tuning values can differ from the file.
   d.remote = std::make_unique<RemoteManager>(
-      d.io, d.context, d.registry,
+      d.context, d.registry,
       RemoteHooks{[&d](const Config& next) { return d.adapters->apply(next); },
                   [&d](const std::string& name) { return d.adapters->restart(name); }});
   auto effective = d.remote->selectStartupConfig(d.config);
@@ -207,7 +207,7 @@ Status Agent::start() {
   d.context.sources = [&d] { return d.adapters->snapshot(); };
   d.context.status = [&d] { return buildStatus(d.context); };
   d.context.currentConfig = [&d] { return d.remote->currentConfig(); };
-  d.context.configStatus = [&d] { return d.remote->configStatus(); };
+  d.context.config_state = [&d] { return d.remote->configStatus(); };
 
   // The control socket comes up before anything else so a technician can look at an agent
   // whose adapters or link are failing; a second agent on the same config stops here.

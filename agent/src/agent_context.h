@@ -23,8 +23,6 @@ struct AgentContext {
   ConfigPtr config;
   /// The running effective config (thread-safe); null before start().
   std::function<ConfigPtr()> currentConfig;
-  /// The "config" object of the status document (version, source, lock); may be empty.
-  std::function<json::Value()> configStatus;
   const adapters::SourceRegistry* registry = nullptr;
   store::SqliteStore* store = nullptr;
   cloudlink::CloudLink* link = nullptr;  ///< null when the config has no `cloud` section
@@ -33,6 +31,9 @@ struct AgentContext {
   std::function<std::vector<adapters::SourcePtr>()> sources;
   /// The status document (`status --json`, `P/status`).
   std::function<json::Value()> status;
+  /// Optional: the `config` object of the status document (version, origin, applied_at,
+  /// locked). Remote management sets it; unset, a local-file placeholder is shown.
+  std::function<json::Value()> config_state;
 };
 
 class ControlServer;

@@ -2,7 +2,7 @@
 
 #include <boost/asio/post.hpp>
 
-#include "bundle.h"
+#include "remote_bundle.h"
 #include "control_server.h"
 #include "psa/agent/remote_config.h"
 #include "psa/cloudlink/envelope.h"
@@ -91,9 +91,9 @@ const std::vector<std::string>& knownCommands() {
 
 }  // namespace
 
-RemoteManager::RemoteManager(asio::io_context& io, AgentContext& ctx,
-                             const adapters::SourceRegistry& registry, RemoteHooks hooks)
-    : io_(io), ctx_(ctx), registry_(registry), hooks_(std::move(hooks)), timer_(io) {}
+RemoteManager::RemoteManager(AgentContext& ctx, const adapters::SourceRegistry& registry,
+                             RemoteHooks hooks)
+    : ctx_(ctx), registry_(registry), hooks_(std::move(hooks)) {}
 
 RemoteManager::~RemoteManager() { stop(); }
 
@@ -105,7 +105,7 @@ Result<ConfigPtr> RemoteManager::selectStartupConfig(ConfigPtr local) {
   std::lock_guard lock(mu_);
   base_doc_ = local->doc;
   current_ = local;
-  config_source_ = "file";
+  config_source_ = "local";
   std::string problems;
   bool newest_failed = false;
   for (const bool newest : {true, false}) {
@@ -141,7 +141,7 @@ Result<ConfigPtr> RemoteManager::selectStartupConfig(ConfigPtr local) {
     }
     break;
   }
-  if (config_source_ == "file" && newest_failed) {
+  if (config_source_ == "local" && newest_failed) {
     log_.error("using_local_file_only", {{"hint", "no stored cloud config is usable"}});
   }
   startup_problem_ = problems;
@@ -176,14 +176,31 @@ void RemoteManager::start() {
       audit_cursor_ = std::strtoll((*cursor)->c_str(), nullptr, 10);
     }
   }
-  armTimer();
+  ticker_ = std::thread([this] {
+    std::unique_lock lock(ticker_mu_);
+    while (!stopping_) {
+      ticker_cv_.wait_for(lock, kTick, [this] { return stopping_.load(); });
+      if (!stopping_ && !tick_pending_.exchange(true)) {
+        post([this] {
+          tick_pending_ = false;
+          tick();
+        });
+      }
+    }
+  });
 }
 
 void RemoteManager::stop() {
-  if (stopping_.exchange(true)) {
-    return;
+  {
+    std::lock_guard lock(ticker_mu_);
+    if (stopping_.exchange(true)) {
+      return;
+    }
   }
-  timer_.cancel();
+  ticker_cv_.notify_all();
+  if (ticker_.joinable()) {
+    ticker_.join();
+  }
   worker_.join();
 }
 
@@ -700,7 +717,8 @@ json::Value RemoteManager::configStatus() const {
     problem = startup_problem_;
     last = last_result_;
   }
-  c.set("source", str(source));
+  c.set("origin", str(source));
+  c.set("file", str(currentConfig()->source_file.string()));
   c.set("version", applied ? i64(applied->version) : json::Value::null());
   c.set("applied_at", applied && applied->applied_at_ms ? str(formatRfc3339(applied->applied_at_ms))
                                                        : json::Value::null());
@@ -843,25 +861,6 @@ void RemoteManager::persistAuditCursor(int64_t seq) {
 
 // ------------------------------------------------------------------------------ status
 
-void RemoteManager::armTimer() {
-  if (stopping_) {
-    return;
-  }
-  timer_.expires_after(kTick);
-  timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec || stopping_) {
-      return;
-    }
-    if (!tick_pending_.exchange(true)) {
-      post([this] {
-        tick_pending_ = false;
-        tick();
-      });
-    }
-    armTimer();
-  });
-}
-
 void RemoteManager::tick() {
   checkStatus(false);
   uploadAudit();
@@ -894,7 +893,7 @@ void RemoteManager::checkStatus(bool force) {
     sig += "queue=" + std::to_string(bucket) + (q->getInt("dead") > 0 ? "d" : "") + (stalled ? "s" : "") + ";";
   }
   if (const json::Value* c = status.find("config")) {
-    sig += "config=" + std::to_string(c->getInt("version")) + c->getString("source") +
+    sig += "config=" + std::to_string(c->getInt("version")) + c->getString("origin") +
            (c->getBool("locked") ? "L" : "") + ";";
   }
   std::string text = json::serialize(status);

@@ -15,15 +15,15 @@
 // from the control pool (they take the state's mutex, never the worker).
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "adapter_set.h"
 #include "agent_context.h"
@@ -47,8 +47,7 @@ struct RemoteHooks {
 class RemoteManager final : public cloudlink::ControlSink {
  public:
   /// `ctx` and `registry` must outlive the manager.
-  RemoteManager(boost::asio::io_context& io, AgentContext& ctx,
-                const adapters::SourceRegistry& registry, RemoteHooks hooks);
+  RemoteManager(AgentContext& ctx, const adapters::SourceRegistry& registry, RemoteHooks hooks);
   ~RemoteManager() override;
 
   /// Boot, before start(): the effective config is the local file plus the newest stored cloud
@@ -58,8 +57,8 @@ class RemoteManager final : public cloudlink::ControlSink {
   Result<ConfigPtr> selectStartupConfig(ConfigPtr local);
 
   /// Loads the signing keys (a bad key file is logged; documents are then refused as
-  /// unknown_key), the audit upload cursor, and starts the status/audit timer. Call after the
-  /// store is open and before the cloud link starts.
+  /// unknown_key), the audit upload cursor, and starts the once-a-second status/audit tick.
+  /// Call after the store is open and before the cloud link starts.
   void start();
   /// Waits for the document or command in progress, drops queued ones. Idempotent.
   void stop();
@@ -71,7 +70,7 @@ class RemoteManager final : public cloudlink::ControlSink {
   Status lockConfig(const std::string& reason, const std::string& actor);
   Status unlockConfig(const std::string& actor);
 
-  /// The "config" object of the status document: version, source, lock, last result.
+  /// The "config" object of the status document: origin, version, lock, last result.
   json::Value configStatus() const;
   /// The running effective config (changes after each apply). Thread-safe.
   ConfigPtr currentConfig() const;
@@ -102,13 +101,11 @@ class RemoteManager final : public cloudlink::ControlSink {
   void auditUnauthenticated(const std::string& action, const Rejection& rejection);
   void publishBundle(const CommandDocument& cmd);
 
-  void armTimer();
   void tick();
   void checkStatus(bool force);
   void uploadAudit();
   void persistAuditCursor(int64_t seq);
 
-  boost::asio::io_context& io_;
   AgentContext& ctx_;
   const adapters::SourceRegistry& registry_;
   RemoteHooks hooks_;
@@ -120,14 +117,16 @@ class RemoteManager final : public cloudlink::ControlSink {
   mutable std::mutex mu_;  ///< guards the fields below
   json::Value base_doc_;   ///< the local file's document (defaults filled)
   ConfigPtr current_;
-  std::string config_source_ = "file";  ///< "file", "cloud", "cloud-last-known-good"
+  std::string config_source_ = "local";  ///< "local", "cloud", "cloud-last-known-good"
   std::string startup_problem_;
   json::Value last_result_;  ///< last config/state document sent
   std::vector<std::string> pending_restart_;  ///< applied tuning values that need a restart
   std::string cached_status_;
 
   boost::asio::thread_pool worker_{1};
-  boost::asio::steady_timer timer_;
+  std::thread ticker_;  ///< posts tick() to the worker once a second
+  std::mutex ticker_mu_;
+  std::condition_variable ticker_cv_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> tick_pending_{false};
   bool started_ = false;

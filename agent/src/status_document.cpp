@@ -120,8 +120,8 @@ json::Value buildStatus(const AgentContext& ctx) {
     s.set("queue", queueStatus(*ctx.store, now));
   }
   s.set("disk", diskStatus(cfg.state_dir));
-  if (ctx.configStatus) {
-    s.set("config", ctx.configStatus());  // version, source, lock (remote management)
+  if (ctx.config_state) {
+    s.set("config", ctx.config_state());  // version, origin, lock (remote management)
   }
   return s;
 }

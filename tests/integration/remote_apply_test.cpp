@@ -181,7 +181,7 @@ TEST(RemoteApply, RestartUsesTheAppliedConfigAndReplayStaysRejected) {
   EXPECT_TRUE(waitFor([&] { return canConnect("127.0.0.1", pc); }, 10s));
   EXPECT_FALSE(canConnect("127.0.0.1", pa));
   json::Value cfg = f.waitStatusConfig([](const json::Value& c) { return c.getInt("version") == 5; });
-  EXPECT_EQ(cfg.getString("source"), "cloud") << json::serialize(cfg);
+  EXPECT_EQ(cfg.getString("origin"), "cloud") << json::serialize(cfg);
 
   // The very same signed document again, and an older one: replays.
   r = f.pushConfig(v5);
@@ -214,7 +214,7 @@ TEST(RemoteApply, CorruptNewestConfigFallsBackToTheLastKnownGood) {
   EXPECT_TRUE(waitFor([&] { return canConnect("127.0.0.1", pc); }, 10s));
   EXPECT_FALSE(canConnect("127.0.0.1", pd));
   json::Value cfg = f.waitStatusConfig([](const json::Value& c) { return c.getInt("version") == 1; });
-  EXPECT_EQ(cfg.getString("source"), "cloud-last-known-good") << json::serialize(cfg);
+  EXPECT_EQ(cfg.getString("origin"), "cloud-last-known-good") << json::serialize(cfg);
   EXPECT_NE(cfg.getString("problem").find("checksum mismatch"), std::string::npos) << json::serialize(cfg);
   EXPECT_NE(f.agent->log().find("event=using_last_known_good"), std::string::npos);
 

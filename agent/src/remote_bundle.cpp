@@ -1,5 +1,4 @@
-// A minimal support bundle (one JSON document) until the operations CLI's bundle replaces it.
-#include "bundle.h"
+#include "remote_bundle.h"
 
 #include "psa/store/clock.h"
 #include "psa/store/log.h"

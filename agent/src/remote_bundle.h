@@ -1,5 +1,6 @@
-// The PHI-free support bundle: what `pms-agent bundle` writes and the `bundle` remote command
-// publishes in chunks on P/cmd/result.
+// The PHI-free support bundle the `bundle` remote command publishes in chunks on P/cmd/result.
+// (A minimal JSON bundle built inside the agent; `pms-agent bundle` builds the technician's
+// tar.gz in the CLI process.)
 #pragma once
 
 #include <string>
