@@ -3,6 +3,7 @@
 // the exact reason (and JSON paths for schema errors), is audited, and changes nothing.
 #include <gtest/gtest.h>
 
+#include "psa/store/sqlite_store.h"
 #include "remote_harness.h"
 
 namespace psa::test {
@@ -223,7 +224,27 @@ TEST(RemoteReject, NoSigningKeyConfiguredRefusesEverything) {
   json::Value r = f.pushConfig(f.configDoc(logLevel("debug"), 1));
   EXPECT_EQ(reasonOf(r), "unknown_key");
   EXPECT_NE(r.getString("error").find("no cloud.config_signing_key"), std::string::npos) << json::serialize(r);
-  EXPECT_EQ(f.agent->stop(), 0);
+
+  // Unauthenticated junk is answered every time but audited at a bounded rate (10 a minute),
+  // so whoever can publish to our topics cannot grow the audit log without limit.
+  for (int i = 0; i < 14; ++i) {
+    EXPECT_EQ(reasonOf(f.pushConfig("junk " + std::to_string(i))), "malformed");
+  }
+  EXPECT_EQ(f.reports("config/state").size(), 15u);
+  ASSERT_EQ(f.agent->stop(), 0);
+  store::StoreOptions o;
+  o.db_path = f.state / "queue.db";
+  o.key_file = f.state / "queue.key";
+  auto opened = store::SqliteStore::open(o);
+  ASSERT_TRUE(opened.ok());
+  auto entries = (*opened)->auditEntries(0, 10000);
+  ASSERT_TRUE(entries.ok());
+  size_t audited = 0;
+  for (const auto& e : *entries) {
+    audited += e.actor == "unauthenticated" && e.action == "config.rejected";
+  }
+  EXPECT_EQ(audited, 10u);
+  (*opened)->close();
 }
 
 }  // namespace
