@@ -61,7 +61,7 @@ TEST(RemoteApply, GoodConfigAppliedWhileSixteenSendersStream) {
   RemoteFixture f(true);
   const int pa = freePort(), pb = freePort(), pc = freePort();
   f.agent->config().set("adapters", json::Value::array({tcpAdapter("adt-a", pa), tcpAdapter("adt-b", pb)}));
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   ASSERT_TRUE(waitFor([&] { return canConnect("127.0.0.1", pa) && canConnect("127.0.0.1", pb); }, 10s));
 
   std::vector<std::unique_ptr<LineSender>> senders;
@@ -116,7 +116,7 @@ TEST(RemoteApply, PortInUseRollsBackAndTheOldListenerKeepsWorking) {
   const int pa = freePort();
   PortHolder taken;
   f.agent->config().set("adapters", json::Value::array({tcpAdapter("adt-a", pa)}));
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   ASSERT_TRUE(waitFor([&] { return canConnect("127.0.0.1", pa); }, 10s));
   std::vector<std::unique_ptr<LineSender>> senders;
   senders.push_back(std::make_unique<LineSender>("a0", pa));
@@ -169,7 +169,7 @@ TEST(RemoteApply, RestartUsesTheAppliedConfigAndReplayStaysRejected) {
   RemoteFixture f(true);
   const int pa = freePort(), pc = freePort();
   f.agent->config().set("adapters", json::Value::array({tcpAdapter("adt-a", pa)}));
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   const std::string v5 = f.configDoc(adaptersConfig({tcpAdapter("adt-c", pc)}), 5);
   json::Value r = f.pushConfig(v5);
   ASSERT_EQ(r.getString("result"), "applied") << json::serialize(r);
@@ -177,7 +177,7 @@ TEST(RemoteApply, RestartUsesTheAppliedConfigAndReplayStaysRejected) {
   EXPECT_TRUE(waitFor([&] { return !canConnect("127.0.0.1", pa); }, 10s));
 
   ASSERT_EQ(f.agent->stop(), 0);
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   EXPECT_TRUE(waitFor([&] { return canConnect("127.0.0.1", pc); }, 10s));
   EXPECT_FALSE(canConnect("127.0.0.1", pa));
   json::Value cfg = f.waitStatusConfig([](const json::Value& c) { return c.getInt("version") == 5; });
@@ -195,7 +195,7 @@ TEST(RemoteApply, RestartUsesTheAppliedConfigAndReplayStaysRejected) {
 TEST(RemoteApply, CorruptNewestConfigFallsBackToTheLastKnownGood) {
   RemoteFixture f(true);
   const int pc = freePort(), pd = freePort();
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   ASSERT_EQ(f.pushConfig(adaptersConfig({tcpAdapter("adt-c", pc)}), 1).getString("result"), "applied");
   ASSERT_EQ(f.pushConfig(adaptersConfig({tcpAdapter("adt-c", pc), tcpAdapter("adt-d", pd)}), 2).getString("result"),
             "applied");
@@ -210,7 +210,7 @@ TEST(RemoteApply, CorruptNewestConfigFallsBackToTheLastKnownGood) {
   text[at] = 'X';
   writeFile(newest, text);
 
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   EXPECT_TRUE(waitFor([&] { return canConnect("127.0.0.1", pc); }, 10s));
   EXPECT_FALSE(canConnect("127.0.0.1", pd));
   json::Value cfg = f.waitStatusConfig([](const json::Value& c) { return c.getInt("version") == 1; });
@@ -234,7 +234,7 @@ TEST(RemoteApply, CorruptNewestConfigFallsBackToTheLastKnownGood) {
   writeFile(f.state / "remote" / "config-previous.json", prev.substr(0, prev.size() / 2));
   const int pa = freePort();
   f.agent->config().set("adapters", json::Value::array({tcpAdapter("adt-a", pa)}));
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   EXPECT_TRUE(waitFor([&] { return canConnect("127.0.0.1", pa); }, 10s));
   EXPECT_NE(f.agent->log().find("event=using_local_file_only"), std::string::npos);
   EXPECT_EQ(f.agent->stop(), 0);
@@ -244,7 +244,7 @@ TEST(RemoteApply, SighupReloadsTheLocalFileThroughTheStagedPath) {
   RemoteFixture f(true);
   const int pa = freePort(), pe = freePort();
   f.agent->config().set("adapters", json::Value::array({tcpAdapter("adt-a", pa)}));
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   ASSERT_TRUE(waitFor([&] { return canConnect("127.0.0.1", pa); }, 10s));
   LineSender sender("a0", pa);
   ASSERT_TRUE(waitFor([&] { return sender.ackedCount() >= 10; }, 30s));
@@ -285,7 +285,7 @@ TEST(RemoteApply, SighupReloadsTheLocalFileThroughTheStagedPath) {
 TEST(RemoteApply, LockRefusesPushesUntilUnlocked) {
   RemoteFixture f(true);
   const int pa = freePort();
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
 
   auto usage = f.agent->cli({"config", "lock"});
   EXPECT_EQ(usage.exit_code, 2) << usage.output;
@@ -303,7 +303,7 @@ TEST(RemoteApply, LockRefusesPushesUntilUnlocked) {
 
   // The lock survives a restart.
   ASSERT_EQ(f.agent->stop(), 0);
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   r = f.pushConfig(adaptersConfig({tcpAdapter("adt-a", pa)}), 2);
   EXPECT_EQ(r.getString("reason"), "locked") << json::serialize(r);
 

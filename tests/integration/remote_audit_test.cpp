@@ -50,7 +50,7 @@ std::vector<store::AuditEntry> storeAudit(const std::filesystem::path& state_dir
 
 TEST(RemoteAudit, BatchesArriveCompleteAndVerifiableThroughOutagesAndRestarts) {
   RemoteFixture f;
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   for (int i = 0; i < 30; ++i) {
     ASSERT_EQ(f.command("ping").getString("result"), "ok");
   }
@@ -67,7 +67,7 @@ TEST(RemoteAudit, BatchesArriveCompleteAndVerifiableThroughOutagesAndRestarts) {
   // Agent restart in the middle: the cursor survives, nothing is skipped.
   ASSERT_TRUE(waitFor([&] { return cloudAudit(f).hash_by_seq.size() >= 30; }, 30s));
   ASSERT_EQ(f.agent->stop(), 0);
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   for (int i = 0; i < 10; ++i) {
     ASSERT_EQ(f.command("ping").getString("result"), "ok");
   }

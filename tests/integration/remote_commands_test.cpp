@@ -56,7 +56,7 @@ TEST(RemoteCommands, EachCommandEndToEnd) {
   const auto dead = prefillDead(f.state, 3);
   const int pa = freePort();
   f.agent->config().set("adapters", json::Value::array({tcpAdapter("adt-a", pa)}));
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   ASSERT_TRUE(waitFor([&] { return canConnect("127.0.0.1", pa); }, 10s));
 
   // ping
@@ -140,7 +140,7 @@ TEST(RemoteCommands, EachCommandEndToEnd) {
 
 TEST(RemoteCommands, BundleArrivesInChunksWithItsSha256) {
   RemoteFixture f;
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   // Some log volume so the bundle spans several chunks.
   for (int i = 0; i < 5; ++i) {
     f.command("ping");

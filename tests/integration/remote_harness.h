@@ -98,6 +98,25 @@ class RemoteFixture {
     return cfg;
   }
 
+  /// Starts the agent and waits until its link is connected and subscribed: the status it
+  /// publishes on connect follows its SUBSCRIBE on the same connection, so once the status
+  /// arrives, documents published now reach the agent.
+  bool startAgent() {
+    const size_t before = reports("status").size();
+    if (!agent->start()) {
+      return false;
+    }
+    return waitFor([&] {
+      auto list = reports("status");
+      for (size_t i = before; i < list.size(); ++i) {
+        if (!list[i].retained && list[i].payload.getString("state") == "online") {
+          return true;
+        }
+      }
+      return false;
+    }, std::chrono::seconds(20));
+  }
+
   std::string topic(const std::string& suffix) const {
     return std::string("ps/") + kTenant + "/" + kRemoteAgent + "/" + suffix;
   }

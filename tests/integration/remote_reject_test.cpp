@@ -40,7 +40,7 @@ json::Value logLevel(const std::string& level) {
 
 TEST(RemoteReject, EveryBadConfigDocumentIsRefusedWithItsReason) {
   RemoteFixture f;
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
 
   // Not JSON at all.
   json::Value r = f.pushConfig("this is not json");
@@ -167,7 +167,7 @@ TEST(RemoteReject, EveryBadConfigDocumentIsRefusedWithItsReason) {
 
 TEST(RemoteReject, BadCommandsAreRefusedWithTheirReason) {
   RemoteFixture f;
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   const json::Value no_args = json::Value::object();
 
   json::Value r = f.sendCommandDoc("ping", "garbage", "");
@@ -211,7 +211,7 @@ TEST(RemoteReject, BadCommandsAreRefusedWithTheirReason) {
   EXPECT_EQ(reasonOf(r), "replay") << json::serialize(r);
   // ... also after a restart.
   ASSERT_EQ(f.agent->stop(), 0);
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   r = f.sendCommandDoc("ping", good, "c1");
   EXPECT_EQ(reasonOf(r), "replay") << json::serialize(r);
   EXPECT_EQ(f.agent->stop(), 0);
@@ -220,7 +220,7 @@ TEST(RemoteReject, BadCommandsAreRefusedWithTheirReason) {
 TEST(RemoteReject, NoSigningKeyConfiguredRefusesEverything) {
   RemoteFixture f;
   f.agent->config().find("cloud")->erase("config_signing_key");
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   json::Value r = f.pushConfig(f.configDoc(logLevel("debug"), 1));
   EXPECT_EQ(reasonOf(r), "unknown_key");
   EXPECT_NE(r.getString("error").find("no cloud.config_signing_key"), std::string::npos) << json::serialize(r);

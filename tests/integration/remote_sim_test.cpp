@@ -39,7 +39,7 @@ TEST(RemoteSim, KeygenPushConfigCommandAndReports) {
             std::filesystem::perms::none);
   // The agent trusts the generated key.
   f.agent->config().find("cloud")->set("config_signing_key", json::Value::string(prefix + ".pub.pem"));
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   EXPECT_NE(f.agent->log().find("key_id=" + key_id), std::string::npos);
 
   const auto config_file = f.env.tmp / "push.json";

@@ -34,7 +34,7 @@ TEST(RemoteStatus, PublishedOnStateChangesAndAtTheInterval) {
   RemoteFixture f(true);
   const int pa = freePort();
   f.agent->config().set("adapters", json::Value::array({tcpAdapter("adt-a", pa)}));
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   ASSERT_TRUE(waitFor([&] { return !f.reports("status").empty(); }, 20s));
 
   // An adapter failing is a state change: a status saying so goes out without being asked.
@@ -70,7 +70,7 @@ TEST(RemoteStatus, PublishedOnStateChangesAndAtTheInterval) {
 
 TEST(RemoteStatus, TuningValuesApplyAtTheNextStart) {
   RemoteFixture f;
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   json::Value c = *json::parse(R"({"store":{"max_bytes":3145728},"cloud":{"max_inflight":7},"agent":{"log_level":"debug"}})");
   json::Value r = f.pushConfig(c, 1);
   ASSERT_EQ(r.getString("result"), "applied") << json::serialize(r);
@@ -83,7 +83,7 @@ TEST(RemoteStatus, TuningValuesApplyAtTheNextStart) {
   EXPECT_EQ(cfg.find("pending_restart")->items().size(), 2u) << json::serialize(cfg);
 
   ASSERT_EQ(f.agent->stop(), 0);
-  ASSERT_TRUE(f.agent->start()) << f.agent->log();
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
   json::Value status;
   ASSERT_TRUE(waitFor([&] {
     auto list = f.reports("status");
