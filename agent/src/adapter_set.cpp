@@ -9,11 +9,34 @@
 namespace psa::agent {
 namespace {
 
-// The port of a "HOST:PORT" listen address ("" when the adapter does not listen).
-std::string listenPort(const json::Value& config) {
-  const std::string listen = config.getString("listen");
-  const auto colon = listen.rfind(':');
-  return colon == std::string::npos ? listen : listen.substr(colon + 1);
+// The ports of an adapter's "listen": "HOST:PORT" or a list of them (empty: it does not listen).
+std::set<std::string> listenPorts(const json::Value& config) {
+  std::set<std::string> ports;
+  auto add = [&ports](const std::string& listen) {
+    const auto colon = listen.rfind(':');
+    ports.insert(colon == std::string::npos ? listen : listen.substr(colon + 1));
+  };
+  if (const json::Value* l = config.find("listen")) {
+    if (l->isString()) {
+      add(l->asString());
+    } else if (l->isArray()) {
+      for (const auto& item : l->items()) {
+        if (item.isString()) {
+          add(item.asString());
+        }
+      }
+    }
+  }
+  return ports;
+}
+
+bool intersects(const std::set<std::string>& a, const std::set<std::string>& b) {
+  for (const auto& x : a) {
+    if (b.count(x) != 0) {
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -108,12 +131,12 @@ Result<ApplySummary> AdapterSet::apply(const Config& next) {
                    "adapter \"" + p.name + "\": cannot build it: " + created.error().message);
     }
     p.fresh = std::move(created).value();
-    const std::string port = listenPort(p.config);
+    const std::set<std::string> ports = listenPorts(p.config);
     for (const std::string& o : outgoing) {
-      const std::string oport = listenPort(old[o].config);
+      const std::set<std::string> oports = listenPorts(old[o].config);
       const bool same_name = o == p.name;
-      const bool needs_handover = same_name ? (port.empty() || oport.empty() || port == oport)
-                                            : (!port.empty() && port == oport);
+      const bool needs_handover = same_name ? (ports.empty() || oports.empty() || intersects(ports, oports))
+                                            : intersects(ports, oports);
       if (needs_handover) {
         p.handover.push_back(o);
       }

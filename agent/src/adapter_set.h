@@ -7,9 +7,11 @@
 //
 // Handover: a new instance that needs a resource an outgoing one holds cannot start beside it.
 // An outgoing adapter is stopped *before* its successor starts ("handover") when
-//   - it has the same name and the same listen port, or no listen address at all (pollers and
-//     file readers: two instances with one name would share watermarks and directories), or
-//   - it has another name but the same listen port (a rename).
+//   - it has the same name and shares a listen port, or either has no listen address at all
+//     (pollers and file readers: two instances with one name would share watermarks and
+//     directories), or
+//   - it has another name but shares a listen port (a rename).
+// (Ports are compared, not addresses: 0.0.0.0:2575 and 127.0.0.1:2575 conflict.)
 // Everything else (new adapters, a listener moving to another port) starts beside the running
 // set first, so a bind failure leaves the old listener and its connections untouched. When a
 // handover start fails, the stopped adapter is rebuilt from its config and started again (its

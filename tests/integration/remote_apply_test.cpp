@@ -165,6 +165,29 @@ TEST(RemoteApply, PortInUseRollsBackAndTheOldListenerKeepsWorking) {
   EXPECT_EQ(f.agent->stop(), 0);
 }
 
+TEST(RemoteApply, RenameOnTheSamePortIsHandedOver) {
+  RemoteFixture f(true);
+  const int pa = freePort();
+  f.agent->config().set("adapters", json::Value::array({tcpAdapter("adt-a", pa)}));
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
+  std::vector<std::unique_ptr<LineSender>> senders;
+  senders.push_back(std::make_unique<LineSender>("a0", pa));
+  ASSERT_TRUE(waitFor([&] { return senders[0]->ackedCount() >= 10; }, 30s));
+  // Started beside the old one, the new listener could not bind: the old one goes first.
+  json::Value r = f.pushConfig(adaptersConfig({tcpAdapter("adt-renamed", pa)}), 1);
+  ASSERT_EQ(r.getString("result"), "applied") << json::serialize(r) << f.agent->log();
+  EXPECT_EQ(names(r, "started"), std::vector<std::string>{"adt-renamed"});
+  EXPECT_EQ(names(r, "stopped"), std::vector<std::string>{"adt-a"});
+  const size_t acked = senders[0]->ackedCount();
+  ASSERT_TRUE(waitFor([&] { return senders[0]->ackedCount() >= acked + 10; }, 30s));
+  senders[0]->stop();
+  EXPECT_EQ(senders[0]->unacked(), 0u);
+  EXPECT_GE(senders[0]->disconnects(), 1);
+  std::string missing;
+  EXPECT_TRUE(waitFor([&] { return allArrived(*f.sim, senders, missing); }, 60s)) << "lost: " << missing;
+  EXPECT_EQ(f.agent->stop(), 0);
+}
+
 TEST(RemoteApply, RestartUsesTheAppliedConfigAndReplayStaysRejected) {
   RemoteFixture f(true);
   const int pa = freePort(), pc = freePort();
