@@ -11,6 +11,7 @@ void addFamilyCommands(CommandTable& table) {
                     [](const po::variables_map&, CommandContext& ctx) {
                       return showConfigFromFile(ctx);
                     }});
+  addHl7Commands(table);
   addLockCommands(table);  // config lock / unlock (commands_lock.cpp)
 }
 
