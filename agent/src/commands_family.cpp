@@ -4,6 +4,7 @@
 namespace psa::agent {
 
 int showConfigFromFile(CommandContext& ctx);
+void addLockCommands(CommandTable& table);
 
 void addFamilyCommands(CommandTable& table) {
   addStatusCommands(table);
@@ -16,6 +17,7 @@ void addFamilyCommands(CommandTable& table) {
                       return showConfigFromFile(ctx);
                     }});
   addHl7Commands(table);
+  addLockCommands(table);  // config lock / unlock (commands_lock.cpp)
 }
 
 }  // namespace psa::agent
