@@ -154,5 +154,195 @@ TEST_F(FhirPollTest, MeditechSearchIncrementalWithDuplicatePagesAndFaults) {
   EXPECT_NE(log.find("event=bad_body"), std::string::npos);
 }
 
+TEST_F(FhirPollTest, SigkillDuringBulkExportThenRestartIsExactlyOnce) {
+  startSim("epic", {"--resources", "4000", "--bulk-job-seconds", "0.2", "--bulk-file-max", "400",
+                    "--seed", "11"});
+  // Slow file downloads a little so the kills land inside the export.
+  sim_->setFaults(R"({"rules": [{"kind": "delay", "endpoint": "bulk-file", "probability": 1.0, "delay_s": 0.1}]})");
+  const std::string types = R"(["Patient","Encounter","Observation","Condition","Procedure"])";
+  auto cfg = agentConfigWith(adapter("epic", types, R"({"batch_records": 50, "group_id":")" +
+                                                        sim_->ready().getString("group_id") + R"("})"));
+  AgentProcess agent(state(), cfg);
+  // Kill it three times in the middle of the export, between and inside files.
+  for (size_t kills = 0; kills < 3; ++kills) {
+    ASSERT_TRUE(agent.start()) << agent.log();
+    const size_t batches = countOccurrences(agent.log(), "event=batch_committed");
+    ASSERT_TRUE(waitForEvents(agent, "batch_committed", batches + 3 + kills * 2)) << agent.log();
+    agent.kill();
+    ASSERT_EQ(countOccurrences(agent.log(), "event=run_complete"), 0u) << "finished too early";
+  }
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1, std::chrono::seconds(300))) << agent.log();
+  const std::string log = agent.log();
+  EXPECT_EQ(countOccurrences(log, "event=bulk_resume"), 3u) << log;
+  EXPECT_EQ(countOccurrences(log, "event=bulk_started"), 1u) << log;  // one export, resumed
+  size_t mid_file = 0;  // resumed inside a file (line > 0), not only between files
+  for (size_t pos = log.find("event=bulk_resume"); pos != std::string::npos;
+       pos = log.find("event=bulk_resume", pos + 1)) {
+    const std::string line = log.substr(pos, log.find('\n', pos) - pos);
+    mid_file += line.find(" line=0") == std::string::npos ? 1 : 0;
+  }
+  EXPECT_GE(mid_file, 1u) << log;
+  sim_->clearFaults();
+  sim_->mutate(R"({"create": 20, "update": 40, "delete": 10, "types": ["Encounter","Observation"]})");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 3, std::chrono::seconds(300))) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto held = analyzeFhir(stored());
+  EXPECT_EQ(held.duplicates(), 0u);
+  EXPECT_EQ(compareWithExpected(held, sim_->expected("types=Patient,Encounter,Observation,Condition,Procedure")),
+            std::vector<std::string>{});
+}
+
+TEST_F(FhirPollTest, SigkillDuringPagedSearchThenRestartIsExactlyOnce) {
+  startSim("meditech", {"--resources", "2500", "--seed", "12"});
+  auto cfg = agentConfigWith(adapter("meditech", R"(["Patient","Observation","Encounter"])",
+                                     R"({"sync":"search","page_size":40})"));
+  AgentProcess agent(state(), cfg);
+  for (size_t kills = 0; kills < 3; ++kills) {
+    ASSERT_TRUE(agent.start()) << agent.log();
+    const size_t pages = countOccurrences(agent.log(), "event=page_committed");
+    ASSERT_TRUE(waitForEvents(agent, "page_committed", pages + 5)) << agent.log();
+    agent.kill();
+  }
+  ASSERT_EQ(countOccurrences(agent.log(), "event=run_complete"), 0u) << "finished too early";
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1, std::chrono::seconds(300))) << agent.log();
+  sim_->mutate(R"({"create": 10, "update": 30, "types": ["Patient","Observation","Encounter"]})");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 3, std::chrono::seconds(300))) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto held = analyzeFhir(stored());
+  EXPECT_EQ(held.duplicates(), 0u);
+  EXPECT_EQ(compareWithExpected(held, sim_->expected("types=Patient,Observation,Encounter")),
+            std::vector<std::string>{});
+}
+
+TEST_F(FhirPollTest, MalformedPageIsRetriedThenRunStopsWithWatermarkUnchanged) {
+  startSim("meditech", {"--patients", "8", "--seed", "13"});
+  sim_->setFaults(R"({"rules": [{"kind": "malformed_json", "endpoint": "search:Observation", "count": 1000}]})");
+  auto cfg = agentConfigWith(adapter("meditech", R"(["Patient","Observation","Encounter"])",
+                                     R"({"sync":"search","page_size":1000,"interval_s":30})"));
+  AgentProcess agent(state(), cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_failed", 1)) << agent.log();
+  const std::string log = agent.log();
+  // Retried (max_attempts = 5), then a clear error naming the call, the problem and its place.
+  EXPECT_EQ(countOccurrences(log, "event=bad_body call=\"search Observation\""), 5u) << log;
+  EXPECT_NE(log.find("error=\"search Observation: Bundle page: line 1 column "), std::string::npos) << log;
+  EXPECT_NE(log.find("(after 5 attempts); Observation watermark unchanged"), std::string::npos) << log;
+  EXPECT_TRUE(agent.running());
+  ASSERT_EQ(agent.stop(), 0);
+  auto wm = readWatermarks(state() / "queue.db", state() / "queue.key", "meditech-fhir");
+  EXPECT_EQ(wm.count("search:Patient"), 1u);
+  EXPECT_EQ(wm.count("search:Observation"), 0u);
+  EXPECT_EQ(wm.count("search:Observation:run"), 0u);
+  EXPECT_EQ(wm.count("search:Encounter"), 0u);
+  // The page was never skipped: once the server answers properly, everything arrives.
+  sim_->clearFaults();
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  EXPECT_EQ(compareWithExpected(analyzeFhir(stored()),
+                                sim_->expected("types=Patient,Observation,Encounter")),
+            std::vector<std::string>{});
+}
+
+TEST_F(FhirPollTest, WrongKeyGivesClearAuthErrorAndAgentKeepsRunning) {
+  startSim("meditech", {"--patients", "3"});
+  auto other = makeRsaClientKey(tmp_->path(), "not-registered");
+  auto a = adapter("meditech", R"(["Patient"])", R"({"sync":"search"})");
+  a.find("auth")->set("private_key_file", json::Value::string(other.private_pem.string()));
+  AgentProcess agent(state(), agentConfigWith(a));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_failed", 1)) << agent.log();
+  const std::string log = agent.log();
+  EXPECT_NE(log.find("error=\"search Patient: token: HTTP 401 code=invalid_client"), std::string::npos) << log;
+  EXPECT_TRUE(agent.running());
+  EXPECT_EQ(agent.stop(), 0);
+}
+
+TEST_F(FhirPollTest, PhiMarkerNeverReachesStateDirInClear) {
+  const std::string marker = uniqueMarker();
+  startSim("epic", {"--patients", "10", "--marker", marker, "--bulk-job-seconds", "0.2"});
+  auto cfg = agentConfigWith(adapter("epic", R"(["Patient","Encounter","Observation"])",
+                                     R"({"group_id":")" + sim_->ready().getString("group_id") + R"("})"));
+  AgentProcess agent(state(), cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 2)) << agent.log();
+  // Checked while running too: the WAL holds the latest pages.
+  EXPECT_EQ(filesContaining(state(), marker), std::vector<std::filesystem::path>{});
+  ASSERT_EQ(agent.stop(), 0);
+  EXPECT_EQ(filesContaining(state(), marker), std::vector<std::filesystem::path>{});
+  // The test can fail: the marker is really in what was synced.
+  size_t with_marker = 0;
+  for (const auto& r : stored()) {
+    with_marker += r.payload.find(marker) != std::string::npos ? 1 : 0;
+  }
+  EXPECT_GT(with_marker, 10u);
+}
+
+TEST_F(FhirPollTest, EclinicalworksBulkStaysUnderDocumentedRateLimit) {
+  // eCW: 250 requests/minute per practice, 429 without Retry-After. The limit is lowered to
+  // 20 per 10 s here so the client has to pace itself within the test's time.
+  startSim("eclinicalworks", {"--patients", "10", "--bulk-job-seconds", "0.2", "--bulk-retry-after", "1",
+                              "--bulk-file-max", "5", "--rate-limit", "20/10"});
+  auto cfg = agentConfigWith(adapter("eclinicalworks", R"(["Patient","Encounter","Observation","ChargeItem"])",
+                                     R"({"group_id":"ecw-all-patients","rate_limits":[{"requests":20,"per_s":10}]})"));
+  AgentProcess agent(state(), cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1, std::chrono::seconds(240))) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto stats = sim_->stats();
+  EXPECT_EQ(stats.getInt("rate_limit_violations", -1), 0) << json::serialize(stats);
+  EXPECT_EQ(stats.getInt("bulk_poll_too_early", -1), 0) << json::serialize(stats);
+  EXPECT_GT(stats.getInt("requests_total", 0), 20);  // more than one window's worth: paced
+  EXPECT_EQ(compareWithExpected(analyzeFhir(stored()),
+                                sim_->expected("types=Patient,Encounter,Observation,ChargeItem")),
+            std::vector<std::string>{});
+}
+
+TEST_F(FhirPollTest, CernerClientSecretBasicAndBulkJobFailureStartsOver) {
+  startSim("cerner", {"--patients", "6", "--bulk-job-seconds", "0.2", "--client-secret", "s3cret!&"});
+  sim_->setFaults(R"({"rules": [{"kind": "bulk_fail", "endpoint": "bulk-status", "count": 1},
+                                {"kind": "status", "status": 502, "endpoint": "bulk-file", "count": 2}]})");
+  auto a = adapter("cerner", R"(["Patient","Encounter"])",
+                   R"({"group_id":")" + sim_->ready().getString("group_id") + R"("})");
+  json::Value auth = *json::parse(R"({"type":"oauth2-client-credentials","client_id":"agent",
+                                      "client_secret":"s3cret!&","client_auth":"basic",
+                                      "scope":"system/Patient.read system/Encounter.read system/Group.read"})");
+  auth.set("token_url", json::Value::string(sim_->tokenUrl()));
+  a.set("auth", auth);
+  AgentProcess agent(state(), agentConfigWith(a));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  const std::string log = agent.log();
+  EXPECT_NE(log.find("bulk export failed on the server"), std::string::npos) << log;
+  EXPECT_EQ(compareWithExpected(analyzeFhir(stored()), sim_->expected("types=Patient,Encounter")),
+            std::vector<std::string>{});
+  // `config show` masks the secret.
+  auto shown = agent.cli({"config", "show"});
+  EXPECT_EQ(shown.output.find("s3cret"), std::string::npos) << shown.output;
+  EXPECT_NE(shown.output.find("********"), std::string::npos) << shown.output;
+}
+
+TEST_F(FhirPollTest, Es384KeyAndTokenExpiryMidRun) {
+  auto ec = makeEcP384ClientKey(tmp_->path(), "ec");
+  startSim("epic", {"--patients", "8", "--client-public-key", ec.public_pem.string(),
+                    "--token-ttl", "2", "--bulk-job-seconds", "1"});
+  auto a = adapter("epic", R"(["Patient","Observation"])",
+                   R"({"group_id":")" + sim_->ready().getString("group_id") + R"("})");
+  a.find("auth")->set("private_key_file", json::Value::string(ec.private_pem.string()));
+  a.find("auth")->set("alg", json::Value::string("ES384"));
+  AgentProcess agent(state(), agentConfigWith(a));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 3)) << agent.log();
+  sim_->adminPost("/revoke-tokens", json::Value::object());
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 5)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  EXPECT_GE(sim_->stats().getInt("tokens_issued", 0), 3);
+  EXPECT_EQ(compareWithExpected(analyzeFhir(stored()), sim_->expected("types=Patient,Observation")),
+            std::vector<std::string>{});
+}
+
 }  // namespace
 }  // namespace psa::test

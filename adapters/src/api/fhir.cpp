@@ -80,6 +80,10 @@ std::string etagVersion(std::string_view etag) {
   return std::string(etag.substr(a + 1, b == std::string_view::npos ? std::string_view::npos : b - a - 1));
 }
 
+Error parseError(const std::string& prefix, const Error& e) {
+  return Error(e.code, prefix + scrubParseError(e.message));
+}
+
 Result<json::Value> parseLimited(std::string_view text, size_t max_bytes, size_t max_depth) {
   json::Limits limits;
   limits.max_bytes = max_bytes;
@@ -173,7 +177,7 @@ std::string fhirIdentity(const FhirRef& ref, bool deleted, std::string_view fall
 Result<FhirPage> parseBundlePage(std::string_view text, const FhirLimits& limits) {
   auto doc = parseLimited(text, limits.max_bytes, limits.max_depth);
   if (!doc) {
-    return Error(doc.error().code, "Bundle page: " + doc.error().message);
+    return parseError("Bundle page: ", doc.error());
   }
   const json::Value& b = *doc;
   if (!b.isObject()) {
@@ -279,7 +283,7 @@ Result<FhirItem> parseNdjsonResource(std::string_view line, std::string_view exp
   }
   auto doc = parseLimited(line, 64u << 20, 64);
   if (!doc) {
-    return Error(doc.error().code, "NDJSON line: " + doc.error().message);
+    return parseError("NDJSON line: ", doc.error());
   }
   auto ref = refOf(*doc, "NDJSON line");
   if (!ref) {
@@ -303,7 +307,7 @@ Result<std::vector<FhirItem>> parseNdjsonDeleted(std::string_view line) {
   }
   auto doc = parseLimited(line, 64u << 20, 64);
   if (!doc) {
-    return Error(doc.error().code, "deleted NDJSON line: " + doc.error().message);
+    return parseError("deleted NDJSON line: ", doc.error());
   }
   const json::Value& b = *doc;
   if (!b.isObject() || str(b, "resourceType") != "Bundle") {
@@ -339,7 +343,7 @@ Result<std::vector<FhirItem>> parseNdjsonDeleted(std::string_view line) {
 Result<BulkManifest> parseBulkManifest(std::string_view text) {
   auto doc = parseLimited(text, 16u << 20, 32);
   if (!doc) {
-    return Error(doc.error().code, "Bulk manifest: " + doc.error().message);
+    return parseError("Bulk manifest: ", doc.error());
   }
   const json::Value& m = *doc;
   if (!m.isObject()) {
@@ -384,6 +388,27 @@ Result<BulkManifest> parseBulkManifest(std::string_view text) {
   PSA_TRY(files("output", out.output));
   PSA_TRY(files("deleted", out.deleted));
   PSA_TRY(files("error", out.error));
+  return out;
+}
+
+std::string scrubParseError(std::string_view message) {
+  std::string out;
+  out.reserve(message.size());
+  bool in_quote = false;
+  for (char c : message) {
+    if (c == '"') {
+      if (!in_quote) {
+        out += "\"...";
+      } else {
+        out += '"';
+      }
+      in_quote = !in_quote;
+      continue;
+    }
+    if (!in_quote) {
+      out += c;
+    }
+  }
   return out;
 }
 

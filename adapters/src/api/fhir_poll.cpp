@@ -24,7 +24,6 @@
 namespace psa::adapters::api {
 namespace {
 
-constexpr size_t kBatchRecords = 1000;
 constexpr size_t kBatchBytes = 8u << 20;
 
 std::string trimSlash(std::string s) {
@@ -111,6 +110,7 @@ class FhirPollSource final : public Poller {
     page_size_ = cfg.getInt("page_size", 200);
     overlap_s_ = cfg.getInt("overlap_s", 2);
     bulk_timeout_s_ = cfg.getInt("bulk_timeout_s", 3600);
+    batch_records_ = static_cast<size_t>(std::max<int64_t>(1, cfg.getInt("batch_records", 1000)));
     if (const json::Value* p = cfg.find("search_params"); p != nullptr && p->isObject()) {
       for (const auto& [k, v] : p->members()) {
         search_params_.emplace_back(k, v.isString() ? v.asString() : json::serialize(v));
@@ -540,8 +540,9 @@ class FhirPollSource final : public Poller {
       }
       rd->batch_bytes += line.size();
       rd->batch_last_line = rd->line;
-      if (rd->batch.records.size() >= kBatchRecords || rd->batch_bytes >= kBatchBytes) {
+      if (rd->batch.records.size() >= batch_records_ || rd->batch_bytes >= kBatchBytes) {
         PSA_TRY(flush(file_idx, rd->line));
+        logger_.debug("batch_committed", {{"file", file_idx + 1}, {"line", rd->line}});
       }
       return {};
     };
@@ -732,6 +733,7 @@ class FhirPollSource final : public Poller {
   int64_t page_size_ = 200;
   int64_t overlap_s_ = 2;
   int64_t bulk_timeout_s_ = 3600;
+  size_t batch_records_ = 1000;
   Params search_params_;
   std::map<std::string, store::Kind> kind_map_;
   ClientSet clients_;

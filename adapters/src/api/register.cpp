@@ -137,6 +137,8 @@ schema::ObjectSchemaPtr fhirPollSchema() {
   s->fields.push_back(Field::str("group_id").describe("Bulk Group id (Group/{id}/$export)"));
   s->fields.push_back(Field::str("export").oneOf({"group", "patient", "system"}));
   s->fields.push_back(Field::integer("page_size").def(json::Value::integer(200)).range(1, 5000));
+  s->fields.push_back(Field::integer("batch_records").def(json::Value::integer(1000)).range(1, 100000)
+                          .describe("Bulk NDJSON lines per store commit"));
   s->fields.push_back(Field::integer("bulk_timeout_s").def(json::Value::integer(3600)).range(10, 86400));
   for (auto& f : commonApiFields()) {
     s->fields.push_back(std::move(f));

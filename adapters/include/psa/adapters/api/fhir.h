@@ -88,6 +88,10 @@ struct BulkManifest {
 /// The Bulk status answer once complete (HTTP 200). Errors: Errc::invalid_input.
 Result<BulkManifest> parseBulkManifest(std::string_view text);
 
+/// A parser error message with every quoted text ("...") blanked: the JSON parser quotes object
+/// keys it choked on, and in a cut-off page such a "key" can be a piece of patient data.
+std::string scrubParseError(std::string_view message);
+
 /// A short PHI-free summary of an OperationOutcome or OAuth error body for status and logs:
 /// "code=throttled: <diagnostics, 160 chars max, printable ASCII only>", or "" if the body is
 /// neither.
