@@ -149,3 +149,144 @@ inline bool waitForEvents(AgentProcess& agent, const std::string& event, size_t 
 }
 
 }  // namespace psa::test
+
+#include <openssl/evp.h>
+
+#include "psa/adapters/api/xml.h"
+
+namespace psa::test {
+
+/// Python's json.dumps(x, sort_keys=True, separators=(",", ":"), ensure_ascii=False) of a
+/// parsed value (numbers keep their source text, which the simulator wrote with Python).
+inline void canonicalJson(const json::Value& v, std::string_view src, std::string& out) {
+  switch (v.type()) {
+    case json::Value::Type::null: out += "null"; return;
+    case json::Value::Type::boolean: out += v.asBool() ? "true" : "false"; return;
+    case json::Value::Type::number: out += std::string(v.raw(src)); return;
+    case json::Value::Type::string: {
+      out += '"';
+      for (unsigned char c : v.asString()) {
+        switch (c) {
+          case '"': out += "\\\""; break;
+          case '\\': out += "\\\\"; break;
+          case '\n': out += "\\n"; break;
+          case '\r': out += "\\r"; break;
+          case '\t': out += "\\t"; break;
+          case '\b': out += "\\b"; break;
+          case '\f': out += "\\f"; break;
+          default:
+            if (c < 0x20) {
+              char buf[8];
+              std::snprintf(buf, sizeof buf, "\\u%04x", c);
+              out += buf;
+            } else {
+              out += static_cast<char>(c);
+            }
+        }
+      }
+      out += '"';
+      return;
+    }
+    case json::Value::Type::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& i : v.items()) {
+        out += first ? "" : ",";
+        first = false;
+        canonicalJson(i, src, out);
+      }
+      out += ']';
+      return;
+    }
+    case json::Value::Type::object: {
+      std::vector<const json::Member*> members;
+      for (const auto& m : v.members()) {
+        members.push_back(&m);
+      }
+      std::sort(members.begin(), members.end(),
+                [](const json::Member* a, const json::Member* b) { return a->first < b->first; });
+      out += '{';
+      bool first = true;
+      for (const auto* m : members) {
+        out += first ? "" : ",";
+        first = false;
+        canonicalJson(json::Value::string(m->first), src, out);
+        out += ':';
+        canonicalJson(m->second, src, out);
+      }
+      out += '}';
+      return;
+    }
+  }
+}
+
+inline std::string sha1Hex16(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha1(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < 8; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
+}
+
+/// The simulator's content digest of one stored vendor record (JSON, or Kareo XML as the
+/// {element: text} map).
+inline std::string vendorDigest(const StoredRecord& r) {
+  if (r.format == "vendor+xml") {
+    auto el = adapters::xml::parse(r.payload);
+    if (!el) {
+      return "unparsable:" + el.error().message;
+    }
+    json::Value map = json::Value::object();
+    for (const auto& c : el->children) {
+      map.set(c.local, c.isNil() ? json::Value::null() : json::Value::string(c.text));
+    }
+    std::string out;
+    canonicalJson(map, "", out);
+    return sha1Hex16(out);
+  }
+  auto doc = json::parse(r.payload);
+  if (!doc) {
+    return "unparsable";
+  }
+  std::string out;
+  canonicalJson(*doc, r.payload, out);
+  return sha1Hex16(out);
+}
+
+/// Every live record of /_sim/expected?digest=1 is held at its current content, and no record
+/// was stored twice (identical bytes).
+inline std::vector<std::string> compareNative(const std::vector<StoredRecord>& records,
+                                              const json::Value& expected,
+                                              const std::string& want_format) {
+  std::vector<std::string> diffs;
+  std::map<std::string, int> digests;
+  std::map<std::string, int> payloads;
+  for (const auto& r : records) {
+    if (r.format != want_format) {
+      diffs.push_back("format " + r.format);
+    }
+    ++digests[vendorDigest(r)];
+    if (++payloads[r.payload] == 2) {
+      diffs.push_back("record stored twice: " + r.msg_id);
+    }
+  }
+  size_t missing = 0;
+  for (const auto& [key, v] : expected.find("resources")->members()) {
+    if (digests.count(v.getString("digest")) == 0) {
+      if (++missing <= 10) {
+        diffs.push_back("missing or stale " + key);
+      }
+    }
+  }
+  if (missing > 10) {
+    diffs.push_back(std::to_string(missing) + " missing or stale in all");
+  }
+  return diffs;
+}
+
+}  // namespace psa::test

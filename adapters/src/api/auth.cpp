@@ -1,9 +1,8 @@
 #include "auth.h"
 
-#include <openssl/evp.h>
-
 #include <mutex>
 
+#include "digest.h"
 #include "psa/adapters/api/fhir.h"
 #include "psa/store/json.h"
 #include "state_file.h"
@@ -12,19 +11,6 @@ namespace psa::adapters::api {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string sha256Hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
-}
 
 std::string printable(std::string_view s, size_t max = 160) {
   std::string out;

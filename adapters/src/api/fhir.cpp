@@ -413,6 +413,18 @@ std::string scrubParseError(std::string_view message) {
 }
 
 std::string summarizeErrorBody(std::string_view body) {
+  // A SOAP Fault: <faultcode>..</faultcode><faultstring ...>..</faultstring>
+  if (const size_t f = body.find("faultstring"); f != std::string_view::npos && body.find('<') != std::string_view::npos) {
+    const size_t start = body.find('>', f);
+    const size_t end = start == std::string_view::npos ? start : body.find('<', start);
+    if (end != std::string_view::npos) {
+      std::string clean = "SOAP Fault: ";
+      for (char c : body.substr(start + 1, std::min<size_t>(end - start - 1, 160))) {
+        clean += (c >= 0x20 && c < 0x7f) ? c : '?';
+      }
+      return clean;
+    }
+  }
   json::Limits limits;
   limits.max_bytes = 1u << 20;
   limits.max_depth = 16;

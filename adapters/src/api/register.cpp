@@ -2,7 +2,12 @@
 #include <set>
 
 #include "fhir_poll.h"
+#include "psa/adapters/api/vendor.h"
 #include "psa/adapters/source.h"
+
+namespace psa::adapters::api {
+std::vector<std::string> restProfileNames();
+}  // namespace psa::adapters::api
 
 namespace psa::adapters {
 
@@ -67,6 +72,7 @@ schema::ObjectSchemaPtr authSchema() {
       Field::str("api_key_file"),
       Field::str("header"),
       Field::str("query_param"),
+      Field::str("app_user").describe("Unity AppUserID (the EHR user the agent acts as)"),
   };
   s->check = [](const json::Value& v, const std::string& path, std::vector<schema::Issue>& issues) {
     const std::string type = v.getString("type");
@@ -96,7 +102,7 @@ schema::ObjectSchemaPtr authSchema() {
   return s;
 }
 
-std::vector<Field> commonApiFields() {
+std::vector<Field> commonApiFields(bool interval_default) {
   auto free_object = std::make_shared<ObjectSchema>();
   free_object->allow_unknown = true;
   auto kind_map = std::make_shared<ObjectSchema>();
@@ -114,7 +120,9 @@ std::vector<Field> commonApiFields() {
       Field::str("ca_file").describe("CA bundle that signs the server (default: system store)"),
       Field::boolean("tls_verify").def(json::Value::boolean(true)),
       Field::obj("auth", authSchema()),
-      Field::number("interval_s").def(json::Value::integer(60)).range(0.05, 86400),
+      interval_default ? Field::number("interval_s").def(json::Value::integer(60)).range(0.05, 86400)
+                       : Field::number("interval_s").range(0.05, 86400)
+                             .describe("default: the profile's (DrChrono 300, Kareo 600, ...)"),
       Field::integer("timeout_s").def(json::Value::integer(30)).range(1, 600),
       Field::integer("max_attempts").def(json::Value::integer(5)).range(1, 20),
       Field::arrayOf("rate_limits", limitSchema()).describe("client-side limits (default: the vendor's documented ones)"),
@@ -140,7 +148,7 @@ schema::ObjectSchemaPtr fhirPollSchema() {
   s->fields.push_back(Field::integer("batch_records").def(json::Value::integer(1000)).range(1, 100000)
                           .describe("Bulk NDJSON lines per store commit"));
   s->fields.push_back(Field::integer("bulk_timeout_s").def(json::Value::integer(3600)).range(10, 86400));
-  for (auto& f : commonApiFields()) {
+  for (auto& f : commonApiFields(true)) {
     s->fields.push_back(std::move(f));
   }
   s->check = [](const json::Value& v, const std::string& path, std::vector<schema::Issue>& issues) {
@@ -149,6 +157,28 @@ schema::ObjectSchemaPtr fhirPollSchema() {
                         "required when export is \"group\""});
     }
   };
+  return s;
+}
+
+schema::ObjectSchemaPtr restPollSchema() {
+  auto s = std::make_shared<ObjectSchema>();
+  s->fields = commonAdapterFields();
+  s->fields.push_back(Field::str("base_url").req().verify(httpUrl)
+                          .describe("vendor API base (DrChrono .../api, athena .../v1/{practice}, Kareo SOAP URL, ...)"));
+  s->fields.push_back(Field::str("profile").oneOf(api::restProfileNames())
+                          .describe("vendor profile (default: the vendor)"));
+  s->fields.push_back(Field::str("profile_file").describe("a profile JSON file instead of a built-in one"));
+  s->fields.push_back(Field::array("collections", Type::string).describe("subset of the profile's collections"));
+  s->fields.push_back(Field::integer("page_size").range(1, 5000).describe("default: the profile's"));
+  s->fields.push_back(Field::str("utc_offset").verify([](const json::Value& v) -> std::optional<std::string> {
+    if (!api::parseUtcOffset(v.asString())) {
+      return "expected +HH:MM or -HH:MM (the practice's local time offset)";
+    }
+    return std::nullopt;
+  }).describe("the PMS's local time zone offset (its timestamps have none)"));
+  for (auto& f : commonApiFields(false)) {
+    s->fields.push_back(std::move(f));
+  }
   return s;
 }
 
@@ -166,6 +196,18 @@ void registerApiSources(SourceRegistry& registry) {
     return api::checkFhirPoll(config, state_dir);
   };
   registry.add(std::move(fhir));
+
+  SourceFactory rest;
+  rest.type = "rest-poll";
+  rest.description = "vendor API poller (DrChrono, athenahealth, NextGen, Kareo SOAP, Allscripts Unity) by profile";
+  rest.schema = restPollSchema();
+  rest.create = [](const json::Value& config, SourceContext& ctx) {
+    return api::makeRestPollSource(config, ctx);
+  };
+  rest.check = [](const json::Value& config, const std::filesystem::path& state_dir) {
+    return api::checkRestPoll(config, state_dir);
+  };
+  registry.add(std::move(rest));
 }
 
 }  // namespace psa::adapters
