@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include "api_test_util.h"
+#include "psa/adapters/source.h"
 
 namespace psa::test {
 namespace {
@@ -342,6 +343,38 @@ TEST_F(FhirPollTest, Es384KeyAndTokenExpiryMidRun) {
   EXPECT_GE(sim_->stats().getInt("tokens_issued", 0), 3);
   EXPECT_EQ(compareWithExpected(analyzeFhir(stored()), sim_->expected("types=Patient,Observation")),
             std::vector<std::string>{});
+}
+
+TEST_F(FhirPollTest, CheckReportsCapabilityStatementTokenAndTlsTrouble) {
+  startSim("epic", {"--patients", "2"});
+  adapters::SourceRegistry registry;
+  adapters::registerBuiltinSources(registry);
+  const auto* factory = registry.find("fhir-poll");
+  ASSERT_NE(factory, nullptr);
+  auto a = adapter("epic", R"(["Patient"])", R"({"group_id":"g"})");
+  auto results = factory->check(a, state());
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].level, adapters::CheckResult::Level::ok);
+  EXPECT_EQ(results[0].name, "adapter epic-fhir fhir");
+  EXPECT_EQ(results[0].text.rfind("CapabilityStatement FHIR 4.0.1, ", 0), 0u) << results[0].text;
+  EXPECT_EQ(results[1].level, adapters::CheckResult::Level::ok);
+  EXPECT_EQ(results[1].text, "token issued (SMART backend services (RS384) as client agent)");
+  // A CA that did not sign the server: a clear failure naming what to check.
+  a.set("ca_file", json::Value::string(tls_->otherCa().cert.string()));
+  results = factory->check(a, state());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].level, adapters::CheckResult::Level::fail);
+  EXPECT_EQ(results[0].name, "adapter epic-fhir reachable");
+  EXPECT_NE(results[0].text.find("certificate verify failed"), std::string::npos) << "[" << results[0].text << "]";
+  EXPECT_NE(results[0].text.find("- check base_url, network and ca_file"), std::string::npos);
+  // A key the server does not know.
+  auto other = makeRsaClientKey(tmp_->path(), "other");
+  a.set("ca_file", json::Value::string(tls_->ca().cert.string()));
+  a.find("auth")->set("private_key_file", json::Value::string(other.private_pem.string()));
+  results = factory->check(a, state());
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[1].level, adapters::CheckResult::Level::fail);
+  EXPECT_EQ(results[1].text.rfind("token: HTTP 401 code=invalid_client", 0), 0u) << results[1].text;
 }
 
 }  // namespace

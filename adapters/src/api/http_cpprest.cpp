@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "http.h"
+#include "tls_probe.h"
 
 namespace psa::adapters::api {
 
@@ -234,7 +235,15 @@ class CppRestTransport final : public HttpTransport {
         return Error(Errc::timeout, "no answer within " +
                                         std::to_string(options_.timeout.count() / 1000) + " s");
       }
-      return Error(Errc::unavailable, e.what());
+      std::string what = e.what();
+      if (what.find("SSL") != std::string::npos && options_.verify_tls) {
+        // cpprestsdk does not say why; ask OpenSSL directly (only on this failure path).
+        const std::string reason = tlsFailureReason(req.url, options_.ca_file, options_.timeout);
+        if (!reason.empty()) {
+          what += ": " + reason;
+        }
+      }
+      return Error(Errc::unavailable, what);
     } catch (const web::uri_exception& e) {
       return Error(Errc::invalid_argument, std::string("bad URL: ") + e.what());
     } catch (const std::exception& e) {
