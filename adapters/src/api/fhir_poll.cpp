@@ -268,7 +268,6 @@ class FhirPollSource final : public Poller {
     const std::string what = (history ? "history " : "search ") + type;
     uint64_t pages = 0;
     uint64_t records = 0;
-    uint64_t fresh = 0;
     while (!url.empty()) {
       auto page = std::make_shared<FhirPage>();
       auto resp = getPage(url, what, page);
@@ -307,30 +306,38 @@ class FhirPollSource final : public Poller {
         batch.records.push_back(recordFor(resp->body, item));
       }
       records += batch.records.size();
-      if (!page->next_url.empty()) {
-        SearchCursor next{page->next_url, run_wm};
-        batch.watermarks.push_back({name_, cursor_key, next.encode()});
-      } else {
-        if (!run_wm.empty()) {
-          batch.watermarks.push_back({name_, wm_key, run_wm});
+      const size_t entries = batch.records.size();
+      // Pages are committed asynchronously while the next one is fetched; the cursor (and at
+      // the end the watermark) moves only once everything before it is durable.
+      if (!batch.records.empty()) {
+        PSA_TRY(commitRecordsAsync(std::move(batch)));
+      }
+      if (page->next_url.empty() || pages % 4 == 0) {
+        PSA_TRY(drainCommits());
+        store::AppendBatch marks;
+        if (!page->next_url.empty()) {
+          SearchCursor next{page->next_url, run_wm};
+          marks.watermarks.push_back({name_, cursor_key, next.encode()});
+        } else {
+          if (!run_wm.empty()) {
+            marks.watermarks.push_back({name_, wm_key, run_wm});
+          }
+          marks.watermarks.push_back({name_, cursor_key, std::nullopt});
         }
-        batch.watermarks.push_back({name_, cursor_key, std::nullopt});
+        auto committed = commit(std::move(marks));
+        if (!committed) {
+          return std::move(committed).error();
+        }
       }
-      auto committed = commit(std::move(batch));
-      if (!committed) {
-        return std::move(committed).error();
-      }
-      fresh += *committed;
       logger_.debug("page_committed", {{"resource", type}, {"page", pages},
-                                       {"entries", static_cast<uint64_t>(page->items.size())},
-                                       {"new", static_cast<uint64_t>(*committed)}});
+                                       {"entries", static_cast<uint64_t>(entries)}});
       url = page->next_url;
       if (!url.empty() && stop_->stopped()) {
         return Error(Errc::closed, "stopped");
       }
     }
     logger_.info("sync_done", {{"resource", type}, {"mode", history ? "history" : "search"},
-                               {"pages", pages}, {"records", records}, {"new", fresh}});
+                               {"pages", pages}, {"records", records}});
     return {};
   }
 
@@ -496,20 +503,32 @@ class FhirPollSource final : public Poller {
     const int64_t file_idx = static_cast<int64_t>(file_index);
     uint64_t records = 0;
 
+    // Records go to the store asynchronously (fetching and parsing overlap the commits); the
+    // job cursor moves only after everything before it is durable: every 4th batch and at the
+    // end of the file.
+    size_t flushes = 0;
     auto flush = [&](int64_t next_file, int64_t next_line) -> Status {
-      BulkJob j = job;
-      j.file = next_file;
-      j.line = next_line;
-      rd->batch.watermarks.push_back({name_, "bulk:job", j.encode()});
       const size_t n = rd->batch.records.size();
-      auto c = commit(std::move(rd->batch));
+      const bool cursor = next_line == 0 || ++flushes % 4 == 0;
+      if (n > 0) {
+        PSA_TRY(commitRecordsAsync(std::move(rd->batch)));
+      }
       rd->batch = store::AppendBatch();
       rd->batch_bytes = 0;
-      if (!c) {
-        return std::move(c).error();
-      }
       records += n;
-      job = j;
+      if (cursor) {
+        PSA_TRY(drainCommits());
+        BulkJob j = job;
+        j.file = next_file;
+        j.line = next_line;
+        store::AppendBatch b;
+        b.watermarks.push_back({name_, "bulk:job", j.encode()});
+        auto c = commit(std::move(b));
+        if (!c) {
+          return std::move(c).error();
+        }
+        job = j;
+      }
       return {};
     };
     auto handleLine = [&](std::string_view line) -> Status {

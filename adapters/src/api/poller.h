@@ -4,6 +4,8 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <optional>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -49,6 +51,16 @@ class Poller : public Source {
   /// full it pauses (back-pressure) and retries the same batch until it fits or we stop.
   /// Returns how many records were new (not duplicates). Errors: Errc::closed, Errc::io, ...
   Result<size_t> commit(store::AppendBatch batch);
+  /// Queues a batch of records WITHOUT watermarks and returns without waiting (at most a few
+  /// batches in flight), so fetching and parsing overlap the store's commits. Safe because
+  /// records carry de-duplication identities: a batch committed without its cursor is simply
+  /// re-fetched and dropped as a duplicate after a crash. Cursors go through commit() after
+  /// drainCommits() has confirmed everything before them.
+  Status commitRecordsAsync(store::AppendBatch batch);
+  /// Waits until every queued batch is durable; returns the first failure (then the caller
+  /// must not advance its cursor).
+  Status drainCommits();
+
   /// The committed watermark `key` of this adapter (scope = adapter name).
   Result<std::optional<std::string>> watermark(const std::string& key);
   /// A store-backed vault for rotating secrets (scope = adapter name, key "auth:...").
@@ -74,6 +86,11 @@ class Poller : public Source {
  private:
   void workerMain();
   void finish();
+
+  std::mutex async_mu_;
+  std::condition_variable async_cv_;
+  size_t async_in_flight_ = 0;
+  std::optional<Error> async_error_;
 
   mutable std::mutex mu_;
   SourceStatus status_;
