@@ -129,8 +129,9 @@ TEST_F(VendorApiTest, DrChronoLostRefreshAnswerGivesAClearError) {
 // ---- NextGen --------------------------------------------------------------------------------
 
 TEST_F(VendorApiTest, NextGenSessionODataPagingAndChartFanOut) {
+  const std::string marker = uniqueMarker();
   startSim("nextgen", {"--client-id", "agent", "--client-secret", "ng-secret", "--patients", "6",
-                       "--seed", "22"});
+                       "--seed", "22", "--marker", marker});
   sim_->setFaults(R"({"rules": [{"kind": "duplicate", "endpoint": "list:*", "probability": 0.3},
                                 {"kind": "status", "status": 503, "endpoint": "chart:*", "count": 2},
                                 {"kind": "malformed_json", "endpoint": "list:persons", "count": 1},
@@ -146,13 +147,44 @@ TEST_F(VendorApiTest, NextGenSessionODataPagingAndChartFanOut) {
             std::vector<std::string>{});
   EXPECT_EQ(sim_->stats().find("requests")->getInt("login-defaults"), 1);  // session cached
   EXPECT_NE(agent.log().find("event=reauthenticate"), std::string::npos);
+  // PHI: the marker (in every person's middle name) is in the records, never in a file in clear.
+  EXPECT_EQ(filesContaining(state(), marker), std::vector<std::filesystem::path>{});
+  size_t with_marker = 0;
+  for (const auto& rec : stored()) {
+    with_marker += rec.payload.find(marker) != std::string::npos ? 1 : 0;
+  }
+  EXPECT_GE(with_marker, 6u);
+}
+
+TEST_F(VendorApiTest, NextGenSigkillMidSyncThenRestartIsExactlyOnce) {
+  startSim("nextgen", {"--client-id", "agent", "--client-secret", "ng-secret", "--patients", "30",
+                       "--seed", "26"});
+  sim_->setFaults(R"({"rules": [{"kind": "delay", "probability": 1.0, "delay_s": 0.01}]})");
+  const json::Value& r = sim_->ready();
+  const std::string auth = R"({"type":"nextgen","client_id":"agent","client_secret":"ng-secret","token_url":")" +
+                           sim_->tokenUrl() + R"(","site_id":")" + r.getString("site_id") +
+                           R"(","enterprise_id":")" + r.getString("enterprise_id") +
+                           R"(","practice_id":")" + r.getString("practice_id") + R"("})";
+  AgentProcess agent(state(), agentConfigWith(adapter("nextgen", auth, R"({"page_size": 5})")));
+  for (size_t kills = 0; kills < 3; ++kills) {
+    ASSERT_TRUE(agent.start()) << agent.log();
+    const size_t pages = countOccurrences(agent.log(), "event=page_committed");
+    ASSERT_TRUE(waitForEvents(agent, "page_committed", pages + 10 + kills * 15)) << agent.log();
+    agent.kill();
+  }
+  ASSERT_EQ(countOccurrences(agent.log(), "event=run_complete"), 0u) << "finished too early";
+  sim_->clearFaults();
+  syncMutateSync(agent, R"({"create": 5, "update": 10})");
+  EXPECT_EQ(compareNative(stored(), sim_->expected("digest=1"), "vendor+json"),
+            std::vector<std::string>{});
 }
 
 // ---- Kareo SOAP -----------------------------------------------------------------------------
 
 TEST_F(VendorApiTest, KareoSoapBatchesFiltersInBandThrottleAndFaults) {
+  const std::string marker = uniqueMarker();
   startSim("kareo", {"--client-id", "kuser", "--client-secret", "kpass", "--patients", "12",
-                     "--seed", "23", "--rate-limit", "20/10"});
+                     "--seed", "23", "--rate-limit", "20/10", "--marker", marker});
   sim_->setFaults(R"({"rules": [{"kind": "malformed_xml", "endpoint": "soap:GetAllPatients", "count": 1},
                                 {"kind": "status", "status": 500, "endpoint": "soap:GetCharges", "count": 1},
                                 {"kind": "429", "endpoint": "soap:GetProviders", "count": 1}]})");
@@ -168,6 +200,7 @@ TEST_F(VendorApiTest, KareoSoapBatchesFiltersInBandThrottleAndFaults) {
   EXPECT_EQ(stats.getInt("rate_limit_violations", -1), 0) << json::serialize(stats);
   EXPECT_EQ(compareNative(stored(), sim_->expected("digest=1"), "vendor+xml"),
             std::vector<std::string>{});
+  EXPECT_EQ(filesContaining(state(), marker), std::vector<std::filesystem::path>{});
 }
 
 TEST_F(VendorApiTest, KareoWrongCustomerKeyIsAClearError) {
