@@ -8,12 +8,16 @@
 #include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
 #include <csignal>
+#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "agent_context.h"
+#include "control_server.h"
 #include "psa/adapters/source.h"
+#include "psa/cloudlink/cloud_link.h"
 #include "psa/store/log.h"
 #include "psa/store/sqlite_store.h"
 
@@ -32,6 +36,9 @@ struct Agent::Impl {
   std::vector<std::thread> threads;
   adapters::SourceRegistry registry;
   store::SqliteStorePtr store;
+  std::unique_ptr<ControlServer> control;
+  cloudlink::CloudLinkPtr link;
+  AgentContext context;
   struct Running {
     adapters::SourcePtr source;
     json::Value config;
@@ -109,13 +116,41 @@ struct Agent::Impl {
   }
 };
 
+namespace {
+
+cloudlink::CloudLinkOptions linkOptions(const Config& cfg) {
+  const CloudSettings& c = cfg.cloud;
+  cloudlink::CloudLinkOptions o;
+  o.url = c.url;
+  o.ca_file = c.ca_file;
+  o.cert_file = c.cert_file;
+  o.key_file = c.key_file;
+  o.tenant = cfg.tenant;
+  o.agent_id = cfg.agent_id;
+  o.max_inflight = static_cast<size_t>(c.max_inflight);
+  o.confirm = cloudlink::parseConfirm(c.confirm).value_or(cloudlink::Confirm::broker);
+  o.keepalive = std::chrono::seconds(c.keepalive_s);
+  o.session_expiry = std::chrono::seconds(c.session_expiry_s);
+  o.receipt_timeout = std::chrono::seconds(c.receipt_timeout_s);
+  o.puback_timeout = std::chrono::seconds(c.puback_timeout_s);
+  o.status_interval = std::chrono::seconds(c.status_interval_s);
+  return o;
+}
+
+}  // namespace
+
 Agent::Agent(ConfigPtr config, std::unique_ptr<ServiceHost> host) : impl_(std::make_unique<Impl>()) {
   impl_->config = std::move(config);
+  impl_->context.config = impl_->config;
   impl_->host = host ? std::move(host) : makeSystemdHost();
   adapters::registerBuiltinSources(impl_->registry);
 }
 
 Agent::~Agent() {
+  if (impl_->control) {
+    impl_->control->stop();
+  }
+  impl_->link.reset();
   if (impl_->store) {
     impl_->store->close();
   }
@@ -152,6 +187,29 @@ Status Agent::start() {
   }
   d.logger.info("store_opened", {{"path", cfg.store.db_path.string()}, {"pending", report.pending},
                                  {"created", report.created}});
+
+  d.context.config = d.config;
+  d.context.registry = &d.registry;
+  d.context.store = d.store.get();
+  d.context.started_ms = d.started_ms;
+  d.context.sources = [&d] {
+    std::vector<adapters::SourcePtr> out;
+    std::lock_guard lock(d.mu);
+    for (const auto& [name, r] : d.sources) {
+      out.push_back(r.source);
+    }
+    return out;
+  };
+  d.context.status = [&d] { return buildStatus(d.context); };
+
+  // The control socket comes up before anything else so a technician can look at an agent
+  // whose adapters or link are failing; a second agent on the same config stops here.
+  d.control = std::make_unique<ControlServer>(d.io, cfg.control_socket);
+  registerControlHandlers(*d.control, d.context);
+  if (auto st = d.control->start(); !st) {
+    d.store->close();
+    return st;
+  }
 
   d.signals.add(SIGTERM);
   d.signals.add(SIGINT);
@@ -193,6 +251,21 @@ Status Agent::start() {
     std::lock_guard lock(d.mu);
     d.sources[name] = Impl::Running{source, acfg};
   }
+  if (cfg.cloud.configured) {
+    auto link = cloudlink::CloudLink::create(d.io, *d.store, linkOptions(cfg));
+    if (!link) {
+      // Config validation should have caught this; keep queueing locally rather than stop.
+      d.logger.error("cloud_link_invalid", {{"error", link.error().message}});
+    } else {
+      d.link = std::move(link).value();
+      d.context.link = d.link.get();
+      d.link->setStatusProvider([&d] { return json::serialize(buildStatus(d.context)); });
+      d.link->start();
+      d.logger.info("cloud_link_started", {{"url", cfg.cloud.url}, {"confirm", cfg.cloud.confirm}});
+    }
+  } else {
+    d.logger.warn("cloud_not_configured", {{"hint", "records queue locally until a cloud section is configured"}});
+  }
   d.armWatchdog();
   return {};
 }
@@ -208,8 +281,19 @@ int Agent::run() {
   }
   d.host->stopping();
   d.logger.info("stopping");
-  // Order matters: stop accepting and finish acknowledgements first, then drain the store.
+  // Order matters: stop accepting and finish acknowledgements first, then let the link
+  // collect outstanding PUBACKs, then drain the store.
+  d.control->stop();
   d.stopSources();
+  if (d.link) {
+    std::promise<void> stopped;
+    d.link->stop([&stopped] { stopped.set_value(); });
+    if (stopped.get_future().wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+      d.logger.error("cloud_link_stop_timeout");
+    }
+    d.context.link = nullptr;
+    d.link.reset();
+  }
   if (d.store) {
     d.store->close();
   }
@@ -227,25 +311,6 @@ int Agent::run() {
 
 void Agent::requestStop() { impl_->requestStop(); }
 
-json::Value Agent::status() const {
-  const Impl& d = *impl_;
-  json::Value s = json::Value::object();
-  s.set("agent_id", json::Value::string(d.config->agent_id));
-  s.set("tenant", json::Value::string(d.config->tenant));
-  s.set("started_at", json::Value::string(formatRfc3339(d.started_ms)));
-  json::Value list = json::Value::array();
-  std::lock_guard lock(d.mu);
-  for (const auto& [name, r] : d.sources) {
-    auto st = r.source->status();
-    json::Value a = json::Value::object();
-    a.set("name", json::Value::string(name));
-    a.set("type", json::Value::string(r.source->type()));
-    a.set("state", json::Value::string(st.state));
-    a.set("healthy", json::Value::boolean(st.healthy));
-    list.push(std::move(a));
-  }
-  s.set("adapters", std::move(list));
-  return s;
-}
+json::Value Agent::status() const { return buildStatus(impl_->context); }
 
 }  // namespace psa::agent

@@ -48,5 +48,6 @@ class CommandTable {
 void addBasicCommands(CommandTable& table);   // version, config validate/show
 void addRunCommand(CommandTable& table);      // run
 void addFamilyCommands(CommandTable& table);  // everything added by later features
+void addHl7Commands(CommandTable& table);     // hl7 inspect, hl7 send
 
 }  // namespace psa::agent

@@ -10,6 +10,7 @@ void addFamilyCommands(CommandTable& table) {
                     [](const po::variables_map&, CommandContext& ctx) {
                       return showConfigFromFile(ctx);
                     }});
+  addHl7Commands(table);
 }
 
 }  // namespace psa::agent

@@ -1,0 +1,40 @@
+// AgentContext: what the running agent exposes to its control-socket handlers and to the
+// remote-management code (the store, the config, the adapters, the cloud link, the status
+// document). Owned by Agent; valid from start() until run() returns.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "psa/adapters/source.h"
+#include "psa/agent/config.h"
+#include "psa/cloudlink/cloud_link.h"
+#include "psa/store/json.h"
+#include "psa/store/sqlite_store.h"
+
+namespace psa::agent {
+
+struct AgentContext {
+  ConfigPtr config;
+  const adapters::SourceRegistry* registry = nullptr;
+  store::SqliteStore* store = nullptr;
+  cloudlink::CloudLink* link = nullptr;  ///< null when the config has no `cloud` section
+  int64_t started_ms = 0;
+  /// The running adapters (a snapshot; safe from any thread).
+  std::function<std::vector<adapters::SourcePtr>()> sources;
+  /// The status document (`status --json`, `P/status`).
+  std::function<json::Value()> status;
+};
+
+class ControlServer;
+
+/// Registers the control commands the CLI uses (status, queue.*, ...). Each handler runs on
+/// the control server's worker pool and may block on the store.
+void registerControlHandlers(ControlServer& server, AgentContext& ctx);
+
+/// Builds the status document from the live parts. Thread-safe; no PHI.
+json::Value buildStatus(const AgentContext& ctx);
+
+}  // namespace psa::agent

@@ -1,0 +1,128 @@
+// The real `pms-agent run` relaying its queue to a real mosquitto over mutual TLS, seen by the
+// real pms-cloud-sim: records queued before start arrive once each, a restart resends nothing
+// already acknowledged, the retained P/status carries the status document, and a SIGKILL
+// mid-drain loses nothing.
+#include <gtest/gtest.h>
+
+#include "agent_fixture.h"
+#include "cloud_sim.h"
+#include "cloudlink_harness.h"
+#include "psa/store/sqlite_store.h"
+
+namespace psa::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kAgentId = "practice-0042";
+
+json::Value agentConfig(CloudEnv& env, const std::string& confirm = "broker") {
+  const CertFiles& cert = env.tls.client(kAgentId);
+  json::Value cfg = *json::parse(R"({"agent":{"id":"practice-0042","tenant":"acme-health","log_level":"debug"}})");
+  json::Value cloud = json::Value::object();
+  cloud.set("url", json::Value::string(env.broker->url()));
+  cloud.set("ca_file", json::Value::string(env.tls.ca().cert.string()));
+  cloud.set("cert_file", json::Value::string(cert.cert.string()));
+  cloud.set("key_file", json::Value::string(cert.key.string()));
+  cloud.set("confirm", json::Value::string(confirm));
+  cfg.set("cloud", std::move(cloud));
+  return cfg;
+}
+
+// Appends `n` records straight into the agent's store (as adapters would), agent stopped.
+std::vector<std::string> prefill(const std::filesystem::path& state_dir, size_t n, size_t first = 0) {
+  store::StoreOptions o;
+  o.db_path = state_dir / "queue.db";
+  o.key_file = state_dir / "queue.key";
+  auto opened = store::SqliteStore::open(o);
+  if (!opened) {
+    throw std::runtime_error(opened.error().describe());
+  }
+  auto& st = **opened;
+  std::vector<std::string> ids;
+  store::AppendBatch batch;
+  for (size_t i = 0; i < n; ++i) {
+    store::Record r;
+    r.source = "prefill";
+    r.vendor = "cerner";
+    r.kind = i % 2 ? store::Kind::appointment : store::Kind::patient;
+    r.format = "hl7v2";
+    r.payload = Sensitive<std::string>("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|CTRL" +
+                                       std::to_string(first + i) + "|P|2.5\r");
+    batch.records.push_back(std::move(r));
+  }
+  auto res = st.appendSync(std::move(batch));
+  if (!res) {
+    throw std::runtime_error(res.error().describe());
+  }
+  for (const auto& a : res->records) {
+    ids.push_back(a.msg_id);
+  }
+  st.close();
+  return ids;
+}
+
+TEST(AgentCloud, DeliversQueuedRecordsOnceAndPublishesStatus) {
+  CloudEnv env({}, "psa-agent-cloud");
+  CloudSim sim(env.simOptions());
+  const auto state = env.tmp / "state";
+  std::filesystem::create_directories(state);
+  auto ids = prefill(state, 500);
+
+  AgentProcess agent(state, agentConfig(env));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(sim.waitForUnique(500, 60s)) << agent.log();
+  auto got = sim.unique();
+  for (const auto& id : ids) {
+    ASSERT_TRUE(got.count(id)) << id;
+    EXPECT_TRUE(got[id].sha256_ok);
+    EXPECT_EQ(got[id].source, "prefill");
+  }
+  EXPECT_EQ(got[ids[1]].kind, "appointment");
+
+  const std::string status_topic = std::string("ps/acme-health/") + kAgentId + "/status";
+  std::string status;
+  ASSERT_TRUE(waitFor([&] {
+    status = retainedMessage(env, status_topic);
+    return status.find("\"state\":\"online\"") != std::string::npos &&
+           status.find("\"queue\"") != std::string::npos;
+  }, 20s)) << status;
+  EXPECT_NE(status.find("\"agent_id\":\"practice-0042\""), std::string::npos) << status;
+
+  ASSERT_EQ(agent.stop(), 0) << agent.log();
+  // Clean shutdown leaves the Last Will's offline status.
+  ASSERT_TRUE(waitFor([&] { return retainedMessage(env, status_topic).find("offline") != std::string::npos; }, 20s));
+
+  // Restart: nothing acknowledged is sent again.
+  const size_t before = sim.messages().size();
+  ASSERT_TRUE(agent.start()) << agent.log();
+  std::this_thread::sleep_for(2s);  // give a wrongly resending agent the chance to show it
+  EXPECT_EQ(sim.messages().size(), before);
+  EXPECT_EQ(agent.stop(), 0);
+}
+
+TEST(AgentCloud, SigkillMidDrainLosesNothing) {
+  CloudEnv env({}, "psa-agent-cloud");
+  CloudSim sim(env.simOptions());
+  const auto state = env.tmp / "state";
+  std::filesystem::create_directories(state);
+  auto ids = prefill(state, 20000);
+
+  AgentProcess agent(state, agentConfig(env));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitFor([&] { return sim.unique().size() >= 2000; }, 60s));
+  agent.kill();
+  const size_t seen_at_kill = sim.unique().size();
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(sim.waitForUnique(ids.size(), 120s)) << "got " << sim.unique().size() << " of " << ids.size();
+  auto got = sim.unique();
+  for (const auto& id : ids) {
+    ASSERT_TRUE(got.count(id)) << id;
+  }
+  EXPECT_GE(got.size(), seen_at_kill);
+  EXPECT_EQ(got.size(), ids.size());  // nothing the agent did not queue
+  EXPECT_EQ(agent.stop(), 0);
+}
+
+}  // namespace
+}  // namespace psa::test
