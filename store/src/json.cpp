@@ -317,6 +317,11 @@ class Parser {
       }
     }
     v.num_ = std::strtod(buf, nullptr);
+    // 1e400 is valid JSON grammar but no double holds it; infinity would not survive a round trip.
+    if (!std::isfinite(v.num_)) {
+      i_ = start;
+      return error("number out of range (does not fit a double)");
+    }
     return true;
   }
 

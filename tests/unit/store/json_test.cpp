@@ -56,6 +56,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"\"abc", "line 1 column 5: unterminated string"},
         BadCase{"{\"a\" 1}", "line 1 column 6: expected ':' after key \"a\""},
         BadCase{"01", "line 1 column 2: invalid number: leading zero"},
+        BadCase{"[1, -5e312]", "line 1 column 5: number out of range (does not fit a double)"},
         BadCase{"[1] x", "line 1 column 5: unexpected data after the JSON value"},
         BadCase{"\"a\x01\"", "line 1 column 3: control character 0x01 in string (must be escaped)"},
         BadCase{"\"\xff\"", "line 1 column 2: invalid UTF-8 in string"},
