@@ -107,6 +107,23 @@ ControlResponse readFromAgentOrFiles(CommandContext& ctx, const Config& config,
   return op(**store, args);
 }
 
+int actOnAgent(CommandContext& ctx, const std::string& command, const std::string& cmd,
+               json::Value args, ControlResponse& out, std::chrono::milliseconds timeout) {
+  auto cli = loadCliConfig(ctx, command);
+  if (!cli) {
+    return kExitFailure;
+  }
+  AgentReply reply = askAgent(*cli->config, cmd, std::move(args), timeout);
+  if (reply.reach != AgentReach::answered) {
+    return reportUnreachable(ctx, command, reply);
+  }
+  if (!reply.response.ok) {
+    return reportAgentError(ctx, command, reply);
+  }
+  out = std::move(reply.response);
+  return kExitOk;
+}
+
 int reportUnreachable(CommandContext& ctx, const std::string& command, const AgentReply& reply) {
   switch (reply.reach) {
     case AgentReach::not_running:

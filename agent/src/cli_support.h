@@ -60,6 +60,11 @@ ControlResponse readFromAgentOrFiles(CommandContext& ctx, const Config& config,
                                      const std::string& cmd, const json::Value& args, StoreOp op,
                                      bool* offline = nullptr);
 
+/// A state-changing request: the running agent only. On success `out` holds the agent's answer
+/// and the result is kExitOk; otherwise the reason is printed and the exit code returned.
+int actOnAgent(CommandContext& ctx, const std::string& command, const std::string& cmd,
+               json::Value args, ControlResponse& out, std::chrono::milliseconds timeout);
+
 /// For a command that needs the daemon: prints why it cannot run and returns the exit code.
 int reportUnreachable(CommandContext& ctx, const std::string& command, const AgentReply& reply);
 /// Prints an error reply of the agent ("pms-agent CMD: error") and returns its exit code.

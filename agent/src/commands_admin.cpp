@@ -7,22 +7,7 @@
 namespace psa::agent {
 namespace {
 
-int needAgent(CommandContext& ctx, const std::string& command, const std::string& cmd,
-              json::Value args, ControlResponse& out) {
-  auto cli = loadCliConfig(ctx, command);
-  if (!cli) {
-    return kExitFailure;
-  }
-  AgentReply reply = askAgent(*cli->config, cmd, std::move(args), std::chrono::minutes(5));
-  if (reply.reach != AgentReach::answered) {
-    return reportUnreachable(ctx, command, reply);
-  }
-  if (!reply.response.ok) {
-    return reportAgentError(ctx, command, reply);
-  }
-  out = std::move(reply.response);
-  return kExitOk;
-}
+constexpr auto kAdminTimeout = std::chrono::minutes(5);
 
 }  // namespace
 
@@ -82,7 +67,7 @@ void addAdminCommands(CommandTable& table) {
       {},
       [](const po::variables_map&, CommandContext& ctx) {
         ControlResponse r;
-        if (int rc = needAgent(ctx, "keys rotate", "keys.rotate", json::Value::object(), r);
+        if (int rc = actOnAgent(ctx, "keys rotate", "keys.rotate", json::Value::object(), r, kAdminTimeout);
             rc != kExitOk) {
           return rc;
         }
@@ -160,7 +145,7 @@ void addAdminCommands(CommandTable& table) {
           args.set("level", json::Value::string(level));
         }
         ControlResponse r;
-        if (int rc = needAgent(ctx, "log level", "log.level", std::move(args), r); rc != kExitOk) {
+        if (int rc = actOnAgent(ctx, "log level", "log.level", std::move(args), r, kAdminTimeout); rc != kExitOk) {
           return rc;
         }
         if (vm.count("level")) {

@@ -5,14 +5,17 @@
 
 #include <algorithm>
 #include <cctype>
-#include <openssl/evp.h>
 
 #include "cli_support.h"
 #include "command.h"
+#include "psa/agent/signed_document.h"
 #include "psa/store/clock.h"
 
 namespace psa::agent {
 namespace {
+
+// Salvage and purges may walk a large database.
+constexpr auto kStateChangeTimeout = std::chrono::minutes(10);
 
 constexpr const char* kArrow = "▸";
 
@@ -190,40 +193,6 @@ void renderRecord(std::ostream& out, const json::Value& r) {
   line("key_id", std::to_string(r.getInt("key_id")));
 }
 
-std::string unbase64(const std::string& b64) {
-  std::string out(b64.size() / 4 * 3 + 3, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(b64.data()),
-                                static_cast<int>(b64.size()));
-  if (n < 0) {
-    return {};
-  }
-  size_t len = static_cast<size_t>(n);
-  // EVP_DecodeBlock counts the padding as zero bytes.
-  if (b64.size() >= 1 && b64[b64.size() - 1] == '=') --len;
-  if (b64.size() >= 2 && b64[b64.size() - 2] == '=') --len;
-  out.resize(len);
-  return out;
-}
-
-// A state-changing request: the running agent only.
-int actOnAgent(CommandContext& ctx, const std::string& command, const std::string& cmd,
-               json::Value args, ControlResponse& out) {
-  auto cli = loadCliConfig(ctx, command);
-  if (!cli) {
-    return kExitFailure;
-  }
-  AgentReply reply = askAgent(*cli->config, cmd, std::move(args), std::chrono::minutes(10));
-  if (reply.reach != AgentReach::answered) {
-    return reportUnreachable(ctx, command, reply);
-  }
-  if (!reply.response.ok) {
-    return reportAgentError(ctx, command, reply);
-  }
-  out = std::move(reply.response);
-  return kExitOk;
-}
-
 int listCommand(const po::variables_map& vm, CommandContext& ctx, bool dead) {
   const std::string command = dead ? "queue dead" : "queue list";
   const int64_t limit = vm["limit"].as<int64_t>();
@@ -303,7 +272,8 @@ void addQueueCommands(CommandTable& table) {
         }
         if (vm.count("reveal")) {
           ControlResponse r;
-          if (int rc = actOnAgent(ctx, "queue show --reveal", "queue.reveal", idArgs(id), r);
+          if (int rc = actOnAgent(ctx, "queue show --reveal", "queue.reveal", idArgs(id), r,
+                                  kStateChangeTimeout);
               rc != kExitOk) {
             return rc;
           }
@@ -311,7 +281,7 @@ void addQueueCommands(CommandTable& table) {
             ctx.out << json::serialize(r.result, true) << "\n";
             return kExitOk;
           }
-          std::string payload = unbase64(r.result.getString("payload_base64"));
+          std::string payload = base64Decode(r.result.getString("payload_base64")).value_or(std::string());
           renderRecord(ctx.out, *r.result.find("record"));
           ctx.out << "---- payload (" << humanCount(payload.size())
                   << " bytes; this reveal is recorded in the audit trail as uid " << ::getuid()
@@ -352,7 +322,9 @@ void addQueueCommands(CommandTable& table) {
           return kExitUsage;
         }
         ControlResponse r;
-        if (int rc = actOnAgent(ctx, "queue retry", "queue.retry", idArgs(id), r); rc != kExitOk) {
+        if (int rc =
+                actOnAgent(ctx, "queue retry", "queue.retry", idArgs(id), r, kStateChangeTimeout);
+            rc != kExitOk) {
           return rc;
         }
         ctx.out << checkLine("OK", "queue retry",
@@ -368,7 +340,8 @@ void addQueueCommands(CommandTable& table) {
       {},
       [](const po::variables_map&, CommandContext& ctx) {
         ControlResponse r;
-        if (int rc = actOnAgent(ctx, "queue retry-all", "queue.retry_all", json::Value::object(), r);
+        if (int rc = actOnAgent(ctx, "queue retry-all", "queue.retry_all", json::Value::object(), r,
+                                kStateChangeTimeout);
             rc != kExitOk) {
           return rc;
         }
@@ -385,7 +358,8 @@ void addQueueCommands(CommandTable& table) {
       "Needs the running agent; audited with your uid.", {},
       [](const po::variables_map&, CommandContext& ctx) {
         ControlResponse r;
-        if (int rc = actOnAgent(ctx, "queue purge-dead", "queue.purge_dead", json::Value::object(), r);
+        if (int rc = actOnAgent(ctx, "queue purge-dead", "queue.purge_dead", json::Value::object(),
+                                r, kStateChangeTimeout);
             rc != kExitOk) {
           return rc;
         }
@@ -417,7 +391,8 @@ void addQueueCommands(CommandTable& table) {
         json::Value args = json::Value::object();
         args.set("file", json::Value::string(file.string()));
         ControlResponse r;
-        if (int rc = actOnAgent(ctx, "queue salvage", "queue.salvage", std::move(args), r);
+        if (int rc = actOnAgent(ctx, "queue salvage", "queue.salvage", std::move(args), r,
+                                kStateChangeTimeout);
             rc != kExitOk) {
           return rc;
         }

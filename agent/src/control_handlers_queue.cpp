@@ -1,12 +1,12 @@
 // queue.* control commands: inspection (stats, list, show), the audited reveal, and the
 // technician's dead-letter actions (retry, retry-all, purge) and salvage.
-#include <openssl/evp.h>
 
 #include <cstdint>
 
 #include "audit_trail.h"
 #include "cli_support.h"
 #include "control_handlers.h"
+#include "psa/agent/signed_document.h"
 #include "psa/store/clock.h"
 #include "status_document.h"
 
@@ -14,15 +14,6 @@ namespace psa::agent {
 namespace {
 
 constexpr int64_t kMaxListLimit = 1000;
-
-std::string base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 // The msg_id argument, or a usage error.
 bool idArg(const json::Value& args, std::string& id, ControlResponse& error) {
@@ -139,7 +130,7 @@ void registerQueueHandlers(ControlServer& server, AgentContext& ctx) {
                                 {{"msg_id", id}, {"uid", static_cast<int64_t>(peer.uid)}});
     json::Value r = json::Value::object();
     r.set("record", recordInfoJson(*info));
-    r.set("payload_base64", json::Value::string(base64(payload->reveal())));
+    r.set("payload_base64", json::Value::string(base64Encode(payload->reveal())));
     return replyOk(std::move(r));
   });
 
