@@ -231,6 +231,14 @@ TEST_F(FhirPollTest, MalformedPageIsRetriedThenRunStopsWithWatermarkUnchanged) {
   EXPECT_NE(log.find("error=\"search Observation: Bundle page: line 1 column "), std::string::npos) << log;
   EXPECT_NE(log.find("(after 5 attempts); Observation watermark unchanged"), std::string::npos) << log;
   EXPECT_TRUE(agent.running());
+  // The status document says so too.
+  auto st = adapterStatus(state() / "control.sock", "meditech-fhir");
+  ASSERT_FALSE(st.isNull()) << "no status over the control socket";
+  EXPECT_EQ(st.getString("state"), "failed") << json::serialize(st);
+  EXPECT_FALSE(st.getBool("healthy", true));
+  EXPECT_EQ(st.getString("last_error").rfind("search Observation: Bundle page: line 1 column ", 0), 0u)
+      << json::serialize(st);
+  EXPECT_EQ(st.find("counters")->getInt("bad_pages"), 5);
   ASSERT_EQ(agent.stop(), 0);
   auto wm = readWatermarks(state() / "queue.db", state() / "queue.key", "meditech-fhir");
   EXPECT_EQ(wm.count("search:Patient"), 1u);
