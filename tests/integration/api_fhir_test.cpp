@@ -5,6 +5,8 @@
 
 #include <signal.h>
 
+#include <tuple>
+
 #include "api_test_util.h"
 #include "psa/adapters/source.h"
 
@@ -351,6 +353,51 @@ TEST_F(FhirPollTest, Es384KeyAndTokenExpiryMidRun) {
   EXPECT_GE(sim_->stats().getInt("tokens_issued", 0), 3);
   EXPECT_EQ(compareWithExpected(analyzeFhir(stored()), sim_->expected("types=Patient,Observation")),
             std::vector<std::string>{});
+}
+
+TEST_F(FhirPollTest, AthenahealthBulkWithDocumentedLimits) {
+  // athenahealth FHIR: 100 requests/s, 50 token requests/min (the vendor defaults the adapter
+  // applies), Bulk Group export; the limits are what the simulator enforces by default.
+  startSim("athenahealth-fhir", {"--patients", "8", "--bulk-job-seconds", "0.2", "--bulk-file-max", "3",
+                                 "--token-ttl", "1"});
+  auto cfg = agentConfigWith(adapter("athenahealth", R"(["Patient","Encounter","Appointment"])",
+                                     R"({"group_id":")" + sim_->ready().getString("group_id") + R"("})"));
+  AgentProcess agent(state(), cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 3)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto stats = sim_->stats();
+  EXPECT_EQ(stats.getInt("rate_limit_violations", -1), 0) << json::serialize(stats);
+  EXPECT_GE(stats.getInt("tokens_issued", 0), 2);
+  EXPECT_EQ(compareWithExpected(analyzeFhir(stored()), sim_->expected("types=Patient,Encounter,Appointment")),
+            std::vector<std::string>{});
+}
+
+TEST_F(FhirPollTest, PracticeFusionAndTebraSearchWithClientSecrets) {
+  for (const auto& [sim_vendor, agent_vendor, method] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"practice-fusion", "practice-fusion", "basic"}, {"tebra-fhir", "kareo", "post"}}) {
+    SCOPED_TRACE(sim_vendor);
+    startSim(sim_vendor, {"--patients", "6", "--client-secret", "pf-secret"});
+    auto a = adapter(agent_vendor, R"(["Patient","Observation","Practitioner"])", R"({"page_size":7})");
+    json::Value auth = *json::parse(R"({"type":"oauth2-client-credentials","client_id":"agent",
+                                        "client_secret":"pf-secret","scope":"system/*.read"})");
+    auth.set("client_auth", json::Value::string(method));
+    auth.set("token_url", json::Value::string(sim_->tokenUrl()));
+    a.set("auth", auth);
+    const auto dir = state() / sim_vendor;
+    AgentProcess agent(dir, agentConfigWith(a));
+    ASSERT_TRUE(agent.start()) << agent.log();
+    ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+    sim_->mutate(R"({"create": 3, "update": 6, "types": ["Patient","Observation"]})");
+    ASSERT_TRUE(waitForEvents(agent, "run_complete", 3)) << agent.log();
+    ASSERT_EQ(agent.stop(), 0);
+    EXPECT_NE(agent.log().find("sync=search"), std::string::npos);  // the vendor default
+    EXPECT_EQ(compareWithExpected(analyzeFhir(readStoredRecords(dir / "queue.db", dir / "queue.key")),
+                                  sim_->expected("types=Patient,Observation,Practitioner")),
+              std::vector<std::string>{});
+    sim_.reset();
+  }
 }
 
 TEST_F(FhirPollTest, CheckReportsCapabilityStatementTokenAndTlsTrouble) {
