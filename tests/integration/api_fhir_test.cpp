@@ -344,13 +344,16 @@ TEST_F(FhirPollTest, Es384KeyAndTokenExpiryMidRun) {
                    R"({"group_id":")" + sim_->ready().getString("group_id") + R"("})");
   a.find("auth")->set("private_key_file", json::Value::string(ec.private_pem.string()));
   a.find("auth")->set("alg", json::Value::string("ES384"));
+  a.find("auth")->erase("token_url");  // discovered from .well-known/smart-configuration
   AgentProcess agent(state(), agentConfigWith(a));
   ASSERT_TRUE(agent.start()) << agent.log();
   ASSERT_TRUE(waitForEvents(agent, "run_complete", 3)) << agent.log();
   sim_->adminPost("/revoke-tokens", json::Value::object());
   ASSERT_TRUE(waitForEvents(agent, "run_complete", 5)) << agent.log();
   ASSERT_EQ(agent.stop(), 0);
-  EXPECT_GE(sim_->stats().getInt("tokens_issued", 0), 3);
+  auto stats = sim_->stats();
+  EXPECT_GE(stats.getInt("tokens_issued", 0), 3);
+  EXPECT_GE(stats.find("requests")->getInt("smart-config"), 1);
   EXPECT_EQ(compareWithExpected(analyzeFhir(stored()), sim_->expected("types=Patient,Observation")),
             std::vector<std::string>{});
 }
