@@ -4,13 +4,20 @@
 namespace psa::agent {
 
 int showConfigFromFile(CommandContext& ctx);
+void addLockCommands(CommandTable& table);
 
 void addFamilyCommands(CommandTable& table) {
+  addStatusCommands(table);
+  addCheckCommand(table);
+  addQueueCommands(table);
+  addAdminCommands(table);
+  addBundleCommand(table);
   table.add(Command{"config show", "", "print the effective config with secrets masked", "", {},
                     [](const po::variables_map&, CommandContext& ctx) {
                       return showConfigFromFile(ctx);
                     }});
   addHl7Commands(table);
+  addLockCommands(table);  // config lock / unlock (commands_lock.cpp)
 }
 
 }  // namespace psa::agent
