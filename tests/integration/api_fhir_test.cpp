@@ -417,6 +417,17 @@ TEST_F(FhirPollTest, CheckReportsCapabilityStatementTokenAndTlsTrouble) {
   EXPECT_EQ(results[0].text.rfind("CapabilityStatement FHIR 4.0.1, ", 0), 0u) << results[0].text;
   EXPECT_EQ(results[1].level, adapters::CheckResult::Level::ok);
   EXPECT_EQ(results[1].text, "token issued (SMART backend services (RS384) as client agent)");
+  // The same through `pms-agent check` (the technician's view).
+  {
+    AgentProcess cli(state(), agentConfigWith(a));
+    writeFile(cli.configFile(), json::serialize(cli.config(), true));
+    auto out = cli.cli({"check"});
+    EXPECT_NE(out.output.find("adapter epic-fhir fhir"), std::string::npos) << out.output;
+    EXPECT_NE(out.output.find("CapabilityStatement FHIR 4.0.1"), std::string::npos) << out.output;
+    EXPECT_NE(out.output.find("token issued (SMART backend services (RS384) as client agent)"),
+              std::string::npos)
+        << out.output;
+  }
   // A CA that did not sign the server: a clear failure naming what to check.
   a.set("ca_file", json::Value::string(tls_->otherCa().cert.string()));
   results = factory->check(a, state());
