@@ -158,13 +158,14 @@ TEST_F(FhirPollTest, MeditechSearchIncrementalWithDuplicatePagesAndFaults) {
 }
 
 TEST_F(FhirPollTest, SigkillDuringBulkExportThenRestartIsExactlyOnce) {
-  startSim("epic", {"--resources", "4000", "--bulk-job-seconds", "0.2", "--bulk-file-max", "5000",
+  startSim("epic", {"--resources", "8000", "--bulk-job-seconds", "0.2", "--bulk-file-max", "5000",
                     "--seed", "11"});
   // Slow file downloads a little so the kills land inside the export.
   sim_->setFaults(R"({"rules": [{"kind": "delay", "endpoint": "bulk-file", "probability": 1.0, "delay_s": 0.1}]})");
-  // Observation is the largest file (~1,500 lines): the later kills land inside it.
+  // Observation is the largest file (~2,200 lines, 220 batches of 10): the later kills land
+  // inside it even though the agent runs on for a few dozen batches before the kill arrives.
   const std::string types = R"(["Observation","Patient","Encounter","Condition","Procedure"])";
-  auto cfg = agentConfigWith(adapter("epic", types, R"({"batch_records": 50, "group_id":")" +
+  auto cfg = agentConfigWith(adapter("epic", types, R"({"batch_records": 10, "group_id":")" +
                                                         sim_->ready().getString("group_id") + R"("})"));
   AgentProcess agent(state(), cfg);
   // Kill it three times in the middle of the export. The job cursor is committed every 4th
@@ -199,7 +200,9 @@ TEST_F(FhirPollTest, SigkillDuringBulkExportThenRestartIsExactlyOnce) {
 }
 
 TEST_F(FhirPollTest, SigkillDuringPagedSearchThenRestartIsExactlyOnce) {
-  startSim("meditech", {"--resources", "2500", "--seed", "12"});
+  startSim("meditech", {"--resources", "4000", "--seed", "12"});
+  // Slow pages a little so the run cannot finish before the third kill on a fast machine.
+  sim_->setFaults(R"({"rules": [{"kind": "delay", "endpoint": "search:*", "probability": 1.0, "delay_s": 0.03}]})");
   auto cfg = agentConfigWith(adapter("meditech", R"(["Patient","Observation","Encounter"])",
                                      R"({"sync":"search","page_size":40})"));
   AgentProcess agent(state(), cfg);
@@ -210,6 +213,7 @@ TEST_F(FhirPollTest, SigkillDuringPagedSearchThenRestartIsExactlyOnce) {
     agent.kill();
   }
   ASSERT_EQ(countOccurrences(agent.log(), "event=run_complete"), 0u) << "finished too early";
+  sim_->clearFaults();
   ASSERT_TRUE(agent.start()) << agent.log();
   ASSERT_TRUE(waitForEvents(agent, "run_complete", 1, std::chrono::seconds(300))) << agent.log();
   sim_->mutate(R"({"create": 10, "update": 30, "types": ["Patient","Observation","Encounter"]})");
