@@ -151,6 +151,9 @@ inline bool waitForEvents(AgentProcess& agent, const std::string& event, size_t 
 }  // namespace psa::test
 
 #include <openssl/evp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "psa/adapters/api/xml.h"
 
@@ -231,6 +234,46 @@ inline std::string sha1Hex16(const std::string& data) {
     out += hex[md[i] & 15];
   }
   return out;
+}
+
+/// The running agent's status document over its control socket (`{"cmd":"status"}`); the
+/// adapter object named `adapter`, or null when absent or the agent does not answer.
+inline json::Value adapterStatus(const std::filesystem::path& socket_path, const std::string& adapter) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path.c_str());
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    return json::Value::null();
+  }
+  const std::string req = "{\"cmd\":\"status\",\"args\":{}}\n";
+  (void)!::write(fd, req.data(), req.size());
+  std::string resp;
+  char buf[65536];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) {
+    resp.append(buf, static_cast<size_t>(n));
+    if (resp.find('\n') != std::string::npos) {
+      break;
+    }
+  }
+  ::close(fd);
+  auto doc = json::parse(resp.substr(0, resp.find('\n')));
+  if (!doc || !doc->getBool("ok")) {
+    return json::Value::null();
+  }
+  const json::Value* result = doc->find("result");
+  const json::Value* list = result ? result->find("adapters") : nullptr;
+  if (list != nullptr && list->isArray()) {
+    for (const auto& a : list->items()) {
+      if (a.getString("name") == adapter) {
+        return a;
+      }
+    }
+  }
+  return json::Value::null();
 }
 
 /// The simulator's content digest of one stored vendor record (JSON, or Kareo XML as the

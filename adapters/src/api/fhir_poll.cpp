@@ -336,8 +336,10 @@ class FhirPollSource final : public Poller {
         return Error(Errc::closed, "stopped");
       }
     }
-    logger_.info("sync_done", {{"resource", type}, {"mode", history ? "history" : "search"},
-                               {"pages", pages}, {"records", records}});
+    // Quiet when nothing changed: a poller runs every minute for years.
+    logger_.write(records > 0 ? log::Level::info : log::Level::debug, "sync_done",
+                  {{"resource", type}, {"mode", history ? "history" : "search"},
+                   {"pages", pages}, {"records", records}});
     return {};
   }
 

@@ -515,7 +515,8 @@ class RestPollSource final : public Poller {
     if (!n) {
       return n.error();
     }
-    logger_.info("sync_done", {{"collection", c.name}, {"records", *n}});
+    logger_.write(*n > 0 ? log::Level::info : log::Level::debug, "sync_done",
+                  {{"collection", c.name}, {"records", *n}});
     return {};
   }
 
@@ -634,7 +635,8 @@ class RestPollSource final : public Poller {
     if (!n) {
       return n.error();
     }
-    logger_.info("sync_done", {{"collection", c.name}, {"records", *n}});
+    logger_.write(*n > 0 ? log::Level::info : log::Level::debug, "sync_done",
+                  {{"collection", c.name}, {"records", *n}});
     return {};
   }
 
@@ -765,7 +767,8 @@ class RestPollSource final : public Poller {
         break;
       }
     }
-    logger_.info("sync_done", {{"collection", c.name}, {"feed", c.feed}, {"records", records}});
+    logger_.write(records > 0 ? log::Level::info : log::Level::debug, "sync_done",
+                  {{"collection", c.name}, {"feed", c.feed}, {"records", records}});
     return {};
   }
 
@@ -942,7 +945,8 @@ class RestPollSource final : public Poller {
     if (!committed) {
       return std::move(committed).error();
     }
-    logger_.info("sync_done", {{"collection", c.name}, {"records", static_cast<uint64_t>(n)}});
+    logger_.write(n > 0 ? log::Level::info : log::Level::debug, "sync_done",
+                  {{"collection", c.name}, {"records", static_cast<uint64_t>(n)}});
     return {};
   }
 
