@@ -158,6 +158,8 @@ int runCli(int argc, char** argv) {
     usage(std::cerr);
     return kExitUsage;
   }
+  // Technician commands keep stderr for their own messages; `run` sets the config's level.
+  log::setLevel(log::Level::warn);
   CommandContext ctx{configPath(config_option), false, std::cout, std::cerr};
   ctx.config_given = !config_option.empty() || std::getenv("PMS_AGENT_CONFIG") != nullptr;
   try {

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "psa/store/json.h"
+
 namespace psa::agent {
 
 namespace po = boost::program_options;
@@ -49,5 +51,13 @@ void addBasicCommands(CommandTable& table);   // version, config validate/show
 void addRunCommand(CommandTable& table);      // run
 void addFamilyCommands(CommandTable& table);  // everything added by later features
 void addHl7Commands(CommandTable& table);     // hl7 inspect, hl7 send
+void addStatusCommands(CommandTable& table);  // status
+void addCheckCommand(CommandTable& table);    // check
+void addQueueCommands(CommandTable& table);   // queue ...
+void addAdminCommands(CommandTable& table);   // audit verify, keys rotate, log level
+void addBundleCommand(CommandTable& table);   // bundle
+
+/// `pms-agent version --json`: version, build, compiler, library versions.
+json::Value versionInfo();
 
 }  // namespace psa::agent

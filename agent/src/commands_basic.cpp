@@ -14,6 +14,22 @@
 namespace psa::agent {
 namespace {
 
+int printIssues(CommandContext& ctx, const std::filesystem::path& file, const ConfigLoad& load) {
+  if (!load.fatal.empty() && load.issues.empty()) {
+    ctx.err << "FAIL  " << file.string() << ": " << load.fatal << "\n";
+    return kExitFailure;
+  }
+  for (const auto& issue : load.issues) {
+    ctx.err << file.string() << ":" << issue.line << ":" << issue.column << ": "
+            << (issue.path.empty() ? "" : issue.path + ": ") << issue.message << "\n";
+  }
+  ctx.err << "FAIL  " << file.string() << ": " << load.issues.size() << " problem"
+          << (load.issues.size() == 1 ? "" : "s") << "\n";
+  return kExitFailure;
+}
+
+}  // namespace
+
 json::Value versionInfo() {
   int major = 0, minor = 0, rev = 0;
   mosquitto_lib_version(&major, &minor, &rev);
@@ -35,22 +51,6 @@ json::Value versionInfo() {
   v.set("libraries", std::move(libs));
   return v;
 }
-
-int printIssues(CommandContext& ctx, const std::filesystem::path& file, const ConfigLoad& load) {
-  if (!load.fatal.empty() && load.issues.empty()) {
-    ctx.err << "FAIL  " << file.string() << ": " << load.fatal << "\n";
-    return kExitFailure;
-  }
-  for (const auto& issue : load.issues) {
-    ctx.err << file.string() << ":" << issue.line << ":" << issue.column << ": "
-            << (issue.path.empty() ? "" : issue.path + ": ") << issue.message << "\n";
-  }
-  ctx.err << "FAIL  " << file.string() << ": " << load.issues.size() << " problem"
-          << (load.issues.size() == 1 ? "" : "s") << "\n";
-  return kExitFailure;
-}
-
-}  // namespace
 
 void addBasicCommands(CommandTable& table) {
   table.add(Command{

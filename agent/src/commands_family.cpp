@@ -7,6 +7,11 @@ int showConfigFromFile(CommandContext& ctx);
 void addLockCommands(CommandTable& table);
 
 void addFamilyCommands(CommandTable& table) {
+  addStatusCommands(table);
+  addCheckCommand(table);
+  addQueueCommands(table);
+  addAdminCommands(table);
+  addBundleCommand(table);
   table.add(Command{"config show", "", "print the effective config with secrets masked", "", {},
                     [](const po::variables_map&, CommandContext& ctx) {
                       return showConfigFromFile(ctx);

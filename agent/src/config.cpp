@@ -111,6 +111,10 @@ ObjectSchema buildConfigSchema() {
       Field::str("key_file").def(json::Value::string("queue.key")).verify(checkNonEmpty),
       Field::integer("max_bytes").def(json::Value::integer(10737418240)).range(1 << 20, 1e15),
       Field::integer("retain_delivered_s").def(json::Value::integer(0)).range(0, 365 * 86400),
+      Field::integer("audit_retain_s")
+          .def(json::Value::integer(400 * 86400))
+          .range(0, 10 * 366 * 86400)
+          .describe("keep audit entries this long (0 = forever); pruning keeps the chain verifiable"),
       Field::integer("dedupe_window_s").def(json::Value::integer(7 * 86400)).range(0, 365 * 86400),
       Field::str("integrity_check").def(json::Value::string("quick")).oneOf({"quick", "full", "off"}),
   });
@@ -279,6 +283,7 @@ ConfigLoad parseConfig(std::string_view text, const std::filesystem::path& sourc
   cfg->store.key_file = cfg->resolve(st.getString("key_file"));
   cfg->store.max_bytes = static_cast<uint64_t>(st.getInt("max_bytes"));
   cfg->store.retain_delivered = std::chrono::seconds(st.getInt("retain_delivered_s"));
+  cfg->store.audit_retain = std::chrono::seconds(st.getInt("audit_retain_s"));
   cfg->store.dedupe_window = std::chrono::seconds(st.getInt("dedupe_window_s"));
   const std::string ic = st.getString("integrity_check");
   cfg->store.integrity_check = ic == "full"  ? store::IntegrityCheck::full

@@ -118,6 +118,9 @@ struct ControlServer::Impl : std::enable_shared_from_this<Impl> {
       resp.exit_code = 2;
       logger.warn("bad_request", {{"uid", static_cast<int64_t>(peer.uid)}});
     } else {
+      logger.debug("request", {{"cmd", req->cmd},
+                               {"uid", static_cast<int64_t>(peer.uid)},
+                               {"pid", static_cast<int64_t>(peer.pid)}});
       auto it = handlers.find(req->cmd);
       if (it == handlers.end()) {
         resp.ok = false;

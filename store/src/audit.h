@@ -18,8 +18,13 @@ std::string entryHash(std::string_view prev_hash, int64_t seq, int64_t at_ms,
 /// `s` as a JSON string literal.
 std::string jsonString(std::string_view s);
 
-/// The action a later pruning step writes as the first kept entry: verifyAudit() accepts a
-/// chain that starts with it (its prev_hash anchors the cut) instead of at seq 1.
+/// Retention writes this entry periodically; pruning removes entries only up to one, so it is
+/// the first kept entry: verifyAudit() accepts a chain that starts with it (its prev_hash
+/// anchors the cut) instead of at seq 1.
 inline constexpr std::string_view kCheckpointAction = "audit.checkpoint";
+/// Written in the same transaction as a cut: {"before_seq":N,"count":K,"cutoff_ms":T}.
+/// verifyAudit() requires one naming the checkpoint a pruned chain starts at, so entries
+/// deleted by hand (not by retention) are reported.
+inline constexpr std::string_view kPrunedAction = "audit.pruned";
 
 }  // namespace psa::store::audit

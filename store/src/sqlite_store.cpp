@@ -15,6 +15,7 @@
 
 #include "audit.h"
 #include "crypto.h"
+#include "psa/store/json.h"
 #include "store_impl.h"
 
 namespace psa::store {
@@ -75,6 +76,11 @@ CREATE TABLE audit(seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, actor TEXT N
                    action TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL,
                    hash TEXT NOT NULL);
 )sql";
+
+// Added after v1 shipped (created on open when missing; no version change): finds the
+// retention checkpoints without scanning the audit table.
+constexpr const char* kAuditCheckpointIndexSql =
+    "CREATE INDEX IF NOT EXISTS audit_checkpoints ON audit(seq) WHERE action='audit.checkpoint'";
 
 std::string kindKey(const char* what, size_t kind) {
   return std::string(what) + "." + std::string(kindName(kAllKinds[kind]));
@@ -247,7 +253,76 @@ std::string SqliteStore::Impl::utcStamp() const {
   return buf;
 }
 
+Status SqliteStore::Impl::openReadOnly() {
+  if (opts.db_path.empty()) {
+    return Error(Errc::invalid_argument, "store options need db_path");
+  }
+  // Nothing may be written: no writer, no lease thread, no key file, no schema changes.
+  {
+    std::lock_guard lock(mu);
+    closing = true;
+  }
+  {
+    std::lock_guard lock(lq_mu);
+    lease_stop = true;
+  }
+  std::error_code ec;
+  if (!fs::exists(opts.db_path, ec)) {
+    return Error(Errc::not_found, "no queue database at " + opts.db_path.string() +
+                                      " (has the agent run with this config yet?)");
+  }
+  auto opened = Db::open(opts.db_path, /*read_only=*/true);
+  if (!opened) {
+    return std::move(opened).error();
+  }
+  Db db = std::move(opened).value();
+  sqlite3_busy_timeout(db.get(), 5000);
+  // The first read takes the shared lock: a process holding the file exclusively shows here.
+  const int probe = db.exec("SELECT count(*) FROM sqlite_master");
+  if ((probe & 0xff) == SQLITE_BUSY || (probe & 0xff) == SQLITE_LOCKED) {
+    return Error(Errc::unavailable, "the queue database " + opts.db_path.string() +
+                                        " is locked by another process");
+  }
+  auto tables = db.prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='queue'");
+  if (!tables) {
+    return std::move(tables).error();
+  }
+  const int rc = tables->step();
+  if (rc != SQLITE_ROW) {
+    return db.error(rc, "read schema");
+  }
+  const bool has_queue = tables->i64(0) > 0;
+  tables->reset();
+  if (!has_queue) {
+    return Error(Errc::not_found, "database " + opts.db_path.string() + " holds no queue yet");
+  }
+  auto version = db.queryInt("SELECT v FROM meta WHERE k='schema_version'");
+  if (!version) {
+    return std::move(version).error();
+  }
+  if (*version != kSchemaVersion) {
+    return Error(Errc::invalid_argument,
+                 "database " + opts.db_path.string() + " has schema version " +
+                     std::to_string(*version) + "; this agent understands version " +
+                     std::to_string(kSchemaVersion));
+  }
+  PSA_TRY(loadState(db));
+  auto keys = db.queryInt("SELECT count(*) FROM keys");
+  auto max_key = db.queryInt("SELECT coalesce(max(key_id),0) FROM keys");
+  if (keys && max_key) {
+    ro_key_count = static_cast<size_t>(*keys);
+    ro_key_id = static_cast<uint32_t>(*max_key);
+  }
+  PSA_TRY(db.run("PRAGMA query_only=1; PRAGMA temp_store=MEMORY;", "configure read connection"));
+  std::lock_guard lock(read_mu);
+  rdb = std::move(db);
+  return {};
+}
+
 Status SqliteStore::Impl::openAll() {
+  if (opts.read_only) {
+    return openReadOnly();
+  }
   if (opts.db_path.empty() || opts.key_file.empty()) {
     return Error(Errc::invalid_argument, "store options need db_path and key_file");
   }
@@ -276,7 +351,7 @@ Status SqliteStore::Impl::openAll() {
   bool created = false;
   PSA_TRY(openDatabase(created));
   report.created = created;
-  PSA_TRY(loadState());
+  PSA_TRY(loadState(wdb));
   PSA_TRY(reconcileKeys(key_exists, std::move(file_ring)));
   PSA_TRY(prepareWriter());
 
@@ -504,6 +579,9 @@ Status SqliteStore::Impl::ensureSchema(bool& created) {
       st = wdb.run(meta.c_str(), "write meta");
     }
     if (st) {
+      st = wdb.run(kAuditCheckpointIndexSql, "create audit checkpoint index");
+    }
+    if (st) {
       st = wdb.run("COMMIT", "commit schema");
     }
     if (!st) {
@@ -523,12 +601,12 @@ Status SqliteStore::Impl::ensureSchema(bool& created) {
                      std::to_string(*version) + "; this agent understands version " +
                      std::to_string(kSchemaVersion));
   }
-  return {};
+  return wdb.run(kAuditCheckpointIndexSql, "create audit checkpoint index");
 }
 
-Status SqliteStore::Impl::loadState() {
+Status SqliteStore::Impl::loadState(Db& db) {
   {
-    auto st = wdb.prepare("SELECT name, value FROM counters");
+    auto st = db.prepare("SELECT name, value FROM counters");
     if (!st) {
       return std::move(st).error();
     }
@@ -537,17 +615,17 @@ Status SqliteStore::Impl::loadState() {
       counters.load(st->text(0), st->i64(1));
     }
     if (rc != SQLITE_DONE) {
-      return wdb.error(rc, "load counters");
+      return db.error(rc, "load counters");
     }
   }
-  auto max_seq = wdb.queryInt("SELECT coalesce(max(seq),0) FROM queue");
+  auto max_seq = db.queryInt("SELECT coalesce(max(seq),0) FROM queue");
   if (!max_seq) {
     return std::move(max_seq).error();
   }
   next_seq = std::max(counters.last_seq, *max_seq) + 1;
   last_committed_seq = next_seq - 1;
   {
-    auto st = wdb.prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
+    auto st = db.prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
     if (!st) {
       return std::move(st).error();
     }
@@ -556,19 +634,50 @@ Status SqliteStore::Impl::loadState() {
       last_audit_seq = st->i64(0);
       last_audit_hash = std::string(st->text(1));
     } else if (rc != SQLITE_DONE) {
-      return wdb.error(rc, "load audit head");
+      return db.error(rc, "load audit head");
     }
   }
-  auto mk = wdb.queryInt("SELECT coalesce((SELECT v FROM meta WHERE k='max_key_id'),0)");
+  {
+    // Audit counts a previous run aggregated but had not yet written as entries (it was
+    // killed): they were saved with the records they count, so they are flushed now.
+    auto st = db.prepare("SELECT v FROM meta WHERE k='audit_pending'");
+    if (!st) {
+      return std::move(st).error();
+    }
+    const int rc = st->step();
+    if (rc == SQLITE_ROW) {
+      json::Limits limits;
+      limits.max_bytes = 1u << 20;
+      limits.max_depth = 4;
+      auto doc = json::parse(st->text(0), limits);
+      if (doc && doc->isObject()) {
+        agg_since_ms = doc->getInt("since_ms");
+        agg_delivered = static_cast<uint64_t>(std::max<int64_t>(0, doc->getInt("delivered")));
+        if (const json::Value* acc = doc->find("accepted"); acc != nullptr && acc->isObject()) {
+          for (const auto& [src, n] : acc->members()) {
+            if (n.isInteger() && n.asInt() > 0) {
+              agg_accepted[src] += static_cast<uint64_t>(n.asInt());
+            }
+          }
+        }
+        agg_persisted = true;
+      } else {
+        log.warn("store.audit_pending_unreadable");
+      }
+    } else if (rc != SQLITE_DONE) {
+      return db.error(rc, "load pending audit counts");
+    }
+  }
+  auto mk = db.queryInt("SELECT coalesce((SELECT v FROM meta WHERE k='max_key_id'),0)");
   if (!mk) {
     return std::move(mk).error();
   }
   max_key_id = static_cast<uint32_t>(*mk);
-  auto ps = wdb.queryInt("PRAGMA page_size");
+  auto ps = db.queryInt("PRAGMA page_size");
   if (ps && *ps > 0) {
     page_size = *ps;
   }
-  auto retry = wdb.queryInt(
+  auto retry = db.queryInt(
       "SELECT coalesce((SELECT next_attempt_at FROM queue WHERE state=1 ORDER BY next_attempt_at "
       "LIMIT 1),0)");
   if (retry) {
@@ -748,6 +857,8 @@ Status SqliteStore::Impl::prepareWriter() {
        "ON CONFLICT(name) DO UPDATE SET value=excluded.value"},
       {&ws.page_count, "PRAGMA page_count"},
       {&ws.freelist_count, "PRAGMA freelist_count"},
+      {&ws.meta_put, "INSERT OR REPLACE INTO meta(k,v) VALUES(?1,?2)"},
+      {&ws.meta_del, "DELETE FROM meta WHERE k=?1"},
       {&ws.retry_next,
        "SELECT next_attempt_at FROM queue WHERE state=1 AND next_attempt_at>?1 "
        "ORDER BY next_attempt_at LIMIT 1"},

@@ -126,6 +126,7 @@ struct WriterStmts {
   Stmt wm_del, wm_ins;
   Stmt ack_del, ack_del_range, ack_sel, ack_ret, nack_upd, q_meta, dead_from_queue, q_del;
   Stmt audit_ins, counter_put, page_count, freelist_count, retry_next;
+  Stmt meta_put, meta_del;
 };
 
 /// Cached statements of the lease connection.
@@ -139,12 +140,13 @@ struct SqliteStore::Impl {
 
   // ---- open / close (sqlite_store.cpp)
   Status openAll();
+  Status openReadOnly();
   Status openDatabase(bool& created);
   Status configureWriteConnection(Db& db, bool& is_new);
   Status integrityCheck(Db& db);
   Status moveAside(const std::string& reason);
   Status ensureSchema(bool& created);
-  Status loadState();
+  Status loadState(Db& db);
   Status reconcileKeys(bool key_exists, std::optional<KeyRing> file_ring);
   Status prepareWriter();
   Result<Db> openReader(int cache_kib);
@@ -169,6 +171,7 @@ struct SqliteStore::Impl {
   void maintenance();
   Status pruneDedupe(OpCtx& ctx, int64_t now, bool& more);
   Status pruneDelivered(OpCtx& ctx, int64_t now, bool& more);
+  Status pruneAudit(OpCtx& ctx, int64_t now);
   Status dropKey(uint32_t key_id, OpCtx& ctx);
   void checkRetryWake();
   void notifyDeliverable();
@@ -227,6 +230,8 @@ struct SqliteStore::Impl {
   int64_t next_retry_wake_ms = 0;
   int64_t last_dedupe_prune_ms = 0;
   int64_t last_retain_prune_ms = 0;
+  int64_t last_audit_prune_ms = 0;
+  bool agg_persisted = false;  // the aggregate is saved in meta('audit_pending')
   std::chrono::steady_clock::time_point last_maintenance{};
   int64_t last_budget_log_ms = INT64_MIN / 2;
   uint64_t budget_refusals = 0;
@@ -264,6 +269,10 @@ struct SqliteStore::Impl {
   std::atomic<uint64_t> duplicates_total{0};
   std::atomic<uint64_t> commits_total{0};
   std::atomic<bool> closed{false};
+
+  // ---- read-only (inspection) mode: key facts read from the `keys` table
+  uint32_t ro_key_id = 0;
+  size_t ro_key_count = 0;
 };
 
 template <class Fn, class Arg>

@@ -20,6 +20,9 @@ constexpr size_t kRetryChunk = 500;
 constexpr int64_t kSalvageProbeWindow = 4096;
 
 Error closedError() { return Error(Errc::closed, "store closed"); }
+Error readOnlyError() {
+  return Error(Errc::closed, "the store is open read-only (inspection): no key is loaded");
+}
 
 Kind kindFrom(int64_t v) {
   return v >= 0 && static_cast<size_t>(v) < kKindCount ? kAllKinds[static_cast<size_t>(v)]
@@ -107,6 +110,9 @@ Result<std::optional<std::string>> SqliteStore::watermark(const std::string& sco
                                                           const std::string& key) {
   Impl& m = *impl_;
   const KeyRingPtr keys = m.ring();
+  if (!keys) {
+    return readOnlyError();
+  }
   std::lock_guard lock(m.read_mu);
   if (m.read_closed) {
     return closedError();
@@ -144,6 +150,9 @@ Result<std::optional<std::string>> SqliteStore::watermark(const std::string& sco
 Result<std::map<std::string, std::string>> SqliteStore::watermarks(const std::string& scope) {
   Impl& m = *impl_;
   const KeyRingPtr keys = m.ring();
+  if (!keys) {
+    return readOnlyError();
+  }
   std::lock_guard lock(m.read_mu);
   if (m.read_closed) {
     return closedError();
@@ -210,6 +219,9 @@ Result<QueueStats> SqliteStore::stats() {
   if (keys) {
     s.current_key_id = keys->current().id;
     s.key_count = keys->keys().size();
+  } else {
+    s.current_key_id = m.ro_key_id;
+    s.key_count = m.ro_key_count;
   }
   std::lock_guard lock(m.read_mu);
   if (m.read_closed) {
@@ -309,6 +321,9 @@ Result<RecordInfo> SqliteStore::show(const std::string& msg_id) {
 Result<Sensitive<std::string>> SqliteStore::reveal(const std::string& msg_id) {
   Impl& m = *impl_;
   const KeyRingPtr keys = m.ring();
+  if (!keys) {
+    return readOnlyError();
+  }
   std::lock_guard lock(m.read_mu);
   if (m.read_closed) {
     return closedError();
@@ -700,6 +715,8 @@ Result<AuditVerifyResult> SqliteStore::verifyAudit() {
   bool first = true;
   int64_t prev_seq = 0;
   std::string prev_hash;
+  int64_t cut_at = 0;         // the checkpoint a pruned chain starts at
+  bool cut_recorded = false;  // an audit.pruned entry names it
   int rc;
   while ((rc = st->step()) == SQLITE_ROW) {
     const int64_t seq = st->i64(0);
@@ -716,8 +733,14 @@ Result<AuditVerifyResult> SqliteStore::verifyAudit() {
         }
       } else if (action != audit::kCheckpointAction) {
         bad(seq, "chain starts at seq " + std::to_string(seq) + " without a checkpoint entry");
+      } else {
+        cut_at = seq;
       }
     } else {
+      if (cut_at != 0 && action == audit::kPrunedAction &&
+          st->text(4).find("{\"before_seq\":" + std::to_string(cut_at) + ",") == 0) {
+        cut_recorded = true;
+      }
       if (seq != prev_seq + 1) {
         bad(seq, "entry " + std::to_string(prev_seq + 1) + " is missing");
       } else if (stored_prev != prev_hash) {
@@ -736,6 +759,12 @@ Result<AuditVerifyResult> SqliteStore::verifyAudit() {
   if (rc != SQLITE_DONE) {
     return m.rdb.error(rc, "verify audit");
   }
+  if (cut_at != 0 && !cut_recorded && (r.ok || r.first_bad_seq > cut_at)) {
+    r.ok = false;
+    r.first_bad_seq = cut_at;
+    r.problem = "entries before checkpoint " + std::to_string(cut_at) +
+                " were removed without a recorded prune (audit.pruned)";
+  }
   return r;
 }
 
@@ -744,6 +773,9 @@ Result<AuditVerifyResult> SqliteStore::verifyAudit() {
 
 Result<SalvageReport> SqliteStore::salvage(const fs::path& file) {
   Impl& m = *impl_;
+  if (m.opts.read_only) {
+    return readOnlyError();
+  }
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) {
     return Error(Errc::not_found, "no database file at " + file.string());

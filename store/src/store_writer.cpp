@@ -27,6 +27,7 @@ constexpr auto kTick = std::chrono::milliseconds(1000);
 constexpr int64_t kAuditAggregateMs = 10'000;
 constexpr int64_t kDedupePruneEveryMs = 60'000;
 constexpr int64_t kRetainPruneEveryMs = 10'000;
+constexpr int64_t kAuditPruneEveryMs = 60'000;
 constexpr int kPruneChunk = 10'000;
 constexpr int64_t kVacuumMinFreePages = 256;
 constexpr int kVacuumChunkPages = 4096;
@@ -99,6 +100,9 @@ void SqliteStore::Impl::enqueue(Op op) {
     std::lock_guard lock(mu);
     if (writer_dead) {
       reject = Error(Errc::internal, "store writer stopped after an internal error");
+    } else if (opts.read_only) {
+      reject = Error(Errc::closed, "the store is open read-only (inspection); the running agent "
+                                   "makes changes");
     } else if (closing) {
       reject = Error(Errc::closed, "store closed");
     } else {
@@ -941,6 +945,35 @@ Status SqliteStore::Impl::finishRound(OpCtx& round, bool final_flush) {
   for (AuditEntry& e : round.audits) {
     PSA_TRY(writeAudit(e));
   }
+  // Counts not yet written as entries are saved with the records they count, so a crash
+  // (SIGKILL, power cut) cannot lose them; the next open flushes them.
+  const bool agg_changed = !round.accepted.empty() || round.delivered > 0;
+  bool persisted = agg_persisted;
+  if (flush && agg_persisted) {
+    StmtScope scope(ws.meta_del);
+    ws.meta_del.bindText(1, "audit_pending");
+    const int rc = ws.meta_del.step();
+    if (rc != SQLITE_DONE) {
+      return wdb.error(rc, "clear pending audit counts");
+    }
+    persisted = false;
+  } else if (!flush && agg_changed) {
+    std::string doc = "{\"since_ms\":" + std::to_string(agg_since_ms) +
+                      ",\"delivered\":" + std::to_string(delivered) + ",\"accepted\":{";
+    bool first = true;
+    for (const auto& [src, n] : accepted) {
+      doc += (first ? "" : ",") + audit::jsonString(src) + ":" + std::to_string(n);
+      first = false;
+    }
+    doc += "}}";
+    StmtScope scope(ws.meta_put);
+    ws.meta_put.bindText(1, "audit_pending").bindText(2, doc);
+    const int rc = ws.meta_put.step();
+    if (rc != SQLITE_DONE) {
+      return wdb.error(rc, "save pending audit counts");
+    }
+    persisted = true;
+  }
   Counters merged = counters;
   merged.add(round.delta);
   for (const auto& [name, value] : merged.changedEntries(round.delta)) {
@@ -956,6 +989,7 @@ Status SqliteStore::Impl::finishRound(OpCtx& round, bool final_flush) {
   if (rc != SQLITE_DONE) {
     return wdb.error(rc, "commit");
   }
+  agg_persisted = persisted;
   if (flush) {
     agg_accepted.clear();
     agg_delivered = 0;
@@ -1045,6 +1079,73 @@ Status SqliteStore::Impl::pruneDelivered(OpCtx& ctx, int64_t now, bool& more) {
   return rc == SQLITE_DONE ? Status() : Status(wdb.error(rc, "prune delivered records"));
 }
 
+// Audit retention. The chain may only start at seq 1 or at a checkpoint entry, so entries are
+// removed up to (not including) the newest checkpoint that is itself older than the retention
+// period; a new checkpoint is written every quarter period while entries keep coming. Each cut
+// is recorded ("audit.pruned") in the same transaction, which verifyAudit() requires.
+Status SqliteStore::Impl::pruneAudit(OpCtx& ctx, int64_t now) {
+  const int64_t retain_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(opts.audit_retain).count();
+  const int64_t cutoff = now - retain_ms;
+  auto cut = wdb.prepare(
+      "SELECT seq FROM audit WHERE action='audit.checkpoint' AND at_ms<=?1 AND "
+      "seq>(SELECT min(seq) FROM audit) ORDER BY seq DESC LIMIT 1");
+  if (!cut) {
+    return std::move(cut).error();
+  }
+  cut->bind(1, cutoff);
+  int rc = cut->step();
+  if (rc == SQLITE_ROW) {
+    const int64_t before_seq = cut->i64(0);
+    cut->reset();
+    auto del = wdb.prepare("DELETE FROM audit WHERE seq<?1");
+    if (!del) {
+      return std::move(del).error();
+    }
+    del->bind(1, before_seq);
+    rc = del->step();
+    if (rc != SQLITE_DONE) {
+      return wdb.error(rc, "prune audit entries");
+    }
+    AuditEntry e;
+    e.at_ms = now;
+    e.actor = "agent";
+    e.action = std::string(audit::kPrunedAction);
+    e.detail = "{\"before_seq\":" + std::to_string(before_seq) + ",\"count\":" +
+               std::to_string(wdb.changes()) + ",\"cutoff_ms\":" + std::to_string(cutoff) + "}";
+    ctx.audits.push_back(std::move(e));
+    log.info("store.audit_pruned", {{"before_seq", before_seq}, {"count", wdb.changes()}});
+  } else if (rc != SQLITE_DONE) {
+    return wdb.error(rc, "find audit checkpoint");
+  } else {
+    cut->reset();
+  }
+  auto head = wdb.prepare(
+      "SELECT coalesce((SELECT at_ms FROM audit WHERE action='audit.checkpoint' ORDER BY seq DESC "
+      "LIMIT 1),0), coalesce((SELECT action FROM audit ORDER BY seq DESC LIMIT 1),'')");
+  if (!head) {
+    return std::move(head).error();
+  }
+  rc = head->step();
+  if (rc != SQLITE_ROW) {
+    return wdb.error(rc, "read audit head");
+  }
+  const int64_t last_checkpoint_ms = head->i64(0);
+  const bool idle = head->text(1) == audit::kCheckpointAction ||
+                    head->text(1) == audit::kPrunedAction || head->text(1).empty();
+  head->reset();
+  if (!idle && ctx.audits.empty() &&
+      (last_checkpoint_ms == 0 || now - last_checkpoint_ms >= retain_ms / 4)) {
+    AuditEntry e;
+    e.at_ms = now;
+    e.actor = "agent";
+    e.action = std::string(audit::kCheckpointAction);
+    e.detail = "{\"retain_s\":" + std::to_string(opts.audit_retain.count()) + "}";
+    ctx.audits.push_back(std::move(e));
+  }
+  return {};
+}
+
 Status SqliteStore::Impl::dropKey(uint32_t key_id, OpCtx& ctx) {
   // The counter says no row needs this key. Losing a key loses data, so confirm with the
   // tables themselves (a scan, but only once per retired key).
@@ -1095,6 +1196,8 @@ void SqliteStore::Impl::maintenance() {
   bool prune_dedupe = now - last_dedupe_prune_ms >= kDedupePruneEveryMs;
   bool prune_retained =
       opts.retain_delivered.count() > 0 && now - last_retain_prune_ms >= kRetainPruneEveryMs;
+  const bool prune_audit =
+      opts.audit_retain.count() > 0 && now - last_audit_prune_ms >= kAuditPruneEveryMs;
   std::vector<uint32_t> drop;
   if (check_key_drop) {
     check_key_drop = false;
@@ -1108,9 +1211,12 @@ void SqliteStore::Impl::maintenance() {
       }
     }
   }
-  if (prune_dedupe || prune_retained || !drop.empty()) {
+  if (prune_dedupe || prune_retained || prune_audit || !drop.empty()) {
     if (prune_dedupe) {
       last_dedupe_prune_ms = now;
+    }
+    if (prune_audit) {
+      last_audit_prune_ms = now;
     }
     if (prune_retained) {
       last_retain_prune_ms = now;
@@ -1132,6 +1238,11 @@ void SqliteStore::Impl::maintenance() {
                                 }
                                 for (uint32_t id : drop) {
                                   PSA_TRY(dropKey(id, ctx));
+                                }
+                                if (prune_audit) {
+                                  OpCtx audit_ctx;
+                                  PSA_TRY(pruneAudit(audit_ctx, now));
+                                  ctx.merge(std::move(audit_ctx));
                                 }
                                 return {};
                               },

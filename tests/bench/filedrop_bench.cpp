@@ -50,8 +50,8 @@ std::string appointmentRow(uint64_t i) {
   static const char* const kStatus[] = {"Scheduled", "Confirmed", "Arrived", "Cancelled"};
   std::string r = "A-2024" + std::to_string(1000000 + i) + "," + std::to_string(100000 + i % 9973) +
                   ",P" + std::to_string(100 + i % 17) + ",Room " + std::to_string(1 + i % 6) +
-                  ",2024-03-" + std::to_string(10 + i % 18) + "T" + std::to_string(10 + i % 8) + ":" +
-                  (i % 2 ? "30" : "00") + ":00,2024-03-" + std::to_string(10 + i % 18) + "T" +
+                  ",2024-03-" + std::to_string(10 + i % 18) + "T" + std::to_string(10 + i % 8) +
+                  ":" + (i % 2 ? "30" : "00") + ":00,2024-03-" + std::to_string(10 + i % 18) + "T" +
                   std::to_string(10 + i % 8) + ":" + (i % 2 ? "45" : "15") + ":00," +
                   std::to_string(15 * (1 + i % 4)) + ",";
   switch (i % 8) {
@@ -59,7 +59,8 @@ std::string appointmentRow(uint64_t i) {
       r += "\"Lab, fasting\",Confirmed,\"North Office, Suite 200\",\"Pt says \"\"call first\"\"\"";
       break;
     case 5:
-      r += std::string(kTypes[i % 4]) + ",Scheduled,Main Clinic,\"Interpreter: Spanish\r\nWheelchair\"";
+      r += std::string(kTypes[i % 4]) +
+           ",Scheduled,Main Clinic,\"Interpreter: Spanish\r\nWheelchair\"";
       break;
     default:
       r += std::string(kTypes[i % 4]) + "," + kStatus[(i / 3) % 4] + ",Main Clinic,";
@@ -72,14 +73,22 @@ std::string claimSet(uint64_t n) {
   const std::string c = std::to_string(100000 + n);
   std::string s = "ST*837*" + c + "*005010X222A1~\n";
   const char* const segs[] = {
-      "BHT*0019*00*BATCH1*20240102*1200*CH~\n", "NM1*41*2*ACME FAMILY PRACTICE*****46*SUB12345~\n",
-      "PER*IC*BILLING OFFICE*TE*2175550100~\n",  "NM1*40*2*EXAMPLE PAYER*****46*PAYERID~\n",
-      "HL*1**20*1~\n",                           "PRV*BI*PXC*207Q00000X~\n",
-      "NM1*85*2*ACME FAMILY PRACTICE*****XX*1234567893~\n", "N3*100 MEDICAL PLAZA~\n",
-      "N4*SPRINGFIELD*IL*627010000~\n",          "REF*EI*371234567~\n",
-      "HL*2*1*22*0~\n",                          "SBR*P*18*GRP1001******CI~\n",
-      "NM1*IL*1*DOE*JANE****MI*XYZ123456789~\n", "N3*123 MAIN ST~\n",
-      "N4*SPRINGFIELD*IL*62701~\n",              "DMG*D8*19800314*F~\n",
+      "BHT*0019*00*BATCH1*20240102*1200*CH~\n",
+      "NM1*41*2*ACME FAMILY PRACTICE*****46*SUB12345~\n",
+      "PER*IC*BILLING OFFICE*TE*2175550100~\n",
+      "NM1*40*2*EXAMPLE PAYER*****46*PAYERID~\n",
+      "HL*1**20*1~\n",
+      "PRV*BI*PXC*207Q00000X~\n",
+      "NM1*85*2*ACME FAMILY PRACTICE*****XX*1234567893~\n",
+      "N3*100 MEDICAL PLAZA~\n",
+      "N4*SPRINGFIELD*IL*627010000~\n",
+      "REF*EI*371234567~\n",
+      "HL*2*1*22*0~\n",
+      "SBR*P*18*GRP1001******CI~\n",
+      "NM1*IL*1*DOE*JANE****MI*XYZ123456789~\n",
+      "N3*123 MAIN ST~\n",
+      "N4*SPRINGFIELD*IL*62701~\n",
+      "DMG*D8*19800314*F~\n",
       "NM1*PR*2*EXAMPLE PAYER*****PI*PAYERID~\n",
   };
   int count = 1;
@@ -135,8 +144,10 @@ Result runPhase(const std::string& adapter_extra, const std::string& file_name, 
   psa::adapters::registerBuiltinSources(registry);
   boost::asio::io_context io;
   psa::adapters::SourceContext ctx{io, *store, psa::Clock::system(), tmp.path()};
-  auto cfg = psa::json::parse(R"({"name":"bench","type":"file-drop","vendor":"generic","stable_ms":0,)"
-                              R"("poll_interval_ms":50,"path":")" + inbox.string() + "\"," + adapter_extra + "}");
+  auto cfg =
+      psa::json::parse(R"({"name":"bench","type":"file-drop","vendor":"generic","stable_ms":0,)"
+                       R"("poll_interval_ms":50,"path":")" +
+                       inbox.string() + "\"," + adapter_extra + "}");
   if (!cfg) {
     std::fprintf(stderr, "bad config: %s\n", cfg.error().message.c_str());
     std::exit(1);
@@ -176,10 +187,13 @@ Result runPhase(const std::string& adapter_extra, const std::string& file_name, 
 }
 
 void print(const char* what, const char* unit, const Result& r) {
-  std::printf("%-28s %9.1f MB  %9llu %-5s %7.2f s  %9.0f %s/s  %6.1f MB/s  db %7.1f MB  peak RSS %5ld MiB%s\n", what,
-              static_cast<double>(r.bytes) / 1e6, static_cast<unsigned long long>(r.records), unit, r.seconds,
-              static_cast<double>(r.records) / r.seconds, unit, static_cast<double>(r.bytes) / 1e6 / r.seconds,
-              static_cast<double>(r.db_bytes) / 1e6, r.rss_kib / 1024, r.ok ? "" : "  (FAILED)");
+  std::printf(
+      "%-28s %9.1f MB  %9llu %-5s %7.2f s  %9.0f %s/s  %6.1f MB/s  db %7.1f MB  peak RSS %5ld "
+      "MiB%s\n",
+      what, static_cast<double>(r.bytes) / 1e6, static_cast<unsigned long long>(r.records), unit,
+      r.seconds, static_cast<double>(r.records) / r.seconds, unit,
+      static_cast<double>(r.bytes) / 1e6 / r.seconds, static_cast<double>(r.db_bytes) / 1e6,
+      r.rss_kib / 1024, r.ok ? "" : "  (FAILED)");
 }
 
 }  // namespace
@@ -191,35 +205,39 @@ int main(int argc, char** argv) {
   psa::log::setLevel(psa::log::Level::warn);
 
   const std::string header =
-      "AppointmentId,PatientId,ProviderId,Resource,StartDateTime,StopDateTime,LengthMinutes,Type,Status,"
+      "AppointmentId,PatientId,ProviderId,Resource,StartDateTime,StopDateTime,LengthMinutes,Type,"
+      "Status,"
       "Location,Notes\r\n";
-  auto csv = runPhase(R"("format":"csv","kind":"appointment")", "appointments.csv", [&](std::ofstream& out) {
-    out << header;
-    uint64_t written = header.size();
-    std::string block;
-    for (uint64_t i = 0; written < csv_mb * 1000000;) {
-      block.clear();
-      for (int k = 0; k < 10000; ++k, ++i) {
-        block += appointmentRow(i);
-      }
-      out << block;
-      written += block.size();
-    }
-  });
+  auto csv = runPhase(R"("format":"csv","kind":"appointment")", "appointments.csv",
+                      [&](std::ofstream& out) {
+                        out << header;
+                        uint64_t written = header.size();
+                        std::string block;
+                        for (uint64_t i = 0; written < csv_mb * 1000000;) {
+                          block.clear();
+                          for (int k = 0; k < 10000; ++k, ++i) {
+                            block += appointmentRow(i);
+                          }
+                          out << block;
+                          written += block.size();
+                        }
+                      });
   print("csv (utf-8) rows", "rows", csv);
 
-  auto csv1252 = runPhase(R"("format":"csv","kind":"appointment","csv":{"encoding":"windows-1252"})",
-                          "appointments.csv", [&](std::ofstream& out) {
-                            out << header;
-                            for (uint64_t i = 0; i < 200000; ++i) {
-                              out << appointmentRow(i);
-                            }
-                          });
+  auto csv1252 =
+      runPhase(R"("format":"csv","kind":"appointment","csv":{"encoding":"windows-1252"})",
+               "appointments.csv", [&](std::ofstream& out) {
+                 out << header;
+                 for (uint64_t i = 0; i < 200000; ++i) {
+                   out << appointmentRow(i);
+                 }
+               });
   print("csv (windows-1252) rows", "rows", csv1252);
 
   auto x12 = runPhase(R"("format":"x12")", "claims.837", [&](std::ofstream& out) {
     out << "ISA*00*          *00*          *ZZ*SUBMITTER01    *ZZ*RECEIVER01     *240102*1200*^*"
-           "00501*000000101*0*P*:~\nGS*HC*SUBMITTERID*RECEIVERID*20240102*1200*101*X*005010X222A1~\n";
+           "00501*000000101*0*P*:~\nGS*HC*SUBMITTERID*RECEIVERID*20240102*1200*101*X*005010X222A1~"
+           "\n";
     for (uint64_t i = 0; i < x12_sets; ++i) {
       out << claimSet(i);
     }
@@ -228,7 +246,8 @@ int main(int argc, char** argv) {
   print("x12 837P transaction sets", "sets", x12);
 
   auto hl7 = runPhase(R"("format":"hl7")", "ADT_batch.hl7", [&](std::ofstream& out) {
-    out << "FHS|^~\\&|REG|GOODHEALTH|PSAGENT|PRACTICE0042|20240201000000\r\nBHS|^~\\&|REG|GOODHEALTH\r\n";
+    out << "FHS|^~\\&|REG|GOODHEALTH|PSAGENT|PRACTICE0042|20240201000000\r\nBHS|^~\\&|REG|"
+           "GOODHEALTH\r\n";
     for (uint64_t i = 0; i < hl7_msgs; ++i) {
       out << hl7Message(i);
     }

@@ -23,7 +23,8 @@ std::string rows(int from, int to) {
 
 // Writes `path` in `pieces` appends, `gap` apart, keeping the file open like an exporter;
 // checks after every piece that the agent has not taken the file.
-void writeSlowly(const fs::path& path, int pieces, std::chrono::milliseconds gap, int rows_per_piece) {
+void writeSlowly(const fs::path& path, int pieces, std::chrono::milliseconds gap,
+                 int rows_per_piece) {
   std::ofstream out(path, std::ios::binary);
   out << "Id,Name,Note\n";
   out.flush();
@@ -37,8 +38,8 @@ void writeSlowly(const fs::path& path, int pieces, std::chrono::milliseconds gap
 
 TEST(FileDropCompletion, StableRuleNeverReadsAFileStillBeingWritten) {
   DropEnv env;
-  AgentProcess agent(env.state,
-                     env.config({env.adapter(R"({"format":"csv","kind":"patient","stable_ms":600})")}));
+  AgentProcess agent(
+      env.state, env.config({env.adapter(R"({"format":"csv","kind":"patient","stable_ms":600})")}));
   ASSERT_TRUE(agent.start()) << agent.log();
   writeSlowly(env.inbox / "slow.csv", 12, 150ms, 50);
   ASSERT_TRUE(waitArchived(env, "slow.csv")) << agent.log();
@@ -50,7 +51,9 @@ TEST(FileDropCompletion, StableRuleNeverReadsAFileStillBeingWritten) {
 
 TEST(FileDropCompletion, MarkerRuleWaitsForNameDoneOrStemOk) {
   DropEnv env;
-  AgentProcess agent(env.state, env.config({env.adapter(R"({"format":"csv","kind":"patient","complete":"marker"})")}));
+  AgentProcess agent(
+      env.state,
+      env.config({env.adapter(R"({"format":"csv","kind":"patient","complete":"marker"})")}));
   ASSERT_TRUE(agent.start()) << agent.log();
   writeFile(env.inbox / "a.csv", "Id,Name\n1,A\n");
   writeFile(env.inbox / "b.csv", "Id,Name\n2,B\n");
@@ -58,7 +61,8 @@ TEST(FileDropCompletion, MarkerRuleWaitsForNameDoneOrStemOk) {
   EXPECT_FALSE(waitFor([&] { return !fs::exists(env.inbox / "a.csv"); }, 1500ms));
   writeFile(env.inbox / "a.csv.done", "");
   ASSERT_TRUE(waitArchived(env, "a.csv")) << agent.log();
-  EXPECT_TRUE(waitFor([&] { return !fs::exists(env.inbox / "a.csv.done"); }, 5s));  // marker removed
+  EXPECT_TRUE(
+      waitFor([&] { return !fs::exists(env.inbox / "a.csv.done"); }, 5s));  // marker removed
   EXPECT_TRUE(fs::exists(env.inbox / "b.csv"));
   writeFile(env.inbox / "b.ok", "");  // stem + suffix
   ASSERT_TRUE(waitArchived(env, "b.csv")) << agent.log();
@@ -71,8 +75,10 @@ TEST(FileDropCompletion, MarkerRuleWaitsForNameDoneOrStemOk) {
 
 TEST(FileDropCompletion, RenameRuleIgnoresTempNamesUntilTheRename) {
   DropEnv env;
-  AgentProcess agent(env.state, env.config({env.adapter(
-      R"({"format":"csv","kind":"appointment","complete":"rename","stable_ms":0})")}));
+  AgentProcess agent(
+      env.state,
+      env.config({env.adapter(
+          R"({"format":"csv","kind":"appointment","complete":"rename","stable_ms":0})")}));
   ASSERT_TRUE(agent.start()) << agent.log();
   // Written under a temp name (slowly, and an hidden one too): never picked.
   writeSlowly(env.inbox / "appts.csv.tmp", 6, 100ms, 20);
@@ -88,15 +94,19 @@ TEST(FileDropCompletion, RenameRuleIgnoresTempNamesUntilTheRename) {
 
 TEST(FileDropCompletion, PollingFallbackFindsFilesWithoutChangeEvents) {
   DropEnv env;
-  AgentProcess agent(env.state, env.config({env.adapter(
-      R"({"format":"csv","kind":"patient","watch":"poll","poll_interval_ms":100,"stable_ms":200,
+  AgentProcess agent(
+      env.state,
+      env.config({env.adapter(
+          R"({"format":"csv","kind":"patient","watch":"poll","poll_interval_ms":100,"stable_ms":200,
           "recursive":true})")}));
   ASSERT_TRUE(agent.start()) << agent.log();
-  EXPECT_NE(agent.log().find("event=watching path=" + env.inbox.string() + " watch=polling"), std::string::npos);
+  EXPECT_NE(agent.log().find("event=watching path=" + env.inbox.string() + " watch=polling"),
+            std::string::npos);
   fs::create_directories(env.inbox / "site2" / "today");
   writeFile(env.inbox / "site2" / "today" / "p.csv", "Id,Name\n1,A\n2,B\n");
   writeFile(env.inbox / "top.csv", "Id,Name\n3,C\n");
-  ASSERT_TRUE(waitFor([&] { return !findNamed(env.archive(), "p.csv").empty(); }, 20s)) << agent.log();
+  ASSERT_TRUE(waitFor([&] { return !findNamed(env.archive(), "p.csv").empty(); }, 20s))
+      << agent.log();
   ASSERT_TRUE(waitArchived(env, "top.csv")) << agent.log();
   ASSERT_EQ(agent.stop(), 0);
   // The relative path is kept under the dated archive folder.

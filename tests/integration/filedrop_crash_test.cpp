@@ -52,7 +52,8 @@ std::vector<int> storedIds(const Stored& s) {
 size_t countSince(const AgentProcess& agent, size_t offset, std::string_view needle) {
   const std::string log = agent.log();
   size_t n = 0;
-  for (size_t pos = log.find(needle, offset); pos != std::string::npos; pos = log.find(needle, pos + 1)) {
+  for (size_t pos = log.find(needle, offset); pos != std::string::npos;
+       pos = log.find(needle, pos + 1)) {
     ++n;
   }
   return n;
@@ -60,8 +61,9 @@ size_t countSince(const AgentProcess& agent, size_t offset, std::string_view nee
 
 TEST(FileDropCrash, SigkillAtRandomPointsOfALargeFileLosesAndRepeatsNothing) {
   DropEnv env;
-  AgentProcess agent(env.state, env.config({env.adapter(
-      R"({"format":"csv","kind":"patient","batch_records":500,"stable_ms":100})")}));
+  AgentProcess agent(
+      env.state, env.config({env.adapter(
+                     R"({"format":"csv","kind":"patient","batch_records":500,"stable_ms":100})")}));
   const std::string data = bigCsv();
   writeFile(env.inbox / "patients_full.csv", data);
   const unsigned seed = std::random_device{}();
@@ -78,9 +80,14 @@ TEST(FileDropCrash, SigkillAtRandomPointsOfALargeFileLosesAndRepeatsNothing) {
     } else {
       // Somewhere in the first half of what is left (batches of 500 rows).
       const size_t left = (static_cast<size_t>(kRows) - last_stored) / 500;
-      const size_t commits = std::uniform_int_distribution<size_t>(1, std::max<size_t>(1, left / 2))(rng);
-      ASSERT_TRUE(waitFor([&] { return countSince(agent, offset, "event=file_progress") >= commits ||
-                                       countSince(agent, offset, "event=file_ingested") > 0; }, 60s))
+      const size_t commits =
+          std::uniform_int_distribution<size_t>(1, std::max<size_t>(1, left / 2))(rng);
+      ASSERT_TRUE(waitFor(
+          [&] {
+            return countSince(agent, offset, "event=file_progress") >= commits ||
+                   countSince(agent, offset, "event=file_ingested") > 0;
+          },
+          60s))
           << agent.log().substr(offset);
     }
     agent.kill();

@@ -73,10 +73,11 @@ TEST(FileDropCsv, QuotingNewlinesBomCrlf1252AndPerPatternSettings) {
   for (auto* r : patients) {
     pp.push_back(r->payload.reveal());
   }
-  EXPECT_TRUE(contains(pp, R"({"PatientId":"1001","MRN":"MRN0001001","LastName":"DOE","FirstName":"JANE",)"
-                           R"("MiddleName":"Q","DOB":"03/14/1980","Sex":"F","Address1":"123 Main St, Apt 4",)"
-                           R"("City":"Springfield","State":"IL","Zip":"62701","Phone":"(217) 555-0101",)"
-                           R"("Email":"jane.doe@example.com","PrimaryInsurance":"Acme Health PPO"})"));
+  EXPECT_TRUE(contains(
+      pp, R"({"PatientId":"1001","MRN":"MRN0001001","LastName":"DOE","FirstName":"JANE",)"
+          R"("MiddleName":"Q","DOB":"03/14/1980","Sex":"F","Address1":"123 Main St, Apt 4",)"
+          R"("City":"Springfield","State":"IL","Zip":"62701","Phone":"(217) 555-0101",)"
+          R"("Email":"jane.doe@example.com","PrimaryInsurance":"Acme Health PPO"})"));
   // Embedded newline and doubled quotes survive as JSON escapes.
   EXPECT_TRUE(std::any_of(pp.begin(), pp.end(), [](const std::string& p) {
     return p.find(R"("Address1":"77 Elm St\nUnit 2")") != std::string::npos;
@@ -85,8 +86,10 @@ TEST(FileDropCsv, QuotingNewlinesBomCrlf1252AndPerPatternSettings) {
     return p.find(R"("Address1":"45 \"Old\" Mill Rd")") != std::string::npos;
   }));
   // Windows-1252 converted to UTF-8.
-  EXPECT_TRUE(contains(pp, "{\"PatientId\":\"2001\",\"LastName\":\"M\xC3\xBCller\",\"FirstName\":\"J\xC3\xBCrgen\","
-                           "\"Note\":\"Copay 20\xE2\x82\xAC\"}"));
+  EXPECT_TRUE(contains(
+      pp,
+      "{\"PatientId\":\"2001\",\"LastName\":\"M\xC3\xBCller\",\"FirstName\":\"J\xC3\xBCrgen\","
+      "\"Note\":\"Copay 20\xE2\x82\xAC\"}"));
 
   auto appts = ofKind(s, store::Kind::appointment);
   ASSERT_EQ(appts.size(), 3u);
@@ -95,10 +98,11 @@ TEST(FileDropCsv, QuotingNewlinesBomCrlf1252AndPerPatternSettings) {
     ap.push_back(r->payload.reveal());
   }
   // The BOM is not part of the first key; CRLF inside quotes is data.
-  EXPECT_TRUE(contains(ap, R"({"AppointmentId":"A-20240102-0001","PatientId":"1001","ProviderId":"P100",)"
-                           R"("Resource":"Room 1","StartDateTime":"2024-01-02T09:00:00",)"
-                           R"("StopDateTime":"2024-01-02T09:30:00","LengthMinutes":"30","Type":"Follow-up",)"
-                           R"("Status":"Scheduled","Location":"Main Clinic","Notes":""})"));
+  EXPECT_TRUE(contains(
+      ap, R"({"AppointmentId":"A-20240102-0001","PatientId":"1001","ProviderId":"P100",)"
+          R"("Resource":"Room 1","StartDateTime":"2024-01-02T09:00:00",)"
+          R"("StopDateTime":"2024-01-02T09:30:00","LengthMinutes":"30","Type":"Follow-up",)"
+          R"("Status":"Scheduled","Location":"Main Clinic","Notes":""})"));
   EXPECT_TRUE(std::any_of(ap.begin(), ap.end(), [](const std::string& p) {
     return p.find(R"("Notes":"Said \"call me back\"\r\nre: time")") != std::string::npos;
   }));
@@ -109,17 +113,19 @@ TEST(FileDropCsv, QuotingNewlinesBomCrlf1252AndPerPatternSettings) {
   for (auto* r : billing) {
     bp.push_back(r->payload.reveal());
   }
-  EXPECT_TRUE(contains(bp, R"({"ChargeId":"C0002","PatientId":"1002","EncounterId":"E5002",)"
-                           R"("ServiceDate":"01/02/2024","CPT":"99204","Modifier1":"25","ICD10_1":"Z00.00",)"
-                           R"("ICD10_2":"","Units":"1","Amount":"210,50","RenderingNPI":"1234567893"})"));
+  EXPECT_TRUE(contains(
+      bp, R"({"ChargeId":"C0002","PatientId":"1002","EncounterId":"E5002",)"
+          R"("ServiceDate":"01/02/2024","CPT":"99204","Modifier1":"25","ICD10_1":"Z00.00",)"
+          R"("ICD10_2":"","Units":"1","Amount":"210,50","RenderingNPI":"1234567893"})"));
   auto providers = ofKind(s, store::Kind::provider);
   ASSERT_EQ(providers.size(), 3u);
   std::vector<std::string> prv;
   for (auto* r : providers) {
     prv.push_back(r->payload.reveal());
   }
-  EXPECT_TRUE(contains(prv, R"({"ProviderId":"P102","NPI":"1234567895","LastName":"OKAFOR","FirstName":"CHIDI",)"
-                            R"("Credentials":"NP","Specialty":"","Taxonomy":"363L00000X","Active":"N"})"));
+  EXPECT_TRUE(contains(
+      prv, R"({"ProviderId":"P102","NPI":"1234567895","LastName":"OKAFOR","FirstName":"CHIDI",)"
+           R"("Credentials":"NP","Specialty":"","Taxonomy":"363L00000X","Active":"N"})"));
   auto other = ofKind(s, store::Kind::other);
   ASSERT_EQ(other.size(), 3u);
   std::vector<std::string> op;
@@ -153,7 +159,8 @@ TEST(FileDropCsv, BadRowsAreDeadLetteredNeighboursStoredAndReported) {
   for (const auto& r : s.records) {
     payloads.insert(r.payload.reveal());
   }
-  EXPECT_TRUE(payloads.count(R"({"PatientId":"1004","LastName":"LOE","FirstName":"LINDA","DOB":"01/01/1990"})"));
+  EXPECT_TRUE(payloads.count(
+      R"({"PatientId":"1004","LastName":"LOE","FirstName":"LINDA","DOB":"01/01/1990"})"));
   EXPECT_TRUE(payloads.count(R"({"PatientId":"1004","LastName":"O'NEIL"})"));
   EXPECT_TRUE(payloads.count(R"({"Id":"3","Height":"5'4","Name":"POE"})"));
 
@@ -165,23 +172,38 @@ TEST(FileDropCsv, BadRowsAreDeadLetteredNeighboursStoredAndReported) {
     EXPECT_EQ(d.info.format, "binary");
     reasons[d.info.reason] = d.payload;
   }
-  EXPECT_EQ(reasons["ragged.csv row 2: line 3, byte 86: row 2 has 5 fields, header has 4 (ragged_row)"],
-            "1002,ROE,RICHARD,07/02/1975,EXTRA");
-  EXPECT_EQ(reasons.count("ragged.csv row 3: line 4, byte 106: row 3 has 3 fields, header has 4 (ragged_row)"), 1u);
-  EXPECT_EQ(reasons.count("invalid_utf8.csv row 2: line 3, byte 37: invalid UTF-8 (row 2) (invalid_utf8)"), 1u);
-  EXPECT_EQ(reasons.count("invalid_utf8.csv row 3: line 4, byte 47: invalid UTF-8 (row 3) (invalid_utf8)"), 1u);
-  EXPECT_EQ(reasons.count("quote_errors.csv row 1: line 2, byte 21: '\"' inside an unquoted field (row 1) "
-                          "(quote_in_unquoted_field)"), 1u);
-  EXPECT_EQ(reasons.count("quote_errors.csv row 2: line 3, byte 34: text after the closing quote of a "
-                          "field (row 2) (text_after_closing_quote)"), 1u);
+  EXPECT_EQ(
+      reasons["ragged.csv row 2: line 3, byte 86: row 2 has 5 fields, header has 4 (ragged_row)"],
+      "1002,ROE,RICHARD,07/02/1975,EXTRA");
+  EXPECT_EQ(
+      reasons.count(
+          "ragged.csv row 3: line 4, byte 106: row 3 has 3 fields, header has 4 (ragged_row)"),
+      1u);
+  EXPECT_EQ(reasons.count(
+                "invalid_utf8.csv row 2: line 3, byte 37: invalid UTF-8 (row 2) (invalid_utf8)"),
+            1u);
+  EXPECT_EQ(reasons.count(
+                "invalid_utf8.csv row 3: line 4, byte 47: invalid UTF-8 (row 3) (invalid_utf8)"),
+            1u);
+  EXPECT_EQ(reasons.count(
+                "quote_errors.csv row 1: line 2, byte 21: '\"' inside an unquoted field (row 1) "
+                "(quote_in_unquoted_field)"),
+            1u);
+  EXPECT_EQ(
+      reasons.count("quote_errors.csv row 2: line 3, byte 34: text after the closing quote of a "
+                    "field (row 2) (text_after_closing_quote)"),
+      1u);
 
   // The report in error/ lists each dead row with its line, byte and dead-letter id.
   const std::string report = readFile(env.error() / "ragged.csv.error.txt");
-  EXPECT_NE(report.find("result:    ingested 2 records; 2 dead-lettered; the file was archived to "),
-            std::string::npos) << report;
+  EXPECT_NE(
+      report.find("result:    ingested 2 records; 2 dead-lettered; the file was archived to "),
+      std::string::npos)
+      << report;
   for (const auto& d : s.dead) {
     if (d.info.reason.rfind("ragged.csv", 0) == 0) {
-      EXPECT_NE(report.find(d.info.reason + " -> dead letter " + d.info.msg_id), std::string::npos) << report;
+      EXPECT_NE(report.find(d.info.reason + " -> dead letter " + d.info.msg_id), std::string::npos)
+          << report;
     }
   }
   EXPECT_FALSE(fs::exists(env.error() / "ragged.csv"));  // the file itself was archived
@@ -196,7 +218,8 @@ TEST(FileDropCsv, FatalErrorsMoveTheFileToErrorWithNothingIngested) {
   drop(env, "csv/blank_only.csv");
   drop(env, "csv/patients.csv");  // a good neighbour keeps flowing
   ASSERT_TRUE(agent.start()) << agent.log();
-  for (const char* f : {"unterminated_quote.csv", "duplicate_header.csv", "utf16.csv", "blank_only.csv"}) {
+  for (const char* f :
+       {"unterminated_quote.csv", "duplicate_header.csv", "utf16.csv", "blank_only.csv"}) {
     ASSERT_TRUE(waitInError(env, f)) << f << "\n" << agent.log();
   }
   ASSERT_TRUE(waitArchived(env, "patients.csv")) << agent.log();
@@ -205,32 +228,44 @@ TEST(FileDropCsv, FatalErrorsMoveTheFileToErrorWithNothingIngested) {
   auto report = [&](const std::string& f) { return readFile(env.error() / (f + ".error.txt")); };
   const std::string r1 = report("unterminated_quote.csv");
   EXPECT_NE(r1.find("result:    FAILED, moved to the error directory; nothing of it was ingested"),
-            std::string::npos) << r1;
-  EXPECT_NE(r1.find("error:     unterminated_quote at line 3, byte 57\n"
-                    "           line 3, byte 57: quoted field is not closed before the end of the file\n"),
-            std::string::npos) << r1;
-  EXPECT_NE(report("duplicate_header.csv")
-                .find("duplicate_header_name at line 1, byte 29\n"
-                      "           line 1, byte 29: duplicate header name 'LastName' (columns 2 and 4)"),
-            std::string::npos);
+            std::string::npos)
+      << r1;
+  EXPECT_NE(
+      r1.find(
+          "error:     unterminated_quote at line 3, byte 57\n"
+          "           line 3, byte 57: quoted field is not closed before the end of the file\n"),
+      std::string::npos)
+      << r1;
+  EXPECT_NE(
+      report("duplicate_header.csv")
+          .find("duplicate_header_name at line 1, byte 29\n"
+                "           line 1, byte 29: duplicate header name 'LastName' (columns 2 and 4)"),
+      std::string::npos);
   EXPECT_NE(report("utf16.csv").find("unsupported_encoding at line 1, byte 0"), std::string::npos);
-  EXPECT_NE(report("blank_only.csv").find("line 4, byte 4: no header row (the file is empty or blank)"),
-            std::string::npos);
+  EXPECT_NE(
+      report("blank_only.csv").find("line 4, byte 4: no header row (the file is empty or blank)"),
+      std::string::npos);
   // The error file is byte-for-byte the dropped file.
-  EXPECT_EQ(readFile(env.error() / "unterminated_quote.csv"), fixture("csv/unterminated_quote.csv"));
+  EXPECT_EQ(readFile(env.error() / "unterminated_quote.csv"),
+            fixture("csv/unterminated_quote.csv"));
 
   Stored s = readStore(env.state);
-  EXPECT_EQ(s.records.size(), 4u);  // patients.csv only: the row before the bad quote is not ingested
+  EXPECT_EQ(s.records.size(),
+            4u);  // patients.csv only: the row before the bad quote is not ingested
   EXPECT_TRUE(s.dead.empty());
   EXPECT_EQ(s.watermarks.size(), 1u);  // failed files leave no progress behind
-  EXPECT_NE(agent.log().find("event=file_failed file=unterminated_quote.csv code=unterminated_quote line=3 byte=57"),
-            std::string::npos);
+  EXPECT_NE(
+      agent.log().find(
+          "event=file_failed file=unterminated_quote.csv code=unterminated_quote line=3 byte=57"),
+      std::string::npos);
 }
 
 TEST(FileDropCsv, HeaderlessFileUsesConfiguredColumnsAndFileOffsets) {
   DropEnv env;
-  AgentProcess agent(env.state, env.config({env.adapter(
-      R"({"format":"csv","kind":"inventory","csv":{"header":false,"columns":["ItemId","Qty"]}})")}));
+  AgentProcess agent(
+      env.state,
+      env.config({env.adapter(
+          R"({"format":"csv","kind":"inventory","csv":{"header":false,"columns":["ItemId","Qty"]}})")}));
   writeFile(env.inbox / "stock.csv", "\xEF\xBB\xBFINV-1,40\r\nINV-2,5,EXTRA\r\nINV-3,\"1,5\"\r\n");
   ASSERT_TRUE(agent.start()) << agent.log();
   ASSERT_TRUE(waitArchived(env, "stock.csv")) << agent.log();
@@ -242,7 +277,8 @@ TEST(FileDropCsv, HeaderlessFileUsesConfiguredColumnsAndFileOffsets) {
   EXPECT_EQ(s.records[0].kind, store::Kind::inventory);
   ASSERT_EQ(s.dead.size(), 1u);
   // Byte 21 of the file is the first byte of the extra field (BOM counted).
-  EXPECT_EQ(s.dead[0].info.reason, "stock.csv row 2: line 2, byte 21: row 2 has 3 fields, header has 2 (ragged_row)");
+  EXPECT_EQ(s.dead[0].info.reason,
+            "stock.csv row 2: line 2, byte 21: row 2 has 3 fields, header has 2 (ragged_row)");
   EXPECT_EQ(s.dead[0].payload, "INV-2,5,EXTRA");
 }
 

@@ -25,7 +25,8 @@ std::string batchWithOneBadMessage() {
          "MSH|^~\\&|SCHED|GOODHEALTH|PSAGENT|PRACTICE0042|20240201120100||SIU^S12||P|2.5.1\r\n"
          "SCH|A1|A1\r\n"
          "PID|1||1002^^^MRN||ROE^RICHARD\r\n"
-         "MSH|^~\\&|SCHED|GOODHEALTH|PSAGENT|PRACTICE0042|20240201120200||SIU^S14|MSG0003|P|2.5.1\r\n"
+         "MSH|^~\\&|SCHED|GOODHEALTH|PSAGENT|PRACTICE0042|20240201120200||SIU^S14|MSG0003|P|2.5."
+         "1\r\n"
          "SCH|A2|A2\r\n"
          "PID|1||1003^^^MRN||POE^EDGAR\r\n"
          "BTS|3\r\n"
@@ -34,8 +35,10 @@ std::string batchWithOneBadMessage() {
 
 TEST(FileDropHl7, BatchWithOneBadMessageDeadLettersItAndStoresItsNeighbours) {
   DropEnv env;
-  AgentProcess agent(env.state, env.config({env.adapter(
-      R"({"format":"hl7","include":["*.hl7"],"hl7":{"kind_map":{"SIU^S14":"other"}}})")}));
+  AgentProcess agent(
+      env.state,
+      env.config({env.adapter(
+          R"({"format":"hl7","include":["*.hl7"],"hl7":{"kind_map":{"SIU^S14":"other"}}})")}));
   const std::string batch = batchWithOneBadMessage();
   writeFile(env.inbox / "ADT_20240201_0001.hl7", batch);
   writeFile(env.inbox / "concat.hl7", fixture("hl7/batch_concatenated.hl7"));
@@ -81,21 +84,25 @@ TEST(FileDropHl7, BatchWithOneBadMessageDeadLettersItAndStoresItsNeighbours) {
   EXPECT_EQ(s.dead[0].payload, batch.substr(m2, m3 - m2));
   EXPECT_EQ(s.dead[0].info.format, "hl7v2");
   EXPECT_EQ(s.dead[0].info.kind, store::Kind::appointment);
-  const std::string expect_prefix = "ADT_20240201_0001.hl7 message 2 (line 6, byte " + std::to_string(m2) +
+  const std::string expect_prefix = "ADT_20240201_0001.hl7 message 2 (line 6, byte " +
+                                    std::to_string(m2) +
                                     "): HL7 101 (Required field missing) at MSH-10";
   EXPECT_EQ(s.dead[0].info.reason.rfind(expect_prefix, 0), 0u) << s.dead[0].info.reason;
 
   // The error report names the bad message and its dead letter; the file itself is archived.
   const std::string report = readFile(env.error() / "ADT_20240201_0001.hl7.error.txt");
   EXPECT_NE(report.find("ingested 2 records; 1 dead-lettered"), std::string::npos) << report;
-  EXPECT_NE(report.find(s.dead[0].info.reason + " -> dead letter " + s.dead[0].info.msg_id), std::string::npos)
+  EXPECT_NE(report.find(s.dead[0].info.reason + " -> dead letter " + s.dead[0].info.msg_id),
+            std::string::npos)
       << report;
 
   EXPECT_NE(readFile(env.error() / "bad_count.hl7.error.txt")
-                .find("error:     hl7_batch_count\n           batch 1 (line 1): BTS-1 declares 5 messages, found 2\n"),
+                .find("error:     hl7_batch_count\n           batch 1 (line 1): BTS-1 declares 5 "
+                      "messages, found 2\n"),
             std::string::npos);
-  EXPECT_NE(readFile(env.error() / "orphan.hl7.error.txt").find("line 11: segment outside a message"),
-            std::string::npos);
+  EXPECT_NE(
+      readFile(env.error() / "orphan.hl7.error.txt").find("line 11: segment outside a message"),
+      std::string::npos);
 }
 
 TEST(FileDropX12, ClaimsAndRemittancesOneRecordPerTransactionSetWithEnvelopeChecks) {
@@ -130,18 +137,23 @@ TEST(FileDropX12, ClaimsAndRemittancesOneRecordPerTransactionSetWithEnvelopeChec
   EXPECT_EQ(n835, 2u);
   ASSERT_EQ(s.dead.size(), 1u);
   EXPECT_EQ(s.dead[0].info.reason,
-            "se_count.837 transaction set 2: segment 53 (line 53, byte 1498): SE-01 is 28 but transaction set "
+            "se_count.837 transaction set 2: segment 53 (line 53, byte 1498): SE-01 is 28 but "
+            "transaction set "
             "0002 (ST at segment 27) has 27 segments (ST..SE) (se_count_mismatch)");
   EXPECT_EQ(s.dead[0].info.format, "x12");
-  EXPECT_NE(readFile(env.error() / "se_count.837.error.txt").find(s.dead[0].info.reason), std::string::npos);
+  EXPECT_NE(readFile(env.error() / "se_count.837.error.txt").find(s.dead[0].info.reason),
+            std::string::npos);
 
   // Envelope errors fail the whole file before anything of it is stored.
   const std::string ge = readFile(env.error() / "ge_count.837.error.txt");
   EXPECT_NE(ge.find("nothing of it was ingested"), std::string::npos) << ge;
-  EXPECT_NE(ge.find("error:     ge_count_mismatch at line 54, byte 1510\n"
-                    "           segment 54 (line 54, byte 1510): GE-01 is 3 but functional group 101 (GS at "
-                    "segment 2) has 2 transaction sets\n"),
-            std::string::npos) << ge;
+  EXPECT_NE(
+      ge.find(
+          "error:     ge_count_mismatch at line 54, byte 1510\n"
+          "           segment 54 (line 54, byte 1510): GE-01 is 3 but functional group 101 (GS at "
+          "segment 2) has 2 transaction sets\n"),
+      std::string::npos)
+      << ge;
   EXPECT_NE(readFile(env.error() / "not_x12.837.error.txt")
                 .find("segment 1 (line 1, byte 0): the file does not start with an ISA segment"),
             std::string::npos);
@@ -149,8 +161,10 @@ TEST(FileDropX12, ClaimsAndRemittancesOneRecordPerTransactionSetWithEnvelopeChec
 
 TEST(FileDropOpaque, WholeFileIsOneBinaryRecordWithinTheSizeLimit) {
   DropEnv env;
-  AgentProcess agent(env.state, env.config({env.adapter(
-      R"({"format":"opaque","kind":"clinical","opaque":{"max_file_bytes":1024}})")}));
+  AgentProcess agent(
+      env.state,
+      env.config({env.adapter(
+          R"({"format":"opaque","kind":"clinical","opaque":{"max_file_bytes":1024}})")}));
   std::string pdf = "%PDF-1.4\n";
   pdf += std::string("\0\x01\xff\r\n", 5);
   pdf += "binary tail";
@@ -166,7 +180,8 @@ TEST(FileDropOpaque, WholeFileIsOneBinaryRecordWithinTheSizeLimit) {
   EXPECT_EQ(s.records[0].format, "binary");
   EXPECT_EQ(s.records[0].kind, store::Kind::clinical);
   EXPECT_NE(readFile(env.error() / "big.pdf.error.txt")
-                .find("error:     file_too_large\n           file is 2000 bytes; opaque.max_file_bytes is 1024\n"),
+                .find("error:     file_too_large\n           file is 2000 bytes; "
+                      "opaque.max_file_bytes is 1024\n"),
             std::string::npos);
 }
 

@@ -49,7 +49,8 @@ struct DropEnv {
 
   /// The whole agent config with `adapters`.
   json::Value config(std::vector<json::Value> adapters) const {
-    auto doc = *json::parse(R"({"agent":{"id":"practice-0001","tenant":"test-tenant","log_level":"debug"}})");
+    auto doc = *json::parse(
+        R"({"agent":{"id":"practice-0001","tenant":"test-tenant","log_level":"debug"}})");
     json::Value list = json::Value::array();
     for (auto& a : adapters) {
       list.push(std::move(a));
@@ -80,17 +81,20 @@ inline std::vector<fs::path> findNamed(const fs::path& root, const std::string& 
 /// Waits until `name` is in the archive tree (and gone from the inbox).
 inline bool waitArchived(const DropEnv& env, const std::string& name,
                          std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  return waitFor([&] { return !fs::exists(env.inbox / name) && !findNamed(env.archive(), name).empty(); },
-                 timeout);
+  return waitFor(
+      [&] { return !fs::exists(env.inbox / name) && !findNamed(env.archive(), name).empty(); },
+      timeout);
 }
 
 /// Waits until `name` and `name.error.txt` are in the error dir (and `name` left the inbox).
 inline bool waitInError(const DropEnv& env, const std::string& name,
                         std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  return waitFor([&] {
-    return !fs::exists(env.inbox / name) && fs::exists(env.error() / name) &&
-           fs::exists(env.error() / (name + ".error.txt"));
-  }, timeout);
+  return waitFor(
+      [&] {
+        return !fs::exists(env.inbox / name) && fs::exists(env.error() / name) &&
+               fs::exists(env.error() / (name + ".error.txt"));
+      },
+      timeout);
 }
 
 /// Counts occurrences of `needle` in the agent's log.

@@ -19,13 +19,16 @@ TEST(FileDropPhi, MarkerInFieldsNeverReachesStateFilesLogsOrReports) {
   hl7.set("name", json::Value::string("drop-hl7"));
   AgentProcess agent(env.state, env.config({csv, hl7}));
   // Stored rows, a ragged (dead-lettered) row and a bad-UTF-8 row carry the marker.
-  writeFile(env.inbox / "p.csv", "Id,LastName,Note\n1," + m + ",ok\n2,DOE," + m + ",EXTRA\n3,\xC3(" + m + ",x\n");
+  writeFile(env.inbox / "p.csv",
+            "Id,LastName,Note\n1," + m + ",ok\n2,DOE," + m + ",EXTRA\n3,\xC3(" + m + ",x\n");
   // A file failing after a row with the marker (unterminated quote).
   writeFile(env.inbox / "f.csv", "Id,LastName,Note\n1," + m + ",ok\n2,\"" + m + ",x\n");
   // An HL7 message with the marker in PID-5, and a bad one (no MSH-10) with it too.
   writeFile(env.inbox / "m.hl7",
-            "MSH|^~\\&|A|B|C|D|20240101||ADT^A04|C1|P|2.5.1\rEVN|A04\rPID|1||1||" + m + "^JANE\r"
-            "MSH|^~\\&|A|B|C|D|20240101||ADT^A08||P|2.5.1\rEVN|A08\rPID|1||2||" + m + "^JOHN\r");
+            "MSH|^~\\&|A|B|C|D|20240101||ADT^A04|C1|P|2.5.1\rEVN|A04\rPID|1||1||" + m +
+                "^JANE\r"
+                "MSH|^~\\&|A|B|C|D|20240101||ADT^A08||P|2.5.1\rEVN|A08\rPID|1||2||" +
+                m + "^JOHN\r");
   ASSERT_TRUE(agent.start()) << agent.log();
   ASSERT_TRUE(waitArchived(env, "p.csv")) << agent.log();
   ASSERT_TRUE(waitInError(env, "f.csv")) << agent.log();
@@ -65,7 +68,8 @@ TEST(FileDropBackPressure, PausesAtTheDiskBudgetAndResumesFromItsCheckpoint) {
   }
   writeFile(env.inbox / "big.csv", data);
   ASSERT_TRUE(agent.start()) << agent.log();
-  ASSERT_TRUE(waitFor([&] { return countInLog(agent, "event=paused_store_full file=big.csv") > 0; }, 30s))
+  ASSERT_TRUE(
+      waitFor([&] { return countInLog(agent, "event=paused_store_full file=big.csv") > 0; }, 30s))
       << agent.log();
   EXPECT_TRUE(fs::exists(env.inbox / "big.csv"));  // left where it was
   ASSERT_EQ(agent.stop(), 0);                      // stops promptly while paused
@@ -80,7 +84,8 @@ TEST(FileDropBackPressure, PausesAtTheDiskBudgetAndResumesFromItsCheckpoint) {
   Stored s = readStore(env.state);
   ASSERT_EQ(s.records.size(), 20000u);
   for (size_t i = 0; i < s.records.size(); ++i) {
-    ASSERT_EQ(s.records[i].payload.reveal().rfind("{\"Id\":\"" + std::to_string(i) + "\"", 0), 0u) << i;
+    ASSERT_EQ(s.records[i].payload.reveal().rfind("{\"Id\":\"" + std::to_string(i) + "\"", 0), 0u)
+        << i;
   }
 }
 

@@ -110,13 +110,13 @@ schema::ObjectSchemaPtr csvSchema(bool with_defaults) {
           .describe("field delimiter: \",\", \";\", \"\\t\" (or \"tab\"), \"|\""),
       def(Field::boolean("header"), json::Value::boolean(true))
           .describe("the first row names the columns; false: give \"columns\""),
-      Field::array("columns", Type::string).verify(checkColumns).describe(
-          "column names when header is false"),
+      Field::array("columns", Type::string)
+          .verify(checkColumns)
+          .describe("column names when header is false"),
       def(Field::str("encoding").oneOf({"utf-8", "windows-1252", "auto"}),
           json::Value::string("utf-8")),
       def(Field::str("trim").oneOf({"none", "headers", "all"}), json::Value::string("none")),
-      def(Field::integer("max_record_bytes").range(16, 64 << 20),
-          json::Value::integer(1 << 20)),
+      def(Field::integer("max_record_bytes").range(16, 64 << 20), json::Value::integer(1 << 20)),
   };
   s->check = [](const json::Value& v, const std::string& path, std::vector<Issue>& issues) {
     const json::Value* header = v.find("header");
@@ -145,13 +145,17 @@ schema::ObjectSchemaPtr patternSchema() {
 schema::ObjectSchemaPtr hl7Schema() {
   auto s = std::make_shared<ObjectSchema>();
   s->fields = {
-      Field::anyValue("kind_map").def(json::Value::object()).verify(checkKindMap).describe(
-          "message type overrides, e.g. {\"ZPM\": \"patient\", \"MFN^M02\": \"provider\"}"),
+      Field::anyValue("kind_map")
+          .def(json::Value::object())
+          .verify(checkKindMap)
+          .describe(
+              "message type overrides, e.g. {\"ZPM\": \"patient\", \"MFN^M02\": \"provider\"}"),
       Field::array("required_segments", Type::string).def(json::Value::array()),
       Field::array("accepted_versions", Type::string).def(json::Value::array()),
       Field::array("accepted_message_types", Type::string).def(json::Value::array()),
-      Field::boolean("dedupe").def(json::Value::boolean(true)).describe(
-          "give each message its sender/control-id/content identity (as over MLLP)"),
+      Field::boolean("dedupe")
+          .def(json::Value::boolean(true))
+          .describe("give each message its sender/control-id/content identity (as over MLLP)"),
       Field::integer("max_file_bytes")
           .def(json::Value::integer(256 << 20))
           .range(1024, 1 << 30)
@@ -201,9 +205,10 @@ void checkAdapter(const json::Value& v, const std::string& path, std::vector<Iss
       }
       const std::string pf = p.getString("format", format);
       if (needsKind(pf) && p.find("kind") == nullptr && !has_kind) {
-        issues.push_back(Issue{schema::childPath(schema::indexPath(schema::childPath(path, "patterns"), k), "kind"),
-                               p.pos().line, p.pos().column,
-                               "required when format is " + pf + " and the adapter has no kind"});
+        issues.push_back(Issue{
+            schema::childPath(schema::indexPath(schema::childPath(path, "patterns"), k), "kind"),
+            p.pos().line, p.pos().column,
+            "required when format is " + pf + " and the adapter has no kind"});
       }
     }
   }
@@ -230,7 +235,10 @@ std::string_view trimName(CsvTrim t) {
 }
 
 FileFormat formatOf(const std::string& s) {
-  return s == "hl7" ? FileFormat::hl7 : s == "x12" ? FileFormat::x12 : s == "opaque" ? FileFormat::opaque : FileFormat::csv;
+  return s == "hl7"      ? FileFormat::hl7
+         : s == "x12"    ? FileFormat::x12
+         : s == "opaque" ? FileFormat::opaque
+                         : FileFormat::csv;
 }
 
 // Applies the keys present in `csv` over `base`.
@@ -296,7 +304,8 @@ std::string FileProfile::fingerprint() const {
   std::string out(fileFormatName(format));
   if (format == FileFormat::csv) {
     out += ";d=";
-    out += csv.options.delimiter == '\t' ? std::string("tab") : std::string(1, csv.options.delimiter);
+    out +=
+        csv.options.delimiter == '\t' ? std::string("tab") : std::string(1, csv.options.delimiter);
     out += ";e=";
     out += encodingName(csv.options.encoding);
     out += ";t=";
@@ -333,10 +342,13 @@ schema::ObjectSchemaPtr fileDropSchema() {
             .describe("globs of files to pick up"),
         Field::array("exclude", Type::string).def(json::Value::array()).verify(checkGlobList),
         Field::boolean("recursive").def(json::Value::boolean(false)),
-        Field::boolean("ignore_case").def(json::Value::boolean(false)).describe(
-            "globs ignore ASCII case (Windows exporters)"),
-        Field::str("format").req().oneOf({"csv", "hl7", "x12", "opaque"}).describe(
-            "csv, hl7, x12 or opaque"),
+        Field::boolean("ignore_case")
+            .def(json::Value::boolean(false))
+            .describe("globs ignore ASCII case (Windows exporters)"),
+        Field::str("format")
+            .req()
+            .oneOf({"csv", "hl7", "x12", "opaque"})
+            .describe("csv, hl7, x12 or opaque"),
         Field::str("kind").oneOf(kindNames()).describe("record kind of csv and opaque files"),
         Field::obj("csv", csvSchema(true)),
         Field::arrayOf("patterns", patternSchema())
@@ -362,15 +374,21 @@ schema::ObjectSchemaPtr fileDropSchema() {
         Field::str("after").def(json::Value::string("archive")).oneOf({"archive", "delete"}),
         Field::str("archive_dir").verify(checkNonEmpty).describe("default PATH/archive"),
         Field::str("error_dir").verify(checkNonEmpty).describe("default PATH/error"),
-        Field::boolean("archive_dated").def(json::Value::boolean(true)).describe(
-            "archive into YYYY/MM/DD sub-folders (UTC)"),
-        Field::str("duplicates").def(json::Value::string("skip")).oneOf({"skip", "error"}).describe(
-            "a file whose content was already ingested: archive/delete it unread, or move it "
-            "to error_dir"),
+        Field::boolean("archive_dated")
+            .def(json::Value::boolean(true))
+            .describe("archive into YYYY/MM/DD sub-folders (UTC)"),
+        Field::str("duplicates")
+            .def(json::Value::string("skip"))
+            .oneOf({"skip", "error"})
+            .describe(
+                "a file whose content was already ingested: archive/delete it unread, or move it "
+                "to error_dir"),
         Field::integer("duplicate_window_days").def(json::Value::integer(30)).range(1, 3650),
-        Field::str("watch").def(json::Value::string("auto")).oneOf({"auto", "poll"}).describe(
-            "auto: inotify where available plus periodic rescans; poll: rescans only "
-            "(network shares)"),
+        Field::str("watch")
+            .def(json::Value::string("auto"))
+            .oneOf({"auto", "poll"})
+            .describe("auto: inotify where available plus periodic rescans; poll: rescans only "
+                      "(network shares)"),
         Field::integer("poll_interval_ms").def(json::Value::integer(2000)).range(50, 3600000),
         Field::integer("batch_records").def(json::Value::integer(2000)).range(1, 4096),
         Field::integer("batch_bytes").def(json::Value::integer(4 << 20)).range(64 << 10, 64 << 20),
@@ -415,8 +433,8 @@ Result<FileDropConfig> parseFileDropConfig(const json::Value& raw,
     }
     applyCsv(p.find("csv"), fp.profile.csv);
     if (!fp.profile.csv.header && fp.profile.csv.columns.empty()) {
-      return Error(Errc::invalid_argument,
-                   "patterns entry \"" + fp.match + "\": csv.columns required when header is false");
+      return Error(Errc::invalid_argument, "patterns entry \"" + fp.match +
+                                               "\": csv.columns required when header is false");
     }
     c.patterns.push_back(std::move(fp));
   }
@@ -451,19 +469,21 @@ Result<FileDropConfig> parseFileDropConfig(const json::Value& raw,
   c.temp_patterns = stringList(v, "temp_patterns");
 
   c.after = v.getString("after") == "delete" ? AfterIngest::remove : AfterIngest::archive;
-  c.archive_dir = v.find("archive_dir") ? resolve(state_dir, v.getString("archive_dir"))
-                                        : c.dir / "archive";
+  c.archive_dir =
+      v.find("archive_dir") ? resolve(state_dir, v.getString("archive_dir")) : c.dir / "archive";
   c.error_dir =
       v.find("error_dir") ? resolve(state_dir, v.getString("error_dir")) : c.dir / "error";
   c.archive_dated = v.getBool("archive_dated", true);
-  c.duplicates = v.getString("duplicates") == "error" ? DuplicatePolicy::error : DuplicatePolicy::skip;
+  c.duplicates =
+      v.getString("duplicates") == "error" ? DuplicatePolicy::error : DuplicatePolicy::skip;
   c.duplicate_window = std::chrono::hours(24 * v.getInt("duplicate_window_days"));
   c.watch = v.getString("watch") == "poll" ? WatchMode::poll : WatchMode::automatic;
   c.poll_interval = std::chrono::milliseconds(v.getInt("poll_interval_ms"));
   c.batch_records = static_cast<size_t>(v.getInt("batch_records"));
   c.batch_bytes = static_cast<size_t>(v.getInt("batch_bytes"));
   if (c.archive_dir == c.dir || c.error_dir == c.dir) {
-    return Error(Errc::invalid_argument, "archive_dir and error_dir must not be the watched directory");
+    return Error(Errc::invalid_argument,
+                 "archive_dir and error_dir must not be the watched directory");
   }
   if (c.archive_dir == c.error_dir && c.after == AfterIngest::archive) {
     return Error(Errc::invalid_argument, "archive_dir and error_dir must differ");

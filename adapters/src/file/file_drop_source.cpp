@@ -1,8 +1,7 @@
 #include "file/file_drop_source.h"
 
-#include <sys/stat.h>
-
 #include <openssl/evp.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -21,7 +20,7 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr size_t kMaxIssues = 100;          // dead-letter lines kept per file (watermark, report)
+constexpr size_t kMaxIssues = 100;  // dead-letter lines kept per file (watermark, report)
 constexpr size_t kMaxIssueChars = 400;
 constexpr auto kPruneEvery = std::chrono::hours(6);
 constexpr auto kRetryUnreadable = std::chrono::seconds(60);
@@ -74,7 +73,8 @@ Result<std::string> readWhole(const InputFile& file, uint64_t size) {
   std::string text(static_cast<size_t>(size), '\0');
   uint64_t pos = 0;
   while (pos < size) {
-    auto n = file.readAt(pos, text.data() + pos, static_cast<size_t>(std::min<uint64_t>(kReadChunk, size - pos)));
+    auto n = file.readAt(pos, text.data() + pos,
+                         static_cast<size_t>(std::min<uint64_t>(kReadChunk, size - pos)));
     if (!n) {
       return std::move(n).error();
     }
@@ -101,7 +101,8 @@ fs::path uniquePath(const fs::path& path, std::string_view companion_suffix = {}
   std::error_code ec;
   auto free = [&](const fs::path& p) {
     return !fs::exists(p, ec) &&
-           (companion_suffix.empty() || !fs::exists(fs::path(p.string() + std::string(companion_suffix)), ec));
+           (companion_suffix.empty() ||
+            !fs::exists(fs::path(p.string() + std::string(companion_suffix)), ec));
   };
   if (free(path)) {
     return path;
@@ -321,7 +322,8 @@ Status FileDropSource::start() {
   }
   std::error_code ec;
   if (!fs::is_directory(config_.dir, ec)) {
-    return Error(Errc::not_found, "path " + config_.dir.string() + " does not exist or is not a directory");
+    return Error(Errc::not_found,
+                 "path " + config_.dir.string() + " does not exist or is not a directory");
   }
   for (const fs::path& d : {config_.error_dir, config_.archive_dir}) {
     if (d == config_.archive_dir && config_.after != AfterIngest::archive) {
@@ -455,7 +457,8 @@ void FileDropSource::loop() {
     ScanResult scan_result = scan();
     if (!scan_result.ok) {
       if (!dir_failed) {
-        log_.error("directory_unavailable", {{"path", config_.dir.string()}, {"problem", scan_result.problem}});
+        log_.error("directory_unavailable",
+                   {{"path", config_.dir.string()}, {"problem", scan_result.problem}});
       }
       dir_failed = true;
       setState("failed", false, scan_result.problem);
@@ -489,7 +492,8 @@ void FileDropSource::loop() {
     }
     auto timeout = config_.poll_interval;
     if (scan_result.next_check) {
-      const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(*scan_result.next_check - SteadyClock::now()) +
+      const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             *scan_result.next_check - SteadyClock::now()) +
                          std::chrono::milliseconds(1);
       timeout = std::clamp(until, std::chrono::milliseconds(1), timeout);
     }
@@ -533,7 +537,8 @@ FileDropSource::ScanResult FileDropSource::scan() {
   if (config_.recursive) {
     const fs::path archive = config_.archive_dir.lexically_normal();
     const fs::path error = config_.error_dir.lexically_normal();
-    fs::recursive_directory_iterator it(config_.dir, fs::directory_options::skip_permission_denied, ec);
+    fs::recursive_directory_iterator it(config_.dir, fs::directory_options::skip_permission_denied,
+                                        ec);
     if (ec) {
       r.ok = false;
       r.problem = "cannot list " + config_.dir.string() + ": " + ec.message();
@@ -627,7 +632,8 @@ FileDropSource::ScanResult FileDropSource::scan() {
       }
       case Completion::marker: {
         const fs::path rel(c.rel);
-        const std::string dir = rel.has_parent_path() ? rel.parent_path().generic_string() + "/" : "";
+        const std::string dir =
+            rel.has_parent_path() ? rel.parent_path().generic_string() + "/" : "";
         const std::string stem = rel.stem().string();
         bool marked = false;
         for (const auto& s : config_.marker_suffixes) {
@@ -663,7 +669,8 @@ FileDropSource::ScanResult FileDropSource::scan() {
 // ---------------------------------------------------------------------------------------------
 // One file
 
-FileDropSource::Outcome FileDropSource::deferFile(const Candidate& c, std::chrono::milliseconds delay) {
+FileDropSource::Outcome FileDropSource::deferFile(const Candidate& c,
+                                                  std::chrono::milliseconds delay) {
   retry_at_[c.rel] = SteadyClock::now() + delay;
   return Outcome::deferred;
 }
@@ -682,7 +689,8 @@ FileDropSource::Outcome FileDropSource::ingest(const Candidate& c) {
       return Outcome::deferred;  // gone meanwhile (renamed by its writer, taken by someone)
     }
     log_.error("file_unreadable", {{"file", c.rel}, {"error", opened.error().message}});
-    FatalIssue issue{"unreadable", 0, 0, opened.error().message + " (check the file's owner and mode)"};
+    FatalIssue issue{"unreadable", 0, 0,
+                     opened.error().message + " (check the file's owner and mode)"};
     in.profile = &config_.profileFor(c.rel);
     return failFile(in, issue, true);
   }
@@ -692,12 +700,14 @@ FileDropSource::Outcome FileDropSource::ingest(const Candidate& c) {
     return deferFile(c, kRetryUnreadable);
   }
   in.st = *st;
-  if (auto it = committed_not_disposed_.find(c.rel); it != committed_not_disposed_.end() && it->second == in.st) {
+  if (auto it = committed_not_disposed_.find(c.rel);
+      it != committed_not_disposed_.end() && it->second == in.st) {
     std::string where;
     if (!dispose(c, where)) {
       return deferFile(c, kRetryUnreadable);
     }
     committed_not_disposed_.erase(c.rel);
+    removeMarkers(c);
     return Outcome::done;
   }
   in.profile = &config_.profileFor(c.rel);
@@ -705,12 +715,15 @@ FileDropSource::Outcome FileDropSource::ingest(const Candidate& c) {
 
   // Pass 1: content identity (and, for formats read whole, the content itself).
   if (prof.format == FileFormat::hl7 || prof.format == FileFormat::opaque) {
-    const size_t limit = prof.format == FileFormat::hl7 ? config_.hl7_max_file_bytes : config_.opaque_max_bytes;
+    const size_t limit =
+        prof.format == FileFormat::hl7 ? config_.hl7_max_file_bytes : config_.opaque_max_bytes;
     if (in.st.size > limit) {
-      const std::string key = prof.format == FileFormat::hl7 ? "hl7.max_file_bytes" : "opaque.max_file_bytes";
-      return failFile(in, FatalIssue{"file_too_large", 0, 0,
-                                     "file is " + std::to_string(in.st.size) + " bytes; " + key + " is " +
-                                         std::to_string(limit)},
+      const std::string key =
+          prof.format == FileFormat::hl7 ? "hl7.max_file_bytes" : "opaque.max_file_bytes";
+      return failFile(in,
+                      FatalIssue{"file_too_large", 0, 0,
+                                 "file is " + std::to_string(in.st.size) + " bytes; " + key +
+                                     " is " + std::to_string(limit)},
                       true);
     }
     auto text = readWhole(*in.file, in.st.size);
@@ -769,10 +782,12 @@ FileDropSource::Outcome FileDropSource::ingest(const Candidate& c) {
     auto p = Progress::parse(**wm);
     if (!p) {
       log_.error("progress_unreadable", {{"file", c.rel}});
-      return failFile(in, FatalIssue{"progress_unreadable", 0, 0,
-                                     "the stored progress of this content is unreadable; not ingesting it "
-                                     "again (it may have been ingested already)"},
-                      false);
+      return failFile(
+          in,
+          FatalIssue{"progress_unreadable", 0, 0,
+                     "the stored progress of this content is unreadable; not ingesting it "
+                     "again (it may have been ingested already)"},
+          false);
     }
     if (p->state == "done") {
       in.committed = std::move(*p);
@@ -782,23 +797,26 @@ FileDropSource::Outcome FileDropSource::ingest(const Candidate& c) {
         log_.info("file_already_ingested", {{"file", c.rel}, {"records", in.committed.records}});
         return finishDone(in, false);
       }
-      log_.warn("file_duplicate", {{"file", c.rel}, {"first_ingested_as", in.committed.name},
+      log_.warn("file_duplicate", {{"file", c.rel},
+                                   {"first_ingested_as", in.committed.name},
                                    {"records", in.committed.records}});
       if (config_.duplicates == DuplicatePolicy::error) {
-        return failFile(in, FatalIssue{"duplicate", 0, 0,
-                                       "same content as " + in.committed.name + ", ingested at " +
-                                           formatRfc3339(in.committed.done_ms) + " (" +
-                                           std::to_string(in.committed.records) + " records)"},
+        return failFile(in,
+                        FatalIssue{"duplicate", 0, 0,
+                                   "same content as " + in.committed.name + ", ingested at " +
+                                       formatRfc3339(in.committed.done_ms) + " (" +
+                                       std::to_string(in.committed.records) + " records)"},
                         true);
       }
       return finishDone(in, true);
     }
     if (p->profile != prof.fingerprint()) {
-      return failFile(in, FatalIssue{"settings_changed", 0, 0,
-                                     "this content was partly ingested (" + std::to_string(p->records) +
-                                         " records) with settings \"" + p->profile +
-                                         "\"; the settings for it are now \"" + prof.fingerprint() +
-                                         "\". Restore the old settings to resume it"},
+      return failFile(in,
+                      FatalIssue{"settings_changed", 0, 0,
+                                 "this content was partly ingested (" + std::to_string(p->records) +
+                                     " records) with settings \"" + p->profile +
+                                     "\"; the settings for it are now \"" + prof.fingerprint() +
+                                     "\". Restore the old settings to resume it"},
                       false);
     }
     in.committed = std::move(*p);
@@ -857,7 +875,8 @@ FileDropSource::Outcome FileDropSource::pump(Ingest& in) {
     auto promise = std::make_shared<std::promise<Result<store::AppendResult>>>();
     f.result = promise->get_future();
     f.after = p;
-    sink_.append(std::move(batch), [promise](Result<store::AppendResult> r) { promise->set_value(std::move(r)); });
+    sink_.append(std::move(batch),
+                 [promise](Result<store::AppendResult> r) { promise->set_value(std::move(r)); });
   };
   std::chrono::milliseconds backoff(0);
   bool paused = false;
@@ -868,7 +887,8 @@ FileDropSource::Outcome FileDropSource::pump(Ingest& in) {
       return false;
     }
     if (err.is(Errc::invalid_argument) || err.is(Errc::limit)) {
-      out = failFile(in, FatalIssue{"store_refused", 0, 0, "the store refused a batch: " + err.message},
+      out = failFile(in,
+                     FatalIssue{"store_refused", 0, 0, "the store refused a batch: " + err.message},
                      in.committed.records + in.committed.dead == 0);
       return false;
     }
@@ -876,13 +896,15 @@ FileDropSource::Outcome FileDropSource::pump(Ingest& in) {
         kMaxBackoff, backoff.count() == 0 ? std::chrono::milliseconds(500) : backoff * 2);
     if (err.is(Errc::full)) {
       if (!paused) {
-        log_.warn("paused_store_full", {{"file", in.c.rel}, {"records_done", in.committed.records}});
+        log_.warn("paused_store_full",
+                  {{"file", in.c.rel}, {"records_done", in.committed.records}});
       }
       paused = true;
       count("store_full_waits");
       setState("paused", true, "store full: waiting for the queue to drain");
     } else {
-      log_.error("commit_failed", {{"file", in.c.rel}, {"error", err.code}, {"retry_ms", backoff.count()}});
+      log_.error("commit_failed",
+                 {{"file", in.c.rel}, {"error", err.code}, {"retry_ms", backoff.count()}});
       setState("failed", false, "commit failed: " + err.message);
     }
     if (!sleepFor(backoff)) {
@@ -928,14 +950,16 @@ FileDropSource::Outcome FileDropSource::pump(Ingest& in) {
         status_.last_message_ms = clock_->nowMs();
       }
     }
-    log_.debug("file_progress", {{"file", in.c.rel}, {"records", in.committed.records},
-                                 {"dead", in.committed.dead}});
+    log_.debug(
+        "file_progress",
+        {{"file", in.c.rel}, {"records", in.committed.records}, {"dead", in.committed.dead}});
   };
 
   for (;;) {  // (re)start at the committed checkpoint
     auto reader_r = makeReader(in.rctx, in.committed.cp);
     if (!reader_r) {
-      return failFile(in, FatalIssue{"checkpoint", 0, 0, "cannot resume: " + reader_r.error().message},
+      return failFile(in,
+                      FatalIssue{"checkpoint", 0, 0, "cannot resume: " + reader_r.error().message},
                       in.committed.records + in.committed.dead == 0);
     }
     FormatReaderPtr reader = std::move(reader_r).value();
@@ -950,7 +974,8 @@ FileDropSource::Outcome FileDropSource::pump(Ingest& in) {
       bool eof = false;
       std::optional<Error> fatal;
       const int64_t now = clock_->nowMs();
-      while (batch.records.size() + batch.dead.size() < config_.batch_records && next.bytes < config_.batch_bytes) {
+      while (batch.records.size() + batch.dead.size() < config_.batch_records &&
+             next.bytes < config_.batch_bytes) {
         auto r = reader->next(item);
         if (!r) {
           fatal = std::move(r).error();
@@ -972,7 +997,8 @@ FileDropSource::Outcome FileDropSource::pump(Ingest& in) {
           } else {
             ++work.issues_more;
           }
-          batch.dead.push_back(store::DeadLetterInput{std::move(item.record), std::move(item.reason)});
+          batch.dead.push_back(
+              store::DeadLetterInput{std::move(item.record), std::move(item.reason)});
           ++next.dead;
           ++work.dead;
         }
@@ -1065,7 +1091,8 @@ FileDropSource::Outcome FileDropSource::finishDone(Ingest& in, bool duplicate) {
   }
   committed_not_disposed_.erase(in.c.rel);
   removeMarkers(in.c);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - in.t0).count();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - in.t0).count();
   if (duplicate) {
     log_.info("file_duplicate_skipped", {{"file", in.c.rel}, {"to", where}});
   } else {
@@ -1127,8 +1154,8 @@ void FileDropSource::removeMarkers(const Candidate& c) {
       fs::directory_iterator it(c.path.parent_path(), ec);
       for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
         const fs::path& p = it->path();
-        if (p != stem_marker && p.stem() == c.path.stem() && p != c.path && it->is_regular_file(ec) &&
-            p.extension() != s) {
+        if (p != stem_marker && p.stem() == c.path.stem() && p != c.path &&
+            it->is_regular_file(ec) && p.extension() != s) {
           shared = true;
         }
       }
@@ -1147,11 +1174,13 @@ std::string reportHeader(const std::string& adapter, const std::string& rel, uin
   r += "adapter:   " + adapter + "\n";
   r += "file:      " + rel + " (" + std::to_string(size) + " bytes" +
        (sha.empty() ? std::string() : ", sha256 " + sha) + ")\n";
-  r += "format:    " + std::string(fileFormatName(profile.format)) + ", kind " + kindText(profile) + "\n";
+  r += "format:    " + std::string(fileFormatName(profile.format)) + ", kind " + kindText(profile) +
+       "\n";
   return r;
 }
 
-void appendIssues(std::string& r, const std::vector<std::string>& issues, uint64_t more, uint64_t total) {
+void appendIssues(std::string& r, const std::vector<std::string>& issues, uint64_t more,
+                  uint64_t total) {
   r += "dead-lettered (" + std::to_string(total) +
        "; inspect with `pms-agent queue dead`, retry with `pms-agent queue retry ID`):\n";
   for (const auto& i : issues) {
@@ -1176,12 +1205,14 @@ void FileDropSource::writeRowReport(Ingest& in, const std::string& disposed_to) 
     log_.error("report_write_failed", {{"file", in.c.rel}, {"error", st.error().message}});
     return;
   }
-  log_.warn("file_rows_dead_lettered", {{"file", in.c.rel}, {"dead", in.committed.dead}, {"report", path.string()}});
+  log_.warn("file_rows_dead_lettered",
+            {{"file", in.c.rel}, {"dead", in.committed.dead}, {"report", path.string()}});
   std::lock_guard lock(status_mu_);
   last_error_file_ = path.string();
 }
 
-bool FileDropSource::moveToError(const Candidate& c, const std::string& report, std::string& where) {
+bool FileDropSource::moveToError(const Candidate& c, const std::string& report,
+                                 std::string& where) {
   const fs::path target = uniquePath(config_.error_dir / fs::path(c.rel), ".error.txt");
   const fs::path report_path = target.string() + ".error.txt";
   if (auto st = writeTextFile(report_path, report); !st) {
@@ -1200,15 +1231,18 @@ bool FileDropSource::moveToError(const Candidate& c, const std::string& report, 
   return true;
 }
 
-FileDropSource::Outcome FileDropSource::failFile(Ingest& in, const FatalIssue& issue, bool nothing_ingested) {
+FileDropSource::Outcome FileDropSource::failFile(Ingest& in, const FatalIssue& issue,
+                                                 bool nothing_ingested) {
   const FileProfile& profile = in.profile ? *in.profile : config_.defaults;
-  std::string r = reportHeader(config_.name, in.c.rel, in.st.size ? in.st.size : in.c.size, in.sha, profile);
+  std::string r =
+      reportHeader(config_.name, in.c.rel, in.st.size ? in.st.size : in.c.size, in.sha, profile);
   r += "result:    FAILED, moved to the error directory; ";
   if (nothing_ingested) {
     r += "nothing of it was ingested\n";
   } else {
     r += std::to_string(in.committed.records) + " records before the error were ingested (" +
-         std::to_string(in.committed.dead) + " dead-lettered); dropping the same file again resumes "
+         std::to_string(in.committed.dead) +
+         " dead-lettered); dropping the same file again resumes "
          "after them\n";
   }
   r += "error:     " + issue.code;
@@ -1226,14 +1260,16 @@ FileDropSource::Outcome FileDropSource::failFile(Ingest& in, const FatalIssue& i
     return deferFile(in.c, kRetryUnreadable);
   }
   removeMarkers(in.c);
-  log_.error("file_failed", {{"file", in.c.rel},
-                             {"code", issue.code},
-                             {"line", issue.line},
-                             {"byte", issue.offset},
-                             {"records_ingested", nothing_ingested ? uint64_t{0} : in.committed.records},
-                             {"to", where}});
+  log_.error("file_failed",
+             {{"file", in.c.rel},
+              {"code", issue.code},
+              {"line", issue.line},
+              {"byte", issue.offset},
+              {"records_ingested", nothing_ingested ? uint64_t{0} : in.committed.records},
+              {"to", where}});
   std::lock_guard lock(status_mu_);
-  status_.last_error = in.c.rel + ": " + issue.code + (issue.line ? " at line " + std::to_string(issue.line) : "");
+  status_.last_error =
+      in.c.rel + ": " + issue.code + (issue.line ? " at line " + std::to_string(issue.line) : "");
   status_.last_error_ms = clock_->nowMs();
   status_.counters["files_failed"] += 1;
   return Outcome::failed;
@@ -1254,7 +1290,8 @@ void FileDropSource::prune(bool force) {
     return;
   }
   const int64_t cutoff =
-      clock_->nowMs() - std::chrono::duration_cast<std::chrono::milliseconds>(config_.duplicate_window).count();
+      clock_->nowMs() -
+      std::chrono::duration_cast<std::chrono::milliseconds>(config_.duplicate_window).count();
   store::AppendBatch batch;
   size_t pruned = 0;
   for (const auto& [key, value] : *all) {

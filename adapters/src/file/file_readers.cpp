@@ -27,7 +27,7 @@ Result<InputFile> InputFile::open(const std::filesystem::path& path) {
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) {
     const int err = errno;
-    const Errc code = err == ENOENT ? Errc::not_found
+    const Errc code = err == ENOENT                     ? Errc::not_found
                       : (err == EACCES || err == EPERM) ? Errc::unauthorized
                                                         : Errc::io;
     return Error(code, std::string("cannot open: ") + std::strerror(err));
@@ -79,7 +79,8 @@ Result<size_t> InputFile::readAt(uint64_t offset, char* buf, size_t n) const {
       return static_cast<size_t>(r);
     }
     if (errno != EINTR) {
-      return Error(Errc::io, "read at byte " + std::to_string(offset) + ": " + std::strerror(errno));
+      return Error(Errc::io,
+                   "read at byte " + std::to_string(offset) + ": " + std::strerror(errno));
     }
   }
 }
@@ -105,7 +106,8 @@ store::Record baseRecord(const ReaderContext& ctx, store::Kind kind, std::string
 template <class Parser>
 class Feeder {
  public:
-  Feeder(const InputFile* file, uint64_t size, uint64_t pos) : file_(file), size_(size), pos_(pos) {}
+  Feeder(const InputFile* file, uint64_t size, uint64_t pos)
+      : file_(file), size_(size), pos_(pos) {}
 
   // Feeds the next chunk (or finishes). Error on a read failure.
   Status refill(Parser& parser) {
@@ -153,7 +155,10 @@ class Feeder {
 class CsvReader final : public FormatReader {
  public:
   CsvReader(const ReaderContext& ctx, CsvParser parser, int64_t shift, uint64_t start)
-      : ctx_(ctx), parser_(std::move(parser)), shift_(shift), feeder_(ctx.file, ctx.file_size, start) {}
+      : ctx_(ctx),
+        parser_(std::move(parser)),
+        shift_(shift),
+        feeder_(ctx.file, ctx.file_size, start) {}
 
   static Result<FormatReaderPtr> create(const ReaderContext& ctx, const std::string& cp_text) {
     const CsvSettings& s = ctx.profile->csv;
@@ -161,7 +166,8 @@ class CsvReader final : public FormatReader {
     if (!cp_text.empty()) {
       auto parsed = CsvCheckpoint::deserialize(cp_text);
       if (!parsed) {
-        return Error(Errc::invalid_argument, "stored CSV checkpoint unreadable: " + parsed.error().message);
+        return Error(Errc::invalid_argument,
+                     "stored CSV checkpoint unreadable: " + parsed.error().message);
       }
       cp = std::move(parsed).value();
     }
@@ -192,7 +198,8 @@ class CsvReader final : public FormatReader {
       return Error(Errc::invalid_argument, parser.error().message);
     }
     const uint64_t start = static_cast<uint64_t>(static_cast<int64_t>(cp.offset) + shift);
-    return FormatReaderPtr(std::make_unique<CsvReader>(ctx, std::move(parser).value(), shift, start));
+    return FormatReaderPtr(
+        std::make_unique<CsvReader>(ctx, std::move(parser).value(), shift, start));
   }
 
   Result<Item::Type> next(Item& out) override {
@@ -203,7 +210,8 @@ class CsvReader final : public FormatReader {
       auto st = parser_.next();
       if (!st) {
         const CsvIssue* issue = parser_.fatalIssue();
-        fatal_errc_ = st.error().code == make_error_code(Errc::limit) ? Errc::limit : Errc::invalid_input;
+        fatal_errc_ =
+            st.error().code == make_error_code(Errc::limit) ? Errc::limit : Errc::invalid_input;
         if (issue != nullptr) {
           fatal_.code = std::string(csvErrcName(issue->code));
           fatal_.line = issue->line;
@@ -223,7 +231,8 @@ class CsvReader final : public FormatReader {
             out.record = baseRecord(ctx_, ctx_.profile->kind, store::format::kBinary);
             out.record.payload = Sensitive<std::string>(std::string(row.raw));
             out.reason = ctx_.label + " row " + std::to_string(row.number) + ": " +
-                         rewrite(*row.error) + " (" + std::string(csvErrcName(row.error->code)) + ")";
+                         rewrite(*row.error) + " (" + std::string(csvErrcName(row.error->code)) +
+                         ")";
           } else {
             out.type = Item::Type::record;
             out.record = baseRecord(ctx_, ctx_.profile->kind, store::format::kCsvJson);
@@ -268,8 +277,8 @@ class CsvReader final : public FormatReader {
       return issue.message;
     }
     const std::string prefix = where(issue.line, issue.offset) + ": ";
-    std::string rest = issue.message.rfind(prefix, 0) == 0 ? issue.message.substr(prefix.size())
-                                                            : issue.message;
+    std::string rest =
+        issue.message.rfind(prefix, 0) == 0 ? issue.message.substr(prefix.size()) : issue.message;
     return where(issue.line, fileOffset(issue.offset)) + ": " + rest;
   }
 
@@ -294,7 +303,8 @@ class X12Reader final : public FormatReader {
     if (!cp_text.empty()) {
       auto parsed = X12Checkpoint::deserialize(cp_text);
       if (!parsed) {
-        return Error(Errc::invalid_argument, "stored X12 checkpoint unreadable: " + parsed.error().message);
+        return Error(Errc::invalid_argument,
+                     "stored X12 checkpoint unreadable: " + parsed.error().message);
       }
       cp = std::move(parsed).value();
     }
@@ -312,7 +322,8 @@ class X12Reader final : public FormatReader {
     for (;;) {
       auto st = parser_.next();
       if (!st) {
-        fatal_errc_ = st.error().code == make_error_code(Errc::limit) ? Errc::limit : Errc::invalid_input;
+        fatal_errc_ =
+            st.error().code == make_error_code(Errc::limit) ? Errc::limit : Errc::invalid_input;
         if (const X12Issue* issue = parser_.fatalIssue()) {
           fatal_.code = std::string(x12ErrcName(issue->code));
           fatal_.line = issue->line;
@@ -426,7 +437,8 @@ class Hl7Reader final : public FormatReader {
       }
     } else {
       out.type = Item::Type::dead;
-      out.reason = at + (issues_.empty() ? std::string("invalid message") : issues_.front().describe());
+      out.reason =
+          at + (issues_.empty() ? std::string("invalid message") : issues_.front().describe());
       if (issues_.size() > 1) {
         out.reason += " (+" + std::to_string(issues_.size() - 1) + " more)";
       }

@@ -46,8 +46,8 @@ class InputFile {
 
 /// A fatal problem of a file: what and where. PHI-free.
 struct FatalIssue {
-  std::string code;     ///< "unterminated_quote", "ge_count_mismatch", "hl7_split", ...
-  uint64_t line = 0;    ///< 0 = not applicable
+  std::string code;   ///< "unterminated_quote", "ge_count_mismatch", "hl7_split", ...
+  uint64_t line = 0;  ///< 0 = not applicable
   uint64_t offset = 0;
   std::string message;  ///< includes the location in words
 };

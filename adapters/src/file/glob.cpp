@@ -16,7 +16,14 @@ char fold(char c, bool ignore_case) {
 
 // One pattern element.
 struct Token {
-  enum class Type : uint8_t { literal, any_one, star, globstar, globstar_dir, set } type = Type::literal;
+  enum class Type : uint8_t {
+    literal,
+    any_one,
+    star,
+    globstar,
+    globstar_dir,
+    set
+  } type = Type::literal;
   char ch = 0;
   bool negate = false;
   std::string_view set;  // set body between '[' (after '!'/'^') and ']'

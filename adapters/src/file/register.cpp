@@ -46,46 +46,54 @@ std::vector<CheckResult> checkFileDrop(const json::Value& config, const fs::path
   const std::string name = config.getString("name", "file-drop");
   auto parsed = file::parseFileDropConfig(config, state_dir);
   if (!parsed) {
-    out.push_back(line(name, CheckResult::Level::fail, "invalid settings: " + parsed.error().message));
+    out.push_back(
+        line(name, CheckResult::Level::fail, "invalid settings: " + parsed.error().message));
     return out;
   }
   const FileDropConfig& c = *parsed;
   std::error_code ec;
   if (!fs::is_directory(c.dir, ec)) {
     out.push_back(line(name, CheckResult::Level::fail,
-                       c.dir.string() + " does not exist or is not a directory ▸ create it, or mount the "
-                                        "share, and check adapters[].path"));
+                       c.dir.string() +
+                           " does not exist or is not a directory ▸ create it, or mount the "
+                           "share, and check adapters[].path"));
     return out;
   }
   if (::access(c.dir.c_str(), R_OK | X_OK) != 0) {
     out.push_back(line(name, CheckResult::Level::fail,
-                       c.dir.string() + " is not readable by this user ▸ grant the service user read "
-                                        "access (group pms-agent)"));
+                       c.dir.string() +
+                           " is not readable by this user ▸ grant the service user read "
+                           "access (group pms-agent)"));
     return out;
   }
   if (::access(c.dir.c_str(), W_OK) != 0) {
     out.push_back(line(name, CheckResult::Level::fail,
-                       c.dir.string() + " is not writable: ingested files cannot be moved out ▸ grant "
-                                        "the service user write access"));
+                       c.dir.string() +
+                           " is not writable: ingested files cannot be moved out ▸ grant "
+                           "the service user write access"));
   } else {
     size_t files = 0;
     fs::directory_iterator it(c.dir, ec);
     for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
       files += it->is_regular_file(ec) ? 1 : 0;
     }
-    out.push_back(line(name, CheckResult::Level::ok,
-                       "watching " + c.dir.string() + " (" + std::to_string(files) + " files waiting)"));
+    out.push_back(
+        line(name, CheckResult::Level::ok,
+             "watching " + c.dir.string() + " (" + std::to_string(files) + " files waiting)"));
   }
   if (c.after == file::AfterIngest::archive) {
     if (auto p = writableProblem(c.archive_dir)) {
-      out.push_back(line(name, CheckResult::Level::fail, "archive: " + *p + " ▸ fix the permissions or archive_dir"));
+      out.push_back(line(name, CheckResult::Level::fail,
+                         "archive: " + *p + " ▸ fix the permissions or archive_dir"));
     }
   }
   if (auto p = writableProblem(c.error_dir)) {
-    out.push_back(line(name, CheckResult::Level::fail, "error dir: " + *p + " ▸ fix the permissions or error_dir"));
+    out.push_back(line(name, CheckResult::Level::fail,
+                       "error dir: " + *p + " ▸ fix the permissions or error_dir"));
   } else if (fs::is_directory(c.error_dir, ec)) {
     size_t reports = 0;
-    fs::recursive_directory_iterator it(c.error_dir, fs::directory_options::skip_permission_denied, ec);
+    fs::recursive_directory_iterator it(c.error_dir, fs::directory_options::skip_permission_denied,
+                                        ec);
     for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       const std::string n = it->path().filename().string();
       reports += n.size() > 10 && n.compare(n.size() - 10, 10, ".error.txt") == 0 ? 1 : 0;
@@ -97,8 +105,9 @@ std::vector<CheckResult> checkFileDrop(const json::Value& config, const fs::path
     }
   }
   if (c.watch == file::WatchMode::automatic && !file::makeInotifyWatcher()) {
-    out.push_back(line(name, CheckResult::Level::warn,
-                       "inotify unavailable; polling every " + std::to_string(c.poll_interval.count()) + " ms"));
+    out.push_back(line(
+        name, CheckResult::Level::warn,
+        "inotify unavailable; polling every " + std::to_string(c.poll_interval.count()) + " ms"));
   }
   return out;
 }
@@ -115,7 +124,8 @@ void registerFileDropSource(SourceRegistry& registry) {
     if (!parsed) {
       return std::move(parsed).error();
     }
-    return SourcePtr(std::make_shared<file::FileDropSource>(std::move(parsed).value(), ctx.sink, ctx.clock));
+    return SourcePtr(
+        std::make_shared<file::FileDropSource>(std::move(parsed).value(), ctx.sink, ctx.clock));
   };
   f.check = checkFileDrop;
   registry.add(std::move(f));

@@ -59,7 +59,8 @@ TEST(Glob, Problems) {
   EXPECT_EQ(file::globProblem("*.csv"), std::nullopt);
   EXPECT_EQ(file::globProblem(""), "empty pattern");
   EXPECT_EQ(file::globProblem("ab[cd"), "unterminated '[' at column 3");
-  EXPECT_EQ(file::globProblem("/srv/*.csv"), "patterns are relative to the watched directory (no leading '/')");
+  EXPECT_EQ(file::globProblem("/srv/*.csv"),
+            "patterns are relative to the watched directory (no leading '/')");
   EXPECT_EQ(file::globProblem(std::string(300, 'a')), "pattern longer than 256 bytes");
 }
 

@@ -33,6 +33,15 @@ struct StoreOptions {
   /// beyond it fail exactly like a full disk (SQLITE_FULL -> Errc::full); tests use it to
   /// exercise the disk-full path, operators may use it as a safety net below max_bytes.
   uint64_t sqlite_max_pages = 0;
+  /// Keep audit entries at least this long (0 = forever). Pruning cuts the chain only just
+  /// before an `audit.checkpoint` entry (written every quarter of this period), so the kept
+  /// part still verifies; each cut is itself recorded as an `audit.pruned` entry.
+  std::chrono::seconds audit_retain{0};
+  /// Open for inspection only (the CLI while the agent is down): no writer thread, no key
+  /// file read or created, nothing written to the database. Stats, list, show, auditEntries
+  /// and verifyAudit work (also beside a running agent: WAL readers never block it); every
+  /// other call fails with Errc::closed. A missing database is Errc::not_found.
+  bool read_only = false;
 };
 
 /// What open() found and did; shown by `status` and logged loudly when not clean.

@@ -1,0 +1,602 @@
+#include "broker_probe.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace psa::agent {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Level = CheckResult::Level;
+
+CheckResult ok(std::string name, std::string text) { return {Level::ok, std::move(name), std::move(text)}; }
+CheckResult warn(std::string name, std::string text) { return {Level::warn, std::move(name), std::move(text)}; }
+CheckResult fail(std::string name, std::string text) { return {Level::fail, std::move(name), std::move(text)}; }
+
+int msLeft(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return static_cast<int>(std::max<int64_t>(0, left.count()));
+}
+
+std::string sslErrors() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    // "error:0A000086:SSL routines::certificate verify failed" -> the reason after the last ':'
+    std::string s(buf);
+    auto colon = s.rfind(':');
+    if (colon != std::string::npos) {
+      s = s.substr(colon + 1);
+    }
+    if (out.find(s) == std::string::npos) {
+      out += (out.empty() ? "" : "; ") + s;
+    }
+  }
+  return out;
+}
+
+struct Addr {
+  sockaddr_storage sa{};
+  socklen_t len = 0;
+  std::string text;
+};
+
+// getaddrinfo with a deadline: the lookup runs on a detached thread that owns its state.
+bool resolve(const std::string& host, int port, std::chrono::milliseconds timeout,
+             std::vector<Addr>& out, std::string& error) {
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    int rc = 0;
+    std::vector<Addr> addrs;
+  };
+  auto st = std::make_shared<State>();
+  std::thread([st, host, port] {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
+    std::vector<Addr> addrs;
+    for (addrinfo* p = res; rc == 0 && p != nullptr; p = p->ai_next) {
+      Addr a;
+      std::memcpy(&a.sa, p->ai_addr, p->ai_addrlen);
+      a.len = p->ai_addrlen;
+      char buf[INET6_ADDRSTRLEN] = {};
+      const void* src = p->ai_family == AF_INET
+                            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(p->ai_addr)->sin_addr)
+                            : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(p->ai_addr)->sin6_addr);
+      ::inet_ntop(p->ai_family, src, buf, sizeof buf);
+      a.text = buf;
+      addrs.push_back(std::move(a));
+    }
+    if (res != nullptr) {
+      ::freeaddrinfo(res);
+    }
+    std::lock_guard lock(st->mu);
+    st->rc = rc;
+    st->addrs = std::move(addrs);
+    st->done = true;
+    st->cv.notify_all();
+  }).detach();
+  std::unique_lock lock(st->mu);
+  if (!st->cv.wait_for(lock, timeout, [&] { return st->done; })) {
+    error = "no answer within " + std::to_string(timeout.count() / 1000) + " s";
+    return false;
+  }
+  if (st->rc != 0) {
+    error = ::gai_strerror(st->rc);
+    return false;
+  }
+  out = st->addrs;
+  return !out.empty();
+}
+
+// Non-blocking connect with a deadline; returns the fd or -1 with `error` set.
+int connectTcp(const Addr& a, std::chrono::milliseconds timeout, std::string& error) {
+  int fd = ::socket(a.sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    error = std::strerror(errno);
+    return -1;
+  }
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&a.sa), a.len) != 0 && errno != EINPROGRESS) {
+    error = std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  pollfd p{fd, POLLOUT, 0};
+  const int n = ::poll(&p, 1, static_cast<int>(timeout.count()));
+  if (n <= 0) {
+    error = n == 0 ? "timed out after " + std::to_string(timeout.count() / 1000) + " s" : std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  int soerr = 0;
+  socklen_t len = sizeof soerr;
+  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+  if (soerr != 0) {
+    error = std::strerror(soerr);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string nameField(X509_NAME* name, int nid) {
+  char buf[256] = {};
+  if (name == nullptr || X509_NAME_get_text_by_NID(name, nid, buf, sizeof buf) < 0) {
+    return {};
+  }
+  return buf;
+}
+
+std::string certLabel(X509* cert) {
+  std::string cn = nameField(X509_get_subject_name(cert), NID_commonName);
+  return cn.empty() ? "(no CN)" : "CN=" + cn;
+}
+
+std::string issuerLabel(X509* cert) {
+  std::string cn = nameField(X509_get_issuer_name(cert), NID_commonName);
+  return cn.empty() ? "(no CN)" : "CN=" + cn;
+}
+
+// Days until notAfter (negative when expired) and the date as YYYY-MM-DD.
+int daysLeft(X509* cert, std::string& date) {
+  const ASN1_TIME* t = X509_get0_notAfter(cert);
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(t, &tm) == 1) {
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+    date = buf;
+  }
+  int days = 0;
+  int secs = 0;
+  if (ASN1_TIME_diff(&days, &secs, nullptr, t) != 1) {
+    return 0;
+  }
+  return days - (secs < 0 ? 1 : 0);
+}
+
+std::string verifyHint(long code) {
+  switch (code) {
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+      return "cloud.ca_file does not sign the broker's certificate";
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+      return "the broker's certificate has expired: the cloud operator must renew it (or this "
+             "machine's clock is wrong)";
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+      return "the certificate is not valid yet: check this machine's clock";
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+      return "the certificate is not for this host name: check the host in cloud.url";
+    default:
+      return "check cloud.ca_file and cloud.url";
+  }
+}
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+struct SslFree {
+  void operator()(SSL* s) const { SSL_free(s); }
+};
+struct X509Free {
+  void operator()(X509* x) const { X509_free(x); }
+};
+
+// Drives a non-blocking SSL call to completion or the deadline. Returns the call's result;
+// `timed_out` when the deadline passed.
+template <class Fn>
+int sslWait(SSL* ssl, int fd, Clock::time_point deadline, bool& timed_out, Fn&& fn) {
+  timed_out = false;
+  while (true) {
+    ERR_clear_error();
+    const int rc = fn();
+    if (rc > 0) {
+      return rc;
+    }
+    const int err = SSL_get_error(ssl, rc);
+    short events = 0;
+    if (err == SSL_ERROR_WANT_READ) {
+      events = POLLIN;
+    } else if (err == SSL_ERROR_WANT_WRITE) {
+      events = POLLOUT;
+    } else {
+      return rc;
+    }
+    pollfd p{fd, events, 0};
+    const int left = msLeft(deadline);
+    if (left == 0 || ::poll(&p, 1, left) <= 0) {
+      timed_out = true;
+      return -1;
+    }
+  }
+}
+
+// Why a connection died right after a successful handshake. Under TLS 1.3 a broker that
+// rejects the client certificate says so only now, with an alert.
+std::string closedAfterHandshake(const std::string& errs) {
+  if (errs.find("alert") != std::string::npos) {
+    return "the broker ended TLS after the handshake (" + errs +
+           ") ▸ it does not accept this agent's client certificate (cloud.cert_file): it must "
+           "trust the CA that signed it";
+  }
+  return "the broker closed the connection without answering CONNECT" +
+         (errs.empty() ? std::string() : " (" + errs + ")") +
+         " ▸ it may not accept this agent's client certificate (cloud.cert_file) or the check's "
+         "client id";
+}
+
+// After a failed write: read once to collect the alert the broker may have sent.
+std::string closedAfterHandshake(SSL* ssl, int fd) {
+  std::string errs = sslErrors();
+  if (errs.empty()) {
+    char buf[64];
+    bool timed_out = false;
+    sslWait(ssl, fd, Clock::now() + std::chrono::seconds(1), timed_out,
+            [&] { return SSL_read(ssl, buf, sizeof buf); });
+    errs = sslErrors();
+  }
+  return closedAfterHandshake(errs);
+}
+
+void putVarint(std::string& out, size_t n) {
+  do {
+    uint8_t b = n % 128;
+    n /= 128;
+    if (n > 0) {
+      b |= 0x80;
+    }
+    out.push_back(static_cast<char>(b));
+  } while (n > 0);
+}
+
+std::string connectPacket(const std::string& client_id) {
+  std::string body;
+  body += std::string("\x00\x04MQTT", 6);
+  body.push_back(5);              // protocol version 5
+  body.push_back(0x02);           // clean start, no will, no user name/password
+  body += std::string("\x00\x0a", 2);  // keep alive 10 s
+  body.push_back(0);              // no properties
+  body.push_back(static_cast<char>(client_id.size() >> 8));
+  body.push_back(static_cast<char>(client_id.size() & 0xff));
+  body += client_id;
+  std::string pkt(1, '\x10');
+  putVarint(pkt, body.size());
+  return pkt + body;
+}
+
+}  // namespace
+
+std::string connackReasonName(int code) {
+  switch (code) {
+    case 0x00: return "success";
+    case 0x80: return "unspecified error";
+    case 0x81: return "malformed packet";
+    case 0x82: return "protocol error";
+    case 0x83: return "implementation specific error";
+    case 0x84: return "unsupported protocol version";
+    case 0x85: return "client identifier not valid";
+    case 0x86: return "bad user name or password";
+    case 0x87: return "not authorized";
+    case 0x88: return "server unavailable";
+    case 0x89: return "server busy";
+    case 0x8A: return "banned";
+    case 0x8C: return "bad authentication method";
+    case 0x90: return "topic name invalid";
+    case 0x95: return "packet too large";
+    case 0x97: return "quota exceeded";
+    case 0x99: return "payload format invalid";
+    case 0x9A: return "retain not supported";
+    case 0x9B: return "QoS not supported";
+    case 0x9C: return "use another server";
+    case 0x9D: return "server moved";
+    case 0x9F: return "connection rate exceeded";
+    default: return "reason code " + std::to_string(code);
+  }
+}
+
+std::vector<CheckResult> checkClientCertificate(const CloudSettings& cloud, int warn_days) {
+  const std::string name = "client cert";
+  std::unique_ptr<FILE, int (*)(FILE*)> cf(std::fopen(cloud.cert_file.c_str(), "r"), &std::fclose);
+  if (!cf) {
+    return {fail(name, "cannot read cloud.cert_file " + cloud.cert_file.string() + " (" +
+                           std::strerror(errno) + ")")};
+  }
+  std::unique_ptr<X509, X509Free> cert(PEM_read_X509(cf.get(), nullptr, nullptr, nullptr));
+  if (!cert) {
+    ERR_clear_error();
+    return {fail(name, "cloud.cert_file " + cloud.cert_file.string() +
+                           " holds no PEM certificate")};
+  }
+  std::unique_ptr<FILE, int (*)(FILE*)> kf(std::fopen(cloud.key_file.c_str(), "r"), &std::fclose);
+  if (!kf) {
+    return {fail(name, "cannot read cloud.key_file " + cloud.key_file.string() + " (" +
+                           std::strerror(errno) + ")")};
+  }
+  EVP_PKEY* key = PEM_read_PrivateKey(kf.get(), nullptr, nullptr, nullptr);
+  if (key == nullptr) {
+    ERR_clear_error();
+    return {fail(name, "cloud.key_file " + cloud.key_file.string() +
+                           " holds no unencrypted PEM private key")};
+  }
+  const bool match = X509_check_private_key(cert.get(), key) == 1;
+  EVP_PKEY_free(key);
+  ERR_clear_error();
+  if (!match) {
+    return {fail(name, "cloud.cert_file and cloud.key_file do not belong together ▸ install the "
+                       "key that was issued with this certificate")};
+  }
+  std::string date;
+  const int days = daysLeft(cert.get(), date);
+  const std::string label = certLabel(cert.get()) + " issued by " + issuerLabel(cert.get());
+  if (days < 0) {
+    return {fail(name, label + " expired on " + date + " ▸ request a new agent certificate")};
+  }
+  if (X509_cmp_current_time(X509_get0_notBefore(cert.get())) > 0) {
+    return {fail(name, label + " is not valid yet ▸ check this machine's clock")};
+  }
+  if (days < warn_days) {
+    return {warn(name, label + " expires on " + date + " (in " + std::to_string(days) +
+                           " days) ▸ request a new agent certificate")};
+  }
+  return {ok(name, label + ", valid until " + date + " (" + std::to_string(days) + " days)")};
+}
+
+std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::string& client_id,
+                                     const BrokerProbeOptions& o) {
+  std::vector<CheckResult> out;
+  const std::string hostport = cloud.host + ":" + std::to_string(cloud.port);
+  auto skipRest = [&](std::initializer_list<const char*> names) {
+    for (const char* n : names) {
+      out.push_back(warn(n, "skipped (the step before failed)"));
+    }
+  };
+
+  // DNS
+  std::vector<Addr> addrs;
+  std::string error;
+  if (!resolve(cloud.host, cloud.port, o.timeout, addrs, error)) {
+    out.push_back(fail("broker dns", "cannot resolve " + cloud.host + ": " + error +
+                                         " ▸ check the DNS servers (/etc/resolv.conf) and the "
+                                         "host in cloud.url"));
+    skipRest({"broker tcp", "broker tls", "broker auth"});
+    return out;
+  }
+  std::string list;
+  for (size_t i = 0; i < addrs.size() && i < 3; ++i) {
+    list += (i ? ", " : "") + addrs[i].text;
+  }
+  out.push_back(ok("broker dns", cloud.host + " → " + list));
+
+  // TCP: the first address that accepts.
+  int fd = -1;
+  std::string tcp_errors;
+  const auto t0 = Clock::now();
+  std::string connected_to;
+  for (size_t i = 0; i < addrs.size() && i < 3 && fd < 0; ++i) {
+    fd = connectTcp(addrs[i], o.timeout, error);
+    if (fd < 0) {
+      tcp_errors += (tcp_errors.empty() ? "" : "; ") + addrs[i].text + ": " + error;
+    } else {
+      connected_to = addrs[i].text;
+    }
+  }
+  if (fd < 0) {
+    out.push_back(fail("broker tcp", "cannot connect to " + hostport + " (" + tcp_errors +
+                                         ") ▸ the firewall must allow outbound TCP " +
+                                         std::to_string(cloud.port) + "; is the broker up?"));
+    skipRest({"broker tls", "broker auth"});
+    return out;
+  }
+  const auto connect_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  out.push_back(ok("broker tcp", "connected to " + connected_to + ":" + std::to_string(cloud.port) +
+                                     " in " + std::to_string(connect_ms) + " ms"));
+
+  // TLS
+  std::unique_ptr<SSL_CTX, SslCtxFree> ctx(SSL_CTX_new(TLS_client_method()));
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  ERR_clear_error();
+  if (SSL_CTX_load_verify_locations(ctx.get(), cloud.ca_file.c_str(), nullptr) != 1) {
+    ::close(fd);
+    out.push_back(fail("broker tls", "cannot load cloud.ca_file " + cloud.ca_file.string() + " (" +
+                                         sslErrors() + ") ▸ it must be the PEM CA certificate of "
+                                         "the broker"));
+    skipRest({"broker auth"});
+    return out;
+  }
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), cloud.cert_file.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx.get(), cloud.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    ERR_clear_error();  // reported by the client cert check; the handshake shows the effect
+  }
+  std::unique_ptr<SSL, SslFree> ssl(SSL_new(ctx.get()));
+  SSL_set_fd(ssl.get(), fd);
+  in6_addr ip6{};
+  in_addr ip4{};
+  const bool is_ip = ::inet_pton(AF_INET, cloud.host.c_str(), &ip4) == 1 ||
+                     ::inet_pton(AF_INET6, cloud.host.c_str(), &ip6) == 1;
+  if (is_ip) {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), cloud.host.c_str());
+  } else {
+    SSL_set_tlsext_host_name(ssl.get(), cloud.host.c_str());
+    SSL_set1_host(ssl.get(), cloud.host.c_str());
+  }
+  const auto deadline = Clock::now() + o.timeout;
+  bool timed_out = false;
+  const int hs = sslWait(ssl.get(), fd, deadline, timed_out, [&] { return SSL_connect(ssl.get()); });
+  if (hs != 1) {
+    const long vr = SSL_get_verify_result(ssl.get());
+    std::string text;
+    if (timed_out) {
+      text = "no TLS handshake within " + std::to_string(o.timeout.count() / 1000) +
+             " s ▸ is " + hostport + " a TLS (mqtts) port?";
+    } else if (vr != X509_V_OK) {
+      text = std::string("certificate verify failed: ") + X509_verify_cert_error_string(vr) +
+             " ▸ " + verifyHint(vr);
+      ERR_clear_error();
+    } else {
+      const std::string errs = sslErrors();
+      text = "handshake failed: " + (errs.empty() ? std::string("connection closed") : errs);
+      if (errs.find("alert") != std::string::npos) {
+        text += " ▸ the broker refused this agent's client certificate: it must trust the CA "
+                "that signed cloud.cert_file";
+      } else if (errs.find("wrong version") != std::string::npos ||
+                 errs.find("packet length") != std::string::npos) {
+        text += " ▸ is " + hostport + " a TLS (mqtts) port?";
+      }
+    }
+    ::close(fd);
+    out.push_back(fail("broker tls", text));
+    skipRest({"broker auth"});
+    return out;
+  }
+  {
+    // The chain the broker sent: the soonest expiry decides.
+    STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl.get());
+    std::unique_ptr<X509, X509Free> leaf(SSL_get1_peer_certificate(ssl.get()));
+    std::string leaf_date;
+    int leaf_days = leaf ? daysLeft(leaf.get(), leaf_date) : 0;
+    std::string soon_label;
+    std::string soon_date = leaf_date;
+    int soon_days = leaf_days;
+    for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
+      X509* c = sk_X509_value(chain, i);
+      std::string d;
+      const int days = daysLeft(c, d);
+      if (days < soon_days) {
+        soon_days = days;
+        soon_date = d;
+        soon_label = certLabel(c);
+      }
+    }
+    std::string text = std::string(SSL_get_version(ssl.get())) + ", " +
+                       (leaf ? certLabel(leaf.get()) + " issued by " + issuerLabel(leaf.get())
+                             : std::string("certificate")) +
+                       ", valid until " + leaf_date + " (" + std::to_string(leaf_days) + " days)";
+    if (soon_days < o.warn_days) {
+      out.push_back(warn("broker tls", text + "; " +
+                                           (soon_label.empty() ? "it" : soon_label) +
+                                           " expires on " + soon_date + " (in " +
+                                           std::to_string(soon_days) +
+                                           " days) ▸ the cloud operator must renew it"));
+    } else {
+      out.push_back(ok("broker tls", text));
+    }
+  }
+
+  // MQTT 5 authentication
+  if (o.skip_mqtt) {
+    out.push_back(ok("broker auth", o.mqtt_skip_reason));
+    SSL_shutdown(ssl.get());
+    ::close(fd);
+    return out;
+  }
+  const std::string pkt = connectPacket(client_id);
+  size_t off = 0;
+  const auto mqtt_deadline = Clock::now() + o.timeout;
+  std::string result_text;
+  Level level = Level::ok;
+  while (off < pkt.size()) {
+    const int n = sslWait(ssl.get(), fd, mqtt_deadline, timed_out, [&] {
+      return SSL_write(ssl.get(), pkt.data() + off, static_cast<int>(pkt.size() - off));
+    });
+    if (n <= 0) {
+      level = Level::fail;
+      result_text = timed_out ? "cannot send MQTT CONNECT (timed out)" : closedAfterHandshake(ssl.get(), fd);
+      break;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (level == Level::ok) {
+    unsigned char buf[64];
+    size_t have = 0;
+    size_t flags_at = 0;  // index of the CONNACK flags byte once the header is complete
+    // Fixed header (1) + remaining length (1..4) + flags (1) + reason code (1).
+    auto complete = [&] {
+      size_t i = 1;
+      while (i < have && i < 5 && (buf[i] & 0x80) != 0) {
+        ++i;
+      }
+      if (i >= have) {
+        return false;
+      }
+      flags_at = i + 1;
+      return have >= flags_at + 2;
+    };
+    while (!complete() && have < sizeof buf) {
+      const int n = sslWait(ssl.get(), fd, mqtt_deadline, timed_out, [&] {
+        return SSL_read(ssl.get(), buf + have, static_cast<int>(sizeof buf - have));
+      });
+      if (n <= 0) {
+        const std::string errs = timed_out ? std::string() : sslErrors();
+        level = Level::fail;
+        if (timed_out) {
+          result_text = "no CONNACK within " + std::to_string(o.timeout.count() / 1000) +
+                        " s ▸ is this an MQTT broker?";
+        } else {
+          result_text = closedAfterHandshake(errs);
+        }
+        break;
+      }
+      have += static_cast<size_t>(n);
+    }
+    if (level == Level::ok) {
+      if (buf[0] != 0x20 || flags_at == 0 || have < flags_at + 2) {
+        level = Level::fail;
+        result_text = "unexpected answer to CONNECT (not an MQTT 5 CONNACK)";
+      } else {
+        const int code = buf[flags_at + 1];
+        if (code == 0) {
+          result_text = "MQTT 5 CONNECT accepted (certificate identity, client id " + client_id + ")";
+          static const char kDisconnect[] = {'\xe0', '\x00'};
+          sslWait(ssl.get(), fd, mqtt_deadline, timed_out,
+                  [&] { return SSL_write(ssl.get(), kDisconnect, 2); });
+        } else {
+          level = Level::fail;
+          result_text = "the broker refused CONNECT: 0x";
+          char hex[8];
+          std::snprintf(hex, sizeof hex, "%02X", static_cast<unsigned>(code));
+          result_text += std::string(hex) + " " + connackReasonName(code);
+          if (code == 0x84) {
+            result_text += " ▸ the broker must speak MQTT 5";
+          } else if (code == 0x86 || code == 0x87 || code == 0x8A || code == 0x8C) {
+            result_text += " ▸ the broker does not accept this agent's certificate identity; "
+                           "ask the cloud operator to register it";
+          } else if (code == 0x85) {
+            result_text += " (the check connects as " + client_id +
+                           "; the broker may allow only the agent's own id) ▸ see the CLOUD line "
+                           "of pms-agent status";
+          }
+        }
+      }
+    }
+  }
+  SSL_shutdown(ssl.get());
+  ::close(fd);
+  out.push_back({level, "broker auth", result_text});
+  return out;
+}
+
+}  // namespace psa::agent

@@ -1,0 +1,323 @@
+// `pms-agent status [--json]`: one screen a technician reads at a glance. Asks the running
+// agent; when it is down, says so plainly and shows what the files say (queue, key, disk).
+#include <sstream>
+
+#include "cli_support.h"
+#include "command.h"
+#include "psa/store/clock.h"
+#include "status_document.h"
+
+namespace psa::agent {
+namespace {
+
+constexpr const char* kArrow = "▸";
+
+std::string kindLine(const json::Value& by_kind) {
+  std::string out;
+  for (const auto& [kind, k] : by_kind.members()) {
+    const int64_t pending = k.getInt("pending");
+    const int64_t dead = k.getInt("dead");
+    if (pending == 0 && dead == 0) {
+      continue;
+    }
+    out += (out.empty() ? "" : " · ") + kind + " " + humanCount(static_cast<uint64_t>(pending));
+    if (dead > 0) {
+      out += " (dead " + humanCount(static_cast<uint64_t>(dead)) + ")";
+    }
+  }
+  return out;
+}
+
+std::string scalarText(const json::Value& v) {
+  switch (v.type()) {
+    case json::Value::Type::string: return v.asString();
+    case json::Value::Type::boolean: return v.asBool() ? "yes" : "no";
+    case json::Value::Type::number:
+      return v.isInteger() ? humanCount(static_cast<uint64_t>(std::max<int64_t>(0, v.asInt())))
+                           : std::to_string(v.asNumber());
+    default: return {};
+  }
+}
+
+void renderHeader(std::ostream& out, const json::Value& s, int64_t now) {
+  out << "pms-agent " << s.getString("version") << " · " << s.getString("agent_id") << " ("
+      << s.getString("tenant") << ")";
+  if (s.getString("state") != "online") {
+    out << " · NOT RUNNING: " << s.getString("reason") << " " << kArrow
+        << " systemctl start pms-agent; journalctl -u pms-agent -n 50\n";
+    return;
+  }
+  out << " · up " << humanSeconds(static_cast<double>(s.getInt("uptime_s")));
+  if (const json::Value* c = s.find("config")) {
+    if (c->find("version") && c->find("version")->isInteger()) {
+      out << " · config v" << c->getInt("version") << " (" << c->getString("origin");
+      const std::string ago = agoText(c->getString("applied_at"), now);
+      out << (ago.empty() ? "" : ", applied " + ago) << ")";
+    } else {
+      out << " · config " << c->getString("origin") << " " << c->getString("file");
+    }
+    if (c->getBool("locked")) {
+      out << " (locked)";
+    }
+  }
+  out << "\n";
+}
+
+void renderCloud(std::ostream& out, const json::Value& c, bool running, int64_t now) {
+  out << "CLOUD   ";
+  if (!c.getBool("configured")) {
+    out << "not configured: records queue locally " << kArrow
+        << " add a \"cloud\" section to the config\n";
+    return;
+  }
+  if (!running) {
+    out << "agent not running  " << c.getString("url") << "\n";
+    return;
+  }
+  const std::string state = c.getString("state");
+  if (c.getBool("connected")) {
+    out << "connected";
+  } else {
+    out << "DISCONNECTED (" << state << ")";
+    const std::string since = agoText(c.getString("since"), now);
+    if (!since.empty()) {
+      out << " since " << since.substr(0, since.size() - 4);
+    }
+  }
+  out << "  " << c.getString("url") << "  in-flight " << c.getInt("in_flight");
+  if (c.getInt("awaiting_receipt") > 0) {
+    out << "  awaiting receipt " << c.getInt("awaiting_receipt");
+  }
+  out << "  sent " << humanShortCount(static_cast<uint64_t>(c.getInt("acked")));
+  char rate[32];
+  std::snprintf(rate, sizeof rate, "%.0f/s", c.find("drain_rate") ? c.find("drain_rate")->asNumber() : 0.0);
+  out << "  drain " << rate;
+  const std::string err = c.getString("last_error");
+  if (!err.empty()) {
+    const std::string ago = agoText(c.getString("last_error_at"), now);
+    out << "  last error " << (ago.empty() ? "" : ago + ": ") << err;
+  }
+  if (!c.getBool("connected") && !c.getString("next_retry_at").empty()) {
+    int64_t at = 0;
+    if (parseRfc3339(c.getString("next_retry_at"), at)) {
+      out << "  retry in " << humanSeconds(static_cast<double>(at - now) / 1000.0);
+    }
+  }
+  out << "\n";
+}
+
+void renderQueue(std::ostream& out, const json::Value& q) {
+  out << "QUEUE   ";
+  if (q.find("error")) {
+    out << "cannot read the queue: " << q.getString("error") << "\n";
+    return;
+  }
+  out << "pending " << humanCount(static_cast<uint64_t>(q.getInt("pending"))) << " ("
+      << humanBytes(static_cast<uint64_t>(q.getInt("db_bytes"))) << " of "
+      << humanBytes(static_cast<uint64_t>(q.getInt("max_bytes"))) << ")";
+  if (const json::Value* age = q.find("oldest_pending_age_s"); age && age->isNumber()) {
+    out << "  oldest " << humanSeconds(age->asNumber());
+  }
+  if (q.getInt("leased") > 0) {
+    out << "  in flight " << q.getInt("leased");
+  }
+  if (q.getInt("retry") > 0) {
+    out << "  waiting to retry " << q.getInt("retry");
+  }
+  const int64_t dead = q.getInt("dead");
+  out << "  dead " << humanCount(static_cast<uint64_t>(dead));
+  if (dead > 0) {
+    out << "  " << kArrow << " pms-agent queue dead";
+  }
+  out << "\n";
+  if (const json::Value* k = q.find("by_kind")) {
+    const std::string kinds = kindLine(*k);
+    if (!kinds.empty()) {
+      out << "        " << kinds << "\n";
+    }
+  }
+}
+
+void renderKey(std::ostream& out, const json::Value& k, const json::Value* q) {
+  out << "KEY     " << k.getString("path");
+  if (!k.getBool("present")) {
+    if (q == nullptr) {
+      out << "  not created yet (the agent creates it at first start)\n";
+    } else {
+      out << "  FAIL " << k.getString("problem") << " " << kArrow << " pms-agent check\n";
+    }
+    return;
+  }
+  out << " " << k.getString("mode") << " " << k.getString("owner");
+  if (q != nullptr && q->getInt("key_id") > 0) {
+    out << "  data key " << q->getInt("key_id") << " (" << q->getInt("keys") << " key"
+        << (q->getInt("keys") == 1 ? "" : "s") << ")";
+  }
+  if (!k.getBool("ok")) {
+    out << "  FAIL " << k.getString("problem") << " " << kArrow << " chmod 600 "
+        << k.getString("path");
+  }
+  out << "\n";
+}
+
+void renderDisk(std::ostream& out, const json::Value& d) {
+  out << "DISK    " << d.getString("path");
+  if (d.find("error")) {
+    out << "  " << d.getString("error") << "\n";
+    return;
+  }
+  const double used = d.find("used_percent") ? d.find("used_percent")->asNumber() : 0;
+  char pct[16];
+  std::snprintf(pct, sizeof pct, "%.0f%%", used);
+  out << " " << pct << " used (" << humanBytes(static_cast<uint64_t>(d.getInt("free_bytes")))
+      << " free)";
+  if (used >= 90) {
+    out << "  WARN " << kArrow << " free space or lower store.max_bytes";
+  }
+  out << "\n";
+}
+
+void renderAdapters(std::ostream& out, const json::Value& list, int64_t now) {
+  if (list.items().empty()) {
+    out << "ADAPTERS  none configured\n";
+    return;
+  }
+  out << "ADAPTERS\n";
+  size_t name_w = 0;
+  size_t type_w = 0;
+  for (const auto& a : list.items()) {
+    name_w = std::max(name_w, a.getString("name").size());
+    type_w = std::max(type_w, a.getString("type").size());
+  }
+  for (const auto& a : list.items()) {
+    std::string line = "  " + padRight(a.getString("name"), name_w + 2) +
+                       padRight(a.getString("type"), type_w + 2);
+    const std::string state = a.getString("state");
+    const bool healthy = a.getBool("healthy", true);
+    line += healthy ? state : "FAIL " + state;
+    if (const json::Value* d = a.find("detail"); d && d->isObject()) {
+      int shown = 0;
+      for (const auto& [k, v] : d->members()) {
+        const std::string t = scalarText(v);
+        if (!t.empty() && shown < 3) {
+          line += "  " + k + " " + t;
+          ++shown;
+        }
+      }
+    }
+    if (const json::Value* c = a.find("counters"); c && c->isObject()) {
+      int shown = 0;
+      for (const auto& [k, v] : c->members()) {
+        if (shown < 4) {
+          line += "  " + k + " " + humanCount(static_cast<uint64_t>(std::max<int64_t>(0, v.asInt())));
+          ++shown;
+        }
+      }
+    }
+    const std::string last = agoText(a.getString("last_message_at"), now);
+    if (!last.empty()) {
+      line += "  last " + last;
+    }
+    const std::string err = a.getString("last_error");
+    if (!err.empty()) {
+      const std::string ago = agoText(a.getString("last_error_at"), now);
+      line += "  last error " + (ago.empty() ? "" : ago + ": ") + err;
+    }
+    out << line << "\n";
+  }
+}
+
+}  // namespace
+
+/// Renders a status document (from the agent or built from the files) for people.
+void renderStatus(std::ostream& out, const json::Value& s) {
+  const int64_t now = Clock::system()->nowMs();
+  const bool running = s.getString("state") == "online";
+  renderHeader(out, s, now);
+  if (const json::Value* c = s.find("cloud")) {
+    renderCloud(out, *c, running, now);
+  }
+  const json::Value* q = s.find("queue");
+  if (q != nullptr) {
+    renderQueue(out, *q);
+  }
+  if (const json::Value* k = s.find("key_file")) {
+    renderKey(out, *k, q != nullptr && !q->find("error") ? q : nullptr);
+  }
+  if (const json::Value* d = s.find("disk")) {
+    renderDisk(out, *d);
+  }
+  if (const json::Value* l = s.find("log"); l != nullptr && running) {
+    out << "LOG     level " << l->getString("level") << " · "
+        << humanCount(static_cast<uint64_t>(l->getInt("errors"))) << " errors, "
+        << humanCount(static_cast<uint64_t>(l->getInt("warnings"))) << " warnings since start";
+    if (!l->getString("file").empty()) {
+      out << " · " << l->getString("file");
+    }
+    out << "\n";
+  }
+  if (const json::Value* a = s.find("adapters")) {
+    renderAdapters(out, *a, now);
+  }
+}
+
+/// The status document from the running agent, or built from the files when it is down.
+/// `running` tells which; returns false (after printing why) when neither works.
+bool fetchStatus(CommandContext& ctx, const Config& cfg, json::Value& doc, bool& running,
+                 bool quiet_offline) {
+  AgentReply reply = askAgent(cfg, "status", json::Value::object(), std::chrono::seconds(30));
+  if (reply.reach == AgentReach::answered) {
+    if (!reply.response.ok) {
+      reportAgentError(ctx, "status", reply);
+      return false;
+    }
+    doc = std::move(reply.response.result);
+    running = true;
+    return true;
+  }
+  if (reply.reach == AgentReach::denied) {
+    ctx.err << "pms-agent status: " << reply.error << "\n";
+    return false;
+  }
+  running = false;
+  if (!quiet_offline) {
+    noteOffline(ctx, reply);
+  }
+  auto store = openStoreReadOnly(cfg);
+  doc = buildOfflineStatus(cfg, store ? store->get() : nullptr,
+                           reply.reach == AgentReach::not_running
+                               ? "nothing answers on " + cfg.control_socket.string()
+                               : reply.error,
+                           store ? std::string() : store.error().message);
+  return true;
+}
+
+void addStatusCommands(CommandTable& table) {
+  table.add(Command{
+      "status", "", "state of the adapters, the cloud link, the queue, the key file and disk",
+      "Asks the running agent. When it is not running, says so and shows what its files say\n"
+      "(queue, key file, disk). Exit 0 when the agent runs, 1 when it does not.\n"
+      "--json prints the status document (the same the agent publishes on P/status).",
+      [](po::options_description& o, po::positional_options_description&) {
+        o.add_options()("json", "machine-readable output (stable keys)");
+      },
+      [](const po::variables_map& vm, CommandContext& ctx) {
+        auto cli = loadCliConfig(ctx, "status");
+        if (!cli) {
+          return kExitFailure;
+        }
+        json::Value doc;
+        bool running = false;
+        if (!fetchStatus(ctx, *cli->config, doc, running, vm.count("json") > 0)) {
+          return kExitFailure;
+        }
+        if (vm.count("json")) {
+          ctx.out << json::serialize(doc, true) << "\n";
+        } else {
+          renderStatus(ctx.out, doc);
+        }
+        return running ? kExitOk : kExitFailure;
+      }});
+}
+
+}  // namespace psa::agent

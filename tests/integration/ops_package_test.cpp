@@ -1,0 +1,212 @@
+// The .deb: built with CPack from this build tree, its contents and control data checked,
+// lintian without errors, and (as root, on a machine without a pms-agent package of its own)
+// installed with dpkg -i, removed (the queue and key stay) and purged (they go).
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "ops_harness.h"
+
+namespace psa::test {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+const fs::path kBuildDir = fs::path(PSA_BIN_DIR).parent_path();
+
+bool have(const char* tool) { return ::access(tool, X_OK) == 0; }
+
+struct Owner {
+  std::string user, group;
+  unsigned mode = 0;
+};
+
+Owner ownerOf(const fs::path& p) {
+  struct stat st {};
+  Owner o;
+  if (::stat(p.c_str(), &st) != 0) {
+    return o;
+  }
+  o.mode = st.st_mode & 07777;
+  if (passwd* pw = ::getpwuid(st.st_uid)) {
+    o.user = pw->pw_name;
+  }
+  if (group* gr = ::getgrgid(st.st_gid)) {
+    o.group = gr->gr_name;
+  }
+  return o;
+}
+
+std::string buildPackage(const fs::path& out) {
+  auto r = runCommand({"cpack", "-G", "DEB", "--config", (kBuildDir / "CPackConfig.cmake").string(),
+                       "-B", out.string()},
+                      5min);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  for (const auto& e : fs::directory_iterator(out)) {
+    if (e.path().extension() == ".deb") {
+      return e.path().string();
+    }
+  }
+  return {};
+}
+
+TEST(OpsPackage, BuildsWithTheExpectedContentsAndNoLintianErrors) {
+  if (!have("/usr/bin/cpack") || !have("/usr/bin/dpkg-deb")) {
+    GTEST_SKIP() << "needs cpack and dpkg-deb (packaging/install-deps.sh installs them)";
+  }
+  TempDir tmp("psa-deb");
+  const std::string deb = buildPackage(tmp / "out");
+  ASSERT_FALSE(deb.empty());
+  EXPECT_EQ(fs::path(deb).filename().string().rfind("pms-agent_0.1.0_", 0), 0u) << deb;
+
+  const std::string contents = runCommand({"dpkg-deb", "-c", deb}).output;
+  for (const char* f :
+       {"./usr/bin/pms-agent", "./lib/systemd/system/pms-agent.service", "./etc/pms-agent/agent.json",
+        "./usr/share/man/man1/pms-agent.1.gz", "./usr/share/doc/pms-agent/copyright",
+        "./usr/share/doc/pms-agent/changelog.gz", "./usr/share/doc/pms-agent/README.md",
+        "./usr/share/doc/pms-agent/TROUBLESHOOTING.md",
+        "./usr/share/doc/pms-agent/examples/hl7-mllp.json",
+        "./usr/share/doc/pms-agent/examples/file-drop.json",
+        "./usr/share/doc/pms-agent/examples/fhir-poll.json",
+        "./usr/share/doc/pms-agent/examples/rest-poll.json"}) {
+    EXPECT_NE(contents.find(std::string(f) + "\n"), std::string::npos) << f << "\n" << contents;
+  }
+  EXPECT_EQ(contents.find("./var/"), std::string::npos) << "no state is shipped";
+
+  const fs::path control = tmp / "control";
+  ASSERT_EQ(runCommand({"dpkg-deb", "-e", deb, control.string()}).exit_code, 0);
+  EXPECT_EQ(readFile(control / "conffiles"), "/etc/pms-agent/agent.json\n");
+  for (const char* script : {"postinst", "prerm", "postrm"}) {
+    EXPECT_EQ(ownerOf(control / script).mode & 0111, 0111u) << script;
+  }
+  const std::string fields = readFile(control / "control");
+  EXPECT_NE(fields.find("Package: pms-agent\n"), std::string::npos);
+  EXPECT_NE(fields.find("Depends: adduser, "), std::string::npos) << fields;
+  EXPECT_NE(fields.find("libmosquitto1"), std::string::npos) << fields;
+
+  // The packaged default config is valid; the binary is stripped and runs.
+  const fs::path root = tmp / "root";
+  ASSERT_EQ(runCommand({"dpkg-deb", "-x", deb, root.string()}).exit_code, 0);
+  auto v = runCommand({binary("pms-agent").string(), "config", "validate",
+                       (root / "etc/pms-agent/agent.json").string()});
+  EXPECT_EQ(v.exit_code, 0) << v.output;
+  auto ver = runCommand({(root / "usr/bin/pms-agent").string(), "version"});
+  EXPECT_EQ(ver.exit_code, 0) << ver.output;
+  EXPECT_EQ(ver.output.rfind("pms-agent 0.1.0 (build ", 0), 0u) << ver.output;
+  EXPECT_EQ(runCommand({"file", (root / "usr/bin/pms-agent").string()}).output.find("not stripped"),
+            std::string::npos);
+  // Each example config is valid, except for adapter types this build does not have yet.
+  for (const auto& e : fs::directory_iterator(root / "usr/share/doc/pms-agent/examples")) {
+    auto r = runCommand({binary("pms-agent").string(), "config", "validate", e.path().string()});
+    if (r.exit_code != 0) {
+      for (const auto& line : linesWith(r.output, ": ")) {
+        if (line.rfind("FAIL", 0) == 0) {
+          continue;
+        }
+        EXPECT_NE(line.find("unknown adapter type"), std::string::npos)
+            << e.path().filename() << ": " << line;
+      }
+    }
+  }
+
+  if (!have("/usr/bin/lintian")) {
+    GTEST_SKIP() << "lintian is not installed (packaging/install-deps.sh installs it)";
+  }
+  auto lint = runCommand({"lintian", "--tag-display-limit", "0", deb}, 10min);
+  std::printf("lintian: %s\n", lint.output.empty() ? "(no tags)" : lint.output.c_str());
+  EXPECT_TRUE(linesWith(lint.output, "E: ").empty()) << lint.output;
+}
+
+TEST(OpsPackage, InstallRemovePurge) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "installing a package needs root (CI runs as root)";
+  }
+  if (!have("/usr/bin/cpack") || !have("/usr/bin/dpkg")) {
+    GTEST_SKIP() << "needs cpack and dpkg";
+  }
+  if (runCommand({"dpkg-query", "-W", "-f=${Status}", "pms-agent"}).output.find("installed") !=
+      std::string::npos) {
+    GTEST_SKIP() << "a pms-agent package is already installed on this machine; not touching it";
+  }
+  if (fs::exists("/var/lib/pms-agent") || fs::exists("/etc/pms-agent")) {
+    GTEST_SKIP() << "/var/lib/pms-agent or /etc/pms-agent exists without the package; not "
+                    "touching them";
+  }
+  TempDir tmp("psa-deb-install");
+  const std::string deb = buildPackage(tmp / "out");
+  ASSERT_FALSE(deb.empty());
+  struct Purge {
+    ~Purge() { runCommand({"dpkg", "--purge", "pms-agent"}, 2min); }
+  } purge_at_end;
+
+  auto r = runCommand({"dpkg", "-i", deb}, 5min);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("OK    keys init     /var/lib/pms-agent/queue.key created (mode 0600)"),
+            std::string::npos) << r.output;
+
+  passwd* pw = ::getpwnam("pms-agent");
+  ASSERT_NE(pw, nullptr) << "no pms-agent user";
+  EXPECT_EQ(std::string(pw->pw_dir), "/var/lib/pms-agent");
+  EXPECT_EQ(std::string(pw->pw_shell), "/usr/sbin/nologin");
+  EXPECT_LT(pw->pw_uid, 1000u) << "not a system user";
+  ASSERT_NE(::getgrnam("pms-agent"), nullptr);
+
+  auto expectOwner = [](const fs::path& p, const std::string& user, const std::string& group,
+                        unsigned mode) {
+    Owner o = ownerOf(p);
+    EXPECT_EQ(o.user, user) << p;
+    EXPECT_EQ(o.group, group) << p;
+    EXPECT_EQ(o.mode, mode) << p << " mode " << std::oct << o.mode;
+  };
+  expectOwner("/usr/bin/pms-agent", "root", "root", 0755);
+  expectOwner("/lib/systemd/system/pms-agent.service", "root", "root", 0644);
+  expectOwner("/etc/pms-agent", "root", "pms-agent", 0750);
+  expectOwner("/etc/pms-agent/agent.json", "root", "pms-agent", 0640);
+  expectOwner("/var/lib/pms-agent", "pms-agent", "pms-agent", 0750);
+  expectOwner("/var/lib/pms-agent/queue.key", "pms-agent", "pms-agent", 0600);
+  expectOwner("/var/lib/pms-agent/queue.db", "pms-agent", "pms-agent", 0600);
+  expectOwner("/var/log/pms-agent", "pms-agent", "pms-agent", 0750);
+  EXPECT_TRUE(fs::is_symlink("/etc/systemd/system/multi-user.target.wants/pms-agent.service"))
+      << "the unit is not enabled";
+
+  // The installed CLI finds its config by default and reads the store while the service is down.
+  auto check = runCommand({"/usr/bin/pms-agent", "check"});
+  EXPECT_NE(check.output.find("OK    config        /etc/pms-agent/agent.json valid (0 adapters)"),
+            std::string::npos) << check.output;
+  EXPECT_NE(check.output.find("OK    key file      /var/lib/pms-agent/queue.key 0600 pms-agent"),
+            std::string::npos) << check.output;
+  const std::string key = readFile("/var/lib/pms-agent/queue.key");
+
+  // Reinstall (upgrade path): the key is kept.
+  r = runCommand({"dpkg", "-i", deb}, 5min);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("OK    keys init     /var/lib/pms-agent/queue.key exists"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(readFile("/var/lib/pms-agent/queue.key"), key);
+
+  // Remove: the program goes, the queue, its key and the config stay.
+  r = runCommand({"dpkg", "--remove", "pms-agent"}, 5min);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(fs::exists("/usr/bin/pms-agent"));
+  EXPECT_FALSE(fs::exists("/lib/systemd/system/pms-agent.service"));
+  EXPECT_EQ(readFile("/var/lib/pms-agent/queue.key"), key);
+  EXPECT_TRUE(fs::exists("/var/lib/pms-agent/queue.db"));
+  EXPECT_TRUE(fs::exists("/etc/pms-agent/agent.json"));
+
+  // Purge: everything of ours goes.
+  r = runCommand({"dpkg", "--purge", "pms-agent"}, 5min);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(fs::exists("/var/lib/pms-agent"));
+  EXPECT_FALSE(fs::exists("/var/log/pms-agent"));
+  EXPECT_FALSE(fs::exists("/etc/pms-agent"));
+  EXPECT_FALSE(fs::exists("/etc/systemd/system/multi-user.target.wants/pms-agent.service"));
+  EXPECT_EQ(runCommand({"dpkg-query", "-W", "-f=${Status}", "pms-agent"}).output.find("installed"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace psa::test
