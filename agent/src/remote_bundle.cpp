@@ -1,46 +1,36 @@
 #include "remote_bundle.h"
 
-#include "psa/store/clock.h"
-#include "psa/store/log.h"
+#include <sstream>
 
-#ifndef PSA_VERSION
-#define PSA_VERSION "0.0.0"
-#endif
-#ifndef PSA_GIT_SHA
-#define PSA_GIT_SHA "unknown"
-#endif
+#include "archive.h"
+#include "bundle.h"
+#include "psa/store/clock.h"
 
 namespace psa::agent {
 
 Result<SupportBundle> buildSupportBundle(const AgentContext& ctx) {
   const ConfigPtr cfg = ctx.currentConfig ? ctx.currentConfig() : ctx.config;
-  const int64_t now = Clock::system()->nowMs();
-  json::Value b = json::Value::object();
-  b.set("format", json::Value::string("pms-agent-bundle/1"));
-  b.set("created_at", json::Value::string(formatRfc3339(now)));
-  b.set("version", json::Value::string(PSA_VERSION));
-  b.set("build", json::Value::string(PSA_GIT_SHA));
-  if (cfg && ctx.registry != nullptr) {
-    b.set("config", maskedConfig(*cfg, *ctx.registry));
+  std::ostringstream out;
+  std::ostringstream err;
+  CommandContext cc{cfg->source_file, true, out, err};
+  std::vector<std::string> notes;
+  const auto files = collectBundle(cc, BundleOptions{}, notes);
+  const int64_t now_ms = Clock::system()->nowMs();
+  auto tar = tarArchive(files, now_ms / 1000);
+  if (!tar) {
+    return std::move(tar).error();
   }
-  b.set("status", buildStatus(ctx));
-  json::Value logs = json::Value::array();
-  for (auto& line : log::recentLines(2000)) {
-    logs.push(json::Value::string(std::move(line)));
-  }
-  b.set("recent_logs", std::move(logs));
-  std::string stamp = formatRfc3339(now);
-  std::string compact;
-  for (char c : stamp.substr(0, 19)) {
+  std::string stamp;
+  for (char c : formatRfc3339(now_ms).substr(0, 19)) {
     if (c != '-' && c != ':') {
-      compact.push_back(c);
+      stamp.push_back(c);
     }
   }
-  SupportBundle out;
-  out.file_name = "pms-agent-bundle-" + (cfg ? cfg->agent_id : std::string("agent")) + "-" + compact + "Z.json";
-  out.content_type = "application/json";
-  out.bytes = json::serialize(b, true) + "\n";
-  return out;
+  SupportBundle b;
+  b.file_name = "pms-agent-bundle-" + cfg->agent_id + "-" + stamp + "Z.tar.gz";
+  b.content_type = "application/gzip";
+  b.bytes = gzipStored(*tar, now_ms / 1000);
+  return b;
 }
 
 }  // namespace psa::agent

@@ -1,6 +1,5 @@
-// The PHI-free support bundle the `bundle` remote command publishes in chunks on P/cmd/result.
-// (A minimal JSON bundle built inside the agent; `pms-agent bundle` builds the technician's
-// tar.gz in the CLI process.)
+// The support bundle the `bundle` remote command publishes in chunks on P/cmd/result: the same
+// tar.gz `pms-agent bundle --out FILE` writes (bundle.h), built inside the agent.
 #pragma once
 
 #include <string>
@@ -11,14 +10,15 @@
 namespace psa::agent {
 
 struct SupportBundle {
-  std::string file_name;     ///< suggested name, e.g. "pms-agent-bundle-practice-0042-20261125T204420Z.json"
-  std::string content_type;  ///< e.g. "application/json"
+  std::string file_name;     ///< e.g. "pms-agent-bundle-practice-0042-20261125T204420Z.tar.gz"
+  std::string content_type;  ///< "application/gzip"
   std::string bytes;
 };
 
-/// Builds the bundle from the running agent: versions, the effective config with secrets
-/// masked, the status document, recent log lines (PHI-free by construction). Blocking (store
-/// reads); not from I/O threads. Errors: Errc::io.
+/// Collects the bundle for the running agent (its status and queue through its own control
+/// socket, checks, logs, audit state; PHI-free by construction) and packs it as tar.gz.
+/// Blocking for up to a few check timeouts; never on an I/O thread. Errors: Errc::invalid_argument
+/// (an entry name the tar format cannot hold).
 Result<SupportBundle> buildSupportBundle(const AgentContext& ctx);
 
 }  // namespace psa::agent
