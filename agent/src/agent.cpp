@@ -9,17 +9,19 @@
 #include <condition_variable>
 #include <csignal>
 #include <future>
-#include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
+#include "adapter_set.h"
 #include "agent_context.h"
 #include "control_server.h"
 #include "psa/adapters/source.h"
 #include "psa/cloudlink/cloud_link.h"
 #include "psa/store/log.h"
 #include "psa/store/sqlite_store.h"
+#include "remote_manager.h"
 
 namespace psa::agent {
 
@@ -36,15 +38,12 @@ struct Agent::Impl {
   std::vector<std::thread> threads;
   adapters::SourceRegistry registry;
   store::SqliteStorePtr store;
+  std::optional<adapters::SourceContext> source_context;
+  std::unique_ptr<AdapterSet> adapters;
   std::unique_ptr<ControlServer> control;
   cloudlink::CloudLinkPtr link;
+  std::unique_ptr<RemoteManager> remote;
   AgentContext context;
-  struct Running {
-    adapters::SourcePtr source;
-    json::Value config;
-  };
-  mutable std::mutex mu;
-  std::map<std::string, Running> sources;
   std::mutex stop_mu;
   std::condition_variable stop_cv;
   bool stop_requested = false;
@@ -55,7 +54,12 @@ struct Agent::Impl {
       return;
     }
     if (sig == SIGHUP) {
-      logger.warn("reload_unsupported", {{"hint", "restart the service to apply a changed config"}});
+      // Same staged path as a remote config: validate, start what changed, switch, stop the
+      // replaced adapters; nothing changes if any step fails.
+      logger.info("signal", {{"signal", "SIGHUP"}});
+      if (remote) {
+        remote->requestReload();
+      }
       armSignals();
       return;
     }
@@ -89,31 +93,6 @@ struct Agent::Impl {
     stop_requested = true;
     stop_cv.notify_all();
   }
-
-  void stopSources() {
-    std::vector<adapters::SourcePtr> list;
-    {
-      std::lock_guard lock(mu);
-      for (auto& [name, r] : sources) {
-        list.push_back(r.source);
-      }
-    }
-    auto remaining = std::make_shared<std::atomic<size_t>>(list.size());
-    std::mutex done_mu;
-    std::condition_variable done_cv;
-    for (auto& s : list) {
-      s->stop([&, remaining] {
-        if (remaining->fetch_sub(1) == 1) {
-          std::lock_guard lock(done_mu);
-          done_cv.notify_all();
-        }
-      });
-    }
-    std::unique_lock lock(done_mu);
-    if (!done_cv.wait_for(lock, std::chrono::seconds(30), [&] { return remaining->load() == 0; })) {
-      logger.error("stop_timeout", {{"sources_still_running", static_cast<uint64_t>(remaining->load())}});
-    }
-  }
 };
 
 namespace {
@@ -133,22 +112,35 @@ cloudlink::CloudLinkOptions linkOptions(const Config& cfg) {
   o.session_expiry = std::chrono::seconds(c.session_expiry_s);
   o.receipt_timeout = std::chrono::seconds(c.receipt_timeout_s);
   o.puback_timeout = std::chrono::seconds(c.puback_timeout_s);
-  o.status_interval = std::chrono::seconds(c.status_interval_s);
+  // The link publishes P/status on connect; the remote manager publishes it on state changes
+  // and every cloud.status_interval_s (which the cloud may change at run time).
+  o.status_interval = std::chrono::seconds(0);
   return o;
 }
 
 }  // namespace
 
-Agent::Agent(ConfigPtr config, std::unique_ptr<ServiceHost> host) : impl_(std::make_unique<Impl>()) {
+Agent::Agent(ConfigPtr config, std::unique_ptr<ServiceHost> host)
+    : Agent(std::move(config), std::move(host), [] {
+        adapters::SourceRegistry r;
+        adapters::registerBuiltinSources(r);
+        return r;
+      }()) {}
+
+Agent::Agent(ConfigPtr config, std::unique_ptr<ServiceHost> host, adapters::SourceRegistry registry)
+    : impl_(std::make_unique<Impl>()) {
   impl_->config = std::move(config);
   impl_->context.config = impl_->config;
   impl_->host = host ? std::move(host) : makeSystemdHost();
-  adapters::registerBuiltinSources(impl_->registry);
+  impl_->registry = std::move(registry);
 }
 
 Agent::~Agent() {
   if (impl_->control) {
     impl_->control->stop();
+  }
+  if (impl_->remote) {
+    impl_->remote->stop();
   }
   impl_->link.reset();
   if (impl_->store) {
@@ -164,16 +156,33 @@ Agent::~Agent() {
 
 Status Agent::start() {
   Impl& d = *impl_;
-  const Config& cfg = *d.config;
   d.started_ms = Clock::system()->nowMs();
-  std::error_code ec;
-  if (!std::filesystem::exists(cfg.state_dir, ec)) {
-    std::filesystem::create_directories(cfg.state_dir, ec);
-    if (ec) {
-      return Error(Errc::io, "cannot create state_dir " + cfg.state_dir.string() + ": " + ec.message());
+  {
+    const Config& cfg = *d.config;
+    std::error_code ec;
+    if (!std::filesystem::exists(cfg.state_dir, ec)) {
+      std::filesystem::create_directories(cfg.state_dir, ec);
+      if (ec) {
+        return Error(Errc::io, "cannot create state_dir " + cfg.state_dir.string() + ": " + ec.message());
+      }
+      ::chmod(cfg.state_dir.c_str(), 0750);
     }
-    ::chmod(cfg.state_dir.c_str(), 0750);
   }
+
+  // The effective config: the local file plus the newest stored cloud config (or the last
+  // known good one). Only adapters and tuning values can differ from the file.
+  d.remote = std::make_unique<RemoteManager>(
+      d.context, d.registry,
+      RemoteHooks{[&d](const Config& next) { return d.adapters->apply(next); },
+                  [&d](const std::string& name) { return d.adapters->restart(name); }});
+  auto effective = d.remote->selectStartupConfig(d.config);
+  if (!effective) {
+    return effective.error();
+  }
+  d.config = *effective;
+  log::setLevel(d.config->log_level);
+  const Config& cfg = *d.config;
+
   auto opened = store::SqliteStore::open(cfg.store);
   if (!opened) {
     return opened.error();
@@ -188,24 +197,23 @@ Status Agent::start() {
   d.logger.info("store_opened", {{"path", cfg.store.db_path.string()}, {"pending", report.pending},
                                  {"created", report.created}});
 
+  d.source_context.emplace(adapters::SourceContext{d.io, *d.store, Clock::system(), cfg.state_dir});
+  d.adapters = std::make_unique<AdapterSet>(d.registry, *d.source_context);
+
   d.context.config = d.config;
   d.context.registry = &d.registry;
   d.context.store = d.store.get();
   d.context.started_ms = d.started_ms;
-  d.context.sources = [&d] {
-    std::vector<adapters::SourcePtr> out;
-    std::lock_guard lock(d.mu);
-    for (const auto& [name, r] : d.sources) {
-      out.push_back(r.source);
-    }
-    return out;
-  };
+  d.context.sources = [&d] { return d.adapters->snapshot(); };
   d.context.status = [&d] { return buildStatus(d.context); };
+  d.context.currentConfig = [&d] { return d.remote->currentConfig(); };
+  d.context.config_state = [&d] { return d.remote->configStatus(); };
 
   // The control socket comes up before anything else so a technician can look at an agent
   // whose adapters or link are failing; a second agent on the same config stops here.
   d.control = std::make_unique<ControlServer>(d.io, cfg.control_socket);
   registerControlHandlers(*d.control, d.context);
+  registerRemoteControlHandlers(*d.control, *d.remote);
   if (auto st = d.control->start(); !st) {
     d.store->close();
     return st;
@@ -226,31 +234,7 @@ Status Agent::start() {
     });
   }
 
-  adapters::SourceContext sctx{d.io, *d.store, Clock::system(), cfg.state_dir};
-  for (const auto& acfg : cfg.adapters) {
-    const std::string name = acfg.getString("name");
-    if (!acfg.getBool("enabled", true)) {
-      d.logger.info("adapter_disabled", {{"adapter", name}});
-      continue;
-    }
-    const auto* factory = d.registry.find(acfg.getString("type"));
-    if (factory == nullptr) {
-      continue;  // validation already rejected unknown types
-    }
-    auto created = factory->create(acfg, sctx);
-    if (!created) {
-      d.logger.error("adapter_create_failed", {{"adapter", name}, {"error", created.error().message}});
-      continue;
-    }
-    auto source = std::move(created).value();
-    if (auto st = source->start(); !st) {
-      d.logger.error("adapter_start_failed", {{"adapter", name}, {"error", st.error().message}});
-    } else {
-      d.logger.info("adapter_started", {{"adapter", name}, {"type", source->type()}});
-    }
-    std::lock_guard lock(d.mu);
-    d.sources[name] = Impl::Running{source, acfg};
-  }
+  d.adapters->startAll(cfg);
   if (cfg.cloud.configured) {
     auto link = cloudlink::CloudLink::create(d.io, *d.store, linkOptions(cfg));
     if (!link) {
@@ -259,12 +243,21 @@ Status Agent::start() {
     } else {
       d.link = std::move(link).value();
       d.context.link = d.link.get();
-      d.link->setStatusProvider([&d] { return json::serialize(buildStatus(d.context)); });
-      d.link->start();
-      d.logger.info("cloud_link_started", {{"url", cfg.cloud.url}, {"confirm", cfg.cloud.confirm}});
     }
   } else {
     d.logger.warn("cloud_not_configured", {{"hint", "records queue locally until a cloud section is configured"}});
+  }
+  d.remote->start();
+  if (d.link) {
+    d.link->setControlSink(d.remote.get());
+    d.link->setStatusProvider([&d] {
+      // Built on the remote worker every second; building here would block the link's strand
+      // on store reads.
+      std::string cached = d.remote->cachedStatus();
+      return cached.empty() ? json::serialize(buildStatus(d.context)) : cached;
+    });
+    d.link->start();
+    d.logger.info("cloud_link_started", {{"url", cfg.cloud.url}, {"confirm", cfg.cloud.confirm}});
   }
   d.armWatchdog();
   return {};
@@ -274,17 +267,19 @@ int Agent::run() {
   Impl& d = *impl_;
   d.host->ready();
   d.host->status("running");
-  d.logger.info("ready", {{"agent_id", d.config->agent_id}, {"adapters", d.sources.size()}});
+  d.logger.info("ready", {{"agent_id", d.config->agent_id}, {"adapters", d.adapters->size()}});
   {
     std::unique_lock lock(d.stop_mu);
     d.stop_cv.wait(lock, [&] { return d.stop_requested; });
   }
   d.host->stopping();
   d.logger.info("stopping");
-  // Order matters: stop accepting and finish acknowledgements first, then let the link
-  // collect outstanding PUBACKs, then drain the store.
+  // Order matters: no new remote work (the apply in progress finishes), stop accepting and
+  // finish acknowledgements, then let the link collect outstanding PUBACKs, then drain the
+  // store.
   d.control->stop();
-  d.stopSources();
+  d.remote->stop();
+  d.adapters->stopAll();
   if (d.link) {
     std::promise<void> stopped;
     d.link->stop([&stopped] { stopped.set_value(); });

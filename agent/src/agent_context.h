@@ -17,7 +17,12 @@
 namespace psa::agent {
 
 struct AgentContext {
+  /// The config the agent started with (identity, paths, store and cloud settings: these never
+  /// change while running). The adapters and tuning values may change later (remote config,
+  /// SIGHUP): read those through currentConfig().
   ConfigPtr config;
+  /// The running effective config (thread-safe); null before start().
+  std::function<ConfigPtr()> currentConfig;
   const adapters::SourceRegistry* registry = nullptr;
   store::SqliteStore* store = nullptr;
   cloudlink::CloudLink* link = nullptr;  ///< null when the config has no `cloud` section

@@ -50,6 +50,7 @@ class CommandTable {
 void addBasicCommands(CommandTable& table);   // version, config validate/show
 void addRunCommand(CommandTable& table);      // run
 void addFamilyCommands(CommandTable& table);  // everything added by later features
+void addHl7Commands(CommandTable& table);     // hl7 inspect, hl7 send
 void addStatusCommands(CommandTable& table);  // status
 void addCheckCommand(CommandTable& table);    // check
 void addQueueCommands(CommandTable& table);   // queue ...

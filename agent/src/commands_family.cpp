@@ -4,6 +4,7 @@
 namespace psa::agent {
 
 int showConfigFromFile(CommandContext& ctx);
+void addLockCommands(CommandTable& table);
 
 void addFamilyCommands(CommandTable& table) {
   addStatusCommands(table);
@@ -15,6 +16,8 @@ void addFamilyCommands(CommandTable& table) {
                     [](const po::variables_map&, CommandContext& ctx) {
                       return showConfigFromFile(ctx);
                     }});
+  addHl7Commands(table);
+  addLockCommands(table);  // config lock / unlock (commands_lock.cpp)
 }
 
 }  // namespace psa::agent

@@ -35,4 +35,8 @@ Result<AppendResult> RecordSink::appendSync(AppendBatch batch) {
   return future.get();
 }
 
+Result<std::map<std::string, std::string>> RecordSink::watermarks(const std::string& /*scope*/) {
+  return Error(Errc::invalid_argument, "listing watermarks is not supported by this sink");
+}
+
 }  // namespace psa::store

@@ -355,7 +355,10 @@ Status SqliteStore::Impl::openAll() {
   PSA_TRY(reconcileKeys(key_exists, std::move(file_ring)));
   PSA_TRY(prepareWriter());
 
-  auto l = openReader(8192);
+  // Small page caches: the queue is written at its tail and read at its head, so a few MiB
+  // hold the working set, and the OS page cache serves the rest. Larger caches only raised
+  // the agent's resident memory (16+8 MiB filled up under load) without measurable gain.
+  auto l = openReader(2048);
   if (!l) {
     return std::move(l).error();
   }
@@ -372,7 +375,7 @@ Status SqliteStore::Impl::openAll() {
   ls.retry_due = std::move(lr).value();
   ls.pending = std::move(lp).value();
 
-  auto r = openReader(2048);
+  auto r = openReader(1024);
   if (!r) {
     return std::move(r).error();
   }
@@ -447,7 +450,7 @@ Status SqliteStore::Impl::configureWriteConnection(Db& db, bool& is_new) {
   mode->reset();
   const std::string pragmas = "PRAGMA synchronous=FULL; PRAGMA journal_size_limit=" +
                               std::to_string(kJournalSizeLimit) +
-                              "; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;";
+                              "; PRAGMA cache_size=-4096; PRAGMA temp_store=MEMORY;";
   PSA_TRY(db.run(pragmas.c_str(), "configure database"));
   if (opts.sqlite_max_pages > 0) {
     const std::string cap = "PRAGMA max_page_count=" + std::to_string(opts.sqlite_max_pages);

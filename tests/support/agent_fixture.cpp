@@ -29,11 +29,21 @@ AgentProcess::~AgentProcess() {
   }
 }
 
+void AgentProcess::writeConfig() { writeFile(config_file_, json::serialize(config_, true)); }
+
+void AgentProcess::reload() {
+  writeConfig();
+  if (process_) {
+    process_->signal(SIGHUP);
+  }
+}
+
 bool AgentProcess::start(std::chrono::milliseconds timeout) {
-  writeFile(config_file_, json::serialize(config_, true));
+  writeConfig();
   log_offset_ = readFile(log_file_).size();
   Process::Options opts;
-  opts.argv = {binary("pms-agent").string(), "run", "--config", config_file_.string()};
+  opts.argv = {(program_.empty() ? binary("pms-agent") : program_).string(), "run", "--config",
+               config_file_.string()};
   opts.stdout_file = log_file_;
   process_ = std::make_unique<Process>(std::move(opts));
   return waitFor(

@@ -23,6 +23,13 @@ class AgentProcess {
   const std::filesystem::path& stateDir() const { return state_dir_; }
   json::Value& config() { return config_; }
 
+  /// Runs `program` instead of build/bin/pms-agent (a test build of the agent with extra
+  /// adapter types, e.g. agent_testsources); it must take `run --config FILE`.
+  void setProgram(std::filesystem::path program) { program_ = std::move(program); }
+  /// Writes config() to the config file (start() does this too).
+  void writeConfig();
+  /// Writes the config file and sends SIGHUP (the agent reloads it through the staged apply).
+  void reload();
   /// Writes the config and starts the process; returns after the "ready" log line (or false on
   /// timeout / early exit).
   bool start(std::chrono::milliseconds timeout = std::chrono::seconds(20));
@@ -43,6 +50,7 @@ class AgentProcess {
   std::filesystem::path log_file_;
   json::Value config_;
   std::unique_ptr<Process> process_;
+  std::filesystem::path program_;
   size_t log_offset_ = 0;
 };
 

@@ -8,5 +8,8 @@
 namespace psa::sim {
 
 int runListen(const std::vector<std::string>& args);
+int runKeygen(const std::vector<std::string>& args);
+int runPushConfig(const std::vector<std::string>& args);
+int runCommand(const std::vector<std::string>& args);
 
 }  // namespace psa::sim

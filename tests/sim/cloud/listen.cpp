@@ -36,6 +36,92 @@ std::string base64(std::string_view data) {
   return out;
 }
 
+// The audit chain of one agent as seen so far (design: entry hash = hex SHA-256 over the
+// length-prefixed fields prev_hash, seq, at_ms, actor, action, detail; "N:value\n" each).
+struct AuditChain {
+  int64_t last_seq = 0;
+  std::string last_hash;
+  uint64_t entries = 0;
+  uint64_t duplicates = 0;
+  uint64_t problems = 0;
+};
+
+std::string auditEntryHash(const std::string& prev, int64_t seq, int64_t at_ms,
+                           const std::string& actor, const std::string& action,
+                           const std::string& detail) {
+  std::string buf;
+  auto field = [&buf](const std::string& v) {
+    buf += std::to_string(v.size());
+    buf += ':';
+    buf += v;
+    buf += '\n';
+  };
+  field(prev);
+  field(std::to_string(seq));
+  field(std::to_string(at_ms));
+  field(actor);
+  field(action);
+  field(detail);
+  return cloudlink::sha256Hex(buf);
+}
+
+// Checks one P/audit batch against the chain; returns a summary object for the report line.
+json::Value checkAuditBatch(AuditChain& chain, const json::Value& batch) {
+  json::Value r = json::Value::object();
+  uint64_t fresh = 0;
+  uint64_t dup = 0;
+  std::string problem;
+  const json::Value* entries = batch.find("entries");
+  if (entries == nullptr || !entries->isArray()) {
+    problem = "batch has no entries array";
+  } else {
+    for (const auto& e : entries->items()) {
+      const int64_t seq = e.getInt("seq");
+      const std::string prev = e.getString("prev_hash");
+      const std::string hash = e.getString("hash");
+      const std::string computed = auditEntryHash(prev, seq, e.getInt("at_ms"), e.getString("actor"),
+                                                  e.getString("action"), e.getString("detail"));
+      if (computed != hash) {
+        problem = "entry " + std::to_string(seq) + ": hash does not match its contents";
+        break;
+      }
+      if (seq <= chain.last_seq) {
+        ++dup;  // sent again (lost PUBACK, restart): same seq, de-duplicated here
+        continue;
+      }
+      if (chain.last_seq == 0) {
+        if (seq == 1 && prev != std::string(64, '0')) {
+          problem = "entry 1 does not start from the genesis hash";
+          break;
+        }
+      } else if (seq != chain.last_seq + 1) {
+        problem = "gap: entry " + std::to_string(chain.last_seq + 1) + " missing before " +
+                  std::to_string(seq);
+        break;
+      } else if (prev != chain.last_hash) {
+        problem = "entry " + std::to_string(seq) + ": prev_hash does not link to entry " +
+                  std::to_string(chain.last_seq);
+        break;
+      }
+      chain.last_seq = seq;
+      chain.last_hash = hash;
+      ++fresh;
+    }
+  }
+  chain.entries += fresh;
+  chain.duplicates += dup;
+  if (!problem.empty()) {
+    ++chain.problems;
+  }
+  r.set("new", json::Value::integer(static_cast<int64_t>(fresh)));
+  r.set("duplicates", json::Value::integer(static_cast<int64_t>(dup)));
+  r.set("last_seq", json::Value::integer(chain.last_seq));
+  r.set("total", json::Value::integer(static_cast<int64_t>(chain.entries)));
+  r.set("ok", json::Value::boolean(problem.empty()));
+  r.set("problem", problem.empty() ? json::Value::null() : json::Value::string(problem));
+  return r;
+}
+
 struct AgentCounts {
   std::map<std::string, uint64_t> by_kind;
   uint64_t unique = 0;
@@ -57,6 +143,8 @@ int runListen(const std::vector<std::string>& args) {
   int receipt_interval_ms = 50;
   uint64_t exit_after = 0;
   double idle_exit = 0;
+  bool reports = false;
+  std::string reports_out;
 
   po::options_description desc("pms-cloud-sim listen options");
   desc.add_options()
@@ -80,7 +168,11 @@ int runListen(const std::vector<std::string>& args) {
        "exit after N unique messages (0 = never)")
       ("idle-exit", po::value(&idle_exit)->default_value(0),
        "exit after S seconds without a message (0 = never)")
-      ("ready-file", po::value(&ready_file), "create FILE once subscribed");
+      ("ready-file", po::value(&ready_file), "create FILE once subscribed")
+      ("reports", po::bool_switch(&reports),
+       "also receive what agents report (config/state, cmd/result, status, audit), print it "
+       "and verify the audit hash chain")
+      ("reports-out", po::value(&reports_out), "append one JSON line per report to FILE");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
@@ -104,6 +196,17 @@ int runListen(const std::vector<std::string>& args) {
       return 1;
     }
   }
+
+  std::FILE* rout = nullptr;
+  if (!reports_out.empty()) {
+    rout = std::fopen(reports_out.c_str(), "a");
+    if (rout == nullptr) {
+      std::perror(("pms-cloud-sim: cannot open " + reports_out).c_str());
+      return 1;
+    }
+    reports = true;
+  }
+  std::map<std::string, AuditChain> chains;  // "tenant/agent" -> audit chain
 
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
@@ -130,7 +233,59 @@ int runListen(const std::vector<std::string>& args) {
   auto last_message = SteadyClock::now();
   auto last_print = SteadyClock::now();
 
-  client->on_connected = [&] { sub_mid = client->subscribe(filter, 1); };
+  client->on_connected = [&] {
+    if (reports) {
+      for (const char* f : {"ps/+/+/config/state", "ps/+/+/cmd/result", "ps/+/+/status", "ps/+/+/audit"}) {
+        client->subscribe(f, 1);
+      }
+    }
+    sub_mid = client->subscribe(filter, 1);
+  };
+  auto onReport = [&](const Incoming& in, const std::string& tenant, const std::string& agent,
+                      const std::string& type) {
+    json::Value line = json::Value::object();
+    line.set("type", json::Value::string(type));
+    line.set("tenant", json::Value::string(tenant));
+    line.set("agent", json::Value::string(agent));
+    line.set("topic", json::Value::string(in.topic));
+    line.set("retained", json::Value::boolean(in.retain));
+    line.set("arrived_at", json::Value::string(formatRfc3339(psa::Clock::system()->nowMs())));
+    auto parsed = json::parse(in.payload);
+    std::string summary;
+    if (parsed) {
+      if (type == "audit") {
+        json::Value check = checkAuditBatch(chains[tenant + "/" + agent], *parsed);
+        summary = "entries " + std::to_string(parsed->getInt("first_seq")) + ".." +
+                  std::to_string(parsed->getInt("last_seq")) + " chain " +
+                  (check.getBool("ok") ? "OK" : "BROKEN: " + check.getString("problem")) +
+                  " (new " + std::to_string(check.getInt("new")) + ", duplicates " +
+                  std::to_string(check.getInt("duplicates")) + ")";
+        line.set("audit_check", std::move(check));
+      } else if (type == "status") {
+        summary = "state=" + parsed->getString("state");
+      } else {
+        json::Value shown = *parsed;
+        if (json::Value* data = shown.find("data"); data != nullptr && data->find("data") != nullptr) {
+          data->set("data", json::Value::string("(" + std::to_string(data->getString("data").size()) +
+                                                " base64 bytes)"));
+        }
+        summary = json::serialize(shown);
+      }
+      line.set("payload", std::move(parsed).value());
+    } else {
+      summary = "(not JSON, " + std::to_string(in.payload.size()) + " bytes)";
+      line.set("payload_text", json::Value::string(in.payload));
+    }
+    if (summary.size() > 400) {
+      summary = summary.substr(0, 400) + "...";
+    }
+    std::cout << "report " << tenant << "/" << agent << " " << type << ": " << summary << std::endl;
+    if (rout != nullptr) {
+      const std::string text = json::serialize(line) + "\n";
+      std::fwrite(text.data(), 1, text.size(), rout);
+      std::fflush(rout);
+    }
+  };
   client->on_subscribed = [&](int mid, const std::vector<int>& granted) {
     if (mid != sub_mid) {
       return;
@@ -157,6 +312,11 @@ int runListen(const std::vector<std::string>& args) {
     std::string tenant;
     std::string agent;
     std::string rest;
+    if (reports && splitAgentTopic(in.topic, tenant, agent, rest) &&
+        (rest == "config/state" || rest == "cmd/result" || rest == "status" || rest == "audit")) {
+      onReport(in, tenant, agent, rest);
+      return;
+    }
     if (!splitAgentTopic(in.topic, tenant, agent, rest) || rest.rfind("up/", 0) != 0) {
       ++malformed;
       return;
@@ -292,6 +452,13 @@ int runListen(const std::vector<std::string>& args) {
   client->disconnect();
   if (out != nullptr) {
     std::fclose(out);
+  }
+  if (rout != nullptr) {
+    std::fclose(rout);
+  }
+  for (const auto& [agent, c] : chains) {
+    std::cout << "audit " << agent << ": entries=" << c.entries << " last_seq=" << c.last_seq
+              << " duplicates=" << c.duplicates << " chain_problems=" << c.problems << "\n";
   }
   printCounts(std::cout, "summary");
   return 0;

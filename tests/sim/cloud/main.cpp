@@ -1,7 +1,11 @@
 // pms-cloud-sim: plays the Practice Studio cloud for development, tests and the quickstart.
 //
 //   pms-cloud-sim listen --url mqtts://localhost:8883 --ca ca.pem --cert cloud.pem --key cloud.key
-//                        [--receipts] [--out received.jsonl] [--payloads] [--exit-after N] ...
+//                        [--receipts] [--out received.jsonl] [--payloads] [--exit-after N]
+//                        [--reports] [--reports-out reports.jsonl] ...
+//   pms-cloud-sim keygen --out PREFIX
+//   pms-cloud-sim push-config FILE --tenant T --agent A --key PREFIX.key [--version N] [--wait S] ...
+//   pms-cloud-sim command NAME [KEY=VALUE...] --tenant T --agent A --key PREFIX.key [--wait S] ...
 //
 // New subcommands register in kCommands below.
 #include <iostream>
@@ -22,6 +26,12 @@ struct Command {
 constexpr Command kCommands[] = {
     {"listen", "receive agents' records (ps/+/+/up/#), verify, de-duplicate, send receipts",
      &psa::sim::runListen},
+    {"keygen", "Ed25519 key pair for signing configs and commands (prints the key id)",
+     &psa::sim::runKeygen},
+    {"push-config", "sign a config document and publish it on P/config/set (--wait: print the answer)",
+     &psa::sim::runPushConfig},
+    {"command", "sign a command and publish it on P/cmd/NAME (--wait: print the result)",
+     &psa::sim::runCommand},
 };
 
 int usage(std::ostream& os, int code) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -66,6 +67,11 @@ class RecordSink {
   /// The committed value of one watermark (nullopt if never set). Blocking; not from I/O threads.
   virtual Result<std::optional<std::string>> watermark(const std::string& scope,
                                                        const std::string& key) = 0;
+
+  /// Every committed watermark of `scope` (key -> value), e.g. for a source to prune its old
+  /// cursors. Blocking; not from I/O threads. The default implementation returns
+  /// Errc::invalid_argument ("not supported by this sink").
+  virtual Result<std::map<std::string, std::string>> watermarks(const std::string& scope);
 };
 
 }  // namespace psa::store

@@ -163,7 +163,7 @@ class SqliteStore final : public RecordSink, public QueueReader {
   // Watermarks
   Result<std::optional<std::string>> watermark(const std::string& scope,
                                                const std::string& key) override;
-  Result<std::map<std::string, std::string>> watermarks(const std::string& scope);
+  Result<std::map<std::string, std::string>> watermarks(const std::string& scope) override;
 
   // Inspection and technician actions (blocking; not from I/O threads)
   Result<QueueStats> stats();

@@ -1,0 +1,76 @@
+#include "api_common.h"
+
+namespace psa::adapters::api {
+
+std::vector<LimitRule> parseLimitRules(const json::Value* list) {
+  std::vector<LimitRule> out;
+  if (list == nullptr || !list->isArray()) {
+    return out;
+  }
+  for (const auto& item : list->items()) {
+    if (!item.isObject()) {
+      continue;
+    }
+    LimitRule r;
+    r.limit = static_cast<uint64_t>(std::max<int64_t>(0, item.getInt("requests", 0)));
+    const json::Value* per = item.find("per_s");
+    const double secs = per != nullptr && per->isNumber() ? per->asNumber() : 0;
+    r.window = std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
+    r.fixed = item.getBool("fixed", false);
+    r.name = item.getString("name", r.fixed ? "w" + std::to_string(static_cast<int64_t>(secs))
+                                            : std::string());
+    if (r.limit > 0 && r.window.count() > 0) {
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
+std::filesystem::path resolvePath(const std::filesystem::path& state_dir, const std::string& p) {
+  std::filesystem::path path(p);
+  return path.is_relative() ? state_dir / path : path;
+}
+
+Result<ClientSet> buildClients(const json::Value& config, const ClientParams& p) {
+  TransportOptions topts;
+  if (const std::string ca = config.getString("ca_file"); !ca.empty()) {
+    topts.ca_file = resolvePath(p.state_dir, ca);
+  }
+  topts.verify_tls = config.getBool("tls_verify", true);
+  topts.timeout = std::chrono::seconds(std::max<int64_t>(1, config.getInt("timeout_s", 30)));
+  auto transport = makeCppRestTransport(topts);
+  if (!transport) {
+    return Error(transport.error().code, "ca_file: " + transport.error().message);
+  }
+  ClientSet set;
+  set.transport = *transport;
+  const std::filesystem::path budget_dir = p.state_dir / "api";
+  auto api_limiter =
+      std::make_shared<RequestLimiter>(p.api_limits, budget_dir, p.adapter, p.clock);
+  auto token_limiter =
+      std::make_shared<RequestLimiter>(p.token_limits, budget_dir, p.adapter + ".token", p.clock);
+  PSA_TRY(api_limiter->load());
+  PSA_TRY(token_limiter->load());
+  RetryPolicy retry = p.retry;
+  retry.max_attempts = static_cast<int>(std::max<int64_t>(1, config.getInt("max_attempts", retry.max_attempts)));
+  log::Logger logger(config.getString("type"), p.adapter);
+  set.api = std::make_shared<ApiClient>(set.transport, api_limiter, retry, p.clock, p.stop, logger);
+  set.token = std::make_shared<ApiClient>(set.transport, token_limiter, retry, p.clock, p.stop, logger);
+  AuthDeps deps;
+  deps.token_client = set.token;
+  deps.clock = p.clock;
+  deps.state_dir = p.state_dir;
+  deps.vault = p.vault;
+  static const json::Value kNoAuth = *json::parse(R"({"type":"none"})");
+  const json::Value* auth = config.find("auth");
+  auto strategy = makeAuthStrategy(auth != nullptr && auth->isObject() ? *auth : kNoAuth, deps,
+                                   p.token_url_fallback, p.api_base);
+  if (!strategy) {
+    return std::move(strategy).error();
+  }
+  set.auth = *strategy;
+  set.api->setAuth(set.auth);
+  return set;
+}
+
+}  // namespace psa::adapters::api

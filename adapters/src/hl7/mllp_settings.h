@@ -1,0 +1,86 @@
+// Settings of one `hl7-mllp` adapter: the config schema, and the validated config turned into
+// typed values (listen endpoints, TLS files, allow list, limits, ACK mode, validation rules,
+// classifier). Private to the adapters module.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "psa/adapters/hl7/ack.h"
+#include "psa/adapters/hl7/classify.h"
+#include "psa/adapters/hl7/validate.h"
+#include "psa/store/json.h"
+#include "psa/store/result.h"
+#include "psa/store/schema.h"
+
+namespace psa::adapters::hl7 {
+
+/// One `listen` entry: an IP literal ("0.0.0.0", "[::]", "127.0.0.1") or "localhost", and a
+/// port (0 = any free port; tests use it).
+struct ListenEndpoint {
+  std::string host;  ///< without brackets: "0.0.0.0", "::", "127.0.0.1"
+  uint16_t port = 0;
+  bool v6 = false;
+  std::string text;  ///< as configured, for messages
+};
+
+/// "HOST:PORT", "[V6]:PORT" or "localhost:PORT". Errors: Errc::invalid_argument, in words.
+Result<ListenEndpoint> parseListenEndpoint(std::string_view text);
+
+/// An allow-list entry: an IPv4 or IPv6 network. A single address is a /32 or /128.
+struct CidrRange {
+  std::array<uint8_t, 16> bytes{};  ///< network address (IPv4 uses the first 4 bytes)
+  bool v6 = false;
+  int prefix = 0;
+  std::string text;
+
+  /// Whether `addr` (4 or 16 bytes, network order) lies in the range. IPv4-mapped IPv6
+  /// addresses (::ffff:a.b.c.d) are compared as IPv4.
+  bool contains(const uint8_t* addr, bool addr_v6) const;
+};
+
+/// "10.0.0.0/8", "192.168.1.20", "fd00::/8", "::1". Host bits must be zero.
+/// Errors: Errc::invalid_argument, in words.
+Result<CidrRange> parseCidr(std::string_view text);
+
+struct MllpTlsSettings {
+  std::filesystem::path cert_file;
+  std::filesystem::path key_file;
+  std::filesystem::path client_ca_file;  ///< empty: no client certificate asked for
+  std::string min_version = "1.2";       ///< "1.2" or "1.3"
+};
+
+struct MllpSettings {
+  std::string name;
+  std::string vendor;
+  std::vector<ListenEndpoint> listen;
+  std::optional<MllpTlsSettings> tls;
+  std::vector<CidrRange> allow;  ///< empty: every peer may connect
+  std::chrono::seconds idle_timeout{600};  ///< 0: never
+  std::chrono::seconds write_timeout{60};  ///< a peer that does not read its ACKs
+  std::chrono::seconds handshake_timeout{10};
+  size_t max_connections = 512;
+  size_t max_message_bytes = 16u << 20;
+  size_t max_pipeline = 256;  ///< received, not yet acknowledged messages per connection
+  AckMode ack_mode = AckMode::automatic;
+  bool dedupe = true;
+  ValidationRules rules;
+  Classifier classifier;
+};
+
+/// The schema of one `hl7-mllp` adapter object (commonAdapterFields() first).
+schema::ObjectSchemaPtr mllpSchema();
+
+/// Builds settings from an adapter object already validated against mllpSchema() (defaults
+/// may be missing; they are applied here). Relative file names resolve against `state_dir`.
+/// Errors: Errc::invalid_argument naming the key.
+Result<MllpSettings> parseMllpSettings(const json::Value& config,
+                                       const std::filesystem::path& state_dir);
+
+}  // namespace psa::adapters::hl7

@@ -1,0 +1,381 @@
+// fhir-poll against the real FHIR simulators over real HTTPS: the real `pms-agent run`
+// process, the real store, and /_sim/expected as the truth. Bulk (Epic, eCW), search and
+// history (Meditech), faults, SIGKILL mid-sync, PHI markers.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include "api_test_util.h"
+#include "psa/adapters/source.h"
+
+namespace psa::test {
+namespace {
+
+class FhirPollTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tmp_ = std::make_unique<TempDir>("psa-apifhir");
+    tls_ = std::make_unique<TlsMaterial>(tmp_->path() / "tls");
+    key_ = makeRsaClientKey(tmp_->path(), "client");
+  }
+
+  void startSim(const std::string& vendor, std::vector<std::string> args) {
+    args.insert(args.end(), {"--client-id", "agent", "--client-public-key",
+                             key_.public_pem.string()});
+    sim_ = std::make_unique<PmsSim>(tmp_->path() / "sim", *tls_, vendor, std::move(args));
+  }
+
+  json::Value adapter(const std::string& vendor, const std::string& resources_json,
+                      const std::string& extra_json = "{}") {
+    json::Value a = json::Value::object();
+    a.set("name", json::Value::string(vendor + "-fhir"));
+    a.set("type", json::Value::string("fhir-poll"));
+    a.set("vendor", json::Value::string(vendor));
+    a.set("base_url", json::Value::string(sim_->fhirBase()));
+    a.set("ca_file", json::Value::string(tls_->ca().cert.string()));
+    json::Value auth = json::Value::object();
+    auth.set("type", json::Value::string("smart-backend"));
+    auth.set("client_id", json::Value::string("agent"));
+    auth.set("private_key_file", json::Value::string(key_.private_pem.string()));
+    auth.set("token_url", json::Value::string(sim_->tokenUrl()));
+    auth.set("alg", json::Value::string("RS384"));
+    a.set("auth", std::move(auth));
+    a.set("resources", *json::parse(resources_json));
+    a.set("interval_s", json::Value::number(0.5));
+    const json::Value extra = *json::parse(extra_json);
+    for (const auto& [k, v] : extra.members()) {
+      a.set(k, v);
+    }
+    return a;
+  }
+
+  std::vector<StoredRecord> stored() {
+    return readStoredRecords(state() / "queue.db", state() / "queue.key");
+  }
+  std::filesystem::path state() const { return tmp_->path() / "state"; }
+
+  std::unique_ptr<TempDir> tmp_;
+  std::unique_ptr<TlsMaterial> tls_;
+  ClientKey key_;
+  std::unique_ptr<PmsSim> sim_;
+};
+
+constexpr const char* kUsCoreTypes =
+    R"(["Patient","Encounter","Condition","Observation","Procedure","MedicationRequest",
+        "AllergyIntolerance","Immunization","DiagnosticReport","DocumentReference","Practitioner",
+        "PractitionerRole","Organization","Location","Device","Coverage"])";
+
+TEST_F(FhirPollTest, EpicBulkFullThenIncrementalEqualsExpected) {
+  startSim("epic", {"--patients", "15", "--bulk-job-seconds", "0.3", "--seed", "3"});
+  const std::string types = R"(["Patient","Encounter","Observation","Condition","Practitioner","Device"])";
+  auto cfg = agentConfigWith(adapter("epic", types, R"({"group_id":")" +
+                                                        sim_->ready().getString("group_id") + R"("})"));
+  AgentProcess agent(state(), cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  // Changes after the first export: creates, updates, deletes and a merge.
+  sim_->mutate(R"({"create": 6, "update": 12, "delete": 4, "merge": 1,
+                   "types": ["Encounter","Observation","Condition"]})");
+  const size_t runs = countOccurrences(agent.log(), "event=run_complete");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", runs + 2)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto held = analyzeFhir(stored());
+  auto exp = sim_->expected("types=Patient,Encounter,Observation,Condition,Practitioner,Device");
+  EXPECT_EQ(compareWithExpected(held, exp), std::vector<std::string>{});
+  EXPECT_GT(held.deleted.size(), 0u);
+  EXPECT_EQ(held.kinds["Patient"], "patient");
+  EXPECT_EQ(held.kinds["Observation"], "clinical");
+  EXPECT_EQ(held.kinds["Practitioner"], "provider");
+  EXPECT_EQ(held.kinds["Device"], "inventory");
+  auto wm = readWatermarks(state() / "queue.db", state() / "queue.key", "epic-fhir");
+  EXPECT_EQ(wm.count("bulk:job"), 0u);
+  EXPECT_EQ(wm.count("bulk:since"), 1u);
+  auto stats = sim_->stats();
+  EXPECT_EQ(stats.getInt("retry_after_violations", -1), 0);
+  EXPECT_EQ(stats.getInt("bulk_poll_too_early", -1), 0);
+}
+
+TEST_F(FhirPollTest, MeditechHistoryCarriesEveryVersionAndDeletion) {
+  startSim("meditech", {"--patients", "12", "--seed", "5", "--page-size", "20"});
+  auto cfg = agentConfigWith(adapter("meditech", kUsCoreTypes, R"({"sync":"history","page_size":25})"));
+  AgentProcess agent(state(), cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  sim_->mutate(R"({"create": 5, "update": 15, "delete": 4, "merge": 1})");
+  const size_t runs = countOccurrences(agent.log(), "event=run_complete");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", runs + 2)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto held = analyzeFhir(stored());
+  EXPECT_EQ(compareWithExpected(held, sim_->expected()), std::vector<std::string>{});
+  EXPECT_GT(held.deleted.size(), 0u);
+  // History mode sees every committed version exactly once: the store equals the change log.
+  auto log = sim_->adminGet("/changelog?limit=100000");
+  std::set<std::string> want;
+  for (const auto& e : log.find("entries")->items()) {
+    want.insert(e.getString("ref") + "/" + (e.getBool("deleted") ? std::string("deleted")
+                                                                 : e.getString("versionId")));
+  }
+  std::set<std::string> got;
+  for (const auto& [id, n] : held.identities) {
+    got.insert(id.substr(0, id.find("/deleted@")) +
+               (id.find("/deleted@") != std::string::npos ? "/deleted" : ""));
+  }
+  EXPECT_EQ(got, want);
+}
+
+TEST_F(FhirPollTest, MeditechSearchIncrementalWithDuplicatePagesAndFaults) {
+  startSim("meditech", {"--patients", "12", "--seed", "8"});
+  sim_->setFaults(R"({"rules": [
+      {"kind": "duplicate", "endpoint": "search:*", "probability": 0.3},
+      {"kind": "status", "status": 503, "endpoint": "search:Observation", "count": 2},
+      {"kind": "status", "status": 500, "endpoint": "search:Patient", "count": 1},
+      {"kind": "429", "endpoint": "search:Condition", "count": 1, "retry_after": "seconds", "retry_after_s": 1},
+      {"kind": "429", "endpoint": "search:Encounter", "count": 1, "retry_after": "http-date", "retry_after_s": 1},
+      {"kind": "status", "status": 503, "endpoint": "search:Procedure", "count": 1, "retry_after": "seconds", "retry_after_s": 1},
+      {"kind": "reset", "endpoint": "search:Practitioner", "count": 1},
+      {"kind": "truncate", "endpoint": "search:Location", "count": 1},
+      {"kind": "malformed_json", "endpoint": "search:Device", "count": 1},
+      {"kind": "revoke_token", "endpoint": "search:Coverage", "count": 1}]})");
+  auto cfg = agentConfigWith(adapter("meditech", kUsCoreTypes, R"({"sync":"search","page_size":10})"));
+  AgentProcess agent(state(), cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  sim_->mutate(R"({"create": 5, "update": 15})");
+  const size_t runs = countOccurrences(agent.log(), "event=run_complete");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", runs + 2)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto held = analyzeFhir(stored());
+  auto exp = sim_->expected();
+  EXPECT_EQ(compareWithExpected(held, exp), std::vector<std::string>{});
+  auto stats = sim_->stats();
+  EXPECT_EQ(stats.getInt("retry_after_violations", -1), 0);
+  const std::string log = agent.log();
+  EXPECT_NE(log.find("event=reauthenticate"), std::string::npos);
+  EXPECT_NE(log.find("event=throttled"), std::string::npos);
+  EXPECT_NE(log.find("event=bad_body"), std::string::npos);
+}
+
+TEST_F(FhirPollTest, SigkillDuringBulkExportThenRestartIsExactlyOnce) {
+  startSim("epic", {"--resources", "4000", "--bulk-job-seconds", "0.2", "--bulk-file-max", "400",
+                    "--seed", "11"});
+  // Slow file downloads a little so the kills land inside the export.
+  sim_->setFaults(R"({"rules": [{"kind": "delay", "endpoint": "bulk-file", "probability": 1.0, "delay_s": 0.1}]})");
+  const std::string types = R"(["Patient","Encounter","Observation","Condition","Procedure"])";
+  auto cfg = agentConfigWith(adapter("epic", types, R"({"batch_records": 50, "group_id":")" +
+                                                        sim_->ready().getString("group_id") + R"("})"));
+  AgentProcess agent(state(), cfg);
+  // Kill it three times in the middle of the export, between and inside files.
+  for (size_t kills = 0; kills < 3; ++kills) {
+    ASSERT_TRUE(agent.start()) << agent.log();
+    const size_t batches = countOccurrences(agent.log(), "event=batch_committed");
+    ASSERT_TRUE(waitForEvents(agent, "batch_committed", batches + 3 + kills * 2)) << agent.log();
+    agent.kill();
+    ASSERT_EQ(countOccurrences(agent.log(), "event=run_complete"), 0u) << "finished too early";
+  }
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1, std::chrono::seconds(300))) << agent.log();
+  const std::string log = agent.log();
+  EXPECT_EQ(countOccurrences(log, "event=bulk_resume"), 3u) << log;
+  EXPECT_EQ(countOccurrences(log, "event=bulk_started"), 1u) << log;  // one export, resumed
+  size_t mid_file = 0;  // resumed inside a file (line > 0), not only between files
+  for (size_t pos = log.find("event=bulk_resume"); pos != std::string::npos;
+       pos = log.find("event=bulk_resume", pos + 1)) {
+    const std::string line = log.substr(pos, log.find('\n', pos) - pos);
+    mid_file += line.find(" line=0") == std::string::npos ? 1 : 0;
+  }
+  EXPECT_GE(mid_file, 1u) << log;
+  sim_->clearFaults();
+  sim_->mutate(R"({"create": 20, "update": 40, "delete": 10, "types": ["Encounter","Observation"]})");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 3, std::chrono::seconds(300))) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto held = analyzeFhir(stored());
+  EXPECT_EQ(held.duplicates(), 0u);
+  EXPECT_EQ(compareWithExpected(held, sim_->expected("types=Patient,Encounter,Observation,Condition,Procedure")),
+            std::vector<std::string>{});
+}
+
+TEST_F(FhirPollTest, SigkillDuringPagedSearchThenRestartIsExactlyOnce) {
+  startSim("meditech", {"--resources", "2500", "--seed", "12"});
+  auto cfg = agentConfigWith(adapter("meditech", R"(["Patient","Observation","Encounter"])",
+                                     R"({"sync":"search","page_size":40})"));
+  AgentProcess agent(state(), cfg);
+  for (size_t kills = 0; kills < 3; ++kills) {
+    ASSERT_TRUE(agent.start()) << agent.log();
+    const size_t pages = countOccurrences(agent.log(), "event=page_committed");
+    ASSERT_TRUE(waitForEvents(agent, "page_committed", pages + 5)) << agent.log();
+    agent.kill();
+  }
+  ASSERT_EQ(countOccurrences(agent.log(), "event=run_complete"), 0u) << "finished too early";
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1, std::chrono::seconds(300))) << agent.log();
+  sim_->mutate(R"({"create": 10, "update": 30, "types": ["Patient","Observation","Encounter"]})");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 3, std::chrono::seconds(300))) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto held = analyzeFhir(stored());
+  EXPECT_EQ(held.duplicates(), 0u);
+  EXPECT_EQ(compareWithExpected(held, sim_->expected("types=Patient,Observation,Encounter")),
+            std::vector<std::string>{});
+}
+
+TEST_F(FhirPollTest, MalformedPageIsRetriedThenRunStopsWithWatermarkUnchanged) {
+  startSim("meditech", {"--patients", "8", "--seed", "13"});
+  sim_->setFaults(R"({"rules": [{"kind": "malformed_json", "endpoint": "search:Observation", "count": 1000}]})");
+  auto cfg = agentConfigWith(adapter("meditech", R"(["Patient","Observation","Encounter"])",
+                                     R"({"sync":"search","page_size":1000,"interval_s":30})"));
+  AgentProcess agent(state(), cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_failed", 1)) << agent.log();
+  const std::string log = agent.log();
+  // Retried (max_attempts = 5), then a clear error naming the call, the problem and its place.
+  EXPECT_EQ(countOccurrences(log, "event=bad_body call=\"search Observation\""), 5u) << log;
+  EXPECT_NE(log.find("error=\"search Observation: Bundle page: line 1 column "), std::string::npos) << log;
+  EXPECT_NE(log.find("(after 5 attempts); Observation watermark unchanged"), std::string::npos) << log;
+  EXPECT_TRUE(agent.running());
+  ASSERT_EQ(agent.stop(), 0);
+  auto wm = readWatermarks(state() / "queue.db", state() / "queue.key", "meditech-fhir");
+  EXPECT_EQ(wm.count("search:Patient"), 1u);
+  EXPECT_EQ(wm.count("search:Observation"), 0u);
+  EXPECT_EQ(wm.count("search:Observation:run"), 0u);
+  EXPECT_EQ(wm.count("search:Encounter"), 0u);
+  // The page was never skipped: once the server answers properly, everything arrives.
+  sim_->clearFaults();
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  EXPECT_EQ(compareWithExpected(analyzeFhir(stored()),
+                                sim_->expected("types=Patient,Observation,Encounter")),
+            std::vector<std::string>{});
+}
+
+TEST_F(FhirPollTest, WrongKeyGivesClearAuthErrorAndAgentKeepsRunning) {
+  startSim("meditech", {"--patients", "3"});
+  auto other = makeRsaClientKey(tmp_->path(), "not-registered");
+  auto a = adapter("meditech", R"(["Patient"])", R"({"sync":"search"})");
+  a.find("auth")->set("private_key_file", json::Value::string(other.private_pem.string()));
+  AgentProcess agent(state(), agentConfigWith(a));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_failed", 1)) << agent.log();
+  const std::string log = agent.log();
+  EXPECT_NE(log.find("error=\"search Patient: token: HTTP 401 code=invalid_client"), std::string::npos) << log;
+  EXPECT_TRUE(agent.running());
+  EXPECT_EQ(agent.stop(), 0);
+}
+
+TEST_F(FhirPollTest, PhiMarkerNeverReachesStateDirInClear) {
+  const std::string marker = uniqueMarker();
+  startSim("epic", {"--patients", "10", "--marker", marker, "--bulk-job-seconds", "0.2"});
+  auto cfg = agentConfigWith(adapter("epic", R"(["Patient","Encounter","Observation"])",
+                                     R"({"group_id":")" + sim_->ready().getString("group_id") + R"("})"));
+  AgentProcess agent(state(), cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 2)) << agent.log();
+  // Checked while running too: the WAL holds the latest pages.
+  EXPECT_EQ(filesContaining(state(), marker), std::vector<std::filesystem::path>{});
+  ASSERT_EQ(agent.stop(), 0);
+  EXPECT_EQ(filesContaining(state(), marker), std::vector<std::filesystem::path>{});
+  // The test can fail: the marker is really in what was synced.
+  size_t with_marker = 0;
+  for (const auto& r : stored()) {
+    with_marker += r.payload.find(marker) != std::string::npos ? 1 : 0;
+  }
+  EXPECT_GT(with_marker, 10u);
+}
+
+TEST_F(FhirPollTest, EclinicalworksBulkStaysUnderDocumentedRateLimit) {
+  // eCW: 250 requests/minute per practice, 429 without Retry-After. The limit is lowered to
+  // 20 per 10 s here so the client has to pace itself within the test's time.
+  startSim("eclinicalworks", {"--patients", "10", "--bulk-job-seconds", "0.2", "--bulk-retry-after", "1",
+                              "--bulk-file-max", "5", "--rate-limit", "20/10"});
+  auto cfg = agentConfigWith(adapter("eclinicalworks", R"(["Patient","Encounter","Observation","ChargeItem"])",
+                                     R"({"group_id":"ecw-all-patients","rate_limits":[{"requests":20,"per_s":10}]})"));
+  AgentProcess agent(state(), cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1, std::chrono::seconds(240))) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto stats = sim_->stats();
+  EXPECT_EQ(stats.getInt("rate_limit_violations", -1), 0) << json::serialize(stats);
+  EXPECT_EQ(stats.getInt("bulk_poll_too_early", -1), 0) << json::serialize(stats);
+  EXPECT_GT(stats.getInt("requests_total", 0), 20);  // more than one window's worth: paced
+  EXPECT_EQ(compareWithExpected(analyzeFhir(stored()),
+                                sim_->expected("types=Patient,Encounter,Observation,ChargeItem")),
+            std::vector<std::string>{});
+}
+
+TEST_F(FhirPollTest, CernerClientSecretBasicAndBulkJobFailureStartsOver) {
+  startSim("cerner", {"--patients", "6", "--bulk-job-seconds", "0.2", "--client-secret", "s3cret!&"});
+  sim_->setFaults(R"({"rules": [{"kind": "bulk_fail", "endpoint": "bulk-status", "count": 1},
+                                {"kind": "status", "status": 502, "endpoint": "bulk-file", "count": 2}]})");
+  auto a = adapter("cerner", R"(["Patient","Encounter"])",
+                   R"({"group_id":")" + sim_->ready().getString("group_id") + R"("})");
+  json::Value auth = *json::parse(R"({"type":"oauth2-client-credentials","client_id":"agent",
+                                      "client_secret":"s3cret!&","client_auth":"basic",
+                                      "scope":"system/Patient.read system/Encounter.read system/Group.read"})");
+  auth.set("token_url", json::Value::string(sim_->tokenUrl()));
+  a.set("auth", auth);
+  AgentProcess agent(state(), agentConfigWith(a));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  const std::string log = agent.log();
+  EXPECT_NE(log.find("bulk export failed on the server"), std::string::npos) << log;
+  EXPECT_EQ(compareWithExpected(analyzeFhir(stored()), sim_->expected("types=Patient,Encounter")),
+            std::vector<std::string>{});
+  // `config show` masks the secret.
+  auto shown = agent.cli({"config", "show"});
+  EXPECT_EQ(shown.output.find("s3cret"), std::string::npos) << shown.output;
+  EXPECT_NE(shown.output.find("********"), std::string::npos) << shown.output;
+}
+
+TEST_F(FhirPollTest, Es384KeyAndTokenExpiryMidRun) {
+  auto ec = makeEcP384ClientKey(tmp_->path(), "ec");
+  startSim("epic", {"--patients", "8", "--client-public-key", ec.public_pem.string(),
+                    "--token-ttl", "2", "--bulk-job-seconds", "1"});
+  auto a = adapter("epic", R"(["Patient","Observation"])",
+                   R"({"group_id":")" + sim_->ready().getString("group_id") + R"("})");
+  a.find("auth")->set("private_key_file", json::Value::string(ec.private_pem.string()));
+  a.find("auth")->set("alg", json::Value::string("ES384"));
+  AgentProcess agent(state(), agentConfigWith(a));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 3)) << agent.log();
+  sim_->adminPost("/revoke-tokens", json::Value::object());
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 5)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  EXPECT_GE(sim_->stats().getInt("tokens_issued", 0), 3);
+  EXPECT_EQ(compareWithExpected(analyzeFhir(stored()), sim_->expected("types=Patient,Observation")),
+            std::vector<std::string>{});
+}
+
+TEST_F(FhirPollTest, CheckReportsCapabilityStatementTokenAndTlsTrouble) {
+  startSim("epic", {"--patients", "2"});
+  adapters::SourceRegistry registry;
+  adapters::registerBuiltinSources(registry);
+  const auto* factory = registry.find("fhir-poll");
+  ASSERT_NE(factory, nullptr);
+  auto a = adapter("epic", R"(["Patient"])", R"({"group_id":"g"})");
+  auto results = factory->check(a, state());
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].level, adapters::CheckResult::Level::ok);
+  EXPECT_EQ(results[0].name, "adapter epic-fhir fhir");
+  EXPECT_EQ(results[0].text.rfind("CapabilityStatement FHIR 4.0.1, ", 0), 0u) << results[0].text;
+  EXPECT_EQ(results[1].level, adapters::CheckResult::Level::ok);
+  EXPECT_EQ(results[1].text, "token issued (SMART backend services (RS384) as client agent)");
+  // A CA that did not sign the server: a clear failure naming what to check.
+  a.set("ca_file", json::Value::string(tls_->otherCa().cert.string()));
+  results = factory->check(a, state());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].level, adapters::CheckResult::Level::fail);
+  EXPECT_EQ(results[0].name, "adapter epic-fhir reachable");
+  EXPECT_NE(results[0].text.find("certificate verify failed"), std::string::npos) << "[" << results[0].text << "]";
+  EXPECT_NE(results[0].text.find("- check base_url, network and ca_file"), std::string::npos);
+  // A key the server does not know.
+  auto other = makeRsaClientKey(tmp_->path(), "other");
+  a.set("ca_file", json::Value::string(tls_->ca().cert.string()));
+  a.find("auth")->set("private_key_file", json::Value::string(other.private_pem.string()));
+  results = factory->check(a, state());
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[1].level, adapters::CheckResult::Level::fail);
+  EXPECT_EQ(results[1].text.rfind("token: HTTP 401 code=invalid_client", 0), 0u) << results[1].text;
+}
+
+}  // namespace
+}  // namespace psa::test
