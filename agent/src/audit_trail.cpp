@@ -39,30 +39,4 @@ Status auditCliCommand(store::SqliteStore& store, uid_t uid, pid_t pid, std::str
   return auditAct(store, uidActor(uid), "cli." + std::string(cmd), d);
 }
 
-Status auditConfigApplied(store::SqliteStore& store, std::string actor, int64_t version,
-                          std::string_view origin) {
-  json::Value d = json::Value::object();
-  d.set("version", json::Value::integer(version));
-  d.set("origin", text(origin));
-  return auditAct(store, std::move(actor), "config.applied", d);
-}
-
-Status auditConfigRejected(store::SqliteStore& store, std::string actor, int64_t version,
-                           std::string_view origin, std::string_view error) {
-  json::Value d = json::Value::object();
-  d.set("version", json::Value::integer(version));
-  d.set("origin", text(origin));
-  d.set("error", text(error));
-  return auditAct(store, std::move(actor), "config.rejected", d);
-}
-
-Status auditRemoteCommand(store::SqliteStore& store, std::string_view id, std::string_view command,
-                          std::string_view result) {
-  json::Value d = json::Value::object();
-  d.set("id", text(id));
-  d.set("command", text(command));
-  d.set("result", text(result));
-  return auditAct(store, "cloud", "cmd." + std::string(command.substr(0, 64)), d);
-}
-
 }  // namespace psa::agent

@@ -1,5 +1,6 @@
-// Audit entries the agent writes for administrative acts (the store writes the data-exchange
-// ones itself: records accepted/delivered/dead-lettered, retries, purges, key rotations).
+// Audit entries for acts requested over the control socket (the store writes the data-exchange
+// ones itself: records accepted/delivered/dead-lettered, retries, purges, key rotations; remote
+// management writes config.applied/rejected and command.* in remote_manager.cpp).
 // Entries carry ids, counts, uids and outcomes only; never PHI. All functions block until the
 // entry is durable (or failed) and must not run on an I/O thread.
 #pragma once
@@ -26,17 +27,5 @@ std::string uidActor(uid_t uid);
 /// "cli.<cmd>", detail {"pid":P,"args":{...},"result":"ok"|"<error in words>"}.
 Status auditCliCommand(store::SqliteStore& store, uid_t uid, pid_t pid, std::string_view cmd,
                        const json::Value& args, const std::string& result);
-
-/// For remote management and SIGHUP reloads: a configuration document was applied.
-/// `actor` is "cloud", "local" (SIGHUP / file) or "uid:N"; `version` 0 when the document has
-/// none; `origin` says where it came from (topic, file path).
-Status auditConfigApplied(store::SqliteStore& store, std::string actor, int64_t version,
-                          std::string_view origin);
-/// A configuration document was rejected; `error` in words, PHI-free.
-Status auditConfigRejected(store::SqliteStore& store, std::string actor, int64_t version,
-                           std::string_view origin, std::string_view error);
-/// A signed cloud command was run (or refused): {"id":...,"command":...,"result":...}.
-Status auditRemoteCommand(store::SqliteStore& store, std::string_view id,
-                          std::string_view command, std::string_view result);
 
 }  // namespace psa::agent

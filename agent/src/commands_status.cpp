@@ -1,6 +1,8 @@
 // `pms-agent status [--json]`: one screen a technician reads at a glance. Asks the running
 // agent; when it is down, says so plainly and shows what the files say (queue, key, disk).
+#include <algorithm>
 #include <sstream>
+#include <vector>
 
 #include "cli_support.h"
 #include "command.h"
@@ -37,6 +39,68 @@ std::string scalarText(const json::Value& v) {
                            : std::to_string(v.asNumber());
     default: return {};
   }
+}
+
+std::string listText(const json::Value& v) {
+  if (!v.isArray()) {
+    return scalarText(v);
+  }
+  std::string out;
+  for (const auto& item : v.items()) {
+    out += (out.empty() ? "" : ", ") + scalarText(item);
+  }
+  return out;
+}
+
+// The few facts of an adapter's detail a technician needs first (where it listens or looks,
+// connections, next poll), in a fixed order; the rest is in `status --json`.
+std::string detailText(const json::Value& d) {
+  std::string out;
+  for (const char* key : {"listen", "path", "base_url"}) {
+    if (const json::Value* v = d.find(key)) {
+      const std::string t = listText(*v);
+      if (!t.empty()) {
+        out += "  " + t;
+      }
+    }
+  }
+  if (d.getBool("tls")) {
+    out += "  TLS";
+  }
+  if (const json::Value* v = d.find("connections_open"); v && v->isInteger()) {
+    out += "  " + std::to_string(v->asInt()) + (v->asInt() == 1 ? " conn" : " conns");
+  }
+  if (const json::Value* v = d.find("next_poll_in_ms"); v && v->isNumber()) {
+    out += "  next poll in " + humanSeconds(v->asNumber() / 1000.0);
+  }
+  return out;
+}
+
+// Non-zero counters, the telling ones first, at most six.
+std::string countersText(const json::Value& c) {
+  static const std::vector<std::string> first = {
+      "messages", "accepted", "records", "files", "rows", "ack_AA", "ack_CA", "ack_AE", "ack_AR",
+      "dead_letters", "errors", "framing_errors", "store_refused", "duplicates"};
+  std::vector<std::pair<std::string, int64_t>> shown;
+  auto take = [&](const std::string& k, const json::Value& v) {
+    if (shown.size() < 6 && v.isInteger() && v.asInt() > 0 &&
+        std::none_of(shown.begin(), shown.end(), [&](const auto& p) { return p.first == k; })) {
+      shown.emplace_back(k, v.asInt());
+    }
+  };
+  for (const auto& k : first) {
+    if (const json::Value* v = c.find(k)) {
+      take(k, *v);
+    }
+  }
+  for (const auto& [k, v] : c.members()) {
+    take(k, v);
+  }
+  std::string out;
+  for (const auto& [k, n] : shown) {
+    out += "  " + k + " " + humanCount(static_cast<uint64_t>(n));
+  }
+  return out;
 }
 
 void renderHeader(std::ostream& out, const json::Value& s, int64_t now) {
@@ -196,23 +260,10 @@ void renderAdapters(std::ostream& out, const json::Value& list, int64_t now) {
     const bool healthy = a.getBool("healthy", true);
     line += healthy ? state : "FAIL " + state;
     if (const json::Value* d = a.find("detail"); d && d->isObject()) {
-      int shown = 0;
-      for (const auto& [k, v] : d->members()) {
-        const std::string t = scalarText(v);
-        if (!t.empty() && shown < 3) {
-          line += "  " + k + " " + t;
-          ++shown;
-        }
-      }
+      line += detailText(*d);
     }
     if (const json::Value* c = a.find("counters"); c && c->isObject()) {
-      int shown = 0;
-      for (const auto& [k, v] : c->members()) {
-        if (shown < 4) {
-          line += "  " + k + " " + humanCount(static_cast<uint64_t>(std::max<int64_t>(0, v.asInt())));
-          ++shown;
-        }
-      }
+      line += countersText(*c);
     }
     const std::string last = agoText(a.getString("last_message_at"), now);
     if (!last.empty()) {
