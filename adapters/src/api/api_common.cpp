@@ -31,6 +31,24 @@ std::filesystem::path resolvePath(const std::filesystem::path& state_dir, const 
   return path.is_relative() ? state_dir / path : path;
 }
 
+void ClientSet::cancelAll() const {
+  if (transport) {
+    transport->cancelAll();
+  }
+}
+
+void ClientSet::addCounters(std::map<std::string, uint64_t>& counters) const {
+  if (!api) {
+    return;
+  }
+  const auto c = api->counters();
+  counters["http_requests"] = c.requests;
+  counters["http_retries"] = c.retries;
+  counters["throttled"] = c.throttled;
+  counters["reauth"] = c.reauth;
+  counters["bad_pages"] = c.bad_bodies;
+}
+
 Result<ClientSet> buildClients(const json::Value& config, const ClientParams& p) {
   TransportOptions topts;
   if (const std::string ca = config.getString("ca_file"); !ca.empty()) {

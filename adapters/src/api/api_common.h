@@ -2,6 +2,7 @@
 // the auth strategy.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,11 @@ struct ClientSet {
   std::shared_ptr<ApiClient> api;    ///< data calls, with auth
   std::shared_ptr<ApiClient> token;  ///< token calls, no auth
   AuthStrategyPtr auth;
+
+  /// Aborts every request in flight (Source::interrupt); any thread.
+  void cancelAll() const;
+  /// Adds the data client's HTTP counters to a status row (Source::fillStatus).
+  void addCounters(std::map<std::string, uint64_t>& counters) const;
 };
 
 struct ClientParams {

@@ -149,11 +149,7 @@ class FhirPollSource final : public Poller {
     return {};
   }
 
-  void interrupt() override {
-    if (clients_.transport) {
-      clients_.transport->cancelAll();
-    }
-  }
+  void interrupt() override { clients_.cancelAll(); }
 
   void fillStatus(SourceStatus& s) const override {
     s.detail.set("sync", json::Value::string(mode_));
@@ -165,14 +161,7 @@ class FhirPollSource final : public Poller {
       }
     }
     s.detail.set("resources", std::move(per));
-    if (clients_.api) {
-      const auto c = clients_.api->counters();
-      s.counters["http_requests"] = c.requests;
-      s.counters["http_retries"] = c.retries;
-      s.counters["throttled"] = c.throttled;
-      s.counters["reauth"] = c.reauth;
-      s.counters["bad_pages"] = c.bad_bodies;
-    }
+    clients_.addCounters(s.counters);
   }
 
   Status runOnce() override {

@@ -218,11 +218,7 @@ class RestPollSource final : public Poller {
     return {};
   }
 
-  void interrupt() override {
-    if (clients_.transport) {
-      clients_.transport->cancelAll();
-    }
-  }
+  void interrupt() override { clients_.cancelAll(); }
 
   void fillStatus(SourceStatus& s) const override {
     s.detail.set("strategy", json::Value::string(strategy_));
@@ -234,14 +230,7 @@ class RestPollSource final : public Poller {
       }
     }
     s.detail.set("collections", std::move(per));
-    if (clients_.api) {
-      const auto c = clients_.api->counters();
-      s.counters["http_requests"] = c.requests;
-      s.counters["http_retries"] = c.retries;
-      s.counters["throttled"] = c.throttled;
-      s.counters["reauth"] = c.reauth;
-      s.counters["bad_pages"] = c.bad_bodies;
-    }
+    clients_.addCounters(s.counters);
   }
 
   Status runOnce() override {
