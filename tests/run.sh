@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test suite. This is what CI (.ci/run) runs.
 #
-#   tests/run.sh            default build: unit, integration, crash tests; then the
-#                           ASan+UBSan build: unit tests and a bounded run of every fuzzer
+#   tests/run.sh            default build: unit, integration, crash tests, then the short
+#                           chaos profile (tests/chaos/); then the ASan+UBSan build: unit
+#                           tests and a bounded run of every fuzzer
 #   tests/run.sh --quick    default build only
 #   tests/run.sh -R REGEX   only tests matching REGEX (default build)
 #
@@ -36,11 +37,14 @@ if [[ -n $regex ]]; then
   ctest --preset default -R "$regex"
   exit 0
 fi
-ctest --preset default -j"$jobs" -LE fuzz
+ctest --preset default -j"$jobs" -LE "fuzz|chaos"
 
 if ((quick)); then
   exit 0
 fi
+
+step "whole-system chaos harness, short profile (tests/chaos/)"
+ctest --preset default -L chaos
 
 step "configure + build (asan preset: ASan + UBSan, libFuzzer targets)"
 cmake --preset asan >/dev/null
