@@ -7,6 +7,7 @@
 #include <cpprest/version.h>
 #include <iostream>
 
+#include "build_info.h"
 #include "command.h"
 #include "psa/agent/config.h"
 #include "psa/store/json.h"
@@ -45,8 +46,8 @@ json::Value versionInfo() {
                                              std::to_string(CPPREST_VERSION_MINOR) + "." +
                                              std::to_string(CPPREST_VERSION_REVISION)));
   json::Value v = json::Value::object();
-  v.set("version", json::Value::string(PSA_VERSION));
-  v.set("build", json::Value::string(PSA_GIT_SHA));
+  v.set("version", json::Value::string(kAgentVersion));
+  v.set("build", json::Value::string(kBuildId));
   v.set("compiler", json::Value::string(__VERSION__));
   v.set("libraries", std::move(libs));
   return v;

@@ -13,13 +13,10 @@
 #include <cstdio>
 
 #include "agent_context.h"
+#include "build_info.h"
 #include "psa/store/clock.h"
 #include "psa/store/log.h"
 #include "psa/store/record.h"
-
-#ifndef PSA_VERSION
-#define PSA_VERSION "0.0.0"
-#endif
 
 namespace psa::agent {
 namespace {
@@ -226,7 +223,7 @@ json::Value buildStatus(const AgentContext& ctx) {
   s.set("state", str("online"));
   s.set("agent_id", str(cfg.agent_id));
   s.set("tenant", str(cfg.tenant));
-  s.set("version", str(PSA_VERSION));
+  s.set("version", str(kAgentVersion));
   s.set("pid", i64(static_cast<int64_t>(::getpid())));
   s.set("at", str(formatRfc3339(now)));
   s.set("started_at", str(formatRfc3339(ctx.started_ms)));
@@ -282,7 +279,7 @@ json::Value buildOfflineStatus(const Config& cfg, store::SqliteStore* store,
   s.set("reason", str(reason));
   s.set("agent_id", str(cfg.agent_id));
   s.set("tenant", str(cfg.tenant));
-  s.set("version", str(PSA_VERSION));
+  s.set("version", str(kAgentVersion));
   s.set("at", str(formatRfc3339(now)));
   s.set("config", localConfigState(cfg));
   s.set("adapters", configuredAdaptersJson(cfg));
