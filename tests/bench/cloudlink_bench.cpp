@@ -293,6 +293,7 @@ int runDrain(const Args& a) {
     std::this_thread::sleep_for(1ms);
   }
   const auto t0 = Clock::now();
+  const auto cpu0 = threadCpu();  // the drain only: not the store open nor the first lease
   long rss_peak = 0;
   long anon_peak = 0;
   long file_peak = 0;
@@ -311,7 +312,9 @@ int runDrain(const Args& a) {
   std::string threads_cpu;
   for (const auto& [name, cpu] : threadCpu()) {
     char item[96];
-    std::snprintf(item, sizeof item, "%s%s:%.2f", threads_cpu.empty() ? "" : ",", name.c_str(), cpu);
+    const auto before = cpu0.find(name);
+    std::snprintf(item, sizeof item, "%s%s:%.3f", threads_cpu.empty() ? "" : ",", name.c_str(),
+                  cpu - (before == cpu0.end() ? 0.0 : before->second));
     threads_cpu += item;
   }
   std::promise<void> stopped;

@@ -83,14 +83,17 @@ mllp.agent_rss_peak|mllp: pms-agent peak RSS|-|<= 25 MB|le 25|#3
 cloudlink.drain_w1|cloud link drain, max_inflight 1|limits.mosquitto_tls_qos1_w1|-|-|#4
 cloudlink.drain_w20|cloud link drain, max_inflight 20|limits.mosquitto_tls_qos1_w20|-|-|#4
 cloudlink.drain_w100|cloud link drain, max_inflight 100|limits.mosquitto_tls_qos1_w100|>= 40k records/s|ge 40000|#4
-cloudlink.drain_w100_rss|cloud link drain process peak RSS|-|<= 25 MB|le 25|#4
+cloudlink.drain_w100_rss|cloud link drain process peak RSS|-|-|-|#4
 cloudlink.cpu_broker_down|cloud link CPU, broker down|-|~0|le 1|#4
 e2e.throughput|end to end MLLP -> agent -> TLS -> sim|limits.mosquitto_tls_qos1_w100|>= 25k msg/s|ge 25000|#4
 e2e.ingest|end to end: MLLP ingest rate|limits.durable_commit|-|-|#4
 e2e.backlog_drain|end to end: backlog drain after outage|limits.mosquitto_tls_qos1_w100|-|-|#4
 e2e.rss_idle|pms-agent RSS idle (connected)|-|<= 10 MB|le 10|#4
+e2e.rss_idle_anon|  of which anonymous (heap, stacks)|-|-|-|#4
 e2e.rss_load|pms-agent RSS under load|-|<= 25 MB|le 25|#4
 e2e.rss_at_depth|pms-agent RSS, outage backlog + drain|-|<= 25 MB, flat|le 25|#4
+e2e.rss_at_depth_anon|  of which anonymous (heap, stacks)|-|-|-|#4
+e2e.queue_depth|  backlog built during the outage|-|-|-|#4
 e2e.cpu_broker_down|pms-agent CPU, broker down|-|~0|le 1|#4
 filedrop.csv|file drop: CSV rows into the store|-|-|-|#7
 filedrop.x12|file drop: X12 837 sets|-|-|-|#7
