@@ -11,7 +11,9 @@
 #   loopback RTT     TCP round trip on 127.0.0.1 (1 KiB -> 200 B)
 #   broker alone     raw libmosquitto QoS 1 over mutual TLS to the same local mosquitto, no store
 # Each benchmark's full output goes to a log (printed path); the table is built from the
-# `figure<TAB>value<TAB>unit` lines the programs print with --summary.
+# `figure<TAB>value<TAB>unit` lines the programs print with --summary. Takes ~3-4 minutes of
+# benchmarks on the 2-core dev VM, plus the build. Run it on a quiet machine: `uptime` is
+# printed before each benchmark.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -45,8 +47,10 @@ run() {
   local name="$1"; shift
   local t0=$(date +%s)
   echo "== $name $* ($(uptime | sed 's/.*load average/load average/'))" >&2
-  if ! "build/bin/$name" "$@" --summary >"$logs/$name.log" 2>&1; then
-    echo "   $name FAILED (exit $?); see $logs/$name.log" >&2
+  local rc=0
+  "build/bin/$name" "$@" --summary >"$logs/$name.log" 2>&1 || rc=$?
+  if [[ $rc -ne 0 ]]; then
+    echo "   $name FAILED (exit $rc); see $logs/$name.log" >&2
   fi
   while IFS=$'\t' read -r fig v u; do
     val[$fig]="$v"
