@@ -1,7 +1,9 @@
 // API adapter benchmark: a large initial FHIR load from the simulator over real HTTPS into the
 // real store, in this process (so RSS is the agent side only). Prints figures, asserts nothing.
 //
-//   api_bench [--resources N] [--mode bulk|search|both] [--page-size N] [--batch N]
+//   api_bench [--resources N] [--mode bulk|search|both] [--page-size N] [--batch N] [--summary]
+//
+// --summary (last) adds machine-readable lines `figure<TAB>value<TAB>unit` (tests/bench/run-all.sh).
 //
 // bulk:   Epic profile, Group/$export, streamed NDJSON (files of 20,000 resources), batches
 //         of --batch lines per store commit.
@@ -157,13 +159,19 @@ Figures runOnce(const std::string& vendor, const std::string& mode, int resource
   return f;
 }
 
-void report(const std::string& what, const Figures& f) {
+bool g_summary = false;
+
+void report(const std::string& what, const Figures& f, const char* figure) {
   std::printf("%-34s %8llu records in %7.2f s = %9.0f records/s | %llu HTTP requests | "
               "RSS start %.0f MB, peak %.0f MB, end %.0f MB | store %.0f MB | in store commits %.1f s\n",
               what.c_str(), static_cast<unsigned long long>(f.records), f.seconds,
               static_cast<double>(f.records) / f.seconds,
               static_cast<unsigned long long>(f.requests), f.start_rss_kb / 1024.0,
               f.peak_rss_kb / 1024.0, f.end_rss_kb / 1024.0, f.db_mb, f.commit_s);
+  if (g_summary) {
+    std::printf("%s\t%.6g\tresources/s\n", figure, static_cast<double>(f.records) / f.seconds);
+    std::printf("%s_rss\t%.6g\tMB\n", figure, f.peak_rss_kb / 1024.0);
+  }
   std::fflush(stdout);
 }
 
@@ -174,6 +182,10 @@ int main(int argc, char** argv) {
   std::string mode = "both";
   int page_size = 1000;
   int batch = 1000;
+  if (argc > 1 && std::string(argv[argc - 1]) == "--summary") {
+    g_summary = true;
+    --argc;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     if (k == "--resources") resources = std::atoi(argv[i + 1]);
@@ -185,10 +197,10 @@ int main(int argc, char** argv) {
   std::printf("api_bench: %d resources, mode %s, page size %d, bulk batch %d\n", resources,
               mode.c_str(), page_size, batch);
   if (mode == "bulk" || mode == "both") {
-    report("bulk $export (epic, NDJSON)", runOnce("epic", "bulk", resources, page_size, batch));
+    report("bulk $export (epic, NDJSON)", runOnce("epic", "bulk", resources, page_size, batch), "api.bulk");
   }
   if (mode == "search" || mode == "both") {
-    report("paged search (meditech)", runOnce("meditech", "search", resources, page_size, batch));
+    report("paged search (meditech)", runOnce("meditech", "search", resources, page_size, batch), "api.search");
   }
   return 0;
 }

@@ -5,15 +5,18 @@
 // peak RSS (VmHWM) is the agent-side memory of that configuration alone.
 //
 //   build/bin/cloudlink_bench [--records N] [--size BYTES] [--windows 1,20,100]
-//                             [--queue store|memory] [--subscriber]
+//                             [--queue store|memory] [--subscriber] [--idle-seconds S]
+//                             [--summary]
 //
 // --queue memory drains an in-memory queue instead of the SQLite store (link cost only; its
 // RSS then includes the records themselves).
 // --subscriber adds pms-cloud-sim as a consumer, so the broker also fans out every message.
+// --summary adds machine-readable lines `figure<TAB>value<TAB>unit` (tests/bench/run-all.sh).
 // Prints figures; never fails on them.
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -23,9 +26,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -53,6 +58,8 @@ struct Args {
   std::vector<size_t> windows = {1, 20, 100};
   std::string queue = "store";
   bool subscriber = false;
+  bool summary = false;
+  size_t idle_seconds = 30;
   // child modes
   std::string mode;  // "", "raw", "drain"
   std::string url, ca, cert, key, db;
@@ -68,6 +75,43 @@ long rssKb(const char* field) {
     }
   }
   return -1;
+}
+
+/// CPU seconds (user + system) of /proc/<pid>/stat or /proc/self/task/<tid>/stat.
+double statCpuSeconds(const std::string& stat_path, std::string* comm = nullptr) {
+  std::ifstream in(stat_path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t open = text.find('(');
+  const size_t close = text.rfind(')');
+  if (open == std::string::npos || close == std::string::npos) {
+    return 0;
+  }
+  if (comm != nullptr) {
+    *comm = text.substr(open + 1, close - open - 1);
+  }
+  std::istringstream rest(text.substr(close + 2));
+  std::string field;
+  double utime = 0;
+  double stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) {
+      utime = std::stod(field);
+    } else if (i == 15) {
+      stime = std::stod(field);
+    }
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+/// CPU seconds per thread name of this process ("psa-mqtt", "psa-store-wr", ...).
+std::map<std::string, double> threadCpu() {
+  std::map<std::string, double> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::string comm;
+    const double cpu = statCpuSeconds((e.path() / "stat").string(), &comm);
+    out[comm] += cpu;
+  }
+  return out;
 }
 
 std::string payloadFor(size_t i, size_t size) {
@@ -93,6 +137,12 @@ std::vector<psa::store::Record> makeBatch(size_t from, size_t n, size_t size) {
     out.push_back(std::move(r));
   }
   return out;
+}
+
+void summary(const Args& a, const std::string& figure, double value, const char* unit) {
+  if (a.summary) {
+    std::printf("%s\t%.6g\t%s\n", figure.c_str(), value, unit);
+  }
 }
 
 // ------------------------------------------------------------------------- raw libmosquitto
@@ -243,6 +293,7 @@ int runDrain(const Args& a) {
     std::this_thread::sleep_for(1ms);
   }
   const auto t0 = Clock::now();
+  const auto cpu0 = threadCpu();  // the drain only: not the store open nor the first lease
   long rss_peak = 0;
   long anon_peak = 0;
   long file_peak = 0;
@@ -258,6 +309,14 @@ int runDrain(const Args& a) {
   }
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   const auto st = (*link)->status();
+  std::string threads_cpu;
+  for (const auto& [name, cpu] : threadCpu()) {
+    char item[96];
+    const auto before = cpu0.find(name);
+    std::snprintf(item, sizeof item, "%s%s:%.3f", threads_cpu.empty() ? "" : ",", name.c_str(),
+                  cpu - (before == cpu0.end() ? 0.0 : before->second));
+    threads_cpu += item;
+  }
   std::promise<void> stopped;
   (*link)->stop([&] { stopped.set_value(); });
   stopped.get_future().wait_for(10s);
@@ -270,9 +329,9 @@ int runDrain(const Args& a) {
     sqlite->close();
   }
   std::printf("RESULT rate=%.0f seconds=%.3f hwm_kb=%ld hwm_before_kb=%ld rss_peak_kb=%ld "
-              "anon_peak_kb=%ld file_peak_kb=%ld published=%llu\n",
+              "anon_peak_kb=%ld file_peak_kb=%ld published=%llu threads_cpu=%s\n",
               a.records / secs, secs, rssKb("VmHWM:"), hwm_before, rss_peak, anon_peak, file_peak,
-              static_cast<unsigned long long>(st.published));
+              static_cast<unsigned long long>(st.published), threads_cpu.c_str());
   return 0;
 }
 
@@ -378,12 +437,16 @@ int orchestrate(const Args& a, const char* self) {
   std::printf("%-34s %10s %9s %10s\n", "configuration", "records/s", "of raw", "peak RSS");
   std::map<size_t, double> raw_rates;
   for (size_t w : a.windows) {
+    const double b0 = statCpuSeconds("/proc/" + std::to_string(broker->pid()) + "/stat");
     auto r = runChild(argv({"--mode", "raw", "--window", std::to_string(w)}, raw));
+    const double broker_cpu = statCpuSeconds("/proc/" + std::to_string(broker->pid()) + "/stat") - b0;
     raw_rates[w] = r.count("rate") ? std::stod(r["rate"]) : 0;
     char label[64];
     std::snprintf(label, sizeof label, "raw libmosquitto QoS1, window %zu", w);
-    std::printf("%-34s %10.0f %9s %9.1fM\n", label, raw_rates[w], "",
-                r.count("hwm_kb") ? std::stod(r["hwm_kb"]) / 1024 : 0.0);
+    std::printf("%-34s %10.0f %9s %9.1fM  (broker CPU %.2f s = %.0f us/msg)\n", label,
+                raw_rates[w], "", r.count("hwm_kb") ? std::stod(r["hwm_kb"]) / 1024 : 0.0,
+                broker_cpu, 1e6 * broker_cpu / static_cast<double>(a.records));
+    summary(a, "limits.mosquitto_tls_qos1_w" + std::to_string(w), raw_rates[w], "msg/s");
     std::fflush(stdout);
   }
   {
@@ -391,13 +454,15 @@ int orchestrate(const Args& a, const char* self) {
     // --records doubles as the idle duration in seconds for this mode.
     for (size_t i = 0; i + 1 < v.size(); ++i) {
       if (v[i] == "--records") {
-        v[i + 1] = "30";
+        v[i + 1] = std::to_string(a.idle_seconds);
       }
     }
     auto r = runChild(v);
     if (!r.empty()) {
       std::printf("broker down (connection refused): %s ms CPU in %s s, %s connection attempts\n",
                   r["cpu_ms"].c_str(), r["wall_s"].c_str(), r["attempts"].c_str());
+      summary(a, "cloudlink.cpu_broker_down",
+              std::stod(r["cpu_ms"]) / std::stod(r["wall_s"]) / 10.0, "%");
     }
   }
   for (size_t w : a.windows) {
@@ -412,9 +477,11 @@ int orchestrate(const Args& a, const char* self) {
         std::printf("(store fill: %s records/s)\n", f["rate"].c_str());
       }
     }
+    const double b0 = statCpuSeconds("/proc/" + std::to_string(broker->pid()) + "/stat");
     auto r = runChild(argv({"--mode", "drain", "--window", std::to_string(w), "--queue", a.queue,
                             "--db", db},
                            agent));
+    const double broker_cpu = statCpuSeconds("/proc/" + std::to_string(broker->pid()) + "/stat") - b0;
     if (r.empty()) {
       continue;
     }
@@ -427,6 +494,21 @@ int orchestrate(const Args& a, const char* self) {
                 std::stod(r["hwm_kb"]) / 1024, r["seconds"].c_str(),
                 std::stod(r["anon_peak_kb"]) / 1024, std::stod(r["file_peak_kb"]) / 1024,
                 std::stod(r["hwm_before_kb"]) / 1024);
+    // Where the CPU went (2 cores shared by the broker and the agent): per thread, us/record.
+    std::printf("    CPU per record: broker %.1f us", 1e6 * broker_cpu / static_cast<double>(a.records));
+    std::istringstream threads(r["threads_cpu"]);
+    std::string item;
+    while (std::getline(threads, item, ',')) {
+      const size_t colon = item.rfind(':');
+      if (colon != std::string::npos) {
+        std::printf(", %s %.1f us", item.substr(0, colon).c_str(),
+                    1e6 * std::stod(item.substr(colon + 1)) / static_cast<double>(a.records));
+      }
+    }
+    std::printf("\n");
+    summary(a, "cloudlink.drain_w" + std::to_string(w), rate, "records/s");
+    summary(a, "cloudlink.drain_w" + std::to_string(w) + "_rss", std::stod(r["hwm_kb"]) / 1024,
+            "MB");
     std::fflush(stdout);
   }
   return 0;
@@ -460,6 +542,10 @@ int main(int argc, char** argv) {
       a.queue = next();
     } else if (k == "--subscriber") {
       a.subscriber = true;
+    } else if (k == "--summary") {
+      a.summary = true;
+    } else if (k == "--idle-seconds") {
+      a.idle_seconds = std::stoul(next());
     } else if (k == "--mode") {
       a.mode = next();
     } else if (k == "--url") {
@@ -476,7 +562,7 @@ int main(int argc, char** argv) {
       a.window = std::stoul(next());
     } else {
       std::cerr << "usage: cloudlink_bench [--records N] [--size BYTES] [--windows 1,20,100] "
-                   "[--queue store|memory] [--subscriber]\n";
+                   "[--queue store|memory] [--subscriber] [--idle-seconds S] [--summary]\n";
       return 2;
     }
   }

@@ -1,7 +1,9 @@
 // End-to-end throughput of the file-drop adapter into the real encrypted store on disk.
 // Prints figures; never passes or fails.
 //
-//   build/bin/filedrop_bench [csv_megabytes=200] [x12_sets=20000] [hl7_messages=50000]
+//   build/bin/filedrop_bench [csv_megabytes=200] [x12_sets=20000] [hl7_messages=50000] [--summary]
+//
+// --summary adds machine-readable lines `figure<TAB>value<TAB>unit` (tests/bench/run-all.sh).
 //
 // Each phase: a fresh SqliteStore in a temp dir, one generated file already complete in the
 // drop folder, the `file-drop` source built through the registry (as the agent does) and
@@ -17,6 +19,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "psa/adapters/source.h"
@@ -186,7 +189,9 @@ Result runPhase(const std::string& adapter_extra, const std::string& file_name, 
   return res;
 }
 
-void print(const char* what, const char* unit, const Result& r) {
+bool g_summary = false;
+
+void print(const char* what, const char* unit, const Result& r, const char* figure) {
   std::printf(
       "%-28s %9.1f MB  %9llu %-5s %7.2f s  %9.0f %s/s  %6.1f MB/s  db %7.1f MB  peak RSS %5ld "
       "MiB%s\n",
@@ -194,11 +199,19 @@ void print(const char* what, const char* unit, const Result& r) {
       r.seconds, static_cast<double>(r.records) / r.seconds, unit,
       static_cast<double>(r.bytes) / 1e6 / r.seconds, static_cast<double>(r.db_bytes) / 1e6,
       r.rss_kib / 1024, r.ok ? "" : "  (FAILED)");
+  if (g_summary) {
+    std::printf("%s\t%.6g\t%s/s\n", figure, static_cast<double>(r.records) / r.seconds, unit);
+    std::printf("%s_rss\t%.6g\tMB\n", figure, static_cast<double>(r.rss_kib) / 1024);
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[argc - 1]) == "--summary") {
+    g_summary = true;
+    --argc;
+  }
   const uint64_t csv_mb = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 200;
   const uint64_t x12_sets = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 20000;
   const uint64_t hl7_msgs = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 50000;
@@ -222,7 +235,7 @@ int main(int argc, char** argv) {
                           written += block.size();
                         }
                       });
-  print("csv (utf-8) rows", "rows", csv);
+  print("csv (utf-8) rows", "rows", csv, "filedrop.csv");
 
   auto csv1252 =
       runPhase(R"("format":"csv","kind":"appointment","csv":{"encoding":"windows-1252"})",
@@ -232,7 +245,7 @@ int main(int argc, char** argv) {
                    out << appointmentRow(i);
                  }
                });
-  print("csv (windows-1252) rows", "rows", csv1252);
+  print("csv (windows-1252) rows", "rows", csv1252, "filedrop.csv1252");
 
   auto x12 = runPhase(R"("format":"x12")", "claims.837", [&](std::ofstream& out) {
     out << "ISA*00*          *00*          *ZZ*SUBMITTER01    *ZZ*RECEIVER01     *240102*1200*^*"
@@ -243,7 +256,7 @@ int main(int argc, char** argv) {
     }
     out << "GE*" << x12_sets << "*101~\nIEA*1*000000101~\n";
   });
-  print("x12 837P transaction sets", "sets", x12);
+  print("x12 837P transaction sets", "sets", x12, "filedrop.x12");
 
   auto hl7 = runPhase(R"("format":"hl7")", "ADT_batch.hl7", [&](std::ofstream& out) {
     out << "FHS|^~\\&|REG|GOODHEALTH|PSAGENT|PRACTICE0042|20240201000000\r\nBHS|^~\\&|REG|"
@@ -253,6 +266,6 @@ int main(int argc, char** argv) {
     }
     out << "BTS|" << hl7_msgs << "\r\nFTS|1\r\n";
   });
-  print("hl7 batch messages", "msgs", hl7);
+  print("hl7 batch messages", "msgs", hl7, "filedrop.hl7_batch");
   return 0;
 }

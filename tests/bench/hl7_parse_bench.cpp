@@ -1,7 +1,10 @@
 // HL7 v2 hot-path throughput on one core: parse, validate, classify, dedupe identity, ACK,
 // MLLP decoding, for a ~1 KiB ADT and a ~64 KiB ORU. Prints figures; never fails.
 //
-//   build/bin/hl7_parse_bench [seconds-per-figure, default 1]
+//   build/bin/hl7_parse_bench [seconds-per-figure, default 1] [--summary]
+//
+// --summary adds machine-readable lines `figure<TAB>value<TAB>unit` (tests/bench/run-all.sh):
+// the parse rate (best round) of each message.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -92,6 +95,8 @@ Rate rate(double seconds, Fn&& fn) {
   return Rate{rounds.back(), rounds[rounds.size() / 2]};
 }
 
+bool g_summary = false;
+
 void report(const char* what, const std::string& msg, Rate r) {
   std::printf("%-36s %11.0f msg/s %8.1f MB/s %9.3f us | median %11.0f msg/s\n", what, r.best,
               r.best * static_cast<double>(msg.size()) / 1e6, 1e6 / r.best, r.median);
@@ -113,10 +118,15 @@ void benchMessage(const char* name, const std::string& text, double seconds) {
   std::string ack;
   auto label = [&](const char* what) { return std::string("  ") + what; };
 
-  report(label("parse").c_str(), text, rate(seconds, [&] {
-           (void)m.parse(text);
-           g_sink = g_sink + m.segmentCount();
-         }));
+  const Rate parse_rate = rate(seconds, [&] {
+    (void)m.parse(text);
+    g_sink = g_sink + m.segmentCount();
+  });
+  report(label("parse").c_str(), text, parse_rate);
+  if (g_summary) {
+    std::printf("%s\t%.6g\tmsg/s\n", text.size() > 4096 ? "hl7.parse_oru64k" : "hl7.parse_adt1k",
+                parse_rate.best);
+  }
   report(label("validate (parsed)").c_str(), text, rate(seconds, [&] {
            issues.clear();
            g_sink = g_sink + static_cast<size_t>(hl7::validate(m, rules, issues));
@@ -169,6 +179,10 @@ void benchMessage(const char* name, const std::string& text, double seconds) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[argc - 1]) == "--summary") {
+    g_summary = true;
+    --argc;
+  }
   double seconds = argc > 1 ? std::atof(argv[1]) : 1.0;
   if (seconds <= 0) {
     seconds = 1.0;

@@ -1,6 +1,9 @@
 // MLLP ingest benchmark (commit before ACK): prints figures, asserts nothing.
 //
 //   mllp_bench [--seconds S] [--dir DIR] [--no-agent] [--only limits|codec|store|noop|agent]...
+//              [--summary]
+//
+// --summary adds machine-readable lines `figure<TAB>value<TAB>unit` (tests/bench/run-all.sh).
 //
 // 1. This machine's limits, measured in the same run: a loopback TCP round trip (1 KiB request,
 //    ~200 B reply, TCP_NODELAY) and one durable SQLite commit (raw SQLite, WAL,
@@ -55,6 +58,14 @@ namespace asio = boost::asio;
 namespace hl7 = psa::adapters::hl7;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
+
+bool g_summary = false;
+
+void summary(const std::string& figure, double value, const char* unit) {
+  if (g_summary) {
+    std::printf("%s\t%.6g\t%s\n", figure.c_str(), value, unit);
+  }
+}
 
 double usSince(Clock::time_point t0, Clock::time_point t1) {
   return std::chrono::duration<double, std::micro>(t1 - t0).count();
@@ -126,6 +137,7 @@ double loopbackRoundTripUs() {
   const double p50 = pct(lat, 0.5);
   std::printf("loopback TCP round trip (1 KiB -> 200 B): p50 %.1f us  p99 %.1f us\n", p50,
               pct(lat, 0.99));
+  summary("limits.loopback_rtt", p50, "us");
   return p50;
 }
 
@@ -154,6 +166,7 @@ double durableCommitUs(const std::filesystem::path& dir) {
   std::printf("durable commit (raw SQLite, WAL, synchronous=FULL, 1 KiB row/txn): p50 %.1f us  "
               "p99 %.1f us\n",
               p50, pct(lat, 0.99));
+  summary("limits.durable_commit_mllp", 1e6 / p50, "commits/s");
   return p50;
 }
 
@@ -199,6 +212,8 @@ void codecRate(const char* label, const std::string& text, double seconds) {
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   std::printf("codec %s: %.0f msg/s on one core (parse+validate+classify+identity+ACK)%s\n", label,
               static_cast<double>(n) / s, sink == 0 ? " " : "");
+  summary(text.size() > 4096 ? "hl7.codec_oru64k" : "hl7.codec_adt1k", static_cast<double>(n) / s,
+          "msg/s");
 }
 
 // ---- load generator -----------------------------------------------------------------------
@@ -391,6 +406,11 @@ void inProcess(const std::filesystem::path& dir, double seconds, double rtt_us, 
   for (int conns : {1, 16, 64}) {
     Load l = drive(port, conns, seconds);
     printLoad(null_sink ? "listener, no-op sink " : "listener, real store ", conns, l);
+    if (!null_sink) {
+      const std::string key = "mllp.conn" + std::to_string(conns);
+      summary(key, static_cast<double>(l.messages) / l.seconds, "msg/s");
+      summary(key + "_p99", pct(l.lat_us, 0.99), "us");
+    }
     auto after = source->status();
     const auto* lat = after.detail.find("ack_latency");
     const uint64_t commits = store->stats()->commits_total;
@@ -408,6 +428,7 @@ void inProcess(const std::filesystem::path& dir, double seconds, double rtt_us, 
       const double rate = static_cast<double>(l.messages) / l.seconds;
       std::printf("    1 connection: %.0f msg/s = %.0f %% of 1/(round trip + commit) = %.0f msg/s\n",
                   rate, 100.0 * rate / limit, limit);
+      summary("limits.one_conn", limit, "msg/s");
     }
   }
   auto done = std::make_shared<std::promise<void>>();
@@ -455,10 +476,13 @@ void agentProcess(const std::filesystem::path& dir, double seconds) {
   for (int conns : {1, 16, 64}) {
     Load l = drive(static_cast<uint16_t>(port), conns, seconds);
     printLoad("pms-agent process   ", conns, l);
+    summary("mllp.agent_conn" + std::to_string(conns), static_cast<double>(l.messages) / l.seconds,
+            "msg/s");
     std::printf("    agent VmRSS %ld kB (anon %ld, file %ld)  VmHWM (peak so far) %ld kB\n",
                 statusKb(pid, "VmRSS:"), statusKb(pid, "RssAnon:"), statusKb(pid, "RssFile:"),
                 statusKb(pid, "VmHWM:"));
   }
+  summary("mllp.agent_rss_peak", static_cast<double>(statusKb(pid, "VmHWM:")) / 1024, "MB");
   agent.stop();
 }
 
@@ -479,10 +503,12 @@ int main(int argc, char** argv) {
       with_agent = false;
     } else if (a == "--only" && i + 1 < argc) {
       only.emplace_back(argv[++i]);
+    } else if (a == "--summary") {
+      g_summary = true;
     } else {
       std::fprintf(stderr,
                    "usage: mllp_bench [--seconds S] [--dir DIR] [--no-agent] "
-                   "[--only limits|codec|store|noop|agent]...\n");
+                   "[--only limits|codec|store|noop|agent]... [--summary]\n");
       return 2;
     }
   }

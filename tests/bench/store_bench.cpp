@@ -1,6 +1,8 @@
 // Store benchmark: prints figures, asserts nothing.
 //
-//   store_bench [--depth N] [--quick] [--dir DIR]
+//   store_bench [--depth N] [--quick] [--dir DIR] [--summary]
+//
+// --summary adds machine-readable lines `figure<TAB>value<TAB>unit` (tests/bench/run-all.sh).
 //
 // 1. this machine's durable-commit latency (one fsync'd WAL commit in raw SQLite), the floor
 //    for any append;
@@ -15,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <cstdio>
 #include <cstring>
@@ -32,6 +35,15 @@ using Clock = std::chrono::steady_clock;
 using psa::store::AppendBatch;
 using psa::store::Record;
 using psa::store::SqliteStore;
+
+bool g_summary = false;
+std::string g_suffix;  // "" at depth 0, ".deep" at depth N
+
+void summary(const std::string& figure, double value, const char* unit) {
+  if (g_summary) {
+    std::printf("%s%s\t%.6g\t%s\n", figure.c_str(), g_suffix.c_str(), value, unit);
+  }
+}
 
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
@@ -53,7 +65,7 @@ Record record(const std::string& payload) {
   return r;
 }
 
-void durableCommitReference(const std::filesystem::path& dir) {
+double durableCommitReference(const std::filesystem::path& dir) {
   sqlite3* db = nullptr;
   sqlite3_open((dir / "ref.db").c_str(), &db);
   sqlite3_exec(db,
@@ -74,6 +86,8 @@ void durableCommitReference(const std::filesystem::path& dir) {
   std::printf("durable commit (raw SQLite, WAL, synchronous=FULL, 1 row/txn): p50 %.2f ms  p99 %.2f ms"
               "  => %.0f commits/s\n",
               pct(lat, 0.5), pct(lat, 0.99), 1000.0 / pct(lat, 0.5));
+  summary("limits.durable_commit", 1000.0 / pct(lat, 0.5), "commits/s");
+  return 1000.0 / pct(lat, 0.5);
 }
 
 void prefill(SqliteStore& store, size_t n) {
@@ -109,7 +123,7 @@ void prefill(SqliteStore& store, size_t n) {
               static_cast<double>(n) / s);
 }
 
-void producers(SqliteStore& store, int count, std::chrono::milliseconds duration) {
+double producers(SqliteStore& store, int count, std::chrono::milliseconds duration) {
   const std::string payload(1024, 'x');
   std::atomic<bool> stop{false};
   std::vector<std::vector<double>> lat(static_cast<size_t>(count));
@@ -144,12 +158,16 @@ void producers(SqliteStore& store, int count, std::chrono::milliseconds duration
   std::printf("  producers %2d: %8.0f appends/s  p50 %6.2f ms  p99 %7.2f ms  (%zu appends%s)\n",
               count, static_cast<double>(all.size()) / secs, pct(all, 0.5), pct(all, 0.99),
               all.size(), errors ? ", ERRORS" : "");
+  const double rate = static_cast<double>(all.size()) / secs;
+  summary("store.append_" + std::to_string(count) + "p", rate, "appends/s");
+  summary("store.append_" + std::to_string(count) + "p_p99", pct(all, 0.99), "ms");
+  return rate;
 }
 
 // Leases windows of 100 and acks them asynchronously. `windows` lease requests are kept in
 // flight (1 = strictly one window at a time; a cloud link leases replacements as PUBACKs
 // arrive, so it keeps several small windows going).
-void drain(SqliteStore& store, size_t n, int windows) {
+double drain(SqliteStore& store, size_t n, int windows) {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<double> lease_lat;
@@ -208,6 +226,7 @@ void drain(SqliteStore& store, size_t n, int windows) {
               windows, windows == 1 ? "" : "s", drained.load(), secs,
               static_cast<double>(drained.load()) / secs,
               std::chrono::duration<double>(leased_at - t0).count(), pct(lease_lat, 0.5), pct(lease_lat, 0.99));
+  return static_cast<double>(drained.load()) / secs;
 }
 
 }  // namespace
@@ -223,8 +242,10 @@ int main(int argc, char** argv) {
       quick = true;
     } else if (std::strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
       dir_arg = argv[++i];
+    } else if (std::strcmp(argv[i], "--summary") == 0) {
+      g_summary = true;
     } else {
-      std::fprintf(stderr, "usage: store_bench [--depth N] [--quick] [--dir DIR]\n");
+      std::fprintf(stderr, "usage: store_bench [--depth N] [--quick] [--dir DIR] [--summary]\n");
       return 2;
     }
   }
@@ -249,6 +270,7 @@ int main(int argc, char** argv) {
     }
     auto store = std::move(opened).value();
     std::printf("queue depth %zu:\n", d);
+    g_suffix = d == 0 ? "" : ".deep";
     if (d > 0) {
       prefill(*store, d);
       // Let the store's idle maintenance checkpoint the prefill's WAL before measuring.
@@ -257,9 +279,11 @@ int main(int argc, char** argv) {
     // fsync latency on a shared VM drifts by 10x within minutes: measure it next to the figures
     // it explains.
     durableCommitReference(sub);
+    std::map<int, double> rates;
     for (int p : {1, 4, 16, 64}) {
-      producers(*store, p, duration);
+      rates[p] = producers(*store, p, duration);
     }
+    summary("store.append_16p_over_1p", rates[1] > 0 ? rates[16] / rates[1] : 0, "x");
     // Drain from the head of the queue: at depth 0 these are fresh records; at depth N the
     // oldest prefilled ones, with N rows behind them.
     if (d == 0) {
@@ -267,8 +291,8 @@ int main(int argc, char** argv) {
       drain(*store, left, 1);  // the producers' records
       prefill(*store, 2 * drain_n);
     }
-    drain(*store, drain_n, 1);
-    drain(*store, drain_n, 4);
+    summary("store.drain_1w", drain(*store, drain_n, 1), "records/s");
+    summary("store.drain_4w", drain(*store, drain_n, 4), "records/s");
     auto st = store->stats();
     std::printf("  after: pending %llu, db %.1f MB, commits %llu\n",
                 static_cast<unsigned long long>(st->pending),
