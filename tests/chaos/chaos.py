@@ -297,7 +297,8 @@ class Proxy:
         self.flowing.set()
 
     def cut(self):
-        conns = self.live()
+        with self.lock:
+            conns = list(self.conns)
         for c in conns:
             self._close(c, rst=True)
         return len(conns)
@@ -793,7 +794,9 @@ class Harness:
                     misses = 0
                     continue
                 pid = self.agent.pid
-            rc, _ = self.cli("status", "--json", timeout=3)
+            rc, out = self.cli("status", "--json", timeout=3)
+            if rc is not None and "does not answer" in out:
+                rc = None
             with self.agent_lock:
                 if self.agent is None or self.agent.pid != pid or self.agent_down:
                     misses = 0
@@ -852,13 +855,13 @@ class Harness:
             proxy.stall()
             time.sleep(d)
             proxy.resume()
-            self.fault("proxy_%s_stall" % proxy.name, True, "stalled %.1fs" % d)
+            self.fault("%s_stall" % proxy.name, True, "stalled %.1fs" % d)
         elif kind == "cut":
             n = proxy.cut()
-            self.fault("proxy_%s_cut" % proxy.name, True, "RST %d connections" % n)
+            self.fault("%s_cut" % proxy.name, True, "RST %d connections" % n)
         else:
             n = proxy.half_open()
-            self.fault("proxy_%s_halfopen" % proxy.name, True, "%d connections silently black-holed" % n)
+            self.fault("%s_halfopen" % proxy.name, True, "%d connections silently black-holed" % n)
 
     def f_disk_full(self):
         if not self.mounted:
@@ -1054,28 +1057,31 @@ class Harness:
         kinds = self.fault_kinds()
         order = list(kinds)
         self.rng.shuffle(order)
+        # Short profile: every kind once, 2-5 s apart. Timed (--long / --minutes): one fault per
+        # gap (a minute in the long profile), every kind once first, then at random, until the end.
         end = None if fault_s is None else time.monotonic() + fault_s
-        gap = (2.0, 5.0) if not (self.long or self.minutes) else (60.0, 60.0)
-        if self.minutes and not self.long:
-            gap = (max(5.0, fault_s / 30.0), max(5.0, fault_s / 15.0))
+        gap = (2.0, 5.0) if end is None else ((60.0, 60.0) if self.long else (5.0, 10.0))
         done = 0
         while True:
+            if end is not None and time.monotonic() >= end:
+                break
             if order:
                 kind = order.pop(0)
-            elif end is not None and time.monotonic() < end:
+            elif end is not None:
                 kind = self.rng.choice(kinds)
             else:
-                break
-            if end is not None and time.monotonic() >= end and done >= len(kinds) and not self.args.every_kind:
                 break
             try:
                 self.do_fault(kind)
             except Exception as e:
                 self.fault(kind, False, "harness error: %r" % e)
             done += 1
-            time.sleep(self.rng.uniform(*gap) if done < len(kinds) or self.long or self.minutes else 0)
             if end is None and not order:
                 break
+            pause = self.rng.uniform(*gap)
+            if end is not None:
+                pause = min(pause, max(0.0, end - time.monotonic()))
+            time.sleep(pause)
         log("faults done (%d); stopping the load" % done)
         self.mqtt_proxy.resume()
         self.mllp_proxy.resume()
@@ -1146,12 +1152,18 @@ class Harness:
             left = [f for f in os.listdir(self.inbox) if os.path.isfile(os.path.join(self.inbox, f))
                     and not f.startswith(".")]
             m = self.missing(cloud)
-            last = (left, m)
-            return not left and not any(m.values())
+            q = {}
+            if not left and not any(m.values()):
+                rc, out = self.cli("queue", "stats", "--json", timeout=10)
+                q = json.loads(out) if rc == 0 else {"pending": "?"}
+            last = (left, m, q)
+            return not left and not any(m.values()) and q.get("pending") == 0 and q.get("leased") == 0 \
+                and q.get("retry") == 0
         ok = wait_for(done, timeout, step=2.0)
-        log("drain %s after %.1fs (files left %d, missing mllp %d file %d api %d)" % (
+        log("drain %s after %.1fs (files left %d, missing mllp %d file %d api %d; queue %s)" % (
             "complete" if ok else "INCOMPLETE", time.monotonic() - t, len(last[0]), len(last[1]["mllp"]),
-            len(last[1]["file"]), len(last[1]["api"])))
+            len(last[1]["file"]), len(last[1]["api"]), json.dumps(last[2])[:160]))
+        self.phi_scan_running = self.scan_state()
         return ok, last
 
     # -- invariants
@@ -1211,9 +1223,15 @@ class Harness:
         row("bad HL7 rejected", not bad_ack, "%d planted bad messages, %d wrongly accepted" % (len(self.mllp_bad), len(bad_ack)))
         # Live agent checks.
         rc, out = self.cli("queue", "stats", "--json", timeout=30)
-        row("queue drained", rc == 0 and drained, "drain %s; queue stats: %s" % (
-            "complete" if drained else "INCOMPLETE", out.strip().replace("\n", " ")[:200]))
-        rc, out = self.cli("queue", "dead", "--json", timeout=30)
+        try:
+            q = json.loads(out)
+            qs = "pending %s, leased %s, retry %s, dead %s" % (q.get("pending"), q.get("leased"), q.get("retry"),
+                                                               q.get("dead"))
+        except ValueError:
+            q, qs = {}, "rc=%s %s" % (rc, out.strip()[:120])
+        row("queue drained", rc == 0 and drained and q.get("pending") == 0 and q.get("leased") == 0,
+            "drain %s; queue: %s" % ("complete" if drained else "INCOMPLETE", qs))
+        rc, out = self.cli("queue", "dead", "--json", "--limit", "1000", timeout=30)
         dead_ok, dead_detail = False, out.strip()[:200]
         try:
             doc = json.loads(out)
@@ -1239,19 +1257,11 @@ class Harness:
             "%d unexpected exits %s; %d watchdog kills" % (len(self.unexpected_exits), self.unexpected_exits[:3],
                                                            len(self.watchdog_kills)))
         marker = self.marker.encode()
-        hits, scanned = [], 0
-        for d, _, names in os.walk(self.state):
-            for nme in names:
-                p = os.path.join(d, nme)
-                try:
-                    with open(p, "rb") as f:
-                        data = f.read()
-                except OSError:
-                    continue
-                scanned += 1
-                if marker in data or marker.lower() in data.lower():
-                    hits.append(os.path.relpath(p, self.state))
-        row("no PHI in state dir", not hits and scanned > 0, "%d files scanned, marker found in %s" % (scanned, hits[:5] or "none"))
+        hits, scanned = self.scan_state()
+        r_hits, r_scanned = self.phi_scan_running
+        hits = sorted(set(hits) | set(r_hits))
+        row("no PHI in state dir", not hits and scanned > 0, "%d files scanned while running (db, WAL, ...), %d after "
+            "stop; marker found in %s" % (r_scanned, scanned, hits[:5] or "none"))
         with open(self.agent_log, "rb") as f:
             alog = f.read()
         row("no PHI in agent logs", marker not in alog, "%d KiB of logs scanned" % (len(alog) // 1024))
@@ -1276,6 +1286,23 @@ class Harness:
                 ("skipped (see note)" if skipped else "%d injected, %d misbehaved" % (len(res), len(bad))) +
                 (": " + bad[0][:120] if bad else "") if res else "not injected")
         return rows
+
+    def scan_state(self):
+        """Files under the state dir containing the PHI marker (any case); (hits, files scanned)."""
+        marker = self.marker.encode().lower()
+        hits, scanned = [], 0
+        for d, _, names in os.walk(self.state):
+            for nme in names:
+                p = os.path.join(d, nme)
+                try:
+                    with open(p, "rb") as f:
+                        data = f.read()
+                except OSError:
+                    continue
+                scanned += 1
+                if marker in data.lower():
+                    hits.append(os.path.relpath(p, self.state))
+        return hits, scanned
 
     def fhir_versions(self):
         out = set()
