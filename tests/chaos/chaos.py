@@ -554,16 +554,21 @@ class CloudView:
         return "other:" + hashlib.sha256(payload).hexdigest()
 
     def refresh(self):
+        while self._refresh_chunk(64 << 20):
+            pass
+
+    def _refresh_chunk(self, limit):
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
-                data = f.read()
+                data = f.read(limit)
         except FileNotFoundError:
-            return
+            return False
         end = data.rfind(b"\n")
         if end < 0:
-            return
+            return False
         self.offset += end + 1
+        more = len(data) == limit
         for line in data[:end].split(b"\n"):
             if not line.strip():
                 continue
@@ -584,6 +589,7 @@ class CloudView:
                 key = "unparsed:" + str(mid)
             self.key_by_id[mid] = key
             self.ids_by_key[key].add(mid)
+        return more
 
 
 # ---------------------------------------------------------------------------------------------
@@ -951,7 +957,17 @@ class Harness:
         self.fault("bad_config_restart", ok, "validate rc=%s, run rc=%s: %r; live agent answers: %s" % (
             rc_v, rc_r, out_r.strip()[:160], rc_s is not None))
 
+    def link_up(self, timeout=30):
+        """Waits until `pms-agent status --json` reports the cloud link connected."""
+        def up():
+            rc, out = self.cli("status", "--json", timeout=10)
+            return rc is not None and json.loads(out).get("cloud", {}).get("connected") is True
+        return wait_for(up, timeout, step=0.5)
+
     def f_remote_config_reject(self):
+        # The document is only delivered to a connected, subscribed agent (a broker restarted
+        # without persistence forgets the agent's session), so wait for the link first.
+        linked = self.link_up()
         holder = socket.socket()
         holder.bind(("127.0.0.1", 0))
         holder.listen(1)
@@ -960,16 +976,21 @@ class Harness:
         path = os.path.join(self.work, "remote-config.json")
         with open(path, "w") as f:
             json.dump(doc, f)
-        rc, out = run([os.path.join(self.bin, "pms-cloud-sim"), "push-config", path, "--tenant", TENANT,
-                       "--agent", AGENT_ID, "--key", self.pki + "/signing.key",
-                       "--url", "mqtts://localhost:%d" % self.broker_port, "--ca", self.pki + "/ca.pem",
-                       "--cert", self.pki + "/cloud.pem", "--cert-key", self.pki + "/cloud.key",
-                       "--wait", "30"], timeout=60)
+        for attempt in range(2):
+            rc, out = run([os.path.join(self.bin, "pms-cloud-sim"), "push-config", path, "--tenant", TENANT,
+                           "--agent", AGENT_ID, "--key", self.pki + "/signing.key",
+                           "--url", "mqtts://localhost:%d" % self.broker_port, "--ca", self.pki + "/ca.pem",
+                           "--cert", self.pki + "/cloud.pem", "--cert-key", self.pki + "/cloud.key",
+                           "--wait", "20"], timeout=60)
+            if '"result"' in out:
+                break
+            log("remote config: no answer (%s); pushing again" % out.strip().replace("\n", " ")[-160:])
+            self.link_up()
         holder.close()
         ok = rc == 1 and '"rejected"' in out and str(taken) in out
         if rc is None or (rc != 0 and '"result"' not in out):
             ok = False  # no answer (e.g. the link was down): counted as not exercised properly
-        self.fault("remote_config_reject", ok, "rc=%s %s" % (rc, out.strip().replace("\n", " ")[-220:]))
+        self.fault("remote_config_reject", ok, "link up %s; rc=%s %s" % (linked, rc, out.strip().replace("\n", " ")[-220:]))
 
     def f_vendor_faults(self):
         rules = {"rules": [
@@ -1037,6 +1058,7 @@ class Harness:
         threading.Thread(target=self.sampler, daemon=True).start()
 
     def load_and_faults(self):
+        self.load_t0 = time.monotonic()
         self.senders = [MllpSender(self, i) for i in range(16)]
         for s in self.senders:
             s.start()
@@ -1085,16 +1107,12 @@ class Harness:
         log("faults done (%d); stopping the load" % done)
         self.mqtt_proxy.resume()
         self.mllp_proxy.resume()
-        for sim in (self.epic, self.nextgen):
-            try:
-                http_json("DELETE", sim["admin"]["http"] + "/faults")
-            except Exception:
-                pass
         try:
             http_json("POST", self.epic["admin"]["http"] + "/mutate/stop", {})
         except Exception:
             pass
         self.load_stop.set()
+        self.load_t1 = time.monotonic()
         deadline = time.monotonic() + self.ack_timeout * 3 + 10
         for s in self.senders:
             s.join(max(0.1, deadline - time.monotonic()))
@@ -1231,18 +1249,24 @@ class Harness:
             q, qs = {}, "rc=%s %s" % (rc, out.strip()[:120])
         row("queue drained", rc == 0 and drained and q.get("pending") == 0 and q.get("leased") == 0,
             "drain %s; queue: %s" % ("complete" if drained else "INCOMPLETE", qs))
-        rc, out = self.cli("queue", "dead", "--json", "--limit", "1000", timeout=30)
-        dead_ok, dead_detail = False, out.strip()[:200]
-        try:
-            doc = json.loads(out)
-            items = doc if isinstance(doc, list) else (doc.get("dead") or doc.get("records") or doc.get("items") or [])
-            no_reason = [d for d in items if not (d.get("reason") or d.get("error"))]
-            dead_ok = rc == 0 and not no_reason
-            dead_detail = "%d dead letters, %d without a reason" % (len(items), len(no_reason))
-            if items:
-                dead_detail += "; e.g. %r" % (items[0].get("reason") or items[0].get("error"))[:80]
-        except Exception as ex:
-            dead_detail = "rc=%s unparsable: %s (%s)" % (rc, dead_detail, ex)
+        items, after, rc, out, err = [], 0, 0, "", None
+        while True:
+            rc, out = self.cli("queue", "dead", "--json", "--limit", "1000", "--after", str(after), timeout=60)
+            try:
+                doc = json.loads(out)
+            except ValueError as ex:
+                err = "rc=%s unparsable: %s (%s)" % (rc, out.strip()[:160], ex)
+                break
+            page = doc.get("records", [])
+            items.extend(page)
+            if not doc.get("more") or not page:
+                break
+            after = page[-1]["seq"]
+        no_reason = [d for d in items if not d.get("reason")]
+        dead_ok = rc == 0 and err is None and not no_reason
+        dead_detail = err or "%d dead letters, %d without a reason" % (len(items), len(no_reason))
+        if items and not err:
+            dead_detail += "; e.g. %r" % items[0].get("reason", "")[:80]
         row("dead letters have a reason", dead_ok, dead_detail)
         rc, out = self.cli("audit", "verify", timeout=60)
         row("audit chain verifies", rc == 0, "rc=%s %s" % (rc, out.strip().replace("\n", " ")[:160]))
@@ -1278,13 +1302,26 @@ class Harness:
             row("agent fds bounded", max_fd <= fd_lim, "max %d (limit %d), slope %s fds/min" % (max_fd, fd_lim, fs))
         else:
             row("agent RSS bounded", False, "no samples")
+        fired = []
+        for name, sim in (("epic", self.epic), ("nextgen", self.nextgen)):
+            try:
+                f = http_json("GET", sim["admin"]["http"] + "/faults")
+                fired.append("%s %d" % (name, sum(int(r.get("fired", 0)) for r in f.get("rules", []))))
+            except Exception as ex:
+                fired.append("%s ?(%s)" % (name, ex))
+        self.vendor_fired = ", ".join(fired)
         for kind in self.fault_kinds():
             res = self.fault_results.get(kind, [])
             bad = [d for ok, d in res if not ok]
             skipped = res and all("SKIPPED" in d for _, d in res)
-            row("fault " + kind, bool(res) and not bad,
-                ("skipped (see note)" if skipped else "%d injected, %d misbehaved" % (len(res), len(bad))) +
-                (": " + bad[0][:120] if bad else "") if res else "not injected")
+            detail = ("skipped (see note)" if skipped else "%d injected, %d misbehaved" % (len(res), len(bad))) + \
+                (": " + bad[0][:120] if bad else "") if res else "not injected"
+            if kind == "vendor_faults":
+                detail += "; fired: " + self.vendor_fired
+            if not res and (self.long or self.minutes):
+                rows.append(("fault " + kind, "SKIP", "not drawn in this timed run"))
+                continue
+            row("fault " + kind, bool(res) and not bad, detail)
         return rows
 
     def scan_state(self):
@@ -1419,8 +1456,10 @@ def main():
         failed = any(r[1] == "FAIL" for r in rows)
         with open(os.path.join(h.work, "invariants.json"), "w") as f:
             json.dump(rows, f, indent=1)
-        print("chaos: seed %d %s in %.0fs (%d MLLP sent, %d files, %d faults)" % (
-            args.seed, "FAILED" if failed else "passed", now(), len(h.mllp), len(h.files),
+        load_s = max(1e-3, h.load_t1 - h.load_t0)
+        acked = sum(1 for c in h.mllp.values() if c in ("AA", "CA"))
+        print("chaos: seed %d %s in %.0fs (load %.0fs: %d MLLP sent, %.0f acked/s; %d files; %d faults)" % (
+            args.seed, "FAILED" if failed else "passed", now(), load_s, len(h.mllp), acked / load_s, len(h.files),
             sum(len(v) for v in h.fault_results.values())), flush=True)
     except KeyboardInterrupt:
         log("interrupted")
