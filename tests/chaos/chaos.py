@@ -1192,6 +1192,14 @@ class Harness:
             rows.append((name, "PASS" if ok else "FAIL", detail))
 
         cloud.refresh()
+        if self.args.sabotage:
+            # Self-test of the checks: a phantom acknowledged record, a second msg-id for a real
+            # record and the PHI marker in the state dir must each turn their row to FAIL.
+            self.mllp["hl7:M99-9999999"] = "AA"
+            some = next(iter(cloud.ids_by_key))
+            cloud.ids_by_key[some].add("SABOTAGE-MSG-ID")
+            with open(os.path.join(self.state, "sabotage.txt"), "w") as f:
+                f.write("x" + self.marker.lower() + "x")
         acked_mllp = {k for k, c in self.mllp.items() if c in ("AA", "CA")}
         m_miss = [k for k in acked_mllp if k not in cloud.ids_by_key]
         codes = collections.Counter(str(c) for c in self.mllp.values())
@@ -1427,7 +1435,9 @@ def main():
     ap.add_argument("--bin-dir", default=os.environ.get("PSA_BIN_DIR"))
     ap.add_argument("--tmpfs-mb", type=int, default=256)
     ap.add_argument("--no-tmpfs", action="store_true")
-    ap.add_argument("--every-kind", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--sabotage", action="store_true",
+                    help="self-test: falsify three results after the drain; the run must FAIL on exactly "
+                         "'mllp acked -> cloud', 'exactly once by msg-id' and 'no PHI in state dir'")
     ap.add_argument("--max-rss-mb", type=int, default=96)
     ap.add_argument("--max-fds", type=int, default=256)
     args = ap.parse_args()
@@ -1445,6 +1455,7 @@ def main():
     def on_signal(signum, frame):
         raise KeyboardInterrupt()
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # also when started in the background (SIGINT ignored)
     failed = True
     try:
         h.setup()
