@@ -1396,6 +1396,17 @@ class Harness:
             return 60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den
         return "%+.1f" % slope(2), "%+.2f" % slope(3)
 
+    def rss_timeline(self, points=10):
+        """RSS (MiB) of the longest-lived agent process at `points` evenly spaced samples."""
+        by_pid = collections.defaultdict(list)
+        for s in self.samples:
+            by_pid[s[1]].append(s)
+        if not by_pid:
+            return "n/a"
+        seg = max(by_pid.values(), key=len)
+        idx = sorted({int(i * (len(seg) - 1) / max(1, points - 1)) for i in range(points)})
+        return " ".join("%.0fs:%.1f" % (seg[i][0], seg[i][2] / 1024) for i in idx)
+
     def cleanup(self, keep):
         self.stop_all.set()
         self.load_stop.set()
@@ -1467,6 +1478,7 @@ def main():
         failed = any(r[1] == "FAIL" for r in rows)
         with open(os.path.join(h.work, "invariants.json"), "w") as f:
             json.dump(rows, f, indent=1)
+        print("chaos: agent RSS MiB over the run (longest-lived process): " + h.rss_timeline(), flush=True)
         load_s = max(1e-3, h.load_t1 - h.load_t0)
         acked = sum(1 for c in h.mllp.values() if c in ("AA", "CA"))
         print("chaos: seed %d %s in %.0fs (load %.0fs: %d MLLP sent, %.0f acked/s; %d files; %d faults)" % (
