@@ -871,7 +871,7 @@ class Harness:
 
     def f_disk_full(self):
         if not self.mounted:
-            self.fault("disk_full", True, "SKIPPED: not root, no size-limited tmpfs for the state dir")
+            self.fault("disk_full", True, "SKIPPED: no size-limited tmpfs for the state dir (not root, or mount refused)")
             return
         ballast = os.path.join(self.state, "ballast.bin")
         filled = 0
