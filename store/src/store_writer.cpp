@@ -250,6 +250,7 @@ void SqliteStore::Impl::runRound(std::vector<Op>& round_ops) {
   OpCtx round;
   bool committed = false;
   std::vector<int64_t> unlease;
+  int64_t lost_unlease = INT64_MAX;  // lowest seq of a failed ack/nack/dead letter
   if (any_write) {
     std::optional<Error> abort_error;
     const int64_t saved_audit_seq = last_audit_seq;
@@ -359,12 +360,16 @@ void SqliteStore::Impl::runRound(std::vector<Op>& round_ops) {
     // Seqs of acks, nacks and dead letters leave the leased set whatever the outcome: after a
     // failed commit the record is still queued and must become deliverable again.
     for (size_t i = 0; i < n; ++i) {
+      const size_t before = unlease.size();
       if (const auto* a = std::get_if<AckOp>(&round_ops[i]); a != nullptr && !a->by_msg_id) {
         unlease.insert(unlease.end(), a->seqs.begin(), a->seqs.end());
       } else if (const auto* k = std::get_if<NackOp>(&round_ops[i])) {
         unlease.push_back(k->seq);
       } else if (const auto* d = std::get_if<DeadOp>(&round_ops[i])) {
         unlease.push_back(d->seq);
+      }
+      if (errors[i] && unlease.size() > before) {
+        lost_unlease = std::min(lost_unlease, *std::min_element(unlease.begin() + before, unlease.end()));
       }
     }
   }
@@ -375,6 +380,12 @@ void SqliteStore::Impl::runRound(std::vector<Op>& round_ops) {
     }
     if (committed) {
       last_committed_seq = next_seq - 1;
+    }
+    if (lost_unlease != INT64_MAX) {
+      // Acks, nacks or dead letters that failed (alone, or with the whole transaction): their
+      // rows are still pending at or below the cursor. Move the cursor back so the pending scan
+      // finds them again; otherwise they would stay pending, never leased, until a restart.
+      cursor = std::min(cursor, lost_unlease - 1);
     }
     for (size_t i = 0; i < n; ++i) {
       if (std::holds_alternative<ReleaseOp>(round_ops[i]) && !leased.empty()) {
@@ -391,7 +402,7 @@ void SqliteStore::Impl::runRound(std::vector<Op>& round_ops) {
     released = released || std::holds_alternative<ReleaseOp>(op);
   }
   // Listener first: a reader waiting for work learns of it before producers are told.
-  if ((committed && round.deliverable) || released) {
+  if ((committed && round.deliverable) || released || lost_unlease != INT64_MAX) {
     notifyDeliverable();
   }
   for (size_t i = 0; i < n; ++i) {
