@@ -179,6 +179,34 @@ TEST_F(VendorApiTest, NextGenSigkillMidSyncThenRestartIsExactlyOnce) {
             std::vector<std::string>{});
 }
 
+// Records deleted while the agent pages (creation-order $skip paging would shift a record past
+// the cursor, and no later `modifyTimestamp ge` run would return it): keyset paging on
+// (modifyTimestamp, id) never skips one, on the top-level lists and the chart fan-out alike.
+TEST_F(VendorApiTest, NextGenDeletionsWhilePagingSkipNothing) {
+  startSim("nextgen", {"--client-id", "agent", "--client-secret", "ng-secret", "--patients", "40",
+                       "--seed", "27"});
+  sim_->setFaults(R"({"rules": [{"kind": "delay", "probability": 1.0, "delay_s": 0.02}]})");
+  const json::Value& r = sim_->ready();
+  const std::string auth = R"({"type":"nextgen","client_id":"agent","client_secret":"ng-secret","token_url":")" +
+                           sim_->tokenUrl() + R"(","site_id":")" + r.getString("site_id") +
+                           R"(","enterprise_id":")" + r.getString("enterprise_id") +
+                           R"(","practice_id":")" + r.getString("practice_id") + R"("})";
+  AgentProcess agent(state(), agentConfigWith(adapter("nextgen", auth, R"({"page_size": 4})")));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "page_committed", 1)) << agent.log();
+  sim_->mutate(R"({"background": {"rate_per_s": 10, "duration_s": 600, "create": 1, "update": 1, "delete": 3,
+                   "types": ["Patient", "Appointment", "Encounter", "Condition", "MedicationRequest",
+                             "AllergyIntolerance", "ChargeItem"]}})");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1, std::chrono::seconds(300))) << agent.log();
+  sim_->adminPost("/mutate/stop", json::Value::object());
+  const size_t runs = countOccurrences(agent.log(), "event=run_complete");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", runs + 2, std::chrono::seconds(300))) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto exp = sim_->expected("digest=1");
+  EXPECT_GE(exp.find("counts")->getInt("vanished"), 10) << json::serialize(*exp.find("counts"));
+  EXPECT_EQ(compareNative(stored(), exp, "vendor+json"), std::vector<std::string>{});
+}
+
 // ---- Kareo SOAP -----------------------------------------------------------------------------
 
 TEST_F(VendorApiTest, KareoSoapBatchesFiltersInBandThrottleAndFaults) {

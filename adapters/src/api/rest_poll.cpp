@@ -235,6 +235,7 @@ class RestPollSource final : public Poller {
 
   Status runOnce() override {
     fanout_cache_.clear();
+    fanout_wm_.clear();
     if (strategy_ == "since-list") {
       return runSinceList();
     }
@@ -326,10 +327,39 @@ class RestPollSource final : public Poller {
     return {};
   }
 
-  std::string pageUrl(const std::string& path, const Params& extra, int64_t offset) const {
+  std::string pageUrl(const std::string& path, const Params& extra, int64_t offset,
+                      const Collection* keyset = nullptr, const VendorItem* after = nullptr) const {
     Params q = extra;
     const std::string style = paging_.getString("style", "next-url");
-    if (style == "offset") {
+    if (style == "keyset" && keyset != nullptr) {
+      // OData keyset paging: ordered by (timestamp, id), each page starts after the last record
+      // of the previous one. Unlike $skip, a deletion behind the cursor cannot shift a record
+      // past it, and an update moves the record to the end (its stamp >= the run's watermark).
+      const std::string fparam = paging_.getString("filter_param", "$filter");
+      if (after != nullptr) {
+        std::string id = replaceAll(after->id, "'", "''");
+        std::string clause = paging_.getString("after");
+        clause = replaceAll(clause, "{ts_field}", keyset->ts_field);
+        clause = replaceAll(clause, "{id_field}", keyset->id_field);
+        clause = replaceAll(clause, "{ts}", replaceAll(after->ts, "'", "''"));
+        clause = replaceAll(clause, "{id}", id);
+        bool merged = false;
+        for (auto& [k, v] : q) {
+          if (k == fparam) {
+            v = "(" + v + ") and (" + clause + ")";
+            merged = true;
+          }
+        }
+        if (!merged) {
+          q.emplace_back(fparam, clause);
+        }
+      }
+      std::string order = paging_.getString("order");
+      order = replaceAll(order, "{ts_field}", keyset->ts_field);
+      order = replaceAll(order, "{id_field}", keyset->id_field);
+      q.emplace_back(paging_.getString("order_param", "$orderby"), order);
+      q.emplace_back(paging_.getString("limit_param", "limit"), std::to_string(page_size_));
+    } else if (style == "offset" || style == "keyset") {
       q.emplace_back(paging_.getString("limit_param", "limit"), std::to_string(page_size_));
       q.emplace_back(paging_.getString("offset_param", "offset"), std::to_string(offset));
     } else if (const std::string p = paging_.getString("page_size_param"); !p.empty()) {
@@ -346,7 +376,10 @@ class RestPollSource final : public Poller {
                            std::vector<std::string>* ids_out = nullptr) {
     const std::string style = paging_.getString("style", "next-url");
     const VendorPageSpec spec = specFor(c);
-    std::string url = !cursor.url.empty() ? cursor.url : pageUrl(path, params, cursor.offset);
+    if (style == "keyset" && c.ts_field.empty()) {
+      return Error(Errc::invalid_argument, "keyset paging needs a \"ts\" field for " + c.name);
+    }
+    std::string url = !cursor.url.empty() ? cursor.url : pageUrl(path, params, cursor.offset, &c);
     int64_t offset = cursor.offset;
     uint64_t records = 0;
     for (uint64_t pages = 0;; ++pages) {
@@ -371,7 +404,16 @@ class RestPollSource final : public Poller {
       }
       records += page->items.size();
       std::string next;
-      if (style == "offset") {
+      if (style == "keyset") {
+        if (static_cast<int64_t>(page->items.size()) >= page_size_) {
+          const VendorItem& last = page->items.back();
+          if (last.ts.empty()) {
+            return Error(Errc::invalid_input, "list " + c.name + ": record " + last.id + " has no " +
+                                                  c.ts_field + " to page after");
+          }
+          next = pageUrl(path, params, 0, &c, &last);
+        }
+      } else if (style == "offset") {
         if (static_cast<int64_t>(page->items.size()) >= page_size_) {
           offset += page_size_;
           next = pageUrl(path, params, offset);
@@ -444,6 +486,7 @@ class RestPollSource final : public Poller {
             tmp.name = parent;
             tmp.path = c.getString("path");
             tmp.id_field = c.getString("id", "id");
+            tmp.ts_field = c.getString("ts");
             tmp.items_key = c.getString("items");
             tmp.params = paramsOf(c.find("params"));
           }
@@ -455,12 +498,14 @@ class RestPollSource final : public Poller {
       pc = &tmp;
     }
     std::vector<std::string> ids;
+    std::string listed_at;
     auto r = listAll(*pc, pc->path, pc->params, "", Cursor{},
-                     [](store::AppendBatch&, const Cursor*) {}, &ids);
+                     [&](store::AppendBatch&, const Cursor* done) { listed_at = done->run_wm; }, &ids);
     if (!r) {
       return std::move(r).error();
     }
     fanout_cache_[parent] = ids;
+    fanout_wm_[parent] = listed_at;
     return ids;
   }
 
@@ -532,10 +577,20 @@ class RestPollSource final : public Poller {
                            run_wm = done->run_wm;
                          }
                        });
+      if (!n && n.error().is(Errc::not_found)) {
+        addCount("parents_gone");  // deleted since the parent list: nothing left to read
+        continue;
+      }
       if (!n) {
         return n.error();
       }
       records += *n;
+    }
+    // The next run starts where the PARENT list started: a parent created after that list but
+    // before our first chart call has chart records older than that call, and its chart is
+    // read (from this watermark) only next run.
+    if (const std::string& listed_at = fanout_wm_[c.per]; !listed_at.empty()) {
+      run_wm = listed_at;
     }
     if (run_wm.empty()) {
       run_wm = serverWatermark();
@@ -1098,6 +1153,7 @@ class RestPollSource final : public Poller {
   std::vector<std::string> tombstones_;
   std::vector<Collection> collections_;
   std::map<std::string, std::vector<std::string>> fanout_cache_;
+  std::map<std::string, std::string> fanout_wm_;  // server watermark at the start of the parent list
   ClientSet clients_;
   mutable std::mutex count_mu_;
   std::map<std::string, uint64_t> per_collection_;

@@ -39,8 +39,9 @@ constexpr const char* kProfiles = R"JSON({
 "nextgen": {
   "strategy": "since-list", "format": "vendor+json", "interval_s": 300,
   "time_format": "%Y-%m-%dT%H:%M:%S",
-  "paging": {"style": "offset", "items": ["items"], "offset_param": "$skip", "limit_param": "$top",
-             "page_size": 1000},
+  "paging": {"style": "keyset", "items": ["items"], "limit_param": "$top", "page_size": 1000,
+             "order": "{ts_field} asc,{id_field} asc",
+             "after": "{ts_field} gt datetime'{ts}' or ({ts_field} eq datetime'{ts}' and {id_field} gt '{id}')"},
   "since": {"param": "$filter", "template": "modifyTimestamp ge datetime'{}'",
             "initial": "1900-01-01T00:00:00"},
   "headers": {"Accept": "application/json"},
