@@ -270,6 +270,32 @@ TEST_F(VendorApiTest, AthenaSubscribeListThenConsumeChangedFeedsWithLostReads) {
             std::vector<std::string>{});
 }
 
+// Deletions while the initial lists page by offset: a record shifted past the cursor is never
+// in a changed feed (it did not change), so the agent lists again while the feed shows new
+// tombstones. Nothing is missing at the end.
+TEST_F(VendorApiTest, AthenaDeletionsDuringTheInitialListSkipNothing) {
+  startSim("athenahealth", {"--client-id", "agent", "--client-secret", "ath-secret", "--patients", "40",
+                            "--seed", "29"});
+  sim_->setFaults(R"({"rules": [{"kind": "delay", "probability": 1.0, "delay_s": 0.02, "endpoint": "list:*"}]})");
+  const std::string auth = R"({"type":"oauth2-client-credentials","client_id":"agent","client_secret":"ath-secret",
+      "client_auth":"basic","scope":"athena/service/Athenanet.MDP.*","token_url":")" + sim_->tokenUrl() + R"("})";
+  AgentProcess agent(state(), agentConfigWith(adapter("athenahealth", auth, R"({"page_size": 4})")));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "page_committed", 1)) << agent.log();
+  sim_->mutate(R"({"background": {"rate_per_s": 10, "duration_s": 600, "create": 1, "update": 1, "delete": 3,
+                   "types": ["Patient", "Appointment", "Condition", "MedicationRequest", "Claim", "Practitioner"]}})");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1, std::chrono::seconds(300))) << agent.log();
+  sim_->adminPost("/mutate/stop", json::Value::object());
+  const size_t runs = countOccurrences(agent.log(), "event=run_complete");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", runs + 2, std::chrono::seconds(300))) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  EXPECT_NE(agent.log().find("event=relist_after_deletions"), std::string::npos) << agent.log();
+  auto stats = sim_->stats();
+  EXPECT_EQ(stats.getInt("rate_limit_violations", -1), 0) << json::serialize(stats);
+  EXPECT_EQ(compareNative(stored(), sim_->expected("digest=1"), "vendor+json"),
+            std::vector<std::string>{});
+}
+
 // ---- Allscripts Unity -----------------------------------------------------------------------
 
 TEST_F(VendorApiTest, UnityChangedPatientsWithTokenLossAndInBandErrors) {

@@ -703,7 +703,12 @@ class RestPollSource final : public Poller {
       if (done->has_value()) {
         continue;
       }
-      PSA_TRY(syncPlain(c, done_key));
+      if (c.feed.empty()) {
+        PSA_TRY(syncPlain(c, done_key));
+        continue;
+      }
+      PSA_TRY(athenaStableListing(c, [&] { return syncPlain(c, ""); }));
+      PSA_TRY(commitWatermarks({{name_, done_key, "1"}}));
     }
     for (const auto& c : collections_) {
       if (c.per.empty()) {
@@ -717,25 +722,102 @@ class RestPollSource final : public Poller {
       if (done->has_value()) {
         continue;
       }
-      auto ids = fanoutIds(c.per);
-      if (!ids) {
-        return ids.error();
+      std::set<std::string> parents;
+      const Collection* parent = nullptr;
+      for (const auto& pc : collections_) {
+        parent = pc.name == c.per ? &pc : parent;
       }
-      for (const auto& id : *ids) {
+      auto list_parents = [&]() -> Status {
+        fanout_cache_.erase(c.per);
+        auto ids = fanoutIds(c.per);
+        if (!ids) {
+          return ids.error();
+        }
+        parents.insert(ids->begin(), ids->end());
+        return {};
+      };
+      if (parent != nullptr && !parent->feed.empty()) {
+        PSA_TRY(athenaStableListing(*parent, list_parents));
+      } else {
+        PSA_TRY(list_parents());
+      }
+      const std::vector<std::string> ids(parents.begin(), parents.end());
+      for (const auto& id : ids) {
         auto n = listAll(c, replaceAll(c.path, "{id}", percentEncode(id)), c.params, "", Cursor{},
                          [](store::AppendBatch&, const Cursor*) {});
+        if (!n && n.error().is(Errc::not_found)) {
+          addCount("parents_gone");
+          continue;
+        }
         if (!n) {
           return n.error();
         }
       }
       PSA_TRY(commitWatermarks({{name_, done_key, "1"}}));
-      logger_.info("sync_done", {{"collection", c.name}, {"parents", static_cast<uint64_t>(ids->size())}});
+      logger_.info("sync_done", {{"collection", c.name}, {"parents", static_cast<uint64_t>(ids.size())}});
     }
     std::vector<store::WatermarkUpdate> w = {{name_, "athena:initial", "1"}};
     for (const auto& c : collections_) {
       w.push_back({name_, "athena:listed:" + c.name, std::nullopt});
     }
     return commitWatermarks(std::move(w));
+  }
+
+  // athena lists page by offset over live data: a record deleted behind the cursor shifts the
+  // next one past it, and an unchanged record never reaches the changed feed, so a skip during
+  // the initial list would be permanent. Deletions made during a listing show up as tombstones
+  // in the (already subscribed) feed: peek at it (leaveunprocessed) before and after, and list
+  // again while new ones appeared. A repeat adds nothing (identities de-duplicate).
+  Status athenaStableListing(const Collection& c, const std::function<Status()>& list) {
+    auto before = athenaPeekTombstones(c);
+    if (!before) {
+      return before.error();
+    }
+    for (int attempt = 1;; ++attempt) {
+      PSA_TRY(list());
+      auto after = athenaPeekTombstones(c);
+      if (!after) {
+        return after.error();
+      }
+      const bool stable = std::includes(before->begin(), before->end(), after->begin(), after->end());
+      if (stable) {
+        return {};
+      }
+      if (attempt >= 5) {
+        logger_.warn("listing_unstable", {{"collection", c.name}, {"attempts", static_cast<int64_t>(attempt)}});
+        return {};
+      }
+      logger_.info("relist_after_deletions", {{"collection", c.name},
+                                               {"deletions", static_cast<uint64_t>(after->size() - before->size())}});
+      before = std::move(after);
+    }
+  }
+
+  Result<std::set<std::string>> athenaPeekTombstones(const Collection& c) {
+    VendorPageSpec spec = specFor(c, true);
+    std::set<std::string> out;
+    // Our own offsets (never the server's `next`): every request must carry leaveunprocessed,
+    // or it would consume the queue.
+    for (size_t offset = 0;;) {
+      const std::string url = withQuery(base_ + "/" + c.feed + "/changed",
+                                        {{"leaveunprocessed", "true"},
+                                         {"limit", std::to_string(page_size_)},
+                                         {"offset", std::to_string(offset)}});
+      auto page = std::make_shared<VendorPage>();
+      auto resp = getList(url, "peek " + c.feed, spec, page);
+      if (!resp) {
+        return std::move(resp).error();
+      }
+      for (const auto& item : page->items) {
+        if (item.tombstone) {
+          out.insert(item.id);
+        }
+      }
+      if (page->next.empty() || page->items.empty() || stop_->stopped()) {
+        return out;
+      }
+      offset += page->items.size();
+    }
   }
 
   // Drains one consume-on-read feed. Before every consuming read the last good server time is
