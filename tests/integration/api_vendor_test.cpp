@@ -317,5 +317,39 @@ TEST_F(VendorApiTest, UnityChangedPatientsWithTokenLossAndInBandErrors) {
             std::vector<std::string>{});
 }
 
+// Unity never signals deletions; the agent derives them from each changed patient's complete
+// lists (and the global provider list): one deletion record per vanished record, none for a
+// live one, also for a deleted patient's whole chart. The token is retired on stop.
+TEST_F(VendorApiTest, UnityDeletionsAreCarriedAndTheTokenIsRetiredOnStop) {
+  startSim("allscripts", {"--client-id", "svcuser", "--client-secret", "unity-pw", "--patients", "8",
+                          "--seed", "28"});
+  const json::Value& r = sim_->ready();
+  const std::string auth = R"({"type":"unity","username":"svcuser","password":"unity-pw","appname":")" +
+                           r.getString("appname") + R"(","app_user":")" + r.getString("app_user") +
+                           R"(","token_url":")" + sim_->tokenUrl() + R"("})";
+  AgentProcess agent(state(), agentConfigWith(adapter("allscripts", auth)));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  sim_->mutate(R"({"delete": 8, "types": ["Appointment", "Encounter", "Condition", "MedicationRequest", "ChargeItem"]})");
+  sim_->mutate(R"({"delete": 1, "types": ["Patient"]})");
+  sim_->mutate(R"({"update": 4})");
+  const size_t runs = countOccurrences(agent.log(), "event=run_complete");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", runs + 2)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+
+  auto exp = sim_->expected("digest=1");
+  const std::set<std::string> vanished = vanishedKeys(exp);
+  EXPECT_GE(vanished.size(), 9u);
+  auto records = stored();
+  std::vector<std::string> twice;
+  EXPECT_EQ(deletionKeys(records, &twice), vanished);
+  EXPECT_EQ(twice, std::vector<std::string>{});
+  EXPECT_EQ(compareNative(records, exp, "vendor+json"), std::vector<std::string>{});
+  // RetireSecurityToken at shutdown (one token, never revoked in this run).
+  auto stats = sim_->stats();
+  EXPECT_EQ(stats.find("requests")->getInt("RetireSecurityToken"), 1) << json::serialize(stats);
+  EXPECT_NE(agent.log().find("event=token_retired ok=yes"), std::string::npos) << agent.log();
+}
+
 }  // namespace
 }  // namespace psa::test

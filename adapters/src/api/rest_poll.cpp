@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "api_common.h"
 #include "digest.h"
@@ -1202,20 +1203,73 @@ class RestPollSource final : public Poller {
       if (!rows) {
         return rows.error();
       }
-      store::AppendBatch batch;
       for (const auto& item : rows->second.rows.items) {
-        batch.records.push_back(recordFor(c, rows->first, item));
-      }
-      records += batch.records.size();
-      auto committed = commit(std::move(batch));
-      if (!committed) {
-        return std::move(committed).error();
+        global.records.push_back(recordFor(c, rows->first, item));
+        now[c.name].insert(item.id);
       }
     }
-    PSA_TRY(commitWatermarks({{name_, "since:patients", server_time}}));
+    addDeletions(global, decodeHeld(*held), now, "", server_time);
+    records += global.records.size();
+    global.watermarks.push_back({name_, "unity:held:", encodeHeld(now)});
+    global.watermarks.push_back({name_, "since:patients", server_time});
+    auto committed = commit(std::move(global));
+    if (!committed) {
+      return std::move(committed).error();
+    }
     logger_.info("sync_done", {{"changed_patients", static_cast<uint64_t>(changed->second.rows.items.size())},
                                {"records", records}});
     return {};
+  }
+
+  // Unity: retire the session token when the adapter stops (pms-interfaces.md §3). The data
+  // transport is cancelled by now, so this uses a fresh one with a short timeout, one attempt,
+  // and the token limiter (never blocking past a few seconds).
+  void shutdown() override {
+    if (strategy_ != "unity-changed" || !clients_.auth) {
+      return;
+    }
+    const std::string token = unityCachedToken(*clients_.auth);
+    if (token.empty()) {
+      return;
+    }
+    TransportOptions opts = clients_.transport_options;
+    opts.timeout = std::chrono::seconds(5);
+    auto transport = makeCppRestTransport(opts);
+    if (!transport) {
+      return;
+    }
+    auto stop = std::make_shared<StopSignal>();
+    RetryPolicy once;
+    once.max_attempts = 1;
+    once.max_throttled = 0;
+    ApiClient client(*transport, clients_.token_limiter, once, clock_, stop, logger_);
+    std::thread guard([stop] {
+      if (stop->sleepFor(std::chrono::seconds(8))) {
+        stop->stop();
+      }
+    });
+    ApiClient::Call call;
+    call.what = "RetireSecurityToken";
+    call.authenticate = false;
+    const std::string url = base_ + "/RetireSecurityToken";
+    const std::string app = unityAppname(*clients_.auth);
+    call.build = [url, token, app]() -> Result<HttpRequest> {
+      json::Value body = json::Value::object();
+      body.set("Token", json::Value::string(token));
+      body.set("Appname", json::Value::string(app));
+      HttpRequest r;
+      r.method = "POST";
+      r.url = url;
+      r.headers = {{"Content-Type", "application/json"}};
+      r.body = json::serialize(body);
+      return r;
+    };
+    auto resp = client.call(call);
+    stop->stop();
+    guard.join();
+    const bool retired = resp && resp->body.find("error:") == std::string::npos;
+    logger_.write(retired ? log::Level::info : log::Level::warn, "token_retired",
+                  {{"ok", retired ? "yes" : "no"}});
   }
 
   json::Value config_;
@@ -1227,6 +1281,8 @@ class RestPollSource final : public Poller {
   std::string time_format_;
   int offset_min_ = 0;
   int64_t overlap_s_ = 2;
+  bool reconcile_ = false;     // the vendor never signals deletions: complete re-lists find them
+  int64_t reconcile_ms_ = 86400000;
   int64_t page_size_ = 100;
   std::string since_param_;
   std::string since_template_;
