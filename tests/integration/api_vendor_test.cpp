@@ -207,6 +207,38 @@ TEST_F(VendorApiTest, NextGenDeletionsWhilePagingSkipNothing) {
   EXPECT_EQ(compareNative(stored(), exp, "vendor+json"), std::vector<std::string>{});
 }
 
+// NextGen never signals deletions: every reconcile_s the agent lists completely (keyset, chart
+// fan-out included) and carries one deletion record per record it had carried that is gone.
+TEST_F(VendorApiTest, NextGenReconcileCarriesEachVanishedRecordOnce) {
+  startSim("nextgen", {"--client-id", "agent", "--client-secret", "ng-secret", "--patients", "8",
+                       "--seed", "30"});
+  const json::Value& r = sim_->ready();
+  const std::string auth = R"({"type":"nextgen","client_id":"agent","client_secret":"ng-secret","token_url":")" +
+                           sim_->tokenUrl() + R"(","site_id":")" + r.getString("site_id") +
+                           R"(","enterprise_id":")" + r.getString("enterprise_id") +
+                           R"(","practice_id":")" + r.getString("practice_id") + R"("})";
+  AgentProcess agent(state(), agentConfigWith(adapter("nextgen", auth, R"({"page_size": 6, "reconcile_s": 1})")));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  sim_->mutate(R"({"delete": 6, "types": ["Appointment", "Encounter", "Condition", "MedicationRequest",
+                                          "AllergyIntolerance", "ChargeItem"]})");
+  sim_->mutate(R"({"delete": 1, "types": ["Patient"]})");
+  const size_t before = countOccurrences(agent.log(), "event=reconciled");
+  ASSERT_TRUE(waitForEvents(agent, "reconciled", before + 2)) << agent.log();
+  agent.kill();  // mid-way through whatever comes next; a restart adds no second deletion
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "reconciled", before + 3)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto exp = sim_->expected("digest=1");
+  const std::set<std::string> vanished = vanishedKeys(exp);
+  EXPECT_GE(vanished.size(), 7u);
+  auto records = stored();
+  std::vector<std::string> twice;
+  EXPECT_EQ(deletionKeys(records, &twice), vanished);
+  EXPECT_EQ(twice, std::vector<std::string>{});
+  EXPECT_EQ(compareNative(records, exp, "vendor+json"), std::vector<std::string>{});
+}
+
 // ---- Kareo SOAP -----------------------------------------------------------------------------
 
 TEST_F(VendorApiTest, KareoSoapBatchesFiltersInBandThrottleAndFaults) {
@@ -242,6 +274,31 @@ TEST_F(VendorApiTest, KareoWrongCustomerKeyIsAClearError) {
             std::string::npos)
       << agent.log();
   EXPECT_EQ(agent.stop(), 0);
+}
+
+// Kareo never signals deletions either: complete Get* lists and GetAllPatients batches find
+// them; the deletion records are agent-made JSON (vendor+json) beside the SOAP records.
+TEST_F(VendorApiTest, KareoReconcileCarriesEachVanishedRecordOnce) {
+  startSim("kareo", {"--client-id", "kuser", "--client-secret", "kpass", "--patients", "8",
+                     "--seed", "31", "--rate-limit", "off"});
+  const std::string auth = R"({"type":"kareo","customer_key":")" + sim_->ready().getString("customer_key") +
+                           R"(","username":"kuser","password":"kpass"})";
+  AgentProcess agent(state(), agentConfigWith(adapter("kareo", auth, R"({"page_size": 5, "reconcile_s": 1, "rate_limits": [{"requests": 50, "per_s": 1}]})")));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  sim_->mutate(R"({"delete": 5, "types": ["Appointment", "ChargeItem", "Claim"]})");
+  sim_->mutate(R"({"delete": 1, "types": ["Patient"]})");
+  const size_t before = countOccurrences(agent.log(), "event=reconciled");
+  ASSERT_TRUE(waitForEvents(agent, "reconciled", before + 2)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto exp = sim_->expected("digest=1");
+  const std::set<std::string> vanished = vanishedKeys(exp);
+  EXPECT_GE(vanished.size(), 6u);
+  auto records = stored();
+  std::vector<std::string> twice;
+  EXPECT_EQ(deletionKeys(records, &twice), vanished);
+  EXPECT_EQ(twice, std::vector<std::string>{});
+  EXPECT_EQ(compareNative(records, exp, "vendor+xml"), std::vector<std::string>{});
 }
 
 // ---- athenahealth ---------------------------------------------------------------------------

@@ -119,6 +119,8 @@ class RestPollSource final : public Poller {
     offset_min_ = parseUtcOffset(cfg.getString("utc_offset", profile_.getString("utc_offset", "+00:00")))
                       .value_or(0);
     overlap_s_ = cfg.getInt("overlap_s", 2);
+    reconcile_ = profile_.getString("deletions") == "reconcile";
+    reconcile_ms_ = cfg.getInt("reconcile_s", 86400) * 1000;
     const json::Value* paging = profile_.find("paging");
     static const json::Value kEmpty = json::Value::object();
     paging_ = paging != nullptr ? *paging : kEmpty;
@@ -268,6 +270,14 @@ class RestPollSource final : public Poller {
     return makeRecord(c.kind, format_, std::move(payload), identity);
   }
 
+  // Reconciling profiles remember every record id they carried ("known:<collection>/<id>", in
+  // the same transaction as the record), so a complete re-list can tell what vanished.
+  void noteKnown(store::AppendBatch& batch, const Collection& c, const VendorItem& item) const {
+    if (reconcile_ && !item.tombstone) {
+      batch.watermarks.push_back({name_, "known:" + c.name + "/" + item.id, "1"});
+    }
+  }
+
   VendorPageSpec specFor(const Collection& c, bool feed = false) const {
     VendorPageSpec spec;
     const std::string key = feed ? c.feed_items : c.items_key;
@@ -397,6 +407,7 @@ class RestPollSource final : public Poller {
         batch.records.reserve(page->items.size());
         for (const auto& item : page->items) {
           batch.records.push_back(recordFor(c, resp->body, item));
+          noteKnown(batch, c, item);
         }
       } else {
         for (const auto& item : page->items) {
@@ -522,6 +533,122 @@ class RestPollSource final : public Poller {
         return Error(st.error().code, st.error().message + "; " + c.name + " watermark unchanged");
       }
     }
+    return maybeReconcile();
+  }
+
+  // ---- reconciliation (vendors that never signal deletions) --------------------------------
+
+  // Every id a complete listing of `c` holds now (no records are emitted).
+  Status completeIds(const Collection& c, std::set<std::string>& out) {
+    std::vector<std::string> ids;
+    if (strategy_ == "kareo-soap") {
+      if (!c.all_op.empty()) {
+        std::string start;
+        for (;;) {
+          std::vector<std::pair<std::string, std::string>> filter = {
+              {"BatchSize", std::to_string(std::min<int64_t>(page_size_, 1000))}};
+          if (!start.empty()) {
+            filter.emplace_back("StartKey", start);
+          }
+          std::string body;
+          auto a = kareoCall(c, c.all_op, filter, body);
+          if (!a) {
+            return a.error();
+          }
+          for (const auto& item : (*a)->items) {
+            out.insert(item.id);
+          }
+          if (!(*a)->next_key.has_value() || stop_->stopped()) {
+            break;
+          }
+          start = *(*a)->next_key;
+        }
+      } else {
+        std::string body;
+        auto a = kareoCall(c, c.op, {}, body);
+        if (!a) {
+          return a.error();
+        }
+        for (const auto& item : (*a)->items) {
+          out.insert(item.id);
+        }
+      }
+      return {};
+    }
+    const auto noop = [](store::AppendBatch&, const Cursor*) {};
+    if (c.per.empty()) {
+      auto n = listAll(c, c.path, sinceParams(c, std::nullopt), "", Cursor{}, noop, &ids);
+      if (!n) {
+        return n.error();
+      }
+    } else {
+      auto parents = fanoutIds(c.per);
+      if (!parents) {
+        return parents.error();
+      }
+      for (const auto& id : *parents) {
+        auto n = listAll(c, replaceAll(c.path, "{id}", percentEncode(id)), sinceParams(c, std::nullopt),
+                         "", Cursor{}, noop, &ids);
+        if (!n && !n.error().is(Errc::not_found)) {
+          return n.error();
+        }
+      }
+    }
+    out.insert(ids.begin(), ids.end());
+    return {};
+  }
+
+  // Every reconcile_s (after a complete pass): list each collection completely and carry a
+  // deletion for every id carried before ("known:") that is no longer there. The deletion
+  // records and the removal of their "known:" keys commit in one transaction: exactly once.
+  // Listings are keyset/complete (never $skip), so a live record is never mistaken for gone.
+  Status maybeReconcile() {
+    if (!reconcile_) {
+      return {};
+    }
+    auto last = watermark("reconcile:last");
+    if (!last) {
+      return last.error();
+    }
+    const int64_t now = clock_->nowMs();
+    if (!last->has_value()) {
+      return commitWatermarks({{name_, "reconcile:last", std::to_string(now)}});  // just loaded
+    }
+    if (now - std::stoll(**last) < reconcile_ms_) {
+      return {};
+    }
+    auto known = sink_.watermarks(name_);
+    if (!known) {
+      return known.error();
+    }
+    const std::string stamp = formatLocalTime(now, 0, "%Y-%m-%dT%H:%M:%SZ");
+    uint64_t deletions = 0;
+    for (const auto& c : collections_) {
+      std::set<std::string> listed;
+      auto st = completeIds(c, listed);
+      if (!st) {
+        return Error(st.error().code, st.error().message + "; reconcile of " + c.name + " postponed");
+      }
+      const std::string prefix = "known:" + c.name + "/";
+      store::AppendBatch batch;
+      for (auto it = known->lower_bound(prefix);
+           it != known->end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+        const std::string id = it->first.substr(prefix.size());
+        if (listed.count(id) == 0) {
+          batch.records.push_back(deletionRecord(c, id, "", stamp));
+          batch.watermarks.push_back({name_, it->first, std::nullopt});
+        }
+      }
+      if (!batch.records.empty()) {
+        deletions += batch.records.size();
+        auto committed = commit(std::move(batch));
+        if (!committed) {
+          return std::move(committed).error();
+        }
+      }
+    }
+    PSA_TRY(commitWatermarks({{name_, "reconcile:last", std::to_string(now)}}));
+    logger_.info("reconciled", {{"deletions", deletions}});
     return {};
   }
 
@@ -989,7 +1116,7 @@ class RestPollSource final : public Poller {
         return Error(st.error().code, st.error().message + "; " + c.name + " watermark unchanged");
       }
     }
-    return {};
+    return maybeReconcile();
   }
 
   // The initial load of patients: GetAllPatients batches, StartKey -> Key.
@@ -1022,6 +1149,7 @@ class RestPollSource final : public Poller {
       store::AppendBatch batch;
       for (const auto& item : (*a)->items) {
         batch.records.push_back(recordFor(c, body, item));
+        noteKnown(batch, c, item);
       }
       records += (*a)->items.size();
       if ((*a)->next_key.has_value()) {
@@ -1063,6 +1191,7 @@ class RestPollSource final : public Poller {
     store::AppendBatch batch;
     for (const auto& item : (*a)->items) {
       batch.records.push_back(recordFor(c, body, item));
+      noteKnown(batch, c, item);
     }
     if (!run_wm.empty()) {
       batch.watermarks.push_back({name_, "since:" + c.name, run_wm});
@@ -1146,6 +1275,82 @@ class RestPollSource final : public Poller {
     return std::make_pair(std::move(resp->body), std::move(*answer));
   }
 
+  // Unity never signals deletions: a patient's lists are complete, so what is no longer in them
+  // is gone. The ids last held per patient ("unity:held:<id>", and "unity:held:" for the global
+  // lists) are committed in the same transaction as that patient's records, so each vanished
+  // record gets exactly one deletion record (a crash before the commit re-derives the same).
+  using HeldIds = std::map<std::string, std::set<std::string>>;
+
+  static HeldIds decodeHeld(const std::optional<std::string>& text) {
+    HeldIds out;
+    if (!text.has_value()) {
+      return out;
+    }
+    auto doc = json::parse(*text);
+    if (!doc || !doc->isObject()) {
+      return out;
+    }
+    for (const auto& [coll, ids] : doc->members()) {
+      if (ids.isArray()) {
+        for (const auto& id : ids.items()) {
+          out[coll].insert(id.asString());
+        }
+      }
+    }
+    return out;
+  }
+
+  static std::optional<std::string> encodeHeld(const HeldIds& held) {
+    json::Value doc = json::Value::object();
+    bool any = false;
+    for (const auto& [coll, ids] : held) {
+      json::Value list = json::Value::array();
+      for (const auto& id : ids) {
+        list.push(json::Value::string(id));
+        any = true;
+      }
+      if (!ids.empty()) {
+        doc.set(coll, std::move(list));
+      }
+    }
+    return any ? std::optional<std::string>(json::serialize(doc)) : std::nullopt;
+  }
+
+  // An agent-made deletion record (the vendor sends none): always `vendor+json` (also for
+  // SOAP vendors) {"psa_deleted": {"collection", "id", "patient"?, "absent_since"}}, with the
+  // collection's kind.
+  store::Record deletionRecord(const Collection& c, const std::string& id, const std::string& patient,
+                               const std::string& server_time) {
+    json::Value d = json::Value::object();
+    d.set("collection", json::Value::string(c.name));
+    d.set("id", json::Value::string(id));
+    if (!patient.empty()) {
+      d.set("patient", json::Value::string(patient));
+    }
+    d.set("absent_since", json::Value::string(server_time));
+    json::Value doc = json::Value::object();
+    doc.set("psa_deleted", std::move(d));
+    addCount("deletions");
+    return makeRecord(c.kind, "vendor+json", json::serialize(doc),
+                      c.name + "/" + id + "#deleted@" + server_time);
+  }
+
+  void addDeletions(store::AppendBatch& batch, const HeldIds& before, const HeldIds& now,
+                    const std::string& patient, const std::string& server_time) {
+    for (const auto& c : collections_) {
+      auto b = before.find(c.name);
+      if (b == before.end()) {
+        continue;
+      }
+      auto n = now.find(c.name);
+      for (const auto& id : b->second) {
+        if (n == now.end() || n->second.count(id) == 0) {
+          batch.records.push_back(deletionRecord(c, id, patient, server_time));
+        }
+      }
+    }
+  }
+
   Status runUnity() {
     VendorPageSpec info_spec;
     info_spec.id_field = "ServerTime";
@@ -1173,6 +1378,12 @@ class RestPollSource final : public Poller {
       if (stop_->stopped()) {
         return Error(Errc::closed, "stopped");
       }
+      const std::string held_key = "unity:held:" + p.id;
+      auto held = watermark(held_key);
+      if (!held) {
+        return held.error();
+      }
+      HeldIds now;
       store::AppendBatch batch;
       for (const auto& c : collections_) {
         if (c.global) {
@@ -1184,17 +1395,27 @@ class RestPollSource final : public Poller {
         }
         for (const auto& item : rows->second.rows.items) {
           batch.records.push_back(recordFor(c, rows->first, item));
+          now[c.name].insert(item.id);
         }
         if (c.name == "patients" && rows->second.rows.items.empty()) {
-          break;  // deleted patient: nothing more to read
+          now.clear();  // deleted patient: its whole chart is gone
+          break;
         }
       }
+      addDeletions(batch, decodeHeld(*held), now, p.id, server_time);
       records += batch.records.size();
+      batch.watermarks.push_back({name_, held_key, encodeHeld(now)});
       auto committed = commit(std::move(batch));
       if (!committed) {
         return std::move(committed).error();
       }
     }
+    auto held = watermark("unity:held:");
+    if (!held) {
+      return held.error();
+    }
+    HeldIds now;
+    store::AppendBatch global;
     for (const auto& c : collections_) {
       if (!c.global) {
         continue;

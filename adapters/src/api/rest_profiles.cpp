@@ -37,7 +37,7 @@ constexpr const char* kProfiles = R"JSON({
   ]
 },
 "nextgen": {
-  "strategy": "since-list", "format": "vendor+json", "interval_s": 300,
+  "strategy": "since-list", "format": "vendor+json", "interval_s": 300, "deletions": "reconcile",
   "time_format": "%Y-%m-%dT%H:%M:%S",
   "paging": {"style": "keyset", "items": ["items"], "limit_param": "$top", "page_size": 1000,
              "order": "{ts_field} asc,{id_field} asc",
@@ -81,7 +81,7 @@ constexpr const char* kProfiles = R"JSON({
   ]
 },
 "kareo": {
-  "strategy": "kareo-soap", "format": "vendor+xml", "interval_s": 600,
+  "strategy": "kareo-soap", "format": "vendor+xml", "interval_s": 600, "deletions": "reconcile",
   "rate_limits": [{"requests": 60, "per_s": 60}],
   "time_format": "%-m/%-d/%Y %-I:%M:%S %p",
   "paging": {"page_size": 500},
