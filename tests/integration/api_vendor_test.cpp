@@ -181,7 +181,7 @@ TEST_F(VendorApiTest, NextGenSigkillMidSyncThenRestartIsExactlyOnce) {
 
 // Records deleted while the agent pages (creation-order $skip paging would shift a record past
 // the cursor, and no later `modifyTimestamp ge` run would return it): keyset paging on
-// (modifyTimestamp, id) never skips one, on the top-level lists and the chart fan-out alike.
+// the id never skips one, on the top-level lists and the chart fan-out alike.
 TEST_F(VendorApiTest, NextGenDeletionsWhilePagingSkipNothing) {
   startSim("nextgen", {"--client-id", "agent", "--client-secret", "ng-secret", "--patients", "40",
                        "--seed", "27"});

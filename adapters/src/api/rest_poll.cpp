@@ -343,9 +343,11 @@ class RestPollSource final : public Poller {
     Params q = extra;
     const std::string style = paging_.getString("style", "next-url");
     if (style == "keyset" && keyset != nullptr) {
-      // OData keyset paging: ordered by (timestamp, id), each page starts after the last record
-      // of the previous one. Unlike $skip, a deletion behind the cursor cannot shift a record
-      // past it, and an update moves the record to the end (its stamp >= the run's watermark).
+      // OData keyset paging: ordered by the id, each page starts after the last id of the
+      // previous one. Unlike $skip, a deletion behind the cursor cannot shift a record past it.
+      // A record created or updated behind the cursor while we page has a stamp >= this run's
+      // watermark, so the next run reads it. (Not by timestamp: the server compares $filter
+      // date-times to the second, so a page boundary inside a second would skip records.)
       const std::string fparam = paging_.getString("filter_param", "$filter");
       if (after != nullptr) {
         std::string id = replaceAll(after->id, "'", "''");
@@ -387,7 +389,8 @@ class RestPollSource final : public Poller {
                            std::vector<std::string>* ids_out = nullptr) {
     const std::string style = paging_.getString("style", "next-url");
     const VendorPageSpec spec = specFor(c);
-    if (style == "keyset" && c.ts_field.empty()) {
+    if (style == "keyset" && c.ts_field.empty() &&
+        paging_.getString("after").find("{ts}") != std::string::npos) {
       return Error(Errc::invalid_argument, "keyset paging needs a \"ts\" field for " + c.name);
     }
     std::string url = !cursor.url.empty() ? cursor.url : pageUrl(path, params, cursor.offset, &c);
@@ -419,7 +422,7 @@ class RestPollSource final : public Poller {
       if (style == "keyset") {
         if (static_cast<int64_t>(page->items.size()) >= page_size_) {
           const VendorItem& last = page->items.back();
-          if (last.ts.empty()) {
+          if (last.ts.empty() && paging_.getString("after").find("{ts}") != std::string::npos) {
             return Error(Errc::invalid_input, "list " + c.name + ": record " + last.id + " has no " +
                                                   c.ts_field + " to page after");
           }
