@@ -304,8 +304,9 @@ TEST_F(VendorApiTest, KareoReconcileCarriesEachVanishedRecordOnce) {
 // ---- athenahealth ---------------------------------------------------------------------------
 
 TEST_F(VendorApiTest, AthenaSubscribeListThenConsumeChangedFeedsWithLostReads) {
+  const std::string marker = uniqueMarker();
   startSim("athenahealth", {"--client-id", "agent", "--client-secret", "ath-secret", "--patients", "8",
-                            "--seed", "24"});
+                            "--seed", "24", "--marker", marker});
   const std::string auth = R"({"type":"oauth2-client-credentials","client_id":"agent","client_secret":"ath-secret",
       "client_auth":"basic","scope":"athena/service/Athenanet.MDP.*","token_url":")" + sim_->tokenUrl() + R"("})";
   AgentProcess agent(state(), agentConfigWith(adapter("athenahealth", auth, R"({"page_size": 6})")));
@@ -323,8 +324,17 @@ TEST_F(VendorApiTest, AthenaSubscribeListThenConsumeChangedFeedsWithLostReads) {
   EXPECT_NE(agent.log().find("event=lost_consuming_read"), std::string::npos) << agent.log();
   auto stats = sim_->stats();
   EXPECT_EQ(stats.getInt("rate_limit_violations", -1), 0) << json::serialize(stats);
-  EXPECT_EQ(compareNative(stored(), sim_->expected("digest=1"), "vendor+json"),
+  auto records = stored();
+  EXPECT_EQ(compareNative(records, sim_->expected("digest=1"), "vendor+json"),
             std::vector<std::string>{});
+  // PHI: the marker (every patient's middle name) is in the records, never in a file in clear
+  // (the agent's log is in the state dir).
+  EXPECT_EQ(filesContaining(state(), marker), std::vector<std::filesystem::path>{});
+  size_t with_marker = 0;
+  for (const auto& rec : records) {
+    with_marker += rec.payload.find(marker) != std::string::npos ? 1 : 0;
+  }
+  EXPECT_GE(with_marker, 8u);
 }
 
 // Deletions while the initial lists page by offset: a record shifted past the cursor is never
@@ -378,8 +388,9 @@ TEST_F(VendorApiTest, UnityChangedPatientsWithTokenLossAndInBandErrors) {
 // lists (and the global provider list): one deletion record per vanished record, none for a
 // live one, also for a deleted patient's whole chart. The token is retired on stop.
 TEST_F(VendorApiTest, UnityDeletionsAreCarriedAndTheTokenIsRetiredOnStop) {
+  const std::string marker = uniqueMarker();
   startSim("allscripts", {"--client-id", "svcuser", "--client-secret", "unity-pw", "--patients", "8",
-                          "--seed", "28"});
+                          "--seed", "28", "--marker", marker});
   const json::Value& r = sim_->ready();
   const std::string auth = R"({"type":"unity","username":"svcuser","password":"unity-pw","appname":")" +
                            r.getString("appname") + R"(","app_user":")" + r.getString("app_user") +
@@ -402,6 +413,12 @@ TEST_F(VendorApiTest, UnityDeletionsAreCarriedAndTheTokenIsRetiredOnStop) {
   EXPECT_EQ(deletionKeys(records, &twice), vanished);
   EXPECT_EQ(twice, std::vector<std::string>{});
   EXPECT_EQ(compareNative(records, exp, "vendor+json"), std::vector<std::string>{});
+  EXPECT_EQ(filesContaining(state(), marker), std::vector<std::filesystem::path>{});
+  size_t with_marker = 0;
+  for (const auto& rec : records) {
+    with_marker += rec.payload.find(marker) != std::string::npos ? 1 : 0;
+  }
+  EXPECT_GE(with_marker, 7u);
   // RetireSecurityToken at shutdown (one token, never revoked in this run).
   auto stats = sim_->stats();
   EXPECT_EQ(stats.find("requests")->getInt("RetireSecurityToken"), 1) << json::serialize(stats);
