@@ -363,6 +363,32 @@ TEST_F(VendorApiTest, AthenaDeletionsDuringTheInitialListSkipNothing) {
             std::vector<std::string>{});
 }
 
+// SIGKILL three times during the initial lists (cursor, subscriptions and feed state in the
+// store), then incremental runs over created, updated and deleted records: exactly the
+// simulator's records.
+TEST_F(VendorApiTest, AthenaSigkillDuringInitialListThenFeedsAreExactlyOnce) {
+  startSim("athenahealth", {"--client-id", "agent", "--client-secret", "ath-secret", "--patients", "30",
+                            "--seed", "32"});
+  sim_->setFaults(R"({"rules": [{"kind": "delay", "probability": 1.0, "delay_s": 0.01}]})");
+  const std::string auth = R"({"type":"oauth2-client-credentials","client_id":"agent","client_secret":"ath-secret",
+      "client_auth":"basic","scope":"athena/service/Athenanet.MDP.*","token_url":")" + sim_->tokenUrl() + R"("})";
+  AgentProcess agent(state(), agentConfigWith(adapter("athenahealth", auth, R"({"page_size": 4})")));
+  for (size_t kills = 0; kills < 3; ++kills) {
+    ASSERT_TRUE(agent.start()) << agent.log();
+    const size_t pages = countOccurrences(agent.log(), "event=page_committed");
+    ASSERT_TRUE(waitForEvents(agent, "page_committed", pages + 6 + kills * 6)) << agent.log();
+    agent.kill();
+    sim_->mutate(R"({"create": 3, "update": 4, "delete": 2})");
+  }
+  ASSERT_EQ(countOccurrences(agent.log(), "event=run_complete"), 0u) << "finished too early";
+  sim_->clearFaults();
+  syncMutateSync(agent, R"({"create": 5, "update": 10, "delete": 3})");
+  auto stats = sim_->stats();
+  EXPECT_EQ(stats.getInt("rate_limit_violations", -1), 0) << json::serialize(stats);
+  EXPECT_EQ(compareNative(stored(), sim_->expected("digest=1"), "vendor+json"),
+            std::vector<std::string>{});
+}
+
 // ---- Allscripts Unity -----------------------------------------------------------------------
 
 TEST_F(VendorApiTest, UnityChangedPatientsWithTokenLossAndInBandErrors) {

@@ -838,6 +838,15 @@ class RestPollSource final : public Poller {
         PSA_TRY(syncPlain(c, done_key));
         continue;
       }
+      auto cursor = watermark("cursor:" + c.name);
+      if (!cursor) {
+        return cursor.error();
+      }
+      if (cursor->has_value()) {
+        // Resumed after a restart: deletions while we were down shifted the rest of the list
+        // and the feed peek cannot tell when they happened. Finish, then list once more whole.
+        PSA_TRY(syncPlain(c, ""));
+      }
       PSA_TRY(athenaStableListing(c, [&] { return syncPlain(c, ""); }));
       PSA_TRY(commitWatermarks({{name_, done_key, "1"}}));
     }
