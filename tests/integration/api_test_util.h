@@ -303,6 +303,39 @@ inline std::string vendorDigest(const StoredRecord& r) {
 
 /// Every live record of /_sim/expected?digest=1 is held at its current content, and no record
 /// was stored twice (identical bytes).
+/// The agent-made deletion records ({"psa_deleted": {"collection", "id", ...}}) as
+/// "collection/id"; a second record for one key is reported in `twice`.
+inline std::set<std::string> deletionKeys(const std::vector<StoredRecord>& records,
+                                          std::vector<std::string>* twice = nullptr) {
+  std::set<std::string> out;
+  for (const auto& r : records) {
+    if (r.payload.rfind("{\"psa_deleted\"", 0) != 0) {
+      continue;
+    }
+    auto doc = json::parse(r.payload);
+    const json::Value* d = doc && doc->isObject() ? doc->find("psa_deleted") : nullptr;
+    if (d == nullptr) {
+      continue;
+    }
+    const std::string key = d->getString("collection") + "/" + d->getString("id");
+    if (!out.insert(key).second && twice != nullptr) {
+      twice->push_back(key);
+    }
+  }
+  return out;
+}
+
+/// The keys of /_sim/expected's "vanished" (deletions the vendor does not signal).
+inline std::set<std::string> vanishedKeys(const json::Value& expected) {
+  std::set<std::string> out;
+  if (const json::Value* v = expected.find("vanished"); v != nullptr) {
+    for (const auto& [key, val] : v->members()) {
+      out.insert(key);
+    }
+  }
+  return out;
+}
+
 inline std::vector<std::string> compareNative(const std::vector<StoredRecord>& records,
                                               const json::Value& expected,
                                               const std::string& want_format) {
@@ -310,6 +343,12 @@ inline std::vector<std::string> compareNative(const std::vector<StoredRecord>& r
   std::map<std::string, int> digests;
   std::map<std::string, int> payloads;
   for (const auto& r : records) {
+    if (r.payload.rfind("{\"psa_deleted\"", 0) == 0) {
+      if (r.format != "vendor+json") {
+        diffs.push_back("deletion record format " + r.format);
+      }
+      continue;  // agent-made deletion records: see deletionKeys()
+    }
     if (r.format != want_format) {
       diffs.push_back("format " + r.format);
     }

@@ -179,6 +179,66 @@ TEST_F(VendorApiTest, NextGenSigkillMidSyncThenRestartIsExactlyOnce) {
             std::vector<std::string>{});
 }
 
+// Records deleted while the agent pages (creation-order $skip paging would shift a record past
+// the cursor, and no later `modifyTimestamp ge` run would return it): keyset paging on
+// the id never skips one, on the top-level lists and the chart fan-out alike.
+TEST_F(VendorApiTest, NextGenDeletionsWhilePagingSkipNothing) {
+  startSim("nextgen", {"--client-id", "agent", "--client-secret", "ng-secret", "--patients", "40",
+                       "--seed", "27"});
+  sim_->setFaults(R"({"rules": [{"kind": "delay", "probability": 1.0, "delay_s": 0.02}]})");
+  const json::Value& r = sim_->ready();
+  const std::string auth = R"({"type":"nextgen","client_id":"agent","client_secret":"ng-secret","token_url":")" +
+                           sim_->tokenUrl() + R"(","site_id":")" + r.getString("site_id") +
+                           R"(","enterprise_id":")" + r.getString("enterprise_id") +
+                           R"(","practice_id":")" + r.getString("practice_id") + R"("})";
+  AgentProcess agent(state(), agentConfigWith(adapter("nextgen", auth, R"({"page_size": 4})")));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "page_committed", 1)) << agent.log();
+  sim_->mutate(R"({"background": {"rate_per_s": 10, "duration_s": 600, "create": 1, "update": 1, "delete": 3,
+                   "types": ["Patient", "Appointment", "Encounter", "Condition", "MedicationRequest",
+                             "AllergyIntolerance", "ChargeItem"]}})");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1, std::chrono::seconds(300))) << agent.log();
+  sim_->adminPost("/mutate/stop", json::Value::object());
+  const size_t runs = countOccurrences(agent.log(), "event=run_complete");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", runs + 2, std::chrono::seconds(300))) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto exp = sim_->expected("digest=1");
+  EXPECT_GE(exp.find("counts")->getInt("vanished"), 10) << json::serialize(*exp.find("counts"));
+  EXPECT_EQ(compareNative(stored(), exp, "vendor+json"), std::vector<std::string>{});
+}
+
+// NextGen never signals deletions: every reconcile_s the agent lists completely (keyset, chart
+// fan-out included) and carries one deletion record per record it had carried that is gone.
+TEST_F(VendorApiTest, NextGenReconcileCarriesEachVanishedRecordOnce) {
+  startSim("nextgen", {"--client-id", "agent", "--client-secret", "ng-secret", "--patients", "8",
+                       "--seed", "30"});
+  const json::Value& r = sim_->ready();
+  const std::string auth = R"({"type":"nextgen","client_id":"agent","client_secret":"ng-secret","token_url":")" +
+                           sim_->tokenUrl() + R"(","site_id":")" + r.getString("site_id") +
+                           R"(","enterprise_id":")" + r.getString("enterprise_id") +
+                           R"(","practice_id":")" + r.getString("practice_id") + R"("})";
+  AgentProcess agent(state(), agentConfigWith(adapter("nextgen", auth, R"({"page_size": 6, "reconcile_s": 1})")));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  sim_->mutate(R"({"delete": 6, "types": ["Appointment", "Encounter", "Condition", "MedicationRequest",
+                                          "AllergyIntolerance", "ChargeItem"]})");
+  sim_->mutate(R"({"delete": 1, "types": ["Patient"]})");
+  const size_t before = countOccurrences(agent.log(), "event=reconciled");
+  ASSERT_TRUE(waitForEvents(agent, "reconciled", before + 2)) << agent.log();
+  agent.kill();  // mid-way through whatever comes next; a restart adds no second deletion
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "reconciled", before + 3)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto exp = sim_->expected("digest=1");
+  const std::set<std::string> vanished = vanishedKeys(exp);
+  EXPECT_GE(vanished.size(), 7u);
+  auto records = stored();
+  std::vector<std::string> twice;
+  EXPECT_EQ(deletionKeys(records, &twice), vanished);
+  EXPECT_EQ(twice, std::vector<std::string>{});
+  EXPECT_EQ(compareNative(records, exp, "vendor+json"), std::vector<std::string>{});
+}
+
 // ---- Kareo SOAP -----------------------------------------------------------------------------
 
 TEST_F(VendorApiTest, KareoSoapBatchesFiltersInBandThrottleAndFaults) {
@@ -216,11 +276,37 @@ TEST_F(VendorApiTest, KareoWrongCustomerKeyIsAClearError) {
   EXPECT_EQ(agent.stop(), 0);
 }
 
+// Kareo never signals deletions either: complete Get* lists and GetAllPatients batches find
+// them; the deletion records are agent-made JSON (vendor+json) beside the SOAP records.
+TEST_F(VendorApiTest, KareoReconcileCarriesEachVanishedRecordOnce) {
+  startSim("kareo", {"--client-id", "kuser", "--client-secret", "kpass", "--patients", "8",
+                     "--seed", "31", "--rate-limit", "off"});
+  const std::string auth = R"({"type":"kareo","customer_key":")" + sim_->ready().getString("customer_key") +
+                           R"(","username":"kuser","password":"kpass"})";
+  AgentProcess agent(state(), agentConfigWith(adapter("kareo", auth, R"({"page_size": 5, "reconcile_s": 1, "rate_limits": [{"requests": 50, "per_s": 1}]})")));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  sim_->mutate(R"({"delete": 5, "types": ["Appointment", "ChargeItem", "Claim"]})");
+  sim_->mutate(R"({"delete": 1, "types": ["Patient"]})");
+  const size_t before = countOccurrences(agent.log(), "event=reconciled");
+  ASSERT_TRUE(waitForEvents(agent, "reconciled", before + 2)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto exp = sim_->expected("digest=1");
+  const std::set<std::string> vanished = vanishedKeys(exp);
+  EXPECT_GE(vanished.size(), 6u);
+  auto records = stored();
+  std::vector<std::string> twice;
+  EXPECT_EQ(deletionKeys(records, &twice), vanished);
+  EXPECT_EQ(twice, std::vector<std::string>{});
+  EXPECT_EQ(compareNative(records, exp, "vendor+xml"), std::vector<std::string>{});
+}
+
 // ---- athenahealth ---------------------------------------------------------------------------
 
 TEST_F(VendorApiTest, AthenaSubscribeListThenConsumeChangedFeedsWithLostReads) {
+  const std::string marker = uniqueMarker();
   startSim("athenahealth", {"--client-id", "agent", "--client-secret", "ath-secret", "--patients", "8",
-                            "--seed", "24"});
+                            "--seed", "24", "--marker", marker});
   const std::string auth = R"({"type":"oauth2-client-credentials","client_id":"agent","client_secret":"ath-secret",
       "client_auth":"basic","scope":"athena/service/Athenanet.MDP.*","token_url":")" + sim_->tokenUrl() + R"("})";
   AgentProcess agent(state(), agentConfigWith(adapter("athenahealth", auth, R"({"page_size": 6})")));
@@ -236,6 +322,67 @@ TEST_F(VendorApiTest, AthenaSubscribeListThenConsumeChangedFeedsWithLostReads) {
   ASSERT_TRUE(waitForEvents(agent, "run_complete", runs + 4)) << agent.log();
   ASSERT_EQ(agent.stop(), 0);
   EXPECT_NE(agent.log().find("event=lost_consuming_read"), std::string::npos) << agent.log();
+  auto stats = sim_->stats();
+  EXPECT_EQ(stats.getInt("rate_limit_violations", -1), 0) << json::serialize(stats);
+  auto records = stored();
+  EXPECT_EQ(compareNative(records, sim_->expected("digest=1"), "vendor+json"),
+            std::vector<std::string>{});
+  // PHI: the marker (every patient's middle name) is in the records, never in a file in clear
+  // (the agent's log is in the state dir).
+  EXPECT_EQ(filesContaining(state(), marker), std::vector<std::filesystem::path>{});
+  size_t with_marker = 0;
+  for (const auto& rec : records) {
+    with_marker += rec.payload.find(marker) != std::string::npos ? 1 : 0;
+  }
+  EXPECT_GE(with_marker, 8u);
+}
+
+// Deletions while the initial lists page by offset: a record shifted past the cursor is never
+// in a changed feed (it did not change), so the agent lists again while the feed shows new
+// tombstones. Nothing is missing at the end.
+TEST_F(VendorApiTest, AthenaDeletionsDuringTheInitialListSkipNothing) {
+  startSim("athenahealth", {"--client-id", "agent", "--client-secret", "ath-secret", "--patients", "40",
+                            "--seed", "29"});
+  sim_->setFaults(R"({"rules": [{"kind": "delay", "probability": 1.0, "delay_s": 0.02, "endpoint": "list:*"}]})");
+  const std::string auth = R"({"type":"oauth2-client-credentials","client_id":"agent","client_secret":"ath-secret",
+      "client_auth":"basic","scope":"athena/service/Athenanet.MDP.*","token_url":")" + sim_->tokenUrl() + R"("})";
+  AgentProcess agent(state(), agentConfigWith(adapter("athenahealth", auth, R"({"page_size": 4})")));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "page_committed", 1)) << agent.log();
+  sim_->mutate(R"({"background": {"rate_per_s": 10, "duration_s": 600, "create": 1, "update": 1, "delete": 3,
+                   "types": ["Patient", "Appointment", "Condition", "MedicationRequest", "Claim", "Practitioner"]}})");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1, std::chrono::seconds(300))) << agent.log();
+  sim_->adminPost("/mutate/stop", json::Value::object());
+  const size_t runs = countOccurrences(agent.log(), "event=run_complete");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", runs + 2, std::chrono::seconds(300))) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  EXPECT_NE(agent.log().find("event=relist_after_deletions"), std::string::npos) << agent.log();
+  auto stats = sim_->stats();
+  EXPECT_EQ(stats.getInt("rate_limit_violations", -1), 0) << json::serialize(stats);
+  EXPECT_EQ(compareNative(stored(), sim_->expected("digest=1"), "vendor+json"),
+            std::vector<std::string>{});
+}
+
+// SIGKILL three times during the initial lists (cursor, subscriptions and feed state in the
+// store), then incremental runs over created, updated and deleted records: exactly the
+// simulator's records.
+TEST_F(VendorApiTest, AthenaSigkillDuringInitialListThenFeedsAreExactlyOnce) {
+  startSim("athenahealth", {"--client-id", "agent", "--client-secret", "ath-secret", "--patients", "30",
+                            "--seed", "32"});
+  sim_->setFaults(R"({"rules": [{"kind": "delay", "probability": 1.0, "delay_s": 0.01}]})");
+  const std::string auth = R"({"type":"oauth2-client-credentials","client_id":"agent","client_secret":"ath-secret",
+      "client_auth":"basic","scope":"athena/service/Athenanet.MDP.*","token_url":")" + sim_->tokenUrl() + R"("})";
+  AgentProcess agent(state(), agentConfigWith(adapter("athenahealth", auth, R"({"page_size": 4})")));
+  for (size_t kills = 0; kills < 3; ++kills) {
+    ASSERT_TRUE(agent.start()) << agent.log();
+    const size_t pages = countOccurrences(agent.log(), "event=page_committed");
+    ASSERT_TRUE(waitForEvents(agent, "page_committed", pages + 6 + kills * 6)) << agent.log();
+    agent.kill();
+    sim_->mutate(R"({"create": 3, "update": 4, "delete": 2})");
+  }
+  ASSERT_EQ(countOccurrences(agent.log(), "event=run_complete"), 0u) << "finished too early";
+  sim_->clearFaults();
+  syncMutateSync(agent, R"({"create": 5, "update": 10, "delete": 3})");
   auto stats = sim_->stats();
   EXPECT_EQ(stats.getInt("rate_limit_violations", -1), 0) << json::serialize(stats);
   EXPECT_EQ(compareNative(stored(), sim_->expected("digest=1"), "vendor+json"),
@@ -261,6 +408,47 @@ TEST_F(VendorApiTest, UnityChangedPatientsWithTokenLossAndInBandErrors) {
   EXPECT_NE(log.find("event=throttled_inband"), std::string::npos) << log;
   EXPECT_EQ(compareNative(stored(), sim_->expected("digest=1"), "vendor+json"),
             std::vector<std::string>{});
+}
+
+// Unity never signals deletions; the agent derives them from each changed patient's complete
+// lists (and the global provider list): one deletion record per vanished record, none for a
+// live one, also for a deleted patient's whole chart. The token is retired on stop.
+TEST_F(VendorApiTest, UnityDeletionsAreCarriedAndTheTokenIsRetiredOnStop) {
+  const std::string marker = uniqueMarker();
+  startSim("allscripts", {"--client-id", "svcuser", "--client-secret", "unity-pw", "--patients", "8",
+                          "--seed", "28", "--marker", marker});
+  const json::Value& r = sim_->ready();
+  const std::string auth = R"({"type":"unity","username":"svcuser","password":"unity-pw","appname":")" +
+                           r.getString("appname") + R"(","app_user":")" + r.getString("app_user") +
+                           R"(","token_url":")" + sim_->tokenUrl() + R"("})";
+  AgentProcess agent(state(), agentConfigWith(adapter("allscripts", auth)));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  sim_->mutate(R"({"delete": 8, "types": ["Appointment", "Encounter", "Condition", "MedicationRequest", "ChargeItem"]})");
+  sim_->mutate(R"({"delete": 1, "types": ["Patient"]})");
+  sim_->mutate(R"({"update": 4})");
+  const size_t runs = countOccurrences(agent.log(), "event=run_complete");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", runs + 2)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+
+  auto exp = sim_->expected("digest=1");
+  const std::set<std::string> vanished = vanishedKeys(exp);
+  EXPECT_GE(vanished.size(), 9u);
+  auto records = stored();
+  std::vector<std::string> twice;
+  EXPECT_EQ(deletionKeys(records, &twice), vanished);
+  EXPECT_EQ(twice, std::vector<std::string>{});
+  EXPECT_EQ(compareNative(records, exp, "vendor+json"), std::vector<std::string>{});
+  EXPECT_EQ(filesContaining(state(), marker), std::vector<std::filesystem::path>{});
+  size_t with_marker = 0;
+  for (const auto& rec : records) {
+    with_marker += rec.payload.find(marker) != std::string::npos ? 1 : 0;
+  }
+  EXPECT_GE(with_marker, 7u);
+  // RetireSecurityToken at shutdown (one token, never revoked in this run).
+  auto stats = sim_->stats();
+  EXPECT_EQ(stats.find("requests")->getInt("RetireSecurityToken"), 1) << json::serialize(stats);
+  EXPECT_NE(agent.log().find("event=token_retired ok=yes"), std::string::npos) << agent.log();
 }
 
 }  // namespace

@@ -126,9 +126,12 @@ class RetryingHttp:
         self.events[name] = self.events.get(name, 0) + 1
 
     def send(self, method, url, headers=None, body=None, timeout=None):
-        for lim in self.limiters:
-            lim.acquire()
-        r = self.http.request(method, url, headers or {}, body, timeout=timeout)
+        slots = [(lim, lim.acquire()) for lim in self.limiters]
+        try:
+            r = self.http.request(method, url, headers or {}, body, timeout=timeout)
+        finally:
+            for lim, slot in slots:
+                lim.complete(slot)
         d = date_header_ms(r)
         if d:
             self.last_date_ms = d

@@ -114,7 +114,13 @@ class Http:
 
 
 class ClientLimiter:
-    """Client-side rolling-window limiter (stay under a documented limit)."""
+    """Client-side rolling-window limiter (stay under a documented limit).
+
+    acquire() returns a slot; complete(slot) after the answer moves the slot to that moment.
+    The server counts a request when it arrives, somewhere between our send and the answer:
+    counting from the answer keeps the next window clear of it however the requests' network
+    delays differ (counting from the send let a slow request and a fast later one land in one
+    server window under load)."""
 
     def __init__(self, limit, window):
         self.limit, self.window = limit, window
@@ -125,13 +131,19 @@ class ClientLimiter:
         while True:
             with self.lock:
                 now = time.monotonic()
-                while self.times and self.times[0] <= now - self.window:
+                while self.times and self.times[0][0] <= now - self.window:
                     self.times.popleft()
                 if len(self.times) < self.limit:
-                    self.times.append(now)
-                    return
-                wait = self.times[0] + self.window - now + 0.01
+                    slot = [now]
+                    self.times.append(slot)
+                    return slot
+                wait = self.times[0][0] + self.window - now + 0.01
             time.sleep(wait)
+
+    def complete(self, slot):
+        with self.lock:
+            if slot is not None:
+                slot[0] = max(slot[0], time.monotonic())
 
 
 class TransientError(Exception):
@@ -223,9 +235,12 @@ class FhirClient:
             self.authenticate()
         h = {"Accept": "application/fhir+json", "Authorization": "Bearer " + self.token}
         h.update(headers or {})
-        if self.limiter:
-            self.limiter.acquire()
-        return self.http.request(method, url, h, timeout=timeout)
+        slot = self.limiter.acquire() if self.limiter else None
+        try:
+            return self.http.request(method, url, h, timeout=timeout)
+        finally:
+            if slot is not None:
+                self.limiter.complete(slot)
 
     def get(self, url, headers=None, want_json=True, ok=(200,), timeout=None):
         """GET with retries: 401 -> re-auth, 429 -> Retry-After, 5xx/broken bodies -> backoff."""

@@ -62,6 +62,7 @@ Result<ClientSet> buildClients(const json::Value& config, const ClientParams& p)
   }
   ClientSet set;
   set.transport = *transport;
+  set.transport_options = topts;
   const std::filesystem::path budget_dir = p.state_dir / "api";
   auto api_limiter =
       std::make_shared<RequestLimiter>(p.api_limits, budget_dir, p.adapter, p.clock);
@@ -69,6 +70,7 @@ Result<ClientSet> buildClients(const json::Value& config, const ClientParams& p)
       std::make_shared<RequestLimiter>(p.token_limits, budget_dir, p.adapter + ".token", p.clock);
   PSA_TRY(api_limiter->load());
   PSA_TRY(token_limiter->load());
+  set.token_limiter = token_limiter;
   RetryPolicy retry = p.retry;
   retry.max_attempts = static_cast<int>(std::max<int64_t>(1, config.getInt("max_attempts", retry.max_attempts)));
   log::Logger logger(config.getString("type"), p.adapter);

@@ -27,6 +27,8 @@ struct ClientSet {
   std::shared_ptr<ApiClient> api;    ///< data calls, with auth
   std::shared_ptr<ApiClient> token;  ///< token calls, no auth
   AuthStrategyPtr auth;
+  TransportOptions transport_options;  ///< what `transport` was built with (for a fresh one)
+  RequestLimiterPtr token_limiter;     ///< the token calls' limiter
 
   /// Aborts every request in flight (Source::interrupt); any thread.
   void cancelAll() const;

@@ -444,6 +444,10 @@ class UnityAuth final : public AuthStrategy {
     return token_;
   }
   const std::string& appname() const { return appname_; }
+  std::string cached() {
+    std::lock_guard lock(mu_);
+    return token_;
+  }
 
  private:
   AuthDeps deps_;
@@ -657,6 +661,11 @@ Result<std::string> unityToken(AuthStrategy& auth) {
     return Error(Errc::invalid_argument, "the Unity API needs auth.type \"unity\"");
   }
   return u->token();
+}
+
+std::string unityCachedToken(AuthStrategy& auth) {
+  auto* u = dynamic_cast<UnityAuth*>(&auth);
+  return u == nullptr ? std::string() : u->cached();
 }
 
 std::string unityAppname(AuthStrategy& auth) {

@@ -79,6 +79,8 @@ struct KareoCredentials {
 /// The Unity token of a strategy built for type "unity" (fetching one if needed), for the
 /// MagicJson body builder. Errors as AuthStrategy::apply.
 Result<std::string> unityToken(AuthStrategy& auth);
+/// The Unity token currently held ("" when none; never fetches one).
+std::string unityCachedToken(AuthStrategy& auth);
 /// The Unity Appname of the strategy.
 std::string unityAppname(AuthStrategy& auth);
 /// Kareo credentials of a strategy built for type "kareo".

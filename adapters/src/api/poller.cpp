@@ -132,6 +132,7 @@ void Poller::workerMain() {
     logger_.error("worker_exception", {{"what", "unknown"}});
     std::abort();
   }
+  shutdown();
   finish();
 }
 

@@ -44,6 +44,9 @@ class Poller : public Source {
   virtual Status runOnce() = 0;
   /// Called by stop() after the stop signal is set (cancel in-flight HTTP).
   virtual void interrupt() {}
+  /// Called once on the worker thread after the last pass when stopping (the transport is
+  /// cancelled by then): give back server-side sessions. Must not block for long.
+  virtual void shutdown() {}
   /// Extra status detail (called under no lock).
   virtual void fillStatus(SourceStatus&) const {}
 

@@ -170,6 +170,9 @@ schema::ObjectSchemaPtr restPollSchema() {
   s->fields.push_back(Field::str("profile_file").describe("a profile JSON file instead of a built-in one"));
   s->fields.push_back(Field::array("collections", Type::string).describe("subset of the profile's collections"));
   s->fields.push_back(Field::integer("page_size").range(1, 5000).describe("default: the profile's"));
+  s->fields.push_back(Field::integer("reconcile_s").def(json::Value::integer(86400)).range(1, 31 * 86400)
+                          .describe("profiles whose vendor never signals deletions (NextGen, Kareo): "
+                                    "how often complete re-lists find records that vanished"));
   s->fields.push_back(Field::str("utc_offset").verify([](const json::Value& v) -> std::optional<std::string> {
     if (!api::parseUtcOffset(v.asString())) {
       return "expected +HH:MM or -HH:MM (the practice's local time offset)";

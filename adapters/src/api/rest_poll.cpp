@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "api_common.h"
 #include "digest.h"
@@ -118,6 +119,8 @@ class RestPollSource final : public Poller {
     offset_min_ = parseUtcOffset(cfg.getString("utc_offset", profile_.getString("utc_offset", "+00:00")))
                       .value_or(0);
     overlap_s_ = cfg.getInt("overlap_s", 2);
+    reconcile_ = profile_.getString("deletions") == "reconcile";
+    reconcile_ms_ = cfg.getInt("reconcile_s", 86400) * 1000;
     const json::Value* paging = profile_.find("paging");
     static const json::Value kEmpty = json::Value::object();
     paging_ = paging != nullptr ? *paging : kEmpty;
@@ -235,6 +238,7 @@ class RestPollSource final : public Poller {
 
   Status runOnce() override {
     fanout_cache_.clear();
+    fanout_wm_.clear();
     if (strategy_ == "since-list") {
       return runSinceList();
     }
@@ -264,6 +268,14 @@ class RestPollSource final : public Poller {
     std::string payload(text.substr(item.offset, item.length));
     std::string identity = c.name + "/" + item.id + "#" + sha256Hex(payload);
     return makeRecord(c.kind, format_, std::move(payload), identity);
+  }
+
+  // Reconciling profiles remember every record id they carried ("known:<collection>/<id>", in
+  // the same transaction as the record), so a complete re-list can tell what vanished.
+  void noteKnown(store::AppendBatch& batch, const Collection& c, const VendorItem& item) const {
+    if (reconcile_ && !item.tombstone) {
+      batch.watermarks.push_back({name_, "known:" + c.name + "/" + item.id, "1"});
+    }
   }
 
   VendorPageSpec specFor(const Collection& c, bool feed = false) const {
@@ -326,10 +338,41 @@ class RestPollSource final : public Poller {
     return {};
   }
 
-  std::string pageUrl(const std::string& path, const Params& extra, int64_t offset) const {
+  std::string pageUrl(const std::string& path, const Params& extra, int64_t offset,
+                      const Collection* keyset = nullptr, const VendorItem* after = nullptr) const {
     Params q = extra;
     const std::string style = paging_.getString("style", "next-url");
-    if (style == "offset") {
+    if (style == "keyset" && keyset != nullptr) {
+      // OData keyset paging: ordered by the id, each page starts after the last id of the
+      // previous one. Unlike $skip, a deletion behind the cursor cannot shift a record past it.
+      // A record created or updated behind the cursor while we page has a stamp >= this run's
+      // watermark, so the next run reads it. (Not by timestamp: the server compares $filter
+      // date-times to the second, so a page boundary inside a second would skip records.)
+      const std::string fparam = paging_.getString("filter_param", "$filter");
+      if (after != nullptr) {
+        std::string id = replaceAll(after->id, "'", "''");
+        std::string clause = paging_.getString("after");
+        clause = replaceAll(clause, "{ts_field}", keyset->ts_field);
+        clause = replaceAll(clause, "{id_field}", keyset->id_field);
+        clause = replaceAll(clause, "{ts}", replaceAll(after->ts, "'", "''"));
+        clause = replaceAll(clause, "{id}", id);
+        bool merged = false;
+        for (auto& [k, v] : q) {
+          if (k == fparam) {
+            v = "(" + v + ") and (" + clause + ")";
+            merged = true;
+          }
+        }
+        if (!merged) {
+          q.emplace_back(fparam, clause);
+        }
+      }
+      std::string order = paging_.getString("order");
+      order = replaceAll(order, "{ts_field}", keyset->ts_field);
+      order = replaceAll(order, "{id_field}", keyset->id_field);
+      q.emplace_back(paging_.getString("order_param", "$orderby"), order);
+      q.emplace_back(paging_.getString("limit_param", "limit"), std::to_string(page_size_));
+    } else if (style == "offset" || style == "keyset") {
       q.emplace_back(paging_.getString("limit_param", "limit"), std::to_string(page_size_));
       q.emplace_back(paging_.getString("offset_param", "offset"), std::to_string(offset));
     } else if (const std::string p = paging_.getString("page_size_param"); !p.empty()) {
@@ -346,7 +389,11 @@ class RestPollSource final : public Poller {
                            std::vector<std::string>* ids_out = nullptr) {
     const std::string style = paging_.getString("style", "next-url");
     const VendorPageSpec spec = specFor(c);
-    std::string url = !cursor.url.empty() ? cursor.url : pageUrl(path, params, cursor.offset);
+    if (style == "keyset" && c.ts_field.empty() &&
+        paging_.getString("after").find("{ts}") != std::string::npos) {
+      return Error(Errc::invalid_argument, "keyset paging needs a \"ts\" field for " + c.name);
+    }
+    std::string url = !cursor.url.empty() ? cursor.url : pageUrl(path, params, cursor.offset, &c);
     int64_t offset = cursor.offset;
     uint64_t records = 0;
     for (uint64_t pages = 0;; ++pages) {
@@ -363,6 +410,7 @@ class RestPollSource final : public Poller {
         batch.records.reserve(page->items.size());
         for (const auto& item : page->items) {
           batch.records.push_back(recordFor(c, resp->body, item));
+          noteKnown(batch, c, item);
         }
       } else {
         for (const auto& item : page->items) {
@@ -371,7 +419,16 @@ class RestPollSource final : public Poller {
       }
       records += page->items.size();
       std::string next;
-      if (style == "offset") {
+      if (style == "keyset") {
+        if (static_cast<int64_t>(page->items.size()) >= page_size_) {
+          const VendorItem& last = page->items.back();
+          if (last.ts.empty() && paging_.getString("after").find("{ts}") != std::string::npos) {
+            return Error(Errc::invalid_input, "list " + c.name + ": record " + last.id + " has no " +
+                                                  c.ts_field + " to page after");
+          }
+          next = pageUrl(path, params, 0, &c, &last);
+        }
+      } else if (style == "offset") {
         if (static_cast<int64_t>(page->items.size()) >= page_size_) {
           offset += page_size_;
           next = pageUrl(path, params, offset);
@@ -444,6 +501,7 @@ class RestPollSource final : public Poller {
             tmp.name = parent;
             tmp.path = c.getString("path");
             tmp.id_field = c.getString("id", "id");
+            tmp.ts_field = c.getString("ts");
             tmp.items_key = c.getString("items");
             tmp.params = paramsOf(c.find("params"));
           }
@@ -455,12 +513,14 @@ class RestPollSource final : public Poller {
       pc = &tmp;
     }
     std::vector<std::string> ids;
+    std::string listed_at;
     auto r = listAll(*pc, pc->path, pc->params, "", Cursor{},
-                     [](store::AppendBatch&, const Cursor*) {}, &ids);
+                     [&](store::AppendBatch&, const Cursor* done) { listed_at = done->run_wm; }, &ids);
     if (!r) {
       return std::move(r).error();
     }
     fanout_cache_[parent] = ids;
+    fanout_wm_[parent] = listed_at;
     return ids;
   }
 
@@ -476,6 +536,122 @@ class RestPollSource final : public Poller {
         return Error(st.error().code, st.error().message + "; " + c.name + " watermark unchanged");
       }
     }
+    return maybeReconcile();
+  }
+
+  // ---- reconciliation (vendors that never signal deletions) --------------------------------
+
+  // Every id a complete listing of `c` holds now (no records are emitted).
+  Status completeIds(const Collection& c, std::set<std::string>& out) {
+    std::vector<std::string> ids;
+    if (strategy_ == "kareo-soap") {
+      if (!c.all_op.empty()) {
+        std::string start;
+        for (;;) {
+          std::vector<std::pair<std::string, std::string>> filter = {
+              {"BatchSize", std::to_string(std::min<int64_t>(page_size_, 1000))}};
+          if (!start.empty()) {
+            filter.emplace_back("StartKey", start);
+          }
+          std::string body;
+          auto a = kareoCall(c, c.all_op, filter, body);
+          if (!a) {
+            return a.error();
+          }
+          for (const auto& item : (*a)->items) {
+            out.insert(item.id);
+          }
+          if (!(*a)->next_key.has_value() || stop_->stopped()) {
+            break;
+          }
+          start = *(*a)->next_key;
+        }
+      } else {
+        std::string body;
+        auto a = kareoCall(c, c.op, {}, body);
+        if (!a) {
+          return a.error();
+        }
+        for (const auto& item : (*a)->items) {
+          out.insert(item.id);
+        }
+      }
+      return {};
+    }
+    const auto noop = [](store::AppendBatch&, const Cursor*) {};
+    if (c.per.empty()) {
+      auto n = listAll(c, c.path, sinceParams(c, std::nullopt), "", Cursor{}, noop, &ids);
+      if (!n) {
+        return n.error();
+      }
+    } else {
+      auto parents = fanoutIds(c.per);
+      if (!parents) {
+        return parents.error();
+      }
+      for (const auto& id : *parents) {
+        auto n = listAll(c, replaceAll(c.path, "{id}", percentEncode(id)), sinceParams(c, std::nullopt),
+                         "", Cursor{}, noop, &ids);
+        if (!n && !n.error().is(Errc::not_found)) {
+          return n.error();
+        }
+      }
+    }
+    out.insert(ids.begin(), ids.end());
+    return {};
+  }
+
+  // Every reconcile_s (after a complete pass): list each collection completely and carry a
+  // deletion for every id carried before ("known:") that is no longer there. The deletion
+  // records and the removal of their "known:" keys commit in one transaction: exactly once.
+  // Listings are keyset/complete (never $skip), so a live record is never mistaken for gone.
+  Status maybeReconcile() {
+    if (!reconcile_) {
+      return {};
+    }
+    auto last = watermark("reconcile:last");
+    if (!last) {
+      return last.error();
+    }
+    const int64_t now = clock_->nowMs();
+    if (!last->has_value()) {
+      return commitWatermarks({{name_, "reconcile:last", std::to_string(now)}});  // just loaded
+    }
+    if (now - std::stoll(**last) < reconcile_ms_) {
+      return {};
+    }
+    auto known = sink_.watermarks(name_);
+    if (!known) {
+      return known.error();
+    }
+    const std::string stamp = formatLocalTime(now, 0, "%Y-%m-%dT%H:%M:%SZ");
+    uint64_t deletions = 0;
+    for (const auto& c : collections_) {
+      std::set<std::string> listed;
+      auto st = completeIds(c, listed);
+      if (!st) {
+        return Error(st.error().code, st.error().message + "; reconcile of " + c.name + " postponed");
+      }
+      const std::string prefix = "known:" + c.name + "/";
+      store::AppendBatch batch;
+      for (auto it = known->lower_bound(prefix);
+           it != known->end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+        const std::string id = it->first.substr(prefix.size());
+        if (listed.count(id) == 0) {
+          batch.records.push_back(deletionRecord(c, id, "", stamp));
+          batch.watermarks.push_back({name_, it->first, std::nullopt});
+        }
+      }
+      if (!batch.records.empty()) {
+        deletions += batch.records.size();
+        auto committed = commit(std::move(batch));
+        if (!committed) {
+          return std::move(committed).error();
+        }
+      }
+    }
+    PSA_TRY(commitWatermarks({{name_, "reconcile:last", std::to_string(now)}}));
+    logger_.info("reconciled", {{"deletions", deletions}});
     return {};
   }
 
@@ -532,10 +708,20 @@ class RestPollSource final : public Poller {
                            run_wm = done->run_wm;
                          }
                        });
+      if (!n && n.error().is(Errc::not_found)) {
+        addCount("parents_gone");  // deleted since the parent list: nothing left to read
+        continue;
+      }
       if (!n) {
         return n.error();
       }
       records += *n;
+    }
+    // The next run starts where the PARENT list started: a parent created after that list but
+    // before our first chart call has chart records older than that call, and its chart is
+    // read (from this watermark) only next run.
+    if (const std::string& listed_at = fanout_wm_[c.per]; !listed_at.empty()) {
+      run_wm = listed_at;
     }
     if (run_wm.empty()) {
       run_wm = serverWatermark();
@@ -648,7 +834,21 @@ class RestPollSource final : public Poller {
       if (done->has_value()) {
         continue;
       }
-      PSA_TRY(syncPlain(c, done_key));
+      if (c.feed.empty()) {
+        PSA_TRY(syncPlain(c, done_key));
+        continue;
+      }
+      auto cursor = watermark("cursor:" + c.name);
+      if (!cursor) {
+        return cursor.error();
+      }
+      if (cursor->has_value()) {
+        // Resumed after a restart: deletions while we were down shifted the rest of the list
+        // and the feed peek cannot tell when they happened. Finish, then list once more whole.
+        PSA_TRY(syncPlain(c, ""));
+      }
+      PSA_TRY(athenaStableListing(c, [&] { return syncPlain(c, ""); }));
+      PSA_TRY(commitWatermarks({{name_, done_key, "1"}}));
     }
     for (const auto& c : collections_) {
       if (c.per.empty()) {
@@ -662,25 +862,102 @@ class RestPollSource final : public Poller {
       if (done->has_value()) {
         continue;
       }
-      auto ids = fanoutIds(c.per);
-      if (!ids) {
-        return ids.error();
+      std::set<std::string> parents;
+      const Collection* parent = nullptr;
+      for (const auto& pc : collections_) {
+        parent = pc.name == c.per ? &pc : parent;
       }
-      for (const auto& id : *ids) {
+      auto list_parents = [&]() -> Status {
+        fanout_cache_.erase(c.per);
+        auto ids = fanoutIds(c.per);
+        if (!ids) {
+          return ids.error();
+        }
+        parents.insert(ids->begin(), ids->end());
+        return {};
+      };
+      if (parent != nullptr && !parent->feed.empty()) {
+        PSA_TRY(athenaStableListing(*parent, list_parents));
+      } else {
+        PSA_TRY(list_parents());
+      }
+      const std::vector<std::string> ids(parents.begin(), parents.end());
+      for (const auto& id : ids) {
         auto n = listAll(c, replaceAll(c.path, "{id}", percentEncode(id)), c.params, "", Cursor{},
                          [](store::AppendBatch&, const Cursor*) {});
+        if (!n && n.error().is(Errc::not_found)) {
+          addCount("parents_gone");
+          continue;
+        }
         if (!n) {
           return n.error();
         }
       }
       PSA_TRY(commitWatermarks({{name_, done_key, "1"}}));
-      logger_.info("sync_done", {{"collection", c.name}, {"parents", static_cast<uint64_t>(ids->size())}});
+      logger_.info("sync_done", {{"collection", c.name}, {"parents", static_cast<uint64_t>(ids.size())}});
     }
     std::vector<store::WatermarkUpdate> w = {{name_, "athena:initial", "1"}};
     for (const auto& c : collections_) {
       w.push_back({name_, "athena:listed:" + c.name, std::nullopt});
     }
     return commitWatermarks(std::move(w));
+  }
+
+  // athena lists page by offset over live data: a record deleted behind the cursor shifts the
+  // next one past it, and an unchanged record never reaches the changed feed, so a skip during
+  // the initial list would be permanent. Deletions made during a listing show up as tombstones
+  // in the (already subscribed) feed: peek at it (leaveunprocessed) before and after, and list
+  // again while new ones appeared. A repeat adds nothing (identities de-duplicate).
+  Status athenaStableListing(const Collection& c, const std::function<Status()>& list) {
+    auto before = athenaPeekTombstones(c);
+    if (!before) {
+      return before.error();
+    }
+    for (int attempt = 1;; ++attempt) {
+      PSA_TRY(list());
+      auto after = athenaPeekTombstones(c);
+      if (!after) {
+        return after.error();
+      }
+      const bool stable = std::includes(before->begin(), before->end(), after->begin(), after->end());
+      if (stable) {
+        return {};
+      }
+      if (attempt >= 5) {
+        logger_.warn("listing_unstable", {{"collection", c.name}, {"attempts", static_cast<int64_t>(attempt)}});
+        return {};
+      }
+      logger_.info("relist_after_deletions", {{"collection", c.name},
+                                               {"deletions", static_cast<uint64_t>(after->size() - before->size())}});
+      before = std::move(after);
+    }
+  }
+
+  Result<std::set<std::string>> athenaPeekTombstones(const Collection& c) {
+    VendorPageSpec spec = specFor(c, true);
+    std::set<std::string> out;
+    // Our own offsets (never the server's `next`): every request must carry leaveunprocessed,
+    // or it would consume the queue.
+    for (size_t offset = 0;;) {
+      const std::string url = withQuery(base_ + "/" + c.feed + "/changed",
+                                        {{"leaveunprocessed", "true"},
+                                         {"limit", std::to_string(page_size_)},
+                                         {"offset", std::to_string(offset)}});
+      auto page = std::make_shared<VendorPage>();
+      auto resp = getList(url, "peek " + c.feed, spec, page);
+      if (!resp) {
+        return std::move(resp).error();
+      }
+      for (const auto& item : page->items) {
+        if (item.tombstone) {
+          out.insert(item.id);
+        }
+      }
+      if (page->next.empty() || page->items.empty() || stop_->stopped()) {
+        return out;
+      }
+      offset += page->items.size();
+    }
   }
 
   // Drains one consume-on-read feed. Before every consuming read the last good server time is
@@ -851,7 +1128,7 @@ class RestPollSource final : public Poller {
         return Error(st.error().code, st.error().message + "; " + c.name + " watermark unchanged");
       }
     }
-    return {};
+    return maybeReconcile();
   }
 
   // The initial load of patients: GetAllPatients batches, StartKey -> Key.
@@ -884,6 +1161,7 @@ class RestPollSource final : public Poller {
       store::AppendBatch batch;
       for (const auto& item : (*a)->items) {
         batch.records.push_back(recordFor(c, body, item));
+        noteKnown(batch, c, item);
       }
       records += (*a)->items.size();
       if ((*a)->next_key.has_value()) {
@@ -925,6 +1203,7 @@ class RestPollSource final : public Poller {
     store::AppendBatch batch;
     for (const auto& item : (*a)->items) {
       batch.records.push_back(recordFor(c, body, item));
+      noteKnown(batch, c, item);
     }
     if (!run_wm.empty()) {
       batch.watermarks.push_back({name_, "since:" + c.name, run_wm});
@@ -1008,6 +1287,82 @@ class RestPollSource final : public Poller {
     return std::make_pair(std::move(resp->body), std::move(*answer));
   }
 
+  // Unity never signals deletions: a patient's lists are complete, so what is no longer in them
+  // is gone. The ids last held per patient ("unity:held:<id>", and "unity:held:" for the global
+  // lists) are committed in the same transaction as that patient's records, so each vanished
+  // record gets exactly one deletion record (a crash before the commit re-derives the same).
+  using HeldIds = std::map<std::string, std::set<std::string>>;
+
+  static HeldIds decodeHeld(const std::optional<std::string>& text) {
+    HeldIds out;
+    if (!text.has_value()) {
+      return out;
+    }
+    auto doc = json::parse(*text);
+    if (!doc || !doc->isObject()) {
+      return out;
+    }
+    for (const auto& [coll, ids] : doc->members()) {
+      if (ids.isArray()) {
+        for (const auto& id : ids.items()) {
+          out[coll].insert(id.asString());
+        }
+      }
+    }
+    return out;
+  }
+
+  static std::optional<std::string> encodeHeld(const HeldIds& held) {
+    json::Value doc = json::Value::object();
+    bool any = false;
+    for (const auto& [coll, ids] : held) {
+      json::Value list = json::Value::array();
+      for (const auto& id : ids) {
+        list.push(json::Value::string(id));
+        any = true;
+      }
+      if (!ids.empty()) {
+        doc.set(coll, std::move(list));
+      }
+    }
+    return any ? std::optional<std::string>(json::serialize(doc)) : std::nullopt;
+  }
+
+  // An agent-made deletion record (the vendor sends none): always `vendor+json` (also for
+  // SOAP vendors) {"psa_deleted": {"collection", "id", "patient"?, "absent_since"}}, with the
+  // collection's kind.
+  store::Record deletionRecord(const Collection& c, const std::string& id, const std::string& patient,
+                               const std::string& server_time) {
+    json::Value d = json::Value::object();
+    d.set("collection", json::Value::string(c.name));
+    d.set("id", json::Value::string(id));
+    if (!patient.empty()) {
+      d.set("patient", json::Value::string(patient));
+    }
+    d.set("absent_since", json::Value::string(server_time));
+    json::Value doc = json::Value::object();
+    doc.set("psa_deleted", std::move(d));
+    addCount("deletions");
+    return makeRecord(c.kind, "vendor+json", json::serialize(doc),
+                      c.name + "/" + id + "#deleted@" + server_time);
+  }
+
+  void addDeletions(store::AppendBatch& batch, const HeldIds& before, const HeldIds& now,
+                    const std::string& patient, const std::string& server_time) {
+    for (const auto& c : collections_) {
+      auto b = before.find(c.name);
+      if (b == before.end()) {
+        continue;
+      }
+      auto n = now.find(c.name);
+      for (const auto& id : b->second) {
+        if (n == now.end() || n->second.count(id) == 0) {
+          batch.records.push_back(deletionRecord(c, id, patient, server_time));
+        }
+      }
+    }
+  }
+
   Status runUnity() {
     VendorPageSpec info_spec;
     info_spec.id_field = "ServerTime";
@@ -1035,6 +1390,12 @@ class RestPollSource final : public Poller {
       if (stop_->stopped()) {
         return Error(Errc::closed, "stopped");
       }
+      const std::string held_key = "unity:held:" + p.id;
+      auto held = watermark(held_key);
+      if (!held) {
+        return held.error();
+      }
+      HeldIds now;
       store::AppendBatch batch;
       for (const auto& c : collections_) {
         if (c.global) {
@@ -1046,17 +1407,27 @@ class RestPollSource final : public Poller {
         }
         for (const auto& item : rows->second.rows.items) {
           batch.records.push_back(recordFor(c, rows->first, item));
+          now[c.name].insert(item.id);
         }
         if (c.name == "patients" && rows->second.rows.items.empty()) {
-          break;  // deleted patient: nothing more to read
+          now.clear();  // deleted patient: its whole chart is gone
+          break;
         }
       }
+      addDeletions(batch, decodeHeld(*held), now, p.id, server_time);
       records += batch.records.size();
+      batch.watermarks.push_back({name_, held_key, encodeHeld(now)});
       auto committed = commit(std::move(batch));
       if (!committed) {
         return std::move(committed).error();
       }
     }
+    auto held = watermark("unity:held:");
+    if (!held) {
+      return held.error();
+    }
+    HeldIds now;
+    store::AppendBatch global;
     for (const auto& c : collections_) {
       if (!c.global) {
         continue;
@@ -1065,20 +1436,73 @@ class RestPollSource final : public Poller {
       if (!rows) {
         return rows.error();
       }
-      store::AppendBatch batch;
       for (const auto& item : rows->second.rows.items) {
-        batch.records.push_back(recordFor(c, rows->first, item));
-      }
-      records += batch.records.size();
-      auto committed = commit(std::move(batch));
-      if (!committed) {
-        return std::move(committed).error();
+        global.records.push_back(recordFor(c, rows->first, item));
+        now[c.name].insert(item.id);
       }
     }
-    PSA_TRY(commitWatermarks({{name_, "since:patients", server_time}}));
+    addDeletions(global, decodeHeld(*held), now, "", server_time);
+    records += global.records.size();
+    global.watermarks.push_back({name_, "unity:held:", encodeHeld(now)});
+    global.watermarks.push_back({name_, "since:patients", server_time});
+    auto committed = commit(std::move(global));
+    if (!committed) {
+      return std::move(committed).error();
+    }
     logger_.info("sync_done", {{"changed_patients", static_cast<uint64_t>(changed->second.rows.items.size())},
                                {"records", records}});
     return {};
+  }
+
+  // Unity: retire the session token when the adapter stops (pms-interfaces.md §3). The data
+  // transport is cancelled by now, so this uses a fresh one with a short timeout, one attempt,
+  // and the token limiter (never blocking past a few seconds).
+  void shutdown() override {
+    if (strategy_ != "unity-changed" || !clients_.auth) {
+      return;
+    }
+    const std::string token = unityCachedToken(*clients_.auth);
+    if (token.empty()) {
+      return;
+    }
+    TransportOptions opts = clients_.transport_options;
+    opts.timeout = std::chrono::seconds(5);
+    auto transport = makeCppRestTransport(opts);
+    if (!transport) {
+      return;
+    }
+    auto stop = std::make_shared<StopSignal>();
+    RetryPolicy once;
+    once.max_attempts = 1;
+    once.max_throttled = 0;
+    ApiClient client(*transport, clients_.token_limiter, once, clock_, stop, logger_);
+    std::thread guard([stop] {
+      if (stop->sleepFor(std::chrono::seconds(8))) {
+        stop->stop();
+      }
+    });
+    ApiClient::Call call;
+    call.what = "RetireSecurityToken";
+    call.authenticate = false;
+    const std::string url = base_ + "/RetireSecurityToken";
+    const std::string app = unityAppname(*clients_.auth);
+    call.build = [url, token, app]() -> Result<HttpRequest> {
+      json::Value body = json::Value::object();
+      body.set("Token", json::Value::string(token));
+      body.set("Appname", json::Value::string(app));
+      HttpRequest r;
+      r.method = "POST";
+      r.url = url;
+      r.headers = {{"Content-Type", "application/json"}};
+      r.body = json::serialize(body);
+      return r;
+    };
+    auto resp = client.call(call);
+    stop->stop();
+    guard.join();
+    const bool retired = resp && resp->body.find("error:") == std::string::npos;
+    logger_.write(retired ? log::Level::info : log::Level::warn, "token_retired",
+                  {{"ok", retired ? "yes" : "no"}});
   }
 
   json::Value config_;
@@ -1090,6 +1514,8 @@ class RestPollSource final : public Poller {
   std::string time_format_;
   int offset_min_ = 0;
   int64_t overlap_s_ = 2;
+  bool reconcile_ = false;     // the vendor never signals deletions: complete re-lists find them
+  int64_t reconcile_ms_ = 86400000;
   int64_t page_size_ = 100;
   std::string since_param_;
   std::string since_template_;
@@ -1098,6 +1524,7 @@ class RestPollSource final : public Poller {
   std::vector<std::string> tombstones_;
   std::vector<Collection> collections_;
   std::map<std::string, std::vector<std::string>> fanout_cache_;
+  std::map<std::string, std::string> fanout_wm_;  // server watermark at the start of the parent list
   ClientSet clients_;
   mutable std::mutex count_mu_;
   std::map<std::string, uint64_t> per_collection_;

@@ -37,10 +37,10 @@ constexpr const char* kProfiles = R"JSON({
   ]
 },
 "nextgen": {
-  "strategy": "since-list", "format": "vendor+json", "interval_s": 300,
+  "strategy": "since-list", "format": "vendor+json", "interval_s": 300, "deletions": "reconcile",
   "time_format": "%Y-%m-%dT%H:%M:%S",
-  "paging": {"style": "offset", "items": ["items"], "offset_param": "$skip", "limit_param": "$top",
-             "page_size": 1000},
+  "paging": {"style": "keyset", "items": ["items"], "limit_param": "$top", "page_size": 1000,
+             "order": "{id_field} asc", "after": "{id_field} gt '{id}'"},
   "since": {"param": "$filter", "template": "modifyTimestamp ge datetime'{}'",
             "initial": "1900-01-01T00:00:00"},
   "headers": {"Accept": "application/json"},
@@ -80,7 +80,7 @@ constexpr const char* kProfiles = R"JSON({
   ]
 },
 "kareo": {
-  "strategy": "kareo-soap", "format": "vendor+xml", "interval_s": 600,
+  "strategy": "kareo-soap", "format": "vendor+xml", "interval_s": 600, "deletions": "reconcile",
   "rate_limits": [{"requests": 60, "per_s": 60}],
   "time_format": "%-m/%-d/%Y %-I:%M:%S %p",
   "paging": {"page_size": 500},
