@@ -183,7 +183,13 @@ Status Agent::start() {
   log::setLevel(d.config->log_level);
   const Config& cfg = *d.config;
 
-  auto opened = store::SqliteStore::open(cfg.store);
+  store::StoreOptions store_options = cfg.store;
+  if (cfg.cloud.configured) {
+    // Audit entries are uploaded to the cloud: retention must never prune one not yet sent.
+    store_options.audit_upload_scope = kAuditUploadScope;
+    store_options.audit_upload_key = kAuditUploadKey;
+  }
+  auto opened = store::SqliteStore::open(store_options);
   if (!opened) {
     return opened.error();
   }

@@ -21,6 +21,13 @@ void audited(AgentContext& ctx, const Peer& peer, std::string_view cmd, const js
   }
 }
 
+// The config now in effect (a remote config or SIGHUP may have changed agent.log_level since
+// the start), not the one the agent started with.
+log::Level configuredLevel(const AgentContext& ctx) {
+  ConfigPtr running = ctx.currentConfig ? ctx.currentConfig() : nullptr;
+  return (running ? running : ctx.config)->log_level;
+}
+
 }  // namespace
 
 Result<json::Value> auditVerifyJson(store::SqliteStore& store) {
@@ -114,7 +121,7 @@ void registerAdminHandlers(ControlServer& server, AgentContext& ctx) {
     const json::Value* requested = req.args.find("level");
     if (requested == nullptr) {
       r.set("level", json::Value::string(std::string(log::levelName(previous))));
-      r.set("config_level", json::Value::string(std::string(log::levelName(ctx.config->log_level))));
+      r.set("config_level", json::Value::string(std::string(log::levelName(configuredLevel(ctx)))));
       return replyOk(std::move(r));
     }
     log::Level next;
@@ -134,7 +141,7 @@ void registerAdminHandlers(ControlServer& server, AgentContext& ctx) {
                                  {"uid", static_cast<int64_t>(peer.uid)}});
     audited(ctx, peer, "log.level", args, "ok");
     r.set("level", json::Value::string(std::string(log::levelName(next))));
-    r.set("config_level", json::Value::string(std::string(log::levelName(ctx.config->log_level))));
+    r.set("config_level", json::Value::string(std::string(log::levelName(configuredLevel(ctx)))));
     return replyOk(std::move(r));
   });
 

@@ -19,8 +19,8 @@ constexpr size_t kAuditBatchEntries = 200;
 constexpr size_t kAuditBatchBytes = 256 * 1024;
 constexpr size_t kBundleChunkBytes = 128 * 1024;
 constexpr int kUnauthAuditsPerMinute = 10;
-constexpr const char* kAgentScope = ".agent";  // adapter names cannot start with '.'
-constexpr const char* kAuditCursorKey = "audit_uploaded_seq";
+constexpr const char* kAgentScope = kAuditUploadScope;
+constexpr const char* kAuditCursorKey = kAuditUploadKey;
 
 json::Value str(std::string s) { return json::Value::string(std::move(s)); }
 json::Value i64(int64_t v) { return json::Value::integer(v); }

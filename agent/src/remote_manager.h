@@ -35,6 +35,11 @@ namespace psa::agent {
 
 class ControlServer;
 
+/// The store watermark (scope, key) holding the last audit seq the cloud acknowledged on
+/// P/audit. Audit retention keeps every entry after it (StoreOptions::audit_upload_*).
+inline constexpr const char* kAuditUploadScope = ".agent";  // adapter names cannot start with '.'
+inline constexpr const char* kAuditUploadKey = "audit_uploaded_seq";
+
 /// What the agent lets remote management do to its lifecycle.
 struct RemoteHooks {
   /// Staged apply of a fully validated config (worker thread). On success the running adapter

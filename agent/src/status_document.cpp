@@ -217,7 +217,13 @@ json::Value configuredAdaptersJson(const Config& cfg) {
 }
 
 json::Value buildStatus(const AgentContext& ctx) {
-  const Config& cfg = *ctx.config;
+  // The config in effect now: a remote config or SIGHUP may have replaced the adapters since
+  // the start (identity and paths are the same in both).
+  ConfigPtr effective = ctx.currentConfig ? ctx.currentConfig() : nullptr;
+  if (!effective) {
+    effective = ctx.config;
+  }
+  const Config& cfg = *effective;
   const int64_t now = Clock::system()->nowMs();
   json::Value s = json::Value::object();
   s.set("state", str("online"));

@@ -374,6 +374,8 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     setState(LinkState::connected);
     connected_at_ = steadyNow();
     last_puback_at_ = connected_at_;
+    records_accepted_ = false;
+    denied_on_connection_ = false;
     updateStatus([&](LinkStatus& s) {
       ++s.connects;
       s.session_present = ev.session_present;
@@ -413,6 +415,11 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   }
 
   /// `join_timeout` 0 abandons a thread that has not finished (stuck in a blocking connect).
+  std::string deniedWords() const {
+    return "broker refused: not authorized to publish records (no record accepted on this "
+           "connection; check the broker's ACL for " + topics_.prefix() + "/up/#)";
+  }
+
   void onSessionEnded(std::string words, milliseconds join_timeout = kJoinTimeout) {
     std::shared_ptr<MqttSession> ended;
     {
@@ -431,6 +438,9 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       abort_words_.clear();
     }
     const bool was_connected = connected_at_ != SteadyTime{};
+    if (!words.empty() && was_connected && denied_on_connection_ && !records_accepted_) {
+      words = deniedWords() + "; the broker then closed the connection";
+    }
     if (!words.empty()) {
       setLastError(words);
       log_.warn("link.disconnected", {{"reason", words}});
@@ -442,7 +452,9 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     }
     connected_at_ = SteadyTime{};
 
-    if (!words.empty() && was_connected && !stopping_) {
+    // mosquitto (2.0.11) closes the connection right after answering an ACL-denied publish
+    // with PUBACK 0x87: that close is explained, the other records in flight are not suspects.
+    if (!words.empty() && was_connected && !stopping_ && !denied_on_connection_) {
       suspectInflight(words);
     }
 
@@ -791,8 +803,21 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     if (options_.confirm == Confirm::receipt) {
       inflight_by_msg_.erase(f.msg_id);
     }
-    switch (classifyPuback(rc)) {
+    PubackAction action = classifyPuback(rc);
+    if (rc == 0x87) {
+      denied_on_connection_ = true;
+    }
+    if (action == PubackAction::dead_letter && rc == 0x87 && !records_accepted_) {
+      // Not authorized, and the broker has accepted no record on this connection: the ACL
+      // denies this agent everything (a broker-side misconfiguration), not this record's topic.
+      // Dead-lettering would move the whole queue aside; retry with back-off instead, so
+      // delivery resumes by itself once the ACL is fixed.
+      action = PubackAction::retry;
+      setLastError(deniedWords());
+    }
+    switch (action) {
       case PubackAction::delivered:
+        records_accepted_ = true;
         if (options_.confirm == Confirm::broker || f.receipted) {
           pending_acks_.push_back(f.seq);
           scheduleAckFlush();
@@ -1308,6 +1333,10 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   SteadyTime tcp_up_at_{};
   SteadyTime connected_at_{};
   SteadyTime last_puback_at_{};
+  /// A record PUBACK with a success code arrived on this connection (reset on connect).
+  bool records_accepted_ = false;
+  /// A record PUBACK "not authorized" arrived on this connection (reset on connect).
+  bool denied_on_connection_ = false;
   SteadyTime last_status_at_{};
   std::string abort_words_;
   int subscribe_mid_ = -1;

@@ -293,6 +293,10 @@ void SqliteStore::Impl::complete(Fn& fn, Arg&& arg) noexcept {
 std::string recordAad(std::string_view msg_id, uint32_t key_id);
 /// AAD of a sealed watermark (scope, key id); the name is inside the sealed value.
 std::string watermarkAad(std::string_view scope, uint32_t key_id);
+/// The value of watermark (scope, key) read through `db` (the caller's connection, so the
+/// writer sees its own transaction), or nullopt if absent. Errc::crypto if it fails to open.
+Result<std::optional<std::string>> readWatermark(Db& db, const KeyRing& keys, const std::string& scope,
+                                                 const std::string& key);
 /// "decrypt failed: authentication tag mismatch (key 2)" etc., or empty on success.
 std::string openRecord(const KeyRing& ring, uint32_t key_id, std::string_view msg_id,
                        std::string_view sealed, std::string& out);

@@ -106,22 +106,13 @@ struct SalvageRow {
 // ---------------------------------------------------------------------------------------------
 // Watermarks
 
-Result<std::optional<std::string>> SqliteStore::watermark(const std::string& scope,
-                                                          const std::string& key) {
-  Impl& m = *impl_;
-  const KeyRingPtr keys = m.ring();
-  if (!keys) {
-    return readOnlyError();
-  }
-  std::lock_guard lock(m.read_mu);
-  if (m.read_closed) {
-    return closedError();
-  }
-  auto st = m.rdb.prepare("SELECT key_id, sealed FROM watermarks WHERE scope=?1 AND name_mac=?2");
+Result<std::optional<std::string>> readWatermark(Db& db, const KeyRing& keys, const std::string& scope,
+                                                 const std::string& key) {
+  auto st = db.prepare("SELECT key_id, sealed FROM watermarks WHERE scope=?1 AND name_mac=?2");
   if (!st) {
     return std::move(st).error();
   }
-  for (const DataKey& k : keys->keys()) {
+  for (const DataKey& k : keys.keys()) {
     const crypto::Digest mac = crypto::hmacSha256(k.name_mac.data(), k.name_mac.size(), key);
     StmtScope scope_guard(*st);
     st->bindText(1, scope).bindBlob(2, mac.data(), mac.size());
@@ -130,10 +121,10 @@ Result<std::optional<std::string>> SqliteStore::watermark(const std::string& sco
       continue;
     }
     if (rc != SQLITE_ROW) {
-      return m.rdb.error(rc, "read watermark");
+      return db.error(rc, "read watermark");
     }
     const auto key_id = static_cast<uint32_t>(st->i64(0));
-    const DataKey* dk = keys->find(key_id);
+    const DataKey* dk = keys.find(key_id);
     std::string plain, name, value;
     if (dk == nullptr ||
         crypto::open(dk->raw, watermarkAad(scope, key_id), st->blob(1), plain) !=
@@ -145,6 +136,20 @@ Result<std::optional<std::string>> SqliteStore::watermark(const std::string& sco
     return std::optional<std::string>(std::move(value));
   }
   return std::optional<std::string>();
+}
+
+Result<std::optional<std::string>> SqliteStore::watermark(const std::string& scope,
+                                                          const std::string& key) {
+  Impl& m = *impl_;
+  const KeyRingPtr keys = m.ring();
+  if (!keys) {
+    return readOnlyError();
+  }
+  std::lock_guard lock(m.read_mu);
+  if (m.read_closed) {
+    return closedError();
+  }
+  return readWatermark(m.rdb, *keys, scope, key);
 }
 
 Result<std::map<std::string, std::string>> SqliteStore::watermarks(const std::string& scope) {

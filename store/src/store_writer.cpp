@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <future>
 
 #include "audit.h"
@@ -1098,13 +1099,30 @@ Status SqliteStore::Impl::pruneAudit(OpCtx& ctx, int64_t now) {
   const int64_t retain_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(opts.audit_retain).count();
   const int64_t cutoff = now - retain_ms;
+  // Entries not yet uploaded stay: the cut (first kept seq) may be at most uploaded + 1.
+  int64_t max_cut = INT64_MAX;
+  if (!opts.audit_upload_key.empty()) {
+    auto uploaded = readWatermark(wdb, *wring, opts.audit_upload_scope, opts.audit_upload_key);
+    if (!uploaded) {
+      return std::move(uploaded).error();
+    }
+    max_cut = 1;
+    if (uploaded->has_value()) {
+      char* end = nullptr;
+      const long long v = std::strtoll((*uploaded)->c_str(), &end, 10);
+      if (end != nullptr && *end == '\0' && v > 0) {
+        max_cut = v + 1;
+      }
+    }
+  }
   auto cut = wdb.prepare(
-      "SELECT seq FROM audit WHERE action='audit.checkpoint' AND at_ms<=?1 AND "
+      "SELECT seq FROM audit WHERE action='audit.checkpoint' AND at_ms<=?1 AND seq<=?2 AND "
       "seq>(SELECT min(seq) FROM audit) ORDER BY seq DESC LIMIT 1");
   if (!cut) {
     return std::move(cut).error();
   }
   cut->bind(1, cutoff);
+  cut->bind(2, max_cut);
   int rc = cut->step();
   if (rc == SQLITE_ROW) {
     const int64_t before_seq = cut->i64(0);

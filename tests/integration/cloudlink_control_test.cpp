@@ -85,6 +85,41 @@ TEST(CloudLinkControl, ConfigAndCommandsReachTheSinkAndBadOnesAreDropped) {
   EXPECT_TRUE(runner.stop());
 }
 
+// Persistent session (clean start off, session expiry): a config document the cloud publishes
+// while the agent is offline is held by the broker and handed over when the agent reconnects
+// with the same client id, which the CONNACK reports as a present session.
+TEST(CloudLinkControl, DocumentsSentWhileOfflineArriveAfterReconnect) {
+  CloudEnv env;
+  TestStore queue(env.tmp / "store");
+  {
+    RecordingSink sink;
+    LinkRunner runner(queue, env.linkOptions("agent-1"));
+    runner.link().setControlSink(&sink);
+    runner.start();
+    ASSERT_TRUE(runner.waitConnected());
+    ASSERT_TRUE(waitFor(
+        [&] {
+          mosquittoPub(env, kPrefix + "/cmd/ping", "{\"probe\":1}");
+          return !sink.commands().empty();
+        },
+        10s));
+    EXPECT_FALSE(runner.status().session_present);  // a new session the first time
+    ASSERT_TRUE(runner.stop());
+  }
+  const std::string config = "{\"payload\":\"eyJ2ZXJzaW9uIjoyfQ==\",\"sig\":\"y\",\"key_id\":\"k1\"}";
+  ASSERT_EQ(mosquittoPub(env, kPrefix + "/config/set", config).exit_code, 0);
+
+  RecordingSink sink;
+  LinkRunner runner(queue, env.linkOptions("agent-1"));
+  runner.link().setControlSink(&sink);
+  runner.start();
+  ASSERT_TRUE(runner.waitConnected());
+  EXPECT_TRUE(runner.status().session_present) << runner.status().toJson();
+  ASSERT_TRUE(waitFor([&] { return !sink.configs().empty(); }, 10s)) << runner.status().toJson();
+  EXPECT_EQ(sink.configs()[0], config);
+  EXPECT_TRUE(runner.stop());
+}
+
 TEST(CloudLinkControl, RetainedStatusOnlineThenOfflineFromTheWill) {
   CloudEnv env;
   TestStore queue(env.tmp / "store");

@@ -47,6 +47,46 @@ TEST(CloudLinkPuback, AclDeniedRecordIsDeadLetteredWhileOthersFlow) {
   EXPECT_TRUE(runner.stop());
 }
 
+// The ACL denies the agent every up topic (a broker-side misconfiguration, not one bad record):
+// nothing is dead-lettered, the link says why and keeps retrying, and once the ACL is fixed
+// (reloaded without a restart) everything is delivered.
+TEST(CloudLinkPuback, AclDenyingEverythingIsRetriedNotDeadLettered) {
+  MosquittoOptions broker;
+  broker.acl = std::string("pattern deny ps/+/%u/up/#\n") + kDefaultAcl;
+  CloudEnv env(broker);
+  CloudSim sim(env.simOptions());
+  TestStore queue(env.tmp / "store");
+  auto ids = queue.append(makeRecords(20));
+  auto o = env.linkOptions("agent-1");
+  o.retry_initial = 200ms;
+  o.retry_max = 1s;
+  LinkRunner runner(queue, o);
+  runner.start();
+  // mosquitto 2.0.11 answers the denied publish with PUBACK 0x87 and then closes the
+  // connection, so each connection sees one denial; the link reconnects with back-off.
+  ASSERT_TRUE(waitFor([&] {
+    const auto st = runner.status();
+    return st.reason_codes.count(0x87) && st.reason_codes.at(0x87) >= 5 && st.reconnects >= 5;
+  }, 30s)) << runner.status().toJson();
+  auto st = runner.status();
+  EXPECT_EQ(queue.counts().dead, 0u);
+  EXPECT_EQ(st.dead_lettered, 0u);
+  EXPECT_GE(st.retried, 5u);
+  EXPECT_EQ(st.acked, 0u);
+  EXPECT_EQ(st.last_error.rfind("broker refused: not authorized to publish records", 0), 0u) << st.last_error;
+  EXPECT_NE(st.last_error.find("ps/"), std::string::npos) << st.last_error;
+  EXPECT_TRUE(sim.messages().empty());
+
+  env.broker->reloadAcl(kDefaultAcl);
+  ASSERT_TRUE(sim.waitForUnique(20, 30s)) << runner.status().toJson();
+  ASSERT_TRUE(waitFor([&] { return queue.counts().delivered == 20; }, 10s));
+  for (const auto& id : ids) {
+    EXPECT_EQ(sim.unique().count(id), 1u) << id;
+  }
+  EXPECT_EQ(queue.counts().dead, 0u);
+  EXPECT_TRUE(runner.stop());
+}
+
 TEST(CloudLinkPuback, RecordLargerThanBrokerMaximumPacketSizeIsDeadLettered) {
   MosquittoOptions broker;
   broker.extra_conf = {"max_packet_size 4000"};

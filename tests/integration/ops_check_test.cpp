@@ -123,6 +123,43 @@ TEST(OpsCheck, NamesTlsProblemsWithTheirFix) {
   }
 }
 
+// Certificates that are still valid but expire within 30 days: WARN lines naming the date and
+// who must act, not FAILs (exit 0), and the broker authentication still runs.
+TEST(OpsCheck, CertificatesExpiringWithinThirtyDaysAreWarnings) {
+  CloudEnv env({}, "psa-check-soon");
+  auto broker = brokerWith(env, "broker-soon", env.tls.serverExpiringIn(10));
+  CheckSetup s(env, "soon");
+  s.cloud().set("url", json::Value::string(broker->url()));
+  const CertFiles& client = env.tls.clientExpiringIn("practice-0042", 20);
+  s.cloud().set("cert_file", json::Value::string(client.cert.string()));
+  s.cloud().set("key_file", json::Value::string(client.key.string()));
+  auto r = s.check();
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(linesWith(r.output, "FAIL").size(), 0u) << r.output;
+  const std::string tls = lineStarting(r.output, "WARN  broker tls    ");
+  EXPECT_TRUE(std::regex_search(
+      tls, std::regex("^WARN  broker tls    TLSv1\\.[23], CN=localhost issued by .*; it expires on "
+                      "\\d{4}-\\d{2}-\\d{2} \\(in (9|10) days\\) ▸ the cloud operator must renew it$")))
+      << r.output;
+  const std::string cert = lineStarting(r.output, "WARN  client cert   ");
+  EXPECT_TRUE(std::regex_search(
+      cert, std::regex("^WARN  client cert   CN=practice-0042 issued by .* expires on "
+                       "\\d{4}-\\d{2}-\\d{2} \\(in (19|20) days\\) ▸ request a new agent certificate$")))
+      << r.output;
+  EXPECT_NE(lineStarting(r.output, "OK    broker auth   MQTT 5 CONNECT accepted"), "") << r.output;
+
+  // 31 days left: no longer a warning.
+  auto later = brokerWith(env, "broker-later", env.tls.serverExpiringIn(31));
+  s.cloud().set("url", json::Value::string(later->url()));
+  const CertFiles& fresh = env.tls.clientExpiringIn("practice-0042", 31);
+  s.cloud().set("cert_file", json::Value::string(fresh.cert.string()));
+  s.cloud().set("key_file", json::Value::string(fresh.key.string()));
+  r = s.check();
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(lineStarting(r.output, "OK    broker tls    "), "") << r.output;
+  EXPECT_NE(lineStarting(r.output, "OK    client cert   "), "") << r.output;
+}
+
 TEST(OpsCheck, NamesNetworkProblems) {
   CloudEnv env({}, "psa-check-net");
   {  // Nothing listens.

@@ -2,9 +2,13 @@
 // sent over MLLP (accepted and rejected messages) and dropped in CSV files (stored rows, a
 // dead-lettered row, a failing file) reaches the cloud, yet never appears in the agent's log
 // (at debug level), its log file, any CLI output (status, check, queue, audit) or the support
-// bundle. Also shows that status and check describe the real adapters.
+// bundle. Also shows that status and check describe the real adapters, and (issue 4's end-to-end
+// test) that an HL7 message sent over MLLP arrives at the simulator byte-identical exactly once.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
+#include "mllp_senders.h"
 #include "ops_harness.h"
 
 namespace psa::test {
@@ -58,8 +62,45 @@ TEST(OpsPhi, MarkerFromEverySourceNeverReachesLogsCliOutputOrBundle) {
   writeFile(drop / ".f.tmp", "Id,LastName,Note\n1," + m + ",ok\n2,\"" + m + ",x\n");
   fs::rename(drop / ".f.tmp", drop / "broken.csv");
 
+  // One message sent byte-exact by a plain MLLP client, one through python3-hl7's mllp_send.
+  const std::string exact = adtMessage("PHI-EXACT", m + "^EXACT");
+  {
+    auto c = mllpConnect(port);
+    ASSERT_TRUE(c);
+    auto ack = c->exchange(exact);
+    ASSERT_TRUE(ack.ok()) << ack.error().describe();
+    EXPECT_NE(ack->find("MSA|AA|PHI-EXACT\r"), std::string::npos) << "ACK without PHI check";
+  }
+  size_t expected = 4;
+  if (fs::exists("/usr/bin/mllp_send")) {
+    std::string loose = adtMessage("PHI-PY", m + "^PY");
+    std::replace(loose.begin(), loose.end(), '\r', '\n');
+    writeFile(input / "py.txt", loose + "\n");
+    auto py = runCommand({"/usr/bin/python3", "/usr/bin/mllp_send", "--loose", "-p", std::to_string(port), "-f",
+                          (input / "py.txt").string(), "127.0.0.1"}, 60s);
+    ASSERT_EQ(py.exit_code, 0) << "mllp_send failed";
+    EXPECT_NE(py.output.find("MSA|AA|PHI-PY\r"), std::string::npos) << "mllp_send got no AA";
+    expected = 5;
+  }
+
   // The good records reach the cloud, marker and all.
-  ASSERT_TRUE(waitFor([&] { return sim.unique().size() >= 3; }, 60s)) << agent.log();
+  ASSERT_TRUE(waitFor([&] { return sim.unique().size() >= expected; }, 60s)) << agent.log();
+  // The byte-exact message: exactly one delivery, byte-identical, sha256 verified.
+  {
+    std::vector<SimMessage> copies;
+    for (const auto& msg : sim.messages()) {
+      if (msg.payload.find("|PHI-EXACT|") != std::string::npos) {
+        copies.push_back(msg);
+      }
+    }
+    ASSERT_EQ(copies.size(), 1u) << "the MLLP message did not arrive exactly once";
+    EXPECT_TRUE(copies[0].payload == exact) << "payload not byte-identical (size " << copies[0].payload.size()
+                                            << " vs " << exact.size() << ")";
+    EXPECT_TRUE(copies[0].sha256_ok);
+    EXPECT_EQ(copies[0].source, "cerner-adt");
+    EXPECT_EQ(copies[0].format, "hl7v2");
+    EXPECT_EQ(copies[0].kind, "patient");
+  }
   size_t with_marker = 0;
   for (const auto& [id, msg] : sim.unique()) {
     with_marker += msg.payload.find(m) != std::string::npos ? 1 : 0;
@@ -88,6 +129,9 @@ TEST(OpsPhi, MarkerFromEverySourceNeverReachesLogsCliOutputOrBundle) {
     cli({"queue", "show", d.getString("msg_id")});
   }
   cli({"audit", "verify"});
+  // The state dir while the agent runs (database, WAL, key, remote state, log file, ...).
+  EXPECT_TRUE(fs::exists(state / "queue.db-wal"));
+  EXPECT_EQ(filesContaining(state, m), std::vector<fs::path>{}) << "PHI marker under the running agent's state dir";
   const fs::path bundle = env.tmp / "bundle.tar.gz";
   r = cli({"bundle", "--out", bundle.string()});
   ASSERT_EQ(r.exit_code, 0) << r.output;

@@ -215,6 +215,54 @@ TEST(RemoteApply, RestartUsesTheAppliedConfigAndReplayStaysRejected) {
   EXPECT_EQ(f.agent->stop(), 0);
 }
 
+// The CLI reports what the agent runs now, not what it started with: after a remote config
+// changed agent.log_level and the adapters, `log level` shows the new configured level and
+// `status` lists the new adapter set (the removed one is gone, not "failed").
+TEST(RemoteApply, LogLevelAndStatusFollowTheAppliedConfig) {
+  // Real hl7-mllp adapters: the CLI validates the config file, which must not name test types.
+  auto mllp = [](const std::string& name, int port) {
+    json::Value a = json::Value::object();
+    a.set("name", json::Value::string(name));
+    a.set("type", json::Value::string("hl7-mllp"));
+    a.set("vendor", json::Value::string("cerner"));
+    a.set("listen", json::Value::string("127.0.0.1:" + std::to_string(port)));
+    return a;
+  };
+  RemoteFixture f;
+  const int pa = freePort(), pb = freePort();
+  f.agent->config().set("adapters", json::Value::array({mllp("adt-a", pa)}));
+  ASSERT_TRUE(f.startAgent()) << f.agent->log();
+  auto before = f.agent->cli({"log", "level"});
+  ASSERT_EQ(before.exit_code, 0) << before.output;
+  EXPECT_EQ(before.output, "info (config: info)\n");
+
+  json::Value c = adaptersConfig({mllp("adt-b", pb)});
+  c.set("agent", *json::parse(R"({"log_level":"warn"})"));
+  json::Value r = f.pushConfig(c, 1);
+  ASSERT_EQ(r.getString("result"), "applied") << json::serialize(r) << f.agent->log();
+
+  auto after = f.agent->cli({"log", "level"});
+  ASSERT_EQ(after.exit_code, 0) << after.output;
+  EXPECT_EQ(after.output, "warn (config: warn)\n");
+  auto changed = f.agent->cli({"log", "level", "debug"});
+  ASSERT_EQ(changed.exit_code, 0) << changed.output;
+  EXPECT_NE(changed.output.find("debug (was warn; back to warn at the next restart)"), std::string::npos)
+      << changed.output;
+
+  auto status = f.agent->cli({"status", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  auto doc = json::parse(status.output);
+  ASSERT_TRUE(doc.ok()) << status.output;
+  std::vector<std::string> adapters;
+  for (const auto& a : doc->find("adapters")->items()) {
+    adapters.push_back(a.getString("name") + ":" + a.getString("state"));
+  }
+  ASSERT_EQ(adapters.size(), 1u) << status.output;
+  EXPECT_EQ(adapters[0].rfind("adt-b:", 0), 0u) << status.output;
+  EXPECT_EQ(adapters[0].find("failed"), std::string::npos) << status.output;
+  EXPECT_EQ(f.agent->stop(), 0);
+}
+
 TEST(RemoteApply, CorruptNewestConfigFallsBackToTheLastKnownGood) {
   RemoteFixture f(true);
   const int pc = freePort(), pd = freePort();

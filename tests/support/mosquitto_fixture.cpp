@@ -138,4 +138,13 @@ void MosquittoBroker::resume() {
   }
 }
 
+void MosquittoBroker::reloadAcl(std::string acl) {
+  options_.acl = std::move(acl);
+  const fs::path acl_file = options_.dir / "acl";
+  writeFile(acl_file, options_.acl.empty() ? std::string(kDefaultAcl) : options_.acl);
+  if (process_) {
+    process_->signal(SIGHUP);
+  }
+}
+
 }  // namespace psa::test

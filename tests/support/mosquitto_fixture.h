@@ -70,6 +70,9 @@ class MosquittoBroker {
   /// SIGSTOP / SIGCONT: the TCP connections stay open but nothing answers (half-open link).
   void pause();
   void resume();
+  /// Replaces the ACL file (empty: kDefaultAcl) and makes the running broker reload it (SIGHUP;
+  /// connected clients stay connected).
+  void reloadAcl(std::string acl);
 
  private:
   void writeConfig();

@@ -183,6 +183,14 @@ std::string safeStem(const std::string& identity) {
   return s;
 }
 
+CertSpec serverSpec() {
+  CertSpec server;
+  server.cn = "localhost";
+  server.san = "DNS:localhost,IP:127.0.0.1";
+  server.extended_usage = "serverAuth";
+  return server;
+}
+
 }  // namespace
 
 TlsMaterial::TlsMaterial(fs::path dir) : dir_(std::move(dir)) {
@@ -190,10 +198,7 @@ TlsMaterial::TlsMaterial(fs::path dir) : dir_(std::move(dir)) {
   ca_ = makeCa(dir_, "ca", "psa-test-ca");
   other_ca_ = makeCa(dir_, "other-ca", "psa-unrelated-ca");
 
-  CertSpec server;
-  server.cn = "localhost";
-  server.san = "DNS:localhost,IP:127.0.0.1";
-  server.extended_usage = "serverAuth";
+  CertSpec server = serverSpec();
   server_ = makeLeaf(dir_, "server", server, ca_);
 
   CertSpec expired = server;
@@ -228,6 +233,30 @@ const CertFiles& TlsMaterial::clientFromOtherCa(const std::string& identity) {
   spec.extended_usage = "clientAuth";
   return foreign_clients_[identity] =
              makeLeaf(dir_, "foreign-client-" + safeStem(identity), spec, other_ca_);
+}
+
+const CertFiles& TlsMaterial::serverExpiringIn(int days) {
+  const std::string stem = "server-expiring-" + std::to_string(days) + "d";
+  auto it = expiring_.find(stem);
+  if (it != expiring_.end()) {
+    return it->second;
+  }
+  CertSpec spec = serverSpec();
+  spec.not_after_s = static_cast<long>(days) * 24 * 3600;
+  return expiring_[stem] = makeLeaf(dir_, stem, spec, ca_);
+}
+
+const CertFiles& TlsMaterial::clientExpiringIn(const std::string& identity, int days) {
+  const std::string stem = "client-" + safeStem(identity) + "-expiring-" + std::to_string(days) + "d";
+  auto it = expiring_.find(stem);
+  if (it != expiring_.end()) {
+    return it->second;
+  }
+  CertSpec spec;
+  spec.cn = identity;
+  spec.extended_usage = "clientAuth";
+  spec.not_after_s = static_cast<long>(days) * 24 * 3600;
+  return expiring_[stem] = makeLeaf(dir_, stem, spec, ca_);
 }
 
 }  // namespace psa::test

@@ -38,6 +38,10 @@ class TlsMaterial {
   const CertFiles& client(const std::string& identity);
   /// A client certificate with CN = `identity` signed by otherCa() (the broker rejects it).
   const CertFiles& clientFromOtherCa(const std::string& identity);
+  /// Like server() but valid for only `days` more days; generated once per `days`.
+  const CertFiles& serverExpiringIn(int days);
+  /// Like client(identity) but valid for only `days` more days; generated once per pair.
+  const CertFiles& clientExpiringIn(const std::string& identity, int days);
 
  private:
   std::filesystem::path dir_;
@@ -48,6 +52,7 @@ class TlsMaterial {
   CertFiles server_wrong_host_;
   std::map<std::string, CertFiles> clients_;
   std::map<std::string, CertFiles> foreign_clients_;
+  std::map<std::string, CertFiles> expiring_;
 };
 
 }  // namespace psa::test

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "psa/store/clock.h"
+#include "test_support.h"
 
 namespace psa::agent {
 namespace {
@@ -131,6 +132,38 @@ struct Case {
   RejectReason reason;
   std::string message;
 };
+
+// The cloud rotates its signing key: while both keys are configured, documents signed with
+// either verify; a key that is not configured is refused by its id.
+TEST(ConfigDocument, EitherConfiguredKeyVerifiesDuringARotation) {
+  psa::test::TempDir dir("psa-signing");
+  const SigningKey old_key = fixedKey();
+  const SigningKey new_key = std::move(SigningKey::generate()).value();
+  const SigningKey stranger = std::move(SigningKey::generate()).value();
+  psa::test::writeFile(dir / "old.pub.pem", kPublicPem);
+  psa::test::writeFile(dir / "new.pub.pem", new_key.publicPem());
+  auto keys = SigningKeys::load({dir / "old.pub.pem", dir / "new.pub.pem"});
+  ASSERT_TRUE(keys.ok()) << keys.error().message;
+  EXPECT_EQ(keys->ids().size(), 2u);
+
+  auto by_old = openConfigDocument(configDoc(old_key, 5, kNow, kNow + 60000), *keys, "p1", kNow);
+  EXPECT_FALSE(by_old.rejection.has_value()) << by_old.rejection->message;
+  EXPECT_EQ(by_old.doc.key_id, kKeyId);
+  auto by_new = openConfigDocument(configDoc(new_key, 6, kNow, kNow + 60000), *keys, "p1", kNow);
+  EXPECT_FALSE(by_new.rejection.has_value()) << by_new.rejection->message;
+  EXPECT_EQ(by_new.doc.key_id, new_key.keyId());
+
+  auto by_stranger = openConfigDocument(configDoc(stranger, 7, kNow, kNow + 60000), *keys, "p1", kNow);
+  ASSERT_TRUE(by_stranger.rejection.has_value());
+  EXPECT_EQ(by_stranger.rejection->reason, RejectReason::unknown_key);
+  EXPECT_FALSE(by_stranger.authentic);
+  // Signed by the new key but labelled with the old key's id: the old key does not verify it.
+  auto relabelled = openConfigDocument(
+      new_key.envelope(makeConfigPayload("p1", 8, kNow, kNow + 60000, config(R"({"adapters":[]})")), kKeyId),
+      *keys, "p1", kNow);
+  ASSERT_TRUE(relabelled.rejection.has_value());
+  EXPECT_EQ(relabelled.rejection->reason, RejectReason::bad_signature);
+}
 
 TEST(ConfigDocument, EveryRejectionHasItsReasonAndMessage) {
   const SigningKey key = fixedKey();

@@ -241,6 +241,70 @@ TEST(StoreOps, AuditRetentionCutsAtACheckpointAndTheChainStillVerifies) {
   EXPECT_LE(store->auditEntries(0, 100)->size(), n + 1);
 }
 
+bool hasSeq(SqliteStore& store, int64_t seq) {
+  auto e = store.auditEntries(seq - 1, 1);
+  return e.ok() && !e->empty() && e->front().seq == seq;
+}
+
+void setUploaded(SqliteStore& store, const std::string& seq) {
+  AppendBatch b;
+  b.watermarks.push_back(WatermarkUpdate{".agent", "audit_uploaded_seq", seq});
+  ASSERT_TRUE(store.appendSync(std::move(b)).ok());
+}
+
+TEST(StoreOps, AuditRetentionNeverPrunesEntriesNotYetUploaded) {
+  psa::test::TempDir dir;
+  auto clock = std::make_shared<ManualClock>();
+  StoreOptions o = optionsIn(dir);
+  o.clock = clock;
+  o.audit_retain = std::chrono::hours(1);
+  o.audit_upload_scope = ".agent";
+  o.audit_upload_key = "audit_uploaded_seq";
+  auto store = openOk(o);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(auditSync(*store, "test.old").ok());  // seq 1..5
+  }
+  clock->advance(61s);
+  ASSERT_TRUE(waitForAction(*store, "audit.checkpoint"));  // seq 6
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(auditSync(*store, "test.new").ok());  // seq 7..9
+  }
+
+  // Nothing uploaded yet: the checkpoint is older than the retention period, yet nothing goes.
+  // (The same maintenance pass writes the next checkpoint, which shows that it ran.)
+  clock->advance(1h + 1min);
+  ASSERT_TRUE(waitForAction(*store, "audit.checkpoint", 2));  // seq 10
+  EXPECT_TRUE(hasSeq(*store, 1));
+
+  // Uploaded up to 4: entry 5 is still before the only old checkpoint, so still nothing goes.
+  setUploaded(*store, "4");
+  ASSERT_TRUE(auditSync(*store, "test.new").ok());  // seq 11
+  clock->advance(16min);
+  ASSERT_TRUE(waitForAction(*store, "audit.checkpoint", 3));  // seq 12
+  EXPECT_TRUE(hasSeq(*store, 1));
+  EXPECT_TRUE(hasSeq(*store, 5));
+  auto kept = store->auditEntries(0, 100);
+  ASSERT_TRUE(kept.ok());
+  for (const auto& e : kept.value()) {
+    EXPECT_NE(e.action, "audit.pruned");
+  }
+
+  // Uploaded up to 5 (everything before checkpoint 6): the old entries are pruned at last,
+  // and only those (checkpoints 10 and 12 are not old enough yet).
+  setUploaded(*store, "5");
+  clock->advance(61s);
+  ASSERT_TRUE(waitForAction(*store, "audit.pruned"));
+  auto entries = store->auditEntries(0, 100);
+  ASSERT_TRUE(entries.ok());
+  EXPECT_EQ(entries->front().seq, 6);
+  const auto& pruned = *std::find_if(entries->begin(), entries->end(),
+                                     [](const AuditEntry& e) { return e.action == "audit.pruned"; });
+  EXPECT_EQ(pruned.detail.rfind("{\"before_seq\":6,\"count\":5,", 0), 0u) << pruned.detail;
+  auto v = store->verifyAudit();
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->ok) << v->problem;
+}
+
 TEST(StoreOps, EntriesRemovedByHandBeforeACheckpointAreReported) {
   psa::test::TempDir dir;
   auto clock = std::make_shared<ManualClock>();

@@ -37,6 +37,12 @@ struct StoreOptions {
   /// before an `audit.checkpoint` entry (written every quarter of this period), so the kept
   /// part still verifies; each cut is itself recorded as an `audit.pruned` entry.
   std::chrono::seconds audit_retain{0};
+  /// When `audit_upload_key` is set, pruning never removes an audit entry the cloud has not
+  /// received: only entries with seq <= the decimal value of watermark (audit_upload_scope,
+  /// audit_upload_key) may go (whoever uploads the audit trail advances that watermark); with
+  /// no such watermark nothing is pruned. Empty key: retention alone decides.
+  std::string audit_upload_scope;
+  std::string audit_upload_key;
   /// Open for inspection only (the CLI while the agent is down): no writer thread, no key
   /// file read or created, nothing written to the database. Stats, list, show, auditEntries
   /// and verifyAudit work (also beside a running agent: WAL readers never block it); every
