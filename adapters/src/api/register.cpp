@@ -131,7 +131,49 @@ std::vector<Field> commonApiFields(bool interval_default) {
       Field::integer("overlap_s").def(json::Value::integer(2)).range(0, 86400)
           .describe("re-read this much before the watermark (clock skew, late commits)"),
       Field::obj("search_params", free_object).describe("extra query parameters on every search"),
+      Field::boolean("require_reachable").def(json::Value::boolean(false))
+          .describe("start (and so a remote config apply) fails unless the endpoint answers and "
+                    "authentication succeeds; off: the adapter starts and keeps retrying"),
   };
+}
+
+using CheckFn = std::vector<CheckResult> (*)(const json::Value&, const std::filesystem::path&);
+
+/// Runs the `pms-agent check` probe before the real start() when the config says the endpoint
+/// must be reachable, so a staged apply rolls back instead of switching to an adapter that
+/// cannot work. Everything else is the wrapped source's.
+class ReachabilityGate : public Source {
+ public:
+  ReachabilityGate(SourcePtr inner, json::Value config, std::filesystem::path state_dir, CheckFn check)
+      : inner_(std::move(inner)), config_(std::move(config)), state_dir_(std::move(state_dir)),
+        check_(check) {}
+
+  const std::string& name() const override { return inner_->name(); }
+  const std::string& type() const override { return inner_->type(); }
+  Status start() override {
+    for (const auto& r : check_(config_, state_dir_)) {
+      if (r.level == CheckResult::Level::fail) {
+        return Error(Errc::unavailable, r.name + ": " + r.text + " (require_reachable)");
+      }
+    }
+    return inner_->start();
+  }
+  void stop(std::function<void()> done) override { inner_->stop(std::move(done)); }
+  SourceStatus status() const override { return inner_->status(); }
+
+ private:
+  SourcePtr inner_;
+  json::Value config_;
+  std::filesystem::path state_dir_;
+  CheckFn check_;
+};
+
+Result<SourcePtr> gatedIfRequired(Result<SourcePtr> made, const json::Value& config,
+                                  const SourceContext& ctx, CheckFn check) {
+  if (!made || !config.getBool("require_reachable")) {
+    return made;
+  }
+  return SourcePtr(std::make_shared<ReachabilityGate>(std::move(*made), config, ctx.state_dir, check));
 }
 
 schema::ObjectSchemaPtr fhirPollSchema() {
@@ -193,7 +235,8 @@ void registerApiSources(SourceRegistry& registry) {
   fhir.description = "FHIR R4 poller: Bulk $export, _lastUpdated search or _history, exactly once";
   fhir.schema = fhirPollSchema();
   fhir.create = [](const json::Value& config, SourceContext& ctx) {
-    return api::makeFhirPollSource(api::withFhirVendorDefaults(config), ctx);
+    return gatedIfRequired(api::makeFhirPollSource(api::withFhirVendorDefaults(config), ctx), config,
+                           ctx, &api::checkFhirPoll);
   };
   fhir.check = [](const json::Value& config, const std::filesystem::path& state_dir) {
     return api::checkFhirPoll(config, state_dir);
@@ -205,7 +248,7 @@ void registerApiSources(SourceRegistry& registry) {
   rest.description = "vendor API poller (DrChrono, athenahealth, NextGen, Kareo SOAP, Allscripts Unity) by profile";
   rest.schema = restPollSchema();
   rest.create = [](const json::Value& config, SourceContext& ctx) {
-    return api::makeRestPollSource(config, ctx);
+    return gatedIfRequired(api::makeRestPollSource(config, ctx), config, ctx, &api::checkRestPoll);
   };
   rest.check = [](const json::Value& config, const std::filesystem::path& state_dir) {
     return api::checkRestPoll(config, state_dir);
