@@ -411,12 +411,7 @@ int orchestrate(const Args& a, const char* self) {
   const auto& raw = tls.client("raw");
   std::unique_ptr<psa::test::CloudSim> sim;
   if (a.subscriber) {
-    psa::test::CloudSimOptions so;
-    so.url = broker->url();
-    so.ca_file = tls.ca().cert;
-    so.cert_file = tls.client("cloud").cert;
-    so.key_file = tls.client("cloud").key;
-    so.dir = tmp / "sim";
+    psa::test::CloudSimOptions so = psa::test::cloudSimOptions(broker->url(), tls, tmp / "sim");
     so.payloads = false;
     so.extra_args = {"--filter", "ps/#"};
     sim = std::make_unique<psa::test::CloudSim>(so);

@@ -339,12 +339,7 @@ int main(int argc, char** argv) {
   psa::test::MosquittoOptions mo;
   mo.persistence = false;
   auto broker = psa::test::MosquittoBroker::withMaterial(tls, tmp / "broker", mo);
-  psa::test::CloudSimOptions so;
-  so.url = broker->url();
-  so.ca_file = tls.ca().cert;
-  so.cert_file = tls.client("cloud").cert;
-  so.key_file = tls.client("cloud").key;
-  so.dir = tmp / "sim";
+  psa::test::CloudSimOptions so = psa::test::cloudSimOptions(broker->url(), tls, tmp / "sim");
   so.payloads = false;
   psa::test::CloudSim sim(so);
   SimCounter delivered(sim.outFile());

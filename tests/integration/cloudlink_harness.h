@@ -52,13 +52,7 @@ struct CloudEnv {
   }
 
   CloudSimOptions simOptions(std::string_view name = "sim") {
-    const CertFiles& cloud = tls.client("cloud");
-    CloudSimOptions o;
-    o.url = broker->url();
-    o.ca_file = tls.ca().cert;
-    o.cert_file = cloud.cert;
-    o.key_file = cloud.key;
-    o.dir = tmp / name;
+    CloudSimOptions o = cloudSimOptions(broker->url(), tls, tmp / name);
     o.client_id = "cloud-" + std::string(name);
     return o;
   }

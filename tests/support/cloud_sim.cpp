@@ -175,4 +175,16 @@ void CloudSim::restart() {
   launch();
 }
 
+CloudSimOptions cloudSimOptions(const std::string& url, TlsMaterial& tls,
+                                const std::filesystem::path& dir) {
+  const CertFiles& cloud = tls.client("cloud");
+  CloudSimOptions o;
+  o.url = url;
+  o.ca_file = tls.ca().cert;
+  o.cert_file = cloud.cert;
+  o.key_file = cloud.key;
+  o.dir = dir;
+  return o;
+}
+
 }  // namespace psa::test

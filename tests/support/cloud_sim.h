@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "test_support.h"
+#include "tls_material.h"
 
 namespace psa::test {
 
@@ -51,6 +52,11 @@ struct CloudSimOptions {
   bool payloads = true;
   std::vector<std::string> extra_args;
 };
+
+/// Options for a simulator on the broker at `url`, trusting `tls`'s CA and connecting as its
+/// "cloud" client identity, with its files in `dir`.
+CloudSimOptions cloudSimOptions(const std::string& url, TlsMaterial& tls,
+                                const std::filesystem::path& dir);
 
 class CloudSim {
  public:
