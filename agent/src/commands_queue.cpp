@@ -118,6 +118,15 @@ void renderStats(std::ostream& out, const json::Value& q) {
   out << padRight("since start", 14) << "appended " << humanCount(u("appended_total"))
       << ", delivered " << humanCount(u("delivered_total")) << ", duplicates "
       << humanCount(u("duplicates_total")) << "\n";
+  if (q.find("dedupe_max_entries") != nullptr) {
+    out << padRight("dedupe index", 14) << humanCount(u("dedupe_entries")) << " of "
+        << humanCount(u("dedupe_max_entries")) << " identities";
+    if (const json::Value* cut = q.find("dedupe_window_cut_s"); cut != nullptr && !cut->isNull()) {
+      out << "  " << kArrow << " full: window cut to " << cut->asInt() / 3600
+          << " h by volume (store.dedupe_max_entries)";
+    }
+    out << "\n";
+  }
 }
 
 void renderList(std::ostream& out, const json::Value& r, bool dead, const std::string& command) {

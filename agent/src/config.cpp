@@ -116,6 +116,11 @@ ObjectSchema buildConfigSchema() {
           .range(0, 10 * 366 * 86400)
           .describe("keep audit entries this long (0 = forever); pruning keeps the chain verifiable"),
       Field::integer("dedupe_window_s").def(json::Value::integer(7 * 86400)).range(0, 365 * 86400),
+      Field::integer("dedupe_max_entries")
+          .def(json::Value::integer(0))
+          .range(0, 1e12)
+          .describe("most identities the dedupe index keeps (0 = a tenth of max_bytes at ~160 "
+                    "bytes each); past it the oldest go first and the window shortens"),
       Field::str("integrity_check").def(json::Value::string("quick")).oneOf({"quick", "full", "off"}),
   });
   auto signing_key = [](const json::Value& v) -> std::optional<std::string> {
@@ -285,6 +290,7 @@ ConfigLoad parseConfig(std::string_view text, const std::filesystem::path& sourc
   cfg->store.retain_delivered = std::chrono::seconds(st.getInt("retain_delivered_s"));
   cfg->store.audit_retain = std::chrono::seconds(st.getInt("audit_retain_s"));
   cfg->store.dedupe_window = std::chrono::seconds(st.getInt("dedupe_window_s"));
+  cfg->store.dedupe_max_entries = static_cast<uint64_t>(st.getInt("dedupe_max_entries"));
   const std::string ic = st.getString("integrity_check");
   cfg->store.integrity_check = ic == "full"  ? store::IntegrityCheck::full
                                : ic == "off" ? store::IntegrityCheck::off

@@ -100,6 +100,7 @@ void Counters::add(const Counters& d) {
   retry += d.retry;
   retained += d.retained;
   last_seq = std::max(last_seq, d.last_seq);
+  dedupe += d.dedupe;
   for (const auto& [id, n] : d.key_rows) {
     key_rows[id] += n;
   }
@@ -123,6 +124,7 @@ std::vector<std::pair<std::string, int64_t>> Counters::changedEntries(const Coun
   if (d.retry != 0) out.emplace_back("retry", retry);
   if (d.retained != 0) out.emplace_back("retained", retained);
   if (d.last_seq != 0) out.emplace_back("last_seq", last_seq);
+  if (d.dedupe != 0) out.emplace_back("dedupe", dedupe);
   for (const auto& [id, n] : d.key_rows) {
     if (n != 0) {
       auto it = key_rows.find(id);
@@ -141,6 +143,10 @@ void Counters::load(std::string_view name, int64_t value) {
   if (name == "retry") retry = value;
   if (name == "retained") retained = value;
   if (name == "last_seq") last_seq = value;
+  if (name == "dedupe") {
+    dedupe = value;
+    dedupe_loaded = true;
+  }
   if (name.rfind("key.", 0) == 0) {
     const std::string id(name.substr(4));
     key_rows[static_cast<uint32_t>(std::strtoul(id.c_str(), nullptr, 10))] = value;
@@ -617,6 +623,13 @@ Status SqliteStore::Impl::loadState(Db& db) {
     if (rc != SQLITE_DONE) {
       return db.error(rc, "load counters");
     }
+  }
+  if (!counters.dedupe_loaded) {  // a database from before the counter: count once
+    auto n = db.queryInt("SELECT count(*) FROM dedupe");
+    if (!n) {
+      return std::move(n).error();
+    }
+    counters.dedupe = *n;
   }
   auto max_seq = db.queryInt("SELECT coalesce(max(seq),0) FROM queue");
   if (!max_seq) {

@@ -54,6 +54,8 @@ struct Counters {
   int64_t retry = 0;
   int64_t retained = 0;  ///< delivered rows kept for retain_delivered
   int64_t last_seq = 0;  ///< highest queue seq ever assigned (seqs are never reused)
+  int64_t dedupe = 0;    ///< rows in the dedupe index
+  bool dedupe_loaded = false;  ///< the `dedupe` row existed (databases before it get counted once)
   std::map<uint32_t, int64_t> key_rows;  ///< rows sealed (or MACed) with each key id
 
   void add(const Counters& d);
@@ -169,6 +171,7 @@ struct SqliteStore::Impl {
   Status computeUsage();
   Status sealPayload(const DataKey& key, std::string_view msg_id, std::string_view plaintext);
   void maintenance();
+  uint64_t dedupeCap() const;
   Status pruneDedupe(OpCtx& ctx, int64_t now, bool& more);
   Status pruneDelivered(OpCtx& ctx, int64_t now, bool& more);
   Status pruneAudit(OpCtx& ctx, int64_t now);
@@ -229,6 +232,8 @@ struct SqliteStore::Impl {
   int64_t agg_since_ms = 0;
   int64_t next_retry_wake_ms = 0;
   int64_t last_dedupe_prune_ms = 0;
+  int64_t last_dedupe_cap_log_ms = INT64_MIN / 2;
+  std::atomic<int64_t> dedupe_window_effective_ms{0};  ///< 0 = the cap has not cut the window
   int64_t last_retain_prune_ms = 0;
   int64_t last_audit_prune_ms = 0;
   bool agg_persisted = false;  // the aggregate is saved in meta('audit_pending')

@@ -216,6 +216,9 @@ Result<QueueStats> SqliteStore::stats() {
     s.leased = m.leased.size();
   }
   s.max_bytes = m.opts.max_bytes;
+  s.dedupe_entries = static_cast<uint64_t>(std::max<int64_t>(0, c.dedupe));
+  s.dedupe_max_entries = m.dedupeCap();
+  s.dedupe_window_s = m.dedupe_window_effective_ms.load() / 1000;
   s.appended_total = m.appended_total.load();
   s.delivered_total = m.delivered_total.load();
   s.duplicates_total = m.duplicates_total.load();

@@ -30,6 +30,11 @@ constexpr int64_t kDedupePruneEveryMs = 60'000;
 constexpr int64_t kRetainPruneEveryMs = 10'000;
 constexpr int64_t kAuditPruneEveryMs = 60'000;
 constexpr int kPruneChunk = 10'000;
+// Dedupe index cap when store.dedupe_max_entries is 0: a tenth of the disk budget, at the
+// measured ~133 bytes per entry on disk (MAC, msg-id, time, two b-trees) plus slack.
+constexpr uint64_t kDedupeEntryBytes = 160;
+constexpr uint64_t kMinDedupeEntries = 10'000;
+constexpr int64_t kDedupeCapLogEveryMs = 3'600'000;
 constexpr int64_t kVacuumMinFreePages = 256;
 constexpr int kVacuumChunkPages = 4096;
 constexpr uint64_t kCheckpointWalBytes = 4u << 20;
@@ -619,6 +624,7 @@ Status SqliteStore::Impl::runAppend(AppendBatch& batch, OpCtx& ctx, AppendResult
         }
         if (!expired_row) {
           ctx.delta.key_rows[key.id] += 1;
+          ctx.delta.dedupe += 1;
         }
       }
       const size_t k = static_cast<size_t>(rec.kind);
@@ -1048,25 +1054,67 @@ void SqliteStore::Impl::checkRetryWake() {
 // ---------------------------------------------------------------------------------------------
 // Maintenance
 
-// Deletes one chunk; `more` says the chunk was full (run again on the next tick).
+uint64_t SqliteStore::Impl::dedupeCap() const {
+  if (opts.dedupe_max_entries > 0) {
+    return opts.dedupe_max_entries;
+  }
+  return std::max<uint64_t>(kMinDedupeEntries, opts.max_bytes / 10 / kDedupeEntryBytes);
+}
+
+// Deletes one chunk of identities older than the window, then, while the index holds more
+// than dedupeCap() entries, one chunk of the oldest: a busy feed shortens the window instead
+// of letting the index eat the disk budget. `more` says a chunk was full (run again next tick).
 Status SqliteStore::Impl::pruneDedupe(OpCtx& ctx, int64_t now, bool& more) {
   const int64_t cutoff =
       now - std::chrono::duration_cast<std::chrono::milliseconds>(opts.dedupe_window).count();
-  auto st = wdb.prepare(
-      "DELETE FROM dedupe WHERE mac IN (SELECT mac FROM dedupe WHERE seen_at<?1 ORDER BY seen_at "
-      "LIMIT ?2) RETURNING key_id");
-  if (!st) {
-    return std::move(st).error();
+  auto deleteChunk = [&](int64_t before, int64_t limit, int64_t& newest_seen) -> Result<int> {
+    auto st = wdb.prepare(
+        "DELETE FROM dedupe WHERE mac IN (SELECT mac FROM dedupe WHERE seen_at<?1 ORDER BY "
+        "seen_at LIMIT ?2) RETURNING key_id, seen_at");
+    if (!st) {
+      return std::move(st).error();
+    }
+    st->bind(1, before).bind(2, limit);
+    int rc;
+    int n = 0;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      ctx.delta.key_rows[static_cast<uint32_t>(st->i64(0))] -= 1;
+      newest_seen = std::max(newest_seen, st->i64(1));
+      ++n;
+    }
+    if (rc != SQLITE_DONE) {
+      return wdb.error(rc, "prune dedupe index");
+    }
+    ctx.delta.dedupe -= n;
+    return n;
+  };
+  int64_t newest_seen = 0;
+  auto aged = deleteChunk(cutoff, kPruneChunk, newest_seen);
+  if (!aged) {
+    return std::move(aged).error();
   }
-  st->bind(1, cutoff).bind(2, kPruneChunk);
-  int rc;
-  int n = 0;
-  while ((rc = st->step()) == SQLITE_ROW) {
-    ctx.delta.key_rows[static_cast<uint32_t>(st->i64(0))] -= 1;
-    ++n;
+  more = *aged >= kPruneChunk;
+  const int64_t over = counters.dedupe + ctx.delta.dedupe - static_cast<int64_t>(dedupeCap());
+  if (over <= 0) {
+    return {};
   }
-  more = n >= kPruneChunk;
-  return rc == SQLITE_DONE ? Status() : Status(wdb.error(rc, "prune dedupe index"));
+  newest_seen = 0;
+  auto capped = deleteChunk(INT64_MAX, std::min<int64_t>(over, kPruneChunk), newest_seen);
+  if (!capped) {
+    return std::move(capped).error();
+  }
+  more = more || over > kPruneChunk;
+  dedupe_window_effective_ms = now - newest_seen;
+  if (now - last_dedupe_cap_log_ms >= kDedupeCapLogEveryMs) {
+    last_dedupe_cap_log_ms = now;
+    log.warn("store.dedupe_capped",
+             {{"max_entries", dedupeCap()},
+              {"window_s", dedupe_window_effective_ms / 1000},
+              {"configured_window_s", static_cast<int64_t>(opts.dedupe_window.count())},
+              {"hint", "duplicates older than window_s are stored again; raise "
+                       "store.dedupe_max_entries (about 160 bytes each) to keep more"}});
+  }
+  return {};
 }
 
 // Deletes one chunk; `more` says the chunk was full (run again on the next tick).

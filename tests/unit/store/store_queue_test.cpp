@@ -443,6 +443,53 @@ TEST(StoreQueue, DedupeReturnsOriginalMsgIdWithinWindow) {
   EXPECT_EQ(appendOne(*store, "msg", "sender|ctrl-1"), fresh);
 }
 
+// A busy feed must not let the dedupe index eat the disk budget: past dedupe_max_entries the
+// oldest identities go first (the window shortens), and the count survives a restart.
+TEST(StoreQueue, DedupeIndexIsCappedOldestFirst) {
+  psa::test::TempDir dir;
+  auto clock = std::make_shared<ManualClock>();
+  auto o = optionsIn(dir);
+  o.clock = clock;
+  o.dedupe_window = std::chrono::hours(24);
+  o.dedupe_max_entries = 100;
+  std::string oldest, newest;
+  {
+    auto store = openOk(o);
+    for (int i = 0; i < 250; ++i) {
+      const std::string id = appendOne(*store, "m", "sender|ctrl-" + std::to_string(i));
+      (i == 0 ? oldest : newest) = id;
+      clock->advance(std::chrono::milliseconds(1));  // ordered seen_at, no maintenance due
+    }
+    auto before = store->stats();
+    EXPECT_EQ(before->dedupe_entries, 250u);
+    EXPECT_EQ(before->dedupe_max_entries, 100u);
+    EXPECT_EQ(before->dedupe_window_s, 0);
+
+    clock->advance(std::chrono::seconds(61));  // next maintenance prunes down to the cap
+    ASSERT_TRUE(psa::test::waitFor([&] { return store->stats()->dedupe_entries <= 100; }, 10s))
+        << store->stats()->dedupe_entries;
+    auto after = store->stats();
+    EXPECT_EQ(after->dedupe_entries, 100u) << "only the excess goes";
+    // Kept ctrl-150..249; the newest evicted (ctrl-149) was seen 61.1 s before the cut.
+    EXPECT_EQ(after->dedupe_window_s, 61);
+    EXPECT_EQ(appendOne(*store, "m", "sender|ctrl-249"), newest) << "recent identity still known";
+    EXPECT_EQ(store->stats()->dedupe_entries, 100u);
+    EXPECT_NE(appendOne(*store, "m", "sender|ctrl-0"), oldest) << "evicted identity is new again";
+    EXPECT_EQ(store->stats()->dedupe_entries, 101u);
+  }
+  // The count is a stored counter; a database from before it is counted once at open.
+  EXPECT_EQ(openOk(o)->stats()->dedupe_entries, 101u);
+  {
+    psa::store::testing::RawDb raw(dir / "queue.db");
+    raw.exec("DELETE FROM counters WHERE name='dedupe'");
+  }
+  EXPECT_EQ(openOk(o)->stats()->dedupe_entries, 101u);
+  // The default cap follows the disk budget.
+  o.dedupe_max_entries = 0;
+  o.max_bytes = 16u << 20;
+  EXPECT_EQ(openOk(o)->stats()->dedupe_max_entries, (16u << 20) / 10 / 160);
+}
+
 TEST(StoreQueue, BudgetRefusesBatchThenAcceptsAfterAcks) {
   psa::test::TempDir dir;
   auto o = optionsIn(dir);

@@ -6,7 +6,7 @@
 //     `cloud.status_interval_s`;
 //   - tuning values that take effect at the next start (reported as `pending_restart`):
 //     `agent.log_max_bytes`, `agent.log_keep`, `store.max_bytes`, `store.retain_delivered_s`,
-//     `store.dedupe_window_s`, `cloud.max_inflight`, `cloud.keepalive_s`,
+//     `store.dedupe_window_s`, `store.dedupe_max_entries`, `cloud.max_inflight`, `cloud.keepalive_s`,
 //     `cloud.receipt_timeout_s`, `cloud.puback_timeout_s`.
 // Everything else in the file is local: a document that tries to change any of it (agent id,
 // tenant, state dir, trust anchors `cloud.ca_file` / `cloud.config_signing_key`, the client

@@ -26,6 +26,10 @@ struct StoreOptions {
   uint64_t max_bytes = 10ull << 30;                        ///< disk budget for the database
   std::chrono::seconds retain_delivered{0};                ///< keep delivered rows this long
   std::chrono::seconds dedupe_window{std::chrono::hours(24 * 7)};
+  /// Most identities the dedupe index keeps (0 = a tenth of max_bytes at ~160 bytes each).
+  /// Past it the oldest go first, so a busy feed gets a shorter window, logged as
+  /// `store.dedupe_capped`, rather than an index that eats the disk budget.
+  uint64_t dedupe_max_entries = 0;
   IntegrityCheck integrity_check = IntegrityCheck::quick;  ///< run at open
   size_t max_batch_records = 4096;  ///< cap on records per group commit
   ClockPtr clock;                   ///< defaults to Clock::system()
@@ -93,6 +97,9 @@ struct QueueStats {
   uint64_t pending_bytes = 0;   ///< payload bytes not yet delivered
   uint64_t db_bytes = 0;        ///< bytes the database uses on disk (pages in use + WAL)
   uint64_t max_bytes = 0;
+  uint64_t dedupe_entries = 0;      ///< identities in the dedupe index
+  uint64_t dedupe_max_entries = 0;  ///< the cap in effect
+  int64_t dedupe_window_s = 0;      ///< window the cap left at its last cut (0 = not cut)
   int64_t oldest_pending_ms = 0;  ///< received_at of the oldest pending record, 0 if none
   std::map<Kind, KindStats> by_kind;
   uint64_t appended_total = 0;  ///< since open
