@@ -97,8 +97,14 @@ TEST(OpsCli, EveryCommandAgainstALiveAgentWithQueuedDeliveredAndDeadRecords) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("pending       200 records ("), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("dead letters  4  ▸ pms-agent queue dead"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\ndedupe index  0 of "), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("window cut"), std::string::npos) << r.output;
   r = run(agent, {"queue", "stats", "--json"});
   EXPECT_EQ(parseJson(r.output).getInt("pending"), 200);
+  EXPECT_EQ(parseJson(r.output).getInt("dedupe_entries"), 0);
+  EXPECT_EQ(parseJson(r.output).getInt("dedupe_max_entries"), (int64_t{10} << 30) / 10 / 160)
+      << "default cap: a tenth of the 10 GiB budget at 160 bytes per identity";
+  EXPECT_TRUE(parseJson(r.output).find("dedupe_window_cut_s")->isNull());
 
   r = run(agent, {"queue", "list", "--limit", "5"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
