@@ -44,10 +44,10 @@ const std::vector<std::string>& remoteLiveValues() {
 
 const std::vector<std::string>& remoteRestartValues() {
   static const std::vector<std::string> values = {
-      "agent.log_max_bytes",      "agent.log_keep",      "store.max_bytes",
+      "agent.log_max_bytes",      "agent.log_keep",        "store.max_bytes",
       "store.retain_delivered_s", "store.dedupe_window_s", "store.dedupe_max_entries",
-      "cloud.max_inflight",
-      "cloud.keepalive_s",        "cloud.receipt_timeout_s", "cloud.puback_timeout_s"};
+      "cloud.max_inflight",       "cloud.keepalive_s",     "cloud.receipt_timeout_s",
+      "cloud.puback_timeout_s"};
   return values;
 }
 

@@ -107,8 +107,8 @@ json::Value queueStatsJson(const store::QueueStats& s, int64_t now_ms) {
   q.set("duplicates_total", u64(s.duplicates_total));
   q.set("dedupe_entries", u64(s.dedupe_entries));
   q.set("dedupe_max_entries", u64(s.dedupe_max_entries));
-  q.set("dedupe_window_cut_s", s.dedupe_window_s > 0 ? json::Value::integer(s.dedupe_window_s)
-                                                     : json::Value::null());
+  q.set("dedupe_window_cut_s",
+        s.dedupe_window_s > 0 ? json::Value::integer(s.dedupe_window_s) : json::Value::null());
   q.set("key_id", u64(s.current_key_id));
   q.set("keys", u64(s.key_count));
   return q;

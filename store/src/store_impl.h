@@ -172,6 +172,8 @@ struct SqliteStore::Impl {
   Status sealPayload(const DataKey& key, std::string_view msg_id, std::string_view plaintext);
   void maintenance();
   uint64_t dedupeCap() const;
+  Result<int> deleteChunk(const char* sql, int64_t before, int64_t limit, const char* what,
+                          OpCtx& ctx, const std::function<void(Stmt&)>& row);
   Status pruneDedupe(OpCtx& ctx, int64_t now, bool& more);
   Status pruneDelivered(OpCtx& ctx, int64_t now, bool& more);
   Status pruneAudit(OpCtx& ctx, int64_t now);

@@ -1061,35 +1061,45 @@ uint64_t SqliteStore::Impl::dedupeCap() const {
   return std::max<uint64_t>(kMinDedupeEntries, opts.max_bytes / 10 / kDedupeEntryBytes);
 }
 
+// Runs one chunk of a `DELETE ... RETURNING key_id[, more]` bound to (?1 before, ?2 limit):
+// each deleted row gives back its key reference; `row` reads any further columns. Returns the
+// number of rows deleted.
+Result<int> SqliteStore::Impl::deleteChunk(const char* sql, int64_t before, int64_t limit,
+                                           const char* what, OpCtx& ctx,
+                                           const std::function<void(Stmt&)>& row) {
+  auto st = wdb.prepare(sql);
+  if (!st) {
+    return std::move(st).error();
+  }
+  st->bind(1, before).bind(2, limit);
+  int rc;
+  int n = 0;
+  while ((rc = st->step()) == SQLITE_ROW) {
+    ctx.delta.key_rows[static_cast<uint32_t>(st->i64(0))] -= 1;
+    row(*st);
+    ++n;
+  }
+  if (rc != SQLITE_DONE) {
+    return wdb.error(rc, what);
+  }
+  return n;
+}
+
 // Deletes one chunk of identities older than the window, then, while the index holds more
 // than dedupeCap() entries, one chunk of the oldest: a busy feed shortens the window instead
 // of letting the index eat the disk budget. `more` says a chunk was full (run again next tick).
 Status SqliteStore::Impl::pruneDedupe(OpCtx& ctx, int64_t now, bool& more) {
+  constexpr const char* kSql =
+      "DELETE FROM dedupe WHERE mac IN (SELECT mac FROM dedupe WHERE seen_at<?1 ORDER BY seen_at "
+      "LIMIT ?2) RETURNING key_id, seen_at";
   const int64_t cutoff =
       now - std::chrono::duration_cast<std::chrono::milliseconds>(opts.dedupe_window).count();
-  auto deleteChunk = [&](int64_t before, int64_t limit, int64_t& newest_seen) -> Result<int> {
-    auto st = wdb.prepare(
-        "DELETE FROM dedupe WHERE mac IN (SELECT mac FROM dedupe WHERE seen_at<?1 ORDER BY "
-        "seen_at LIMIT ?2) RETURNING key_id, seen_at");
-    if (!st) {
-      return std::move(st).error();
-    }
-    st->bind(1, before).bind(2, limit);
-    int rc;
-    int n = 0;
-    while ((rc = st->step()) == SQLITE_ROW) {
-      ctx.delta.key_rows[static_cast<uint32_t>(st->i64(0))] -= 1;
-      newest_seen = std::max(newest_seen, st->i64(1));
-      ++n;
-    }
-    if (rc != SQLITE_DONE) {
-      return wdb.error(rc, "prune dedupe index");
-    }
-    ctx.delta.dedupe -= n;
-    return n;
-  };
   int64_t newest_seen = 0;
-  auto aged = deleteChunk(cutoff, kPruneChunk, newest_seen);
+  auto onRow = [&](Stmt& st) {
+    ctx.delta.dedupe -= 1;
+    newest_seen = std::max(newest_seen, st.i64(1));
+  };
+  auto aged = deleteChunk(kSql, cutoff, kPruneChunk, "prune dedupe index", ctx, onRow);
   if (!aged) {
     return std::move(aged).error();
   }
@@ -1099,7 +1109,8 @@ Status SqliteStore::Impl::pruneDedupe(OpCtx& ctx, int64_t now, bool& more) {
     return {};
   }
   newest_seen = 0;
-  auto capped = deleteChunk(INT64_MAX, std::min<int64_t>(over, kPruneChunk), newest_seen);
+  auto capped = deleteChunk(kSql, INT64_MAX, std::min<int64_t>(over, kPruneChunk),
+                            "prune dedupe index", ctx, onRow);
   if (!capped) {
     return std::move(capped).error();
   }
@@ -1121,22 +1132,16 @@ Status SqliteStore::Impl::pruneDedupe(OpCtx& ctx, int64_t now, bool& more) {
 Status SqliteStore::Impl::pruneDelivered(OpCtx& ctx, int64_t now, bool& more) {
   const int64_t cutoff =
       now - std::chrono::duration_cast<std::chrono::milliseconds>(opts.retain_delivered).count();
-  auto st = wdb.prepare(
+  auto n = deleteChunk(
       "DELETE FROM queue WHERE seq IN (SELECT seq FROM queue WHERE state=2 AND delivered_at<?1 "
-      "ORDER BY delivered_at LIMIT ?2) RETURNING key_id");
-  if (!st) {
-    return std::move(st).error();
+      "ORDER BY delivered_at LIMIT ?2) RETURNING key_id",
+      cutoff, kPruneChunk, "prune delivered records", ctx,
+      [&](Stmt&) { ctx.delta.retained -= 1; });
+  if (!n) {
+    return std::move(n).error();
   }
-  st->bind(1, cutoff).bind(2, kPruneChunk);
-  int rc;
-  int n = 0;
-  while ((rc = st->step()) == SQLITE_ROW) {
-    ctx.delta.key_rows[static_cast<uint32_t>(st->i64(0))] -= 1;
-    ctx.delta.retained -= 1;
-    ++n;
-  }
-  more = n >= kPruneChunk;
-  return rc == SQLITE_DONE ? Status() : Status(wdb.error(rc, "prune delivered records"));
+  more = *n >= kPruneChunk;
+  return {};
 }
 
 // Audit retention. The chain may only start at seq 1 or at a checkpoint entry, so entries are
