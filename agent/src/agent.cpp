@@ -1,13 +1,10 @@
 #include "psa/agent/agent.h"
 
-#include <sys/stat.h>
-
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
-#include <csignal>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -17,9 +14,11 @@
 #include "adapter_set.h"
 #include "agent_context.h"
 #include "control_server.h"
+#include "process_signals.h"
 #include "psa/adapters/source.h"
 #include "psa/cloudlink/cloud_link.h"
 #include "psa/store/log.h"
+#include "psa/store/os/durable_file.h"
 #include "psa/store/sqlite_store.h"
 #include "remote_manager.h"
 
@@ -53,17 +52,17 @@ struct Agent::Impl {
     if (ec) {
       return;
     }
-    if (sig == SIGHUP) {
+    if (signalAction(sig) == SignalAction::reload) {
       // Same staged path as a remote config: validate, start what changed, switch, stop the
       // replaced adapters; nothing changes if any step fails.
-      logger.info("signal", {{"signal", "SIGHUP"}});
+      logger.info("signal", {{"signal", signalName(sig)}});
       if (remote) {
         remote->requestReload();
       }
       armSignals();
       return;
     }
-    logger.info("signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    logger.info("signal", {{"signal", signalName(sig)}});
     requestStop();
   }
 
@@ -131,7 +130,7 @@ Agent::Agent(ConfigPtr config, std::unique_ptr<ServiceHost> host, adapters::Sour
     : impl_(std::make_unique<Impl>()) {
   impl_->config = std::move(config);
   impl_->context.config = impl_->config;
-  impl_->host = host ? std::move(host) : makeSystemdHost();
+  impl_->host = host ? std::move(host) : makeForegroundHost();
   impl_->registry = std::move(registry);
 }
 
@@ -161,11 +160,7 @@ Status Agent::start() {
     const Config& cfg = *d.config;
     std::error_code ec;
     if (!std::filesystem::exists(cfg.state_dir, ec)) {
-      std::filesystem::create_directories(cfg.state_dir, ec);
-      if (ec) {
-        return Error(Errc::io, "cannot create state_dir " + cfg.state_dir.string() + ": " + ec.message());
-      }
-      ::chmod(cfg.state_dir.c_str(), 0750);
+      PSA_TRY(os::createServiceDirectory(cfg.state_dir));
     }
   }
 
@@ -225,10 +220,9 @@ Status Agent::start() {
     return st;
   }
 
-  d.signals.add(SIGTERM);
-  d.signals.add(SIGINT);
-  d.signals.add(SIGHUP);
+  addServiceSignals(d.signals);
   d.armSignals();
+  d.host->onStopRequest([&d] { d.requestStop(); });
   for (int i = 0; i < 2; ++i) {
     d.threads.emplace_back([&d] {
       try {

@@ -28,15 +28,13 @@ Status auditAct(store::SqliteStore& store, std::string actor, std::string action
   return future.get();
 }
 
-std::string uidActor(uid_t uid) { return "uid:" + std::to_string(uid); }
-
-Status auditCliCommand(store::SqliteStore& store, uid_t uid, pid_t pid, std::string_view cmd,
+Status auditCliCommand(store::SqliteStore& store, const Peer& peer, std::string_view cmd,
                        const json::Value& args, const std::string& result) {
   json::Value d = json::Value::object();
-  d.set("pid", json::Value::integer(pid));
+  d.set("pid", json::Value::integer(peer.pid));
   d.set("args", args.isObject() ? args : json::Value::object());
   d.set("result", text(result));
-  return auditAct(store, uidActor(uid), "cli." + std::string(cmd), d);
+  return auditAct(store, peer.actor(), "cli." + std::string(cmd), d);
 }
 
 }  // namespace psa::agent

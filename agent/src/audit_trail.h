@@ -5,11 +5,10 @@
 // entry is durable (or failed) and must not run on an I/O thread.
 #pragma once
 
-#include <sys/types.h>
-
 #include <string>
 #include <string_view>
 
+#include "control_transport.h"
 #include "psa/store/json.h"
 #include "psa/store/result.h"
 #include "psa/store/sqlite_store.h"
@@ -20,12 +19,10 @@ namespace psa::agent {
 Status auditAct(store::SqliteStore& store, std::string actor, std::string action,
                 const json::Value& detail);
 
-/// "uid:1000" — the actor of an act requested over the control socket.
-std::string uidActor(uid_t uid);
-
-/// A state-changing CLI command served on the control socket: actor "uid:N", action
-/// "cli.<cmd>", detail {"pid":P,"args":{...},"result":"ok"|"<error in words>"}.
-Status auditCliCommand(store::SqliteStore& store, uid_t uid, pid_t pid, std::string_view cmd,
+/// A state-changing CLI command served on the control channel: actor peer.actor() ("uid:N" or
+/// "user:HOST\name"), action "cli.<cmd>", detail {"pid":P,"args":{...},"result":"ok"|"<error
+/// in words>"}.
+Status auditCliCommand(store::SqliteStore& store, const Peer& peer, std::string_view cmd,
                        const json::Value& args, const std::string& result);
 
 }  // namespace psa::agent

@@ -1,15 +1,9 @@
 #include "broker_probe.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <condition_variable>
 #include <cstring>
@@ -17,6 +11,10 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+
+#include "psa/store/os/system_error.h"
+#include "psa/store/os/tcp_probe.h"
+#include "psa/store/os/utf8_path.h"
 
 namespace psa::agent {
 namespace {
@@ -49,94 +47,6 @@ std::string sslErrors() {
     }
   }
   return out;
-}
-
-struct Addr {
-  sockaddr_storage sa{};
-  socklen_t len = 0;
-  std::string text;
-};
-
-// getaddrinfo with a deadline: the lookup runs on a detached thread that owns its state.
-bool resolve(const std::string& host, int port, std::chrono::milliseconds timeout,
-             std::vector<Addr>& out, std::string& error) {
-  struct State {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-    int rc = 0;
-    std::vector<Addr> addrs;
-  };
-  auto st = std::make_shared<State>();
-  std::thread([st, host, port] {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
-    std::vector<Addr> addrs;
-    for (addrinfo* p = res; rc == 0 && p != nullptr; p = p->ai_next) {
-      Addr a;
-      std::memcpy(&a.sa, p->ai_addr, p->ai_addrlen);
-      a.len = p->ai_addrlen;
-      char buf[INET6_ADDRSTRLEN] = {};
-      const void* src = p->ai_family == AF_INET
-                            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(p->ai_addr)->sin_addr)
-                            : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(p->ai_addr)->sin6_addr);
-      ::inet_ntop(p->ai_family, src, buf, sizeof buf);
-      a.text = buf;
-      addrs.push_back(std::move(a));
-    }
-    if (res != nullptr) {
-      ::freeaddrinfo(res);
-    }
-    std::lock_guard lock(st->mu);
-    st->rc = rc;
-    st->addrs = std::move(addrs);
-    st->done = true;
-    st->cv.notify_all();
-  }).detach();
-  std::unique_lock lock(st->mu);
-  if (!st->cv.wait_for(lock, timeout, [&] { return st->done; })) {
-    error = "no answer within " + std::to_string(timeout.count() / 1000) + " s";
-    return false;
-  }
-  if (st->rc != 0) {
-    error = ::gai_strerror(st->rc);
-    return false;
-  }
-  out = st->addrs;
-  return !out.empty();
-}
-
-// Non-blocking connect with a deadline; returns the fd or -1 with `error` set.
-int connectTcp(const Addr& a, std::chrono::milliseconds timeout, std::string& error) {
-  int fd = ::socket(a.sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) {
-    error = std::strerror(errno);
-    return -1;
-  }
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&a.sa), a.len) != 0 && errno != EINPROGRESS) {
-    error = std::strerror(errno);
-    ::close(fd);
-    return -1;
-  }
-  pollfd p{fd, POLLOUT, 0};
-  const int n = ::poll(&p, 1, static_cast<int>(timeout.count()));
-  if (n <= 0) {
-    error = n == 0 ? "timed out after " + std::to_string(timeout.count() / 1000) + " s" : std::strerror(errno);
-    ::close(fd);
-    return -1;
-  }
-  int soerr = 0;
-  socklen_t len = sizeof soerr;
-  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-  if (soerr != 0) {
-    error = std::strerror(soerr);
-    ::close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 std::string nameField(X509_NAME* name, int nid) {
@@ -203,11 +113,14 @@ struct SslFree {
 struct X509Free {
   void operator()(X509* x) const { X509_free(x); }
 };
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
 
 // Drives a non-blocking SSL call to completion or the deadline. Returns the call's result;
 // `timed_out` when the deadline passed.
 template <class Fn>
-int sslWait(SSL* ssl, int fd, Clock::time_point deadline, bool& timed_out, Fn&& fn) {
+int sslWait(SSL* ssl, os::SocketHandle fd, Clock::time_point deadline, bool& timed_out, Fn&& fn) {
   timed_out = false;
   while (true) {
     ERR_clear_error();
@@ -216,17 +129,10 @@ int sslWait(SSL* ssl, int fd, Clock::time_point deadline, bool& timed_out, Fn&& 
       return rc;
     }
     const int err = SSL_get_error(ssl, rc);
-    short events = 0;
-    if (err == SSL_ERROR_WANT_READ) {
-      events = POLLIN;
-    } else if (err == SSL_ERROR_WANT_WRITE) {
-      events = POLLOUT;
-    } else {
+    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
       return rc;
     }
-    pollfd p{fd, events, 0};
-    const int left = msLeft(deadline);
-    if (left == 0 || ::poll(&p, 1, left) <= 0) {
+    if (!os::waitSocket(fd, err == SSL_ERROR_WANT_WRITE, msLeft(deadline))) {
       timed_out = true;
       return -1;
     }
@@ -248,7 +154,7 @@ std::string closedAfterHandshake(const std::string& errs) {
 }
 
 // After a failed write: read once to collect the alert the broker may have sent.
-std::string closedAfterHandshake(SSL* ssl, int fd) {
+std::string closedAfterHandshake(SSL* ssl, os::SocketHandle fd) {
   std::string errs = sslErrors();
   if (errs.empty()) {
     char buf[64];
@@ -318,23 +224,25 @@ std::string connackReasonName(int code) {
 
 std::vector<CheckResult> checkClientCertificate(const CloudSettings& cloud, int warn_days) {
   const std::string name = "client cert";
-  std::unique_ptr<FILE, int (*)(FILE*)> cf(std::fopen(cloud.cert_file.c_str(), "r"), &std::fclose);
+  std::unique_ptr<BIO, BioFree> cf(BIO_new_file(os::pathToUtf8(cloud.cert_file).c_str(), "r"));
   if (!cf) {
+    ERR_clear_error();
     return {fail(name, "cannot read cloud.cert_file " + cloud.cert_file.string() + " (" +
-                           std::strerror(errno) + ")")};
+                           os::errnoText(errno) + ")")};
   }
-  std::unique_ptr<X509, X509Free> cert(PEM_read_X509(cf.get(), nullptr, nullptr, nullptr));
+  std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(cf.get(), nullptr, nullptr, nullptr));
   if (!cert) {
     ERR_clear_error();
     return {fail(name, "cloud.cert_file " + cloud.cert_file.string() +
                            " holds no PEM certificate")};
   }
-  std::unique_ptr<FILE, int (*)(FILE*)> kf(std::fopen(cloud.key_file.c_str(), "r"), &std::fclose);
+  std::unique_ptr<BIO, BioFree> kf(BIO_new_file(os::pathToUtf8(cloud.key_file).c_str(), "r"));
   if (!kf) {
+    ERR_clear_error();
     return {fail(name, "cannot read cloud.key_file " + cloud.key_file.string() + " (" +
-                           std::strerror(errno) + ")")};
+                           os::errnoText(errno) + ")")};
   }
-  EVP_PKEY* key = PEM_read_PrivateKey(kf.get(), nullptr, nullptr, nullptr);
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(kf.get(), nullptr, nullptr, nullptr);
   if (key == nullptr) {
     ERR_clear_error();
     return {fail(name, "cloud.key_file " + cloud.key_file.string() +
@@ -374,9 +282,9 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
   };
 
   // DNS
-  std::vector<Addr> addrs;
+  std::vector<os::ResolvedAddress> addrs;
   std::string error;
-  if (!resolve(cloud.host, cloud.port, o.timeout, addrs, error)) {
+  if (!os::resolveTcp(cloud.host, cloud.port, o.timeout, addrs, error)) {
     out.push_back(fail("broker dns", "cannot resolve " + cloud.host + ": " + error +
                                          " ▸ check the DNS servers (/etc/resolv.conf) and the "
                                          "host in cloud.url"));
@@ -390,12 +298,12 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
   out.push_back(ok("broker dns", cloud.host + " → " + list));
 
   // TCP: the first address that accepts.
-  int fd = -1;
+  os::SocketHandle fd = -1;
   std::string tcp_errors;
   const auto t0 = Clock::now();
   std::string connected_to;
   for (size_t i = 0; i < addrs.size() && i < 3 && fd < 0; ++i) {
-    fd = connectTcp(addrs[i], o.timeout, error);
+    fd = os::connectTcp(addrs[i], o.timeout, error);
     if (fd < 0) {
       tcp_errors += (tcp_errors.empty() ? "" : "; ") + addrs[i].text + ": " + error;
     } else {
@@ -419,7 +327,7 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   ERR_clear_error();
   if (SSL_CTX_load_verify_locations(ctx.get(), cloud.ca_file.c_str(), nullptr) != 1) {
-    ::close(fd);
+    os::closeSocket(fd);
     out.push_back(fail("broker tls", "cannot load cloud.ca_file " + cloud.ca_file.string() + " (" +
                                          sslErrors() + ") ▸ it must be the PEM CA certificate of "
                                          "the broker"));
@@ -427,12 +335,12 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
     return out;
   }
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-  if (SSL_CTX_use_certificate_chain_file(ctx.get(), cloud.cert_file.c_str()) != 1 ||
-      SSL_CTX_use_PrivateKey_file(ctx.get(), cloud.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), os::pathToUtf8(cloud.cert_file).c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx.get(), os::pathToUtf8(cloud.key_file).c_str(), SSL_FILETYPE_PEM) != 1) {
     ERR_clear_error();  // reported by the client cert check; the handshake shows the effect
   }
   std::unique_ptr<SSL, SslFree> ssl(SSL_new(ctx.get()));
-  SSL_set_fd(ssl.get(), fd);
+  SSL_set_fd(ssl.get(), static_cast<int>(fd));
   in6_addr ip6{};
   in_addr ip4{};
   const bool is_ip = ::inet_pton(AF_INET, cloud.host.c_str(), &ip4) == 1 ||
@@ -467,7 +375,7 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
         text += " ▸ is " + hostport + " a TLS (mqtts) port?";
       }
     }
-    ::close(fd);
+    os::closeSocket(fd);
     out.push_back(fail("broker tls", text));
     skipRest({"broker auth"});
     return out;
@@ -510,7 +418,7 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
   if (o.skip_mqtt) {
     out.push_back(ok("broker auth", o.mqtt_skip_reason));
     SSL_shutdown(ssl.get());
-    ::close(fd);
+    os::closeSocket(fd);
     return out;
   }
   const std::string pkt = connectPacket(client_id);
@@ -594,7 +502,7 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
     }
   }
   SSL_shutdown(ssl.get());
-  ::close(fd);
+  os::closeSocket(fd);
   out.push_back({level, "broker auth", result_text});
   return out;
 }

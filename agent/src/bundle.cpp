@@ -1,18 +1,15 @@
 #include "bundle.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <sys/utsname.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <deque>
 #include <fstream>
 #include <sstream>
 
+#include "bundle_system.h"
 #include "cli_support.h"
 #include "psa/store/clock.h"
+#include "psa/store/os/durable_file.h"
 #include "status_document.h"
 
 namespace psa::agent {
@@ -48,86 +45,8 @@ std::vector<std::string> tailFile(const fs::path& file, size_t n) {
   return {lines.begin(), lines.end()};
 }
 
-// Runs argv with a deadline and returns its stdout (empty on any failure).
-std::string runCapture(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
-                       size_t max_bytes) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) {
-    return {};
-  }
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(fds[0]);
-    ::close(fds[1]);
-    return {};
-  }
-  if (pid == 0) {
-    ::dup2(fds[1], STDOUT_FILENO);
-    const int devnull = ::open("/dev/null", O_RDWR);
-    ::dup2(devnull, STDIN_FILENO);
-    ::dup2(devnull, STDERR_FILENO);
-    std::vector<char*> args;
-    for (const auto& a : argv) {
-      args.push_back(const_cast<char*>(a.c_str()));
-    }
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  std::string out;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  char buf[65536];
-  while (out.size() < max_bytes) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      break;
-    }
-    pollfd p{fds[0], POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
-      break;
-    }
-    const ssize_t n = ::read(fds[0], buf, sizeof buf);
-    if (n <= 0) {
-      break;
-    }
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fds[0]);
-  ::kill(pid, SIGKILL);
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  return out;
-}
-
-std::string systemInfo() {
-  std::ostringstream s;
-  utsname u{};
-  if (::uname(&u) == 0) {
-    s << "kernel      " << u.sysname << " " << u.release << " " << u.version << " " << u.machine << "\n";
-    s << "hostname    " << u.nodename << "\n";
-  }
-  std::ifstream os("/etc/os-release");
-  for (std::string line; std::getline(os, line);) {
-    if (line.rfind("PRETTY_NAME=", 0) == 0) {
-      s << "os          " << line.substr(12) << "\n";
-    }
-  }
-  std::ifstream up("/proc/uptime");
-  double uptime = 0;
-  if (up >> uptime) {
-    s << "uptime      " << humanSeconds(uptime) << "\n";
-  }
-  s << "time        " << formatRfc3339(Clock::system()->nowMs()) << "\n";
-  s << "cli uid     " << ::geteuid() << "\n";
-  return s.str();
-}
-
 std::string stamp() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
+  const std::tm tm = utcCalendar(Clock::system()->nowMs() / 1000);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
   return buf;
@@ -240,12 +159,10 @@ std::vector<ArchiveFile> collectBundle(CommandContext& ctx, const BundleOptions&
     notes.push_back("no log lines: the agent is not running and agent.log_file is not set (see "
                     "journal.txt)");
   }
-  if (o.journal && ::access("/usr/bin/journalctl", X_OK) == 0) {
-    std::string journal = runCapture({"/usr/bin/journalctl", "-u", "pms-agent", "-n",
-                                      std::to_string(o.log_lines), "--no-pager", "-o", "short-iso"},
-                                     std::chrono::seconds(10), 8u << 20);
-    if (!journal.empty()) {
-      add("journal.txt", journal);
+  if (o.journal) {
+    ServiceLogExtract extract = serviceLogExtract(o.log_lines);
+    if (!extract.text.empty()) {
+      add(extract.file_name, extract.text);
     }
   }
 
@@ -274,36 +191,7 @@ Status writeBundle(const fs::path& out, const std::vector<ArchiveFile>& files) {
     return tar.error();
   }
   const std::string gz = gzipStored(*tar, now_s);
-  fs::path tmp = out;
-  tmp += ".tmp-" + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return Error(Errc::io, "cannot create " + tmp.string() + ": " + std::strerror(errno));
-  }
-  size_t off = 0;
-  while (off < gz.size()) {
-    const ssize_t n = ::write(fd, gz.data() + off, gz.size() - off);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Error(Errc::io, "cannot write " + tmp.string() + ": " + std::strerror(err));
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    return Error(Errc::io, "cannot write " + tmp.string() + ": " + std::strerror(errno));
-  }
-  if (::rename(tmp.c_str(), out.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return Error(Errc::io, "cannot move the bundle to " + out.string() + ": " + std::strerror(err));
-  }
-  return {};
+  return os::writeFileDurably(out, gz, os::FileAccess::owner_only);
 }
 
 }  // namespace psa::agent

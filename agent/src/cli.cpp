@@ -7,6 +7,7 @@
 
 #include "command.h"
 #include "psa/agent/config.h"
+#include "psa/store/os/utf8_path.h"
 
 namespace psa::agent {
 namespace {
@@ -54,7 +55,7 @@ void printListing(std::ostream& out, const CommandTable& table, const std::vecto
   for (const auto& [label, summary] : rows) {
     out << "  " << label << std::string(width - label.size() + 3, ' ') << summary << "\n";
   }
-  out << "\nEvery command takes --config FILE (default " << kDefaultConfigPath
+  out << "\nEvery command takes --config FILE (default " << os::pathToUtf8(platformDefaults().config_file)
       << ", or $PMS_AGENT_CONFIG).\n"
          "Run `pms-agent " << prefix << "COMMAND --help` for details. Exit codes: 0 ok, 1 failure"
          " found, 2 usage error.\n";

@@ -6,6 +6,7 @@
 
 #include "control_server.h"
 #include "psa/store/clock.h"
+#include "psa/store/os/utf8_path.h"
 
 namespace psa::agent {
 
@@ -26,7 +27,7 @@ std::unique_ptr<CliConfig> loadCliConfig(CommandContext& ctx, const std::string&
               << ctx.config_path.string() << "\n";
     }
     if (!ctx.config_given) {
-      ctx.err << "(the config file defaults to " << kDefaultConfigPath
+      ctx.err << "(the config file defaults to " << os::pathToUtf8(platformDefaults().config_file)
               << "; use --config FILE or $PMS_AGENT_CONFIG)\n";
     }
     return nullptr;

@@ -56,6 +56,7 @@ void addCheckCommand(CommandTable& table);    // check
 void addQueueCommands(CommandTable& table);   // queue ...
 void addAdminCommands(CommandTable& table);   // audit verify, keys rotate, log level
 void addBundleCommand(CommandTable& table);   // bundle
+void addServiceCommands(CommandTable& table);  // service configure
 
 /// `pms-agent version --json`: version, build, compiler, library versions.
 json::Value versionInfo();

@@ -1,8 +1,8 @@
 // `pms-agent audit verify`, `keys rotate`, `keys init`, `log level [LEVEL]`.
-#include <sys/stat.h>
 
 #include "cli_support.h"
 #include "command.h"
+#include "psa/store/os/durable_file.h"
 
 namespace psa::agent {
 namespace {
@@ -108,8 +108,11 @@ void addAdminCommands(CommandTable& table) {
           ctx.err << "pms-agent keys init: " << reply.error << "\n";
           return kExitFailure;
         }
-        ::umask(077);  // the database and its WAL are the service's alone (as under systemd)
-        std::filesystem::create_directories(cfg.state_dir, ec);
+        os::restrictNewFilesToOwner();  // the database and its WAL are the service's alone
+        if (Status st = os::createServiceDirectory(cfg.state_dir); !st) {
+          ctx.err << "pms-agent keys init: " << st.error().message << "\n";
+          return kExitFailure;
+        }
         auto opened = store::SqliteStore::open(cfg.store);
         if (!opened) {
           ctx.err << "pms-agent keys init: " << opened.error().message << "\n";

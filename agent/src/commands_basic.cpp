@@ -11,6 +11,7 @@
 #include "command.h"
 #include "psa/agent/config.h"
 #include "psa/store/json.h"
+#include "psa/store/os/utf8_path.h"
 
 namespace psa::agent {
 namespace {
@@ -85,7 +86,7 @@ void addBasicCommands(CommandTable& table) {
         adapters::SourceRegistry registry;
         adapters::registerBuiltinSources(registry);
         std::filesystem::path file =
-            vm.count("file") ? std::filesystem::path(vm["file"].as<std::string>()) : ctx.config_path;
+            vm.count("file") ? os::pathFromUtf8(vm["file"].as<std::string>()) : ctx.config_path;
         ConfigLoad load = loadConfig(file, registry);
         if (!load.config) {
           return printIssues(ctx, file, load);

@@ -1,8 +1,8 @@
 // `pms-agent bundle --out FILE`: the support bundle (see bundle.h).
-#include <sys/stat.h>
 
 #include "bundle.h"
 #include "cli_support.h"
+#include "psa/store/os/utf8_path.h"
 
 namespace psa::agent {
 
@@ -27,7 +27,7 @@ void addBundleCommand(CommandTable& table) {
           ctx.err << "pms-agent bundle: --lines must be from 1 to 2000\n";
           return kExitUsage;
         }
-        const std::filesystem::path out = vm["out"].as<std::string>();
+        const std::filesystem::path out = os::pathFromUtf8(vm["out"].as<std::string>());
         std::error_code ec;
         if (std::filesystem::is_directory(out, ec)) {
           ctx.err << "pms-agent bundle: " << out.string() << " is a directory; give a file name\n";
@@ -45,10 +45,9 @@ void addBundleCommand(CommandTable& table) {
         for (const auto& n : notes) {
           ctx.err << "note: " << n << "\n";
         }
-        struct stat st {};
-        ::stat(out.c_str(), &st);
+        const uintmax_t size = std::filesystem::file_size(out, ec);
         ctx.out << checkLine("OK", "bundle",
-                             out.string() + " (" + humanBytes(static_cast<uint64_t>(st.st_size)) +
+                             out.string() + " (" + humanBytes(ec ? 0 : static_cast<uint64_t>(size)) +
                                  ", " + std::to_string(files.size()) +
                                  " files) ▸ send it to support; it holds no patient data")
                 << "\n";

@@ -12,6 +12,7 @@ void addFamilyCommands(CommandTable& table) {
   addQueueCommands(table);
   addAdminCommands(table);
   addBundleCommand(table);
+  addServiceCommands(table);
   table.add(Command{"config show", "", "print the effective config with secrets masked", "", {},
                     [](const po::variables_map&, CommandContext& ctx) {
                       return showConfigFromFile(ctx);

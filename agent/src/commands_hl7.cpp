@@ -17,6 +17,7 @@
 #include "psa/adapters/hl7/mllp_client.h"
 #include "psa/adapters/hl7/validate.h"
 #include "psa/store/json.h"
+#include "psa/store/os/system_error.h"
 
 namespace psa::agent {
 namespace {
@@ -48,7 +49,7 @@ Result<std::unique_ptr<FileMessages>> readMessages(const std::string& file) {
   }
   std::FILE* f = std::fopen(file.c_str(), "rb");
   if (f == nullptr) {
-    return Error(Errc::io, "cannot read " + file + ": " + std::strerror(errno));
+    return Error(Errc::io, "cannot read " + file + ": " + os::errnoText(errno));
   }
   out->text.resize(size);
   const size_t got = size ? std::fread(out->text.data(), 1, size, f) : 0;

@@ -8,6 +8,7 @@
 
 #include "command.h"
 #include "control_server.h"
+#include "psa/store/os/utf8_path.h"
 #include "psa/agent/config.h"
 #include "psa/store/json.h"
 
@@ -27,13 +28,13 @@ Result<std::filesystem::path> socketFromConfig(const std::filesystem::path& file
   if (!doc || !doc->isObject()) {
     return Error(Errc::invalid_input, file.string() + " is not valid JSON; run `pms-agent config validate`");
   }
-  std::filesystem::path state_dir = "/var/lib/pms-agent";
+  std::filesystem::path state_dir = platformDefaults().state_dir;
   if (const json::Value* agent = doc->find("agent"); agent != nullptr && agent->isObject()) {
-    state_dir = agent->getString("state_dir", state_dir.string());
+    state_dir = os::pathFromUtf8(agent->getString("state_dir", os::pathToUtf8(state_dir)));
   }
-  std::filesystem::path socket = "/run/pms-agent/control.sock";
+  std::filesystem::path socket = platformDefaults().control_address;
   if (const json::Value* control = doc->find("control"); control != nullptr && control->isObject()) {
-    socket = control->getString("socket", socket.string());
+    socket = os::pathFromUtf8(control->getString("socket", os::pathToUtf8(socket)));
   }
   return socket.is_absolute() ? socket : state_dir / socket;
 }

@@ -1,7 +1,6 @@
 // `pms-agent queue ...`: inspect the queue and dead letters (from the running agent, or from
 // the files when it is down) and act on them (retry, purge, salvage, reveal: running agent
 // only, audited with the caller's uid).
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -10,6 +9,7 @@
 #include "command.h"
 #include "psa/agent/signed_document.h"
 #include "psa/store/clock.h"
+#include "psa/store/os/process_info.h"
 
 namespace psa::agent {
 namespace {
@@ -293,9 +293,10 @@ void addQueueCommands(CommandTable& table) {
           std::string payload = base64Decode(r.result.getString("payload_base64")).value_or(std::string());
           renderRecord(ctx.out, *r.result.find("record"));
           ctx.out << "---- payload (" << humanCount(payload.size())
-                  << " bytes; this reveal is recorded in the audit trail as uid " << ::getuid()
+                  << " bytes; this reveal is recorded in the audit trail as "
+                  << r.result.getString("actor")
                   << ") ----\n";
-          if (::isatty(STDOUT_FILENO) != 0) {
+          if (os::stdoutIsTerminal()) {
             // HL7 separates segments with CR, which would overwrite lines on a terminal.
             std::replace(payload.begin(), payload.end(), '\r', '\n');
           }

@@ -218,8 +218,10 @@ void renderKey(std::ostream& out, const json::Value& k, const json::Value* q) {
         << (q->getInt("keys") == 1 ? "" : "s") << ")";
   }
   if (!k.getBool("ok")) {
-    out << "  FAIL " << k.getString("problem") << " " << kArrow << " chmod 600 "
-        << k.getString("path");
+    out << "  FAIL " << k.getString("problem");
+    if (!k.getString("fix").empty()) {
+      out << " " << kArrow << " " << k.getString("fix");
+    }
   }
   out << "\n";
 }

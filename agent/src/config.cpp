@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "psa/cloudlink/topics.h"
+#include "psa/store/os/utf8_path.h"
 
 namespace psa::agent {
 namespace {
@@ -98,11 +99,17 @@ ObjectSchema buildConfigSchema() {
   auto agent = makeSchema({
       Field::str("id").req().verify(checkTopicLevel).describe("this agent's id, e.g. practice-0042"),
       Field::str("tenant").req().verify(checkTopicLevel).describe("the tenant, e.g. acme-health"),
-      Field::str("state_dir").def(json::Value::string("/var/lib/pms-agent")).verify(checkNonEmpty),
+      Field::str("state_dir")
+          .def(json::Value::string(os::pathToUtf8(platformDefaults().state_dir)))
+          .verify(checkNonEmpty),
       Field::str("log_level")
           .def(json::Value::string("info"))
           .oneOf({"debug", "info", "warn", "error"}),
-      Field::str("log_file").describe("also log to this file (size-rotated)"),
+      platformDefaults().log_file.empty()
+          ? Field::str("log_file").describe("also log to this file (size-rotated)")
+          : Field::str("log_file")
+                .def(json::Value::string(os::pathToUtf8(platformDefaults().log_file)))
+                .describe("also log to this file (size-rotated)"),
       Field::integer("log_max_bytes").def(json::Value::integer(10 << 20)).range(4096, 1e12),
       Field::integer("log_keep").def(json::Value::integer(5)).range(0, 100),
   });
@@ -155,7 +162,9 @@ ObjectSchema buildConfigSchema() {
       Field::integer("status_interval_s").def(json::Value::integer(300)).range(5, 86400),
   });
   auto control = makeSchema({
-      Field::str("socket").def(json::Value::string("/run/pms-agent/control.sock")).verify(checkNonEmpty),
+      Field::str("socket")
+          .def(json::Value::string(os::pathToUtf8(platformDefaults().control_address)))
+          .verify(checkNonEmpty),
   });
   ObjectSchema root;
   root.fields = {
@@ -220,11 +229,7 @@ std::vector<std::filesystem::path> signingKeys(const json::Value& v) {
 }  // namespace
 
 std::filesystem::path Config::resolve(const std::string& path) const {
-  std::filesystem::path p(path);
-  if (p.is_absolute() || path.empty()) {
-    return p;
-  }
-  return state_dir / p;
+  return os::resolveUtf8Path(state_dir, path);
 }
 
 const schema::ObjectSchema& configSchema() {
@@ -275,7 +280,7 @@ ConfigLoad parseConfig(std::string_view text, const std::filesystem::path& sourc
   const json::Value& agent = *cfg->doc.find("agent");
   cfg->agent_id = agent.getString("id");
   cfg->tenant = agent.getString("tenant");
-  cfg->state_dir = agent.getString("state_dir");
+  cfg->state_dir = os::pathFromUtf8(agent.getString("state_dir"));
   log::parseLevel(agent.getString("log_level"), cfg->log_level);
   if (const json::Value* lf = agent.find("log_file")) {
     cfg->log_file = cfg->resolve(lf->asString());
@@ -359,12 +364,12 @@ json::Value maskedConfig(const Config& config, const adapters::SourceRegistry& r
 
 std::filesystem::path configPath(const std::string& from_option) {
   if (!from_option.empty()) {
-    return from_option;
+    return os::pathFromUtf8(from_option);
   }
   if (const char* env = std::getenv("PMS_AGENT_CONFIG"); env != nullptr && *env != '\0') {
-    return env;
+    return os::pathFromUtf8(env);
   }
-  return kDefaultConfigPath;
+  return platformDefaults().config_file;
 }
 
 }  // namespace psa::agent

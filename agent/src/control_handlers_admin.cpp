@@ -15,7 +15,7 @@ constexpr int64_t kMaxAuditPage = 1000;
 
 void audited(AgentContext& ctx, const Peer& peer, std::string_view cmd, const json::Value& args,
              const std::string& result) {
-  Status st = auditCliCommand(*ctx.store, peer.uid, peer.pid, cmd, args, result);
+  Status st = auditCliCommand(*ctx.store, peer, cmd, args, result);
   if (!st) {
     log::Logger("control").error("audit_failed", {{"cmd", cmd}, {"error", st.error().message}});
   }
@@ -138,7 +138,7 @@ void registerAdminHandlers(ControlServer& server, AgentContext& ctx) {
     log::Logger("control").warn("log_level_changed",
                                 {{"to", log::levelName(next)},
                                  {"from", log::levelName(previous)},
-                                 {"uid", static_cast<int64_t>(peer.uid)}});
+                                 {"peer", peer.actor()}});
     audited(ctx, peer, "log.level", args, "ok");
     r.set("level", json::Value::string(std::string(log::levelName(next))));
     r.set("config_level", json::Value::string(std::string(log::levelName(configuredLevel(ctx)))));

@@ -39,7 +39,7 @@ json::Value idArgs(const std::string& id) {
 // Audits a state-changing command; a failure to audit is logged (the act already happened).
 void audited(AgentContext& ctx, const Peer& peer, std::string_view cmd, const json::Value& args,
              const std::string& result) {
-  Status st = auditCliCommand(*ctx.store, peer.uid, peer.pid, cmd, args, result);
+  Status st = auditCliCommand(*ctx.store, peer, cmd, args, result);
   if (!st) {
     log::Logger("control").error("audit_failed", {{"cmd", cmd}, {"error", st.error().message}});
   }
@@ -116,7 +116,7 @@ void registerQueueHandlers(ControlServer& server, AgentContext& ctx) {
       return replyError(info.error());
     }
     // The act is on record before any byte is decrypted.
-    Status st = auditCliCommand(*ctx.store, peer.uid, peer.pid, "queue.reveal", idArgs(id), "ok");
+    Status st = auditCliCommand(*ctx.store, peer, "queue.reveal", idArgs(id), "ok");
     if (!st) {
       return replyError(Error(Errc::io, "cannot record the reveal in the audit trail (" +
                                             st.error().message + "); nothing revealed"));
@@ -127,10 +127,11 @@ void registerQueueHandlers(ControlServer& server, AgentContext& ctx) {
       return replyError(payload.error());
     }
     log::Logger("control").info("payload_revealed",
-                                {{"msg_id", id}, {"uid", static_cast<int64_t>(peer.uid)}});
+                                {{"msg_id", id}, {"peer", peer.actor()}});
     json::Value r = json::Value::object();
     r.set("record", recordInfoJson(*info));
     r.set("payload_base64", json::Value::string(base64Encode(payload->reveal())));
+    r.set("actor", json::Value::string(peer.actor()));
     return replyOk(std::move(r));
   });
 

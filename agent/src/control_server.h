@@ -1,9 +1,8 @@
-// ControlServer: the agent side of the local control socket. Accepts on the event loop, then
-// serves each connection on a small worker pool (handlers may block on the store; the I/O
-// threads never do). Records each peer's uid (SO_PEERCRED) for the audit trail.
+// ControlServer: the agent side of the local control channel (a Unix socket or a named pipe,
+// control_transport.h). Accepts, then serves each connection on a small worker pool (handlers
+// may block on the store; the I/O threads never do). Records each peer (uid or Windows account)
+// for the audit trail.
 #pragma once
-
-#include <sys/types.h>
 
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
@@ -13,27 +12,23 @@
 #include <string>
 
 #include "control_protocol.h"
+#include "control_transport.h"
 #include "psa/store/result.h"
 
 namespace psa::agent {
-
-struct Peer {
-  uid_t uid = static_cast<uid_t>(-1);
-  pid_t pid = 0;
-};
 
 using ControlHandler = std::function<ControlResponse(const ControlRequest&, const Peer&)>;
 
 class ControlServer {
  public:
-  ControlServer(boost::asio::io_context& io, std::filesystem::path socket_path);
+  ControlServer(boost::asio::io_context& io, std::filesystem::path address);
   ~ControlServer();
 
   /// Registers a handler for `cmd` (before start()).
   void handle(std::string cmd, ControlHandler handler);
 
-  /// Binds the socket (mode 0660, group pms-agent when that group exists). A stale socket
-  /// file is replaced; a live one (another agent) is an error.
+  /// Binds the socket or pipe (see bindControlEndpoint: a live one is Errc::exists) and starts
+  /// accepting.
   Status start();
   /// Stops accepting and waits for running handlers.
   void stop();
@@ -43,9 +38,9 @@ class ControlServer {
   std::shared_ptr<Impl> impl_;
 };
 
-/// Client side: sends one request to the socket and returns the response. Errors say plainly
-/// when the agent is not running or the user may not use the socket.
-Result<ControlResponse> callAgent(const std::filesystem::path& socket_path,
+/// Client side: sends one request and returns the response. Errors say plainly when the agent
+/// is not running or the user may not use the channel (and what to do about it).
+Result<ControlResponse> callAgent(const std::filesystem::path& address,
                                   const ControlRequest& request,
                                   std::chrono::milliseconds timeout = std::chrono::seconds(120));
 

@@ -1,11 +1,5 @@
 #include "diagnostics.h"
 
-#include <fcntl.h>
-#include <pwd.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <sys/timex.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
@@ -15,6 +9,7 @@
 #include <sstream>
 
 #include "cli_support.h"
+#include "host_checks.h"
 #include "psa/store/clock.h"
 
 namespace psa::agent {
@@ -22,22 +17,6 @@ namespace {
 
 using Level = CheckResult::Level;
 namespace fs = std::filesystem;
-
-std::string ownerName(uid_t uid) {
-  passwd pw{};
-  passwd* found = nullptr;
-  char buf[1024];
-  if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr) {
-    return found->pw_name;
-  }
-  return std::to_string(uid);
-}
-
-std::string modeText(mode_t mode) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
-  return buf;
-}
 
 // The build date (__DATE__, "Nov 26 2026") as Unix ms: a clock before it is certainly wrong.
 int64_t buildDateMs() {
@@ -48,7 +27,7 @@ int64_t buildDateMs() {
   tm.tm_mon = m ? static_cast<int>((m - months) / 3) : 0;
   tm.tm_mday = std::atoi(d.substr(4, 2).c_str());
   tm.tm_year = std::atoi(d.substr(7, 4).c_str()) - 1900;
-  return static_cast<int64_t>(::timegm(&tm)) * 1000;
+  return unixFromUtcCalendar(tm) * 1000;
 }
 
 struct Worst {
@@ -64,83 +43,15 @@ struct Worst {
   }
 };
 
-CheckResult keyFileCheck(const Config& cfg, const store::QueueStats* stats, bool db_exists) {
-  const fs::path& key = cfg.store.key_file;
-  struct stat st {};
-  if (::stat(key.c_str(), &st) != 0) {
-    const int err = errno;
-    if (err == EACCES) {
-      return {Level::warn, "key file",
-              key.string() + ": cannot look at it as " + ownerName(::geteuid()) + " ▸ run as root"};
-    }
-    const uint64_t records = stats ? stats->pending + stats->dead : 0;
-    if (db_exists && (records > 0 || (stats && stats->key_count > 0))) {
-      return {Level::fail, "key file",
-              key.string() + " is missing, but the queue database holds " + humanCount(records) +
-                  " records ▸ restore the key file from backup (a new key cannot decrypt them)"};
-    }
-    return {Level::ok, "key file", key.string() + " not created yet (the agent creates it at first start)"};
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return {Level::fail, "key file", key.string() + " is not a regular file"};
-  }
-  if ((st.st_mode & 077) != 0) {
-    return {Level::fail, "key file",
-            key.string() + " mode " + modeText(st.st_mode) +
-                ": other users can read the data key ▸ chmod 600 " + key.string() +
-                " (the agent refuses to start until then)"};
-  }
-  struct stat dir {};
-  if (::stat(cfg.state_dir.c_str(), &dir) == 0 && dir.st_uid != st.st_uid) {
-    return {Level::warn, "key file",
-            key.string() + " belongs to " + ownerName(st.st_uid) + " but the state dir to " +
-                ownerName(dir.st_uid) + " ▸ chown " + ownerName(dir.st_uid) + " " + key.string()};
-  }
-  return {Level::ok, "key file", key.string() + " " + modeText(st.st_mode) + " " + ownerName(st.st_uid)};
-}
-
-CheckResult stateDirCheck(const Config& cfg) {
-  const fs::path& dir = cfg.state_dir;
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0) {
-    if (errno == ENOENT) {
-      return {Level::warn, "state dir", dir.string() + " does not exist yet (the agent creates it at start)"};
-    }
-    return {Level::fail, "state dir", dir.string() + ": " + std::strerror(errno)};
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    return {Level::fail, "state dir", dir.string() + " is not a directory"};
-  }
-  const std::string desc = "(owner " + ownerName(st.st_uid) + ", mode " + modeText(st.st_mode) + ")";
-  if (::geteuid() != 0 && ::geteuid() != st.st_uid) {
-    return {Level::warn, "state dir",
-            dir.string() + " " + desc + ": cannot test writing as " + ownerName(::geteuid()) +
-                " ▸ run as root"};
-  }
-  const fs::path probe = dir / (".pms-agent-check-" + std::to_string(::getpid()));
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return {Level::fail, "state dir",
-            dir.string() + " is not writable: " + std::strerror(errno) +
-                " ▸ read-only file system or wrong owner? chown -R pms-agent:pms-agent " + dir.string()};
-  }
-  const bool wrote = ::write(fd, "x", 1) == 1 && ::fsync(fd) == 0;
-  ::close(fd);
-  ::unlink(probe.c_str());
-  if (!wrote) {
-    return {Level::fail, "state dir", dir.string() + ": writing failed (" + std::strerror(errno) + ")"};
-  }
-  return {Level::ok, "state dir", dir.string() + " writable " + desc};
-}
-
 CheckResult diskCheck(const Config& cfg, const store::QueueStats* stats, const CheckOptions& o) {
-  struct statvfs vfs {};
   const fs::path dir = fs::exists(cfg.state_dir) ? cfg.state_dir : cfg.state_dir.parent_path();
-  if (::statvfs(dir.c_str(), &vfs) != 0) {
-    return {Level::warn, "disk", "cannot measure free space of " + dir.string() + ": " + std::strerror(errno)};
+  std::error_code ec;
+  const fs::space_info space = fs::space(dir, ec);
+  if (ec) {
+    return {Level::warn, "disk", "cannot measure free space of " + dir.string() + ": " + ec.message()};
   }
-  const uint64_t total = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
-  const uint64_t avail = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  const uint64_t total = space.capacity;
+  const uint64_t avail = space.available;
   const double used = total ? 100.0 * static_cast<double>(total - avail) / static_cast<double>(total) : 0;
   char pct[16];
   std::snprintf(pct, sizeof pct, "%.0f%%", used);
@@ -209,24 +120,10 @@ CheckResult clockCheck() {
   if (now < buildDateMs()) {
     return {Level::fail, "clock",
             "the time is " + formatRfc3339(now) +
-                ", before this agent was built ▸ set the clock (timedatectl set-ntp true): TLS "
-                "certificates cannot be checked with a wrong clock"};
+                ", before this agent was built ▸ set the clock (" + timeSyncHint() +
+                "): TLS certificates cannot be checked with a wrong clock"};
   }
-  timex tx{};
-  const int state = ::adjtimex(&tx);
-  if (state < 0) {
-    return {Level::ok, "clock", formatRfc3339(now) + " (cannot query the kernel's NTP state)"};
-  }
-  if (state == TIME_ERROR || (tx.status & STA_UNSYNC) != 0) {
-    return {Level::warn, "clock",
-            formatRfc3339(now) +
-                " not synchronised (the kernel reports no NTP sync) ▸ enable time sync: "
-                "timedatectl set-ntp true (or check chrony/ntpd)"};
-  }
-  char est[64];
-  std::snprintf(est, sizeof est, "synchronised (estimated error %.1f ms)",
-                static_cast<double>(tx.esterror) / 1000.0);
-  return {Level::ok, "clock", est};
+  return timeSyncCheck(now);
 }
 
 }  // namespace
@@ -283,8 +180,8 @@ CheckReport runChecks(const fs::path& config_path, const CheckOptions& o) {
       break;
     case AgentReach::not_running:
       add({Level::warn, "agent",
-           "not running (nothing answers on " + cfg.control_socket.string() +
-               ") ▸ systemctl start pms-agent; journalctl -u pms-agent -n 50"});
+           "not running (nothing answers on " + cfg.control_socket.string() + ") ▸ " +
+               startServiceHint()});
       break;
     case AgentReach::denied:
     case AgentReach::no_answer:

@@ -930,7 +930,7 @@ void registerRemoteControlHandlers(ControlServer& server, RemoteManager& remote)
       return r;
     }
     const bool was = remote.configStatus().getBool("locked");
-    const std::string actor = "uid:" + std::to_string(static_cast<int64_t>(peer.uid));
+    const std::string actor = peer.actor();
     if (Status st = remote.lockConfig(reason, actor); !st) {
       r.ok = false;
       r.error = st.error().message;
@@ -946,7 +946,7 @@ void registerRemoteControlHandlers(ControlServer& server, RemoteManager& remote)
   server.handle("config.unlock", [&remote](const ControlRequest&, const Peer& peer) {
     ControlResponse r;
     const bool was = remote.configStatus().getBool("locked");
-    const std::string actor = "uid:" + std::to_string(static_cast<int64_t>(peer.uid));
+    const std::string actor = peer.actor();
     if (Status st = remote.unlockConfig(actor); !st) {
       r.ok = false;
       r.error = st.error().message;

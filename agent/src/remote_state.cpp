@@ -1,9 +1,5 @@
 #include "remote_state.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -12,6 +8,7 @@
 
 #include "psa/cloudlink/envelope.h"
 #include "psa/store/clock.h"
+#include "psa/store/os/durable_file.h"
 
 namespace psa::agent {
 namespace {
@@ -20,23 +17,6 @@ namespace fs = std::filesystem;
 
 constexpr size_t kMaxRememberedCommands = 10000;
 constexpr size_t kMaxStateFileBytes = 8u << 20;
-
-Status ioError(const std::string& what, const fs::path& p) {
-  return Error(Errc::io, what + " " + p.string() + ": " + std::strerror(errno));
-}
-
-Status fsyncDir(const fs::path& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    return ioError("cannot open directory", dir);
-  }
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) {
-    return ioError("cannot fsync directory", dir);
-  }
-  return {};
-}
 
 Result<std::string> readAll(const fs::path& file) {
   std::error_code ec;
@@ -77,41 +57,6 @@ std::string configChecksum(const json::Value& overlay) {
 
 }  // namespace
 
-Status writeFileAtomic(const fs::path& file, std::string_view data) {
-  const fs::path tmp = file.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return ioError("cannot create", tmp);
-  }
-  size_t off = 0;
-  while (off < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      Status st = ioError("cannot write", tmp);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return st;
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    Status st = ioError("cannot fsync", tmp);
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return st;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), file.c_str()) != 0) {
-    Status st = ioError("cannot rename into", file);
-    ::unlink(tmp.c_str());
-    return st;
-  }
-  return fsyncDir(file.parent_path().empty() ? fs::path(".") : file.parent_path());
-}
-
 RemoteState::RemoteState(fs::path dir) : dir_(std::move(dir)) {}
 
 Status RemoteState::load() {
@@ -120,7 +65,7 @@ Status RemoteState::load() {
   if (ec) {
     return Error(Errc::io, "cannot create " + dir_.string() + ": " + ec.message());
   }
-  ::chmod(dir_.c_str(), 0700);
+  PSA_TRY(os::restrictToOwner(dir_));
   std::lock_guard lock(mu_);
   last_applied_ = 0;
   commands_.clear();
@@ -188,11 +133,9 @@ Status RemoteState::recordApplied(const StoredConfig& config) {
   const fs::path previous = dir_ / "config-previous.json";
   // Only a current file that is itself readable becomes the last known good.
   if (readConfigFile(current)) {
-    if (::rename(current.c_str(), previous.c_str()) != 0) {
-      return ioError("cannot rename", current);
-    }
+    PSA_TRY(os::renameDurably(current, previous));
   }
-  PSA_TRY(writeFileAtomic(current, json::serialize(doc, true) + "\n"));
+  PSA_TRY(os::writeFileDurably(current, json::serialize(doc, true) + "\n", os::FileAccess::owner_only));
   const int64_t before = last_applied_;
   last_applied_ = std::max(last_applied_, config.version);
   applied_ = config;
@@ -245,7 +188,8 @@ Status RemoteState::setLock(const LockInfo& info) {
   doc.set("at_ms", json::Value::integer(info.at_ms));
   doc.set("at", json::Value::string(formatRfc3339(info.at_ms)));
   std::lock_guard lock(mu_);
-  PSA_TRY(writeFileAtomic(dir_ / "lock.json", json::serialize(doc, true) + "\n"));
+  PSA_TRY(os::writeFileDurably(dir_ / "lock.json", json::serialize(doc, true) + "\n",
+                                  os::FileAccess::owner_only));
   lock_ = info;
   return {};
 }
@@ -253,10 +197,12 @@ Status RemoteState::setLock(const LockInfo& info) {
 Status RemoteState::clearLock() {
   std::lock_guard lock(mu_);
   const fs::path file = dir_ / "lock.json";
-  if (::unlink(file.c_str()) != 0 && errno != ENOENT) {
-    return ioError("cannot remove", file);
+  std::error_code ec;
+  fs::remove(file, ec);
+  if (ec) {
+    return Error(Errc::io, "cannot remove " + file.string() + ": " + ec.message());
   }
-  PSA_TRY(fsyncDir(dir_));
+  PSA_TRY(os::syncDirectory(dir_));
   lock_.reset();
   return {};
 }
@@ -290,7 +236,8 @@ Status RemoteState::writeStateLocked() {
     cmds.members().emplace_back(id, json::Value::integer(exp));
   }
   doc.set("commands", std::move(cmds));
-  return writeFileAtomic(dir_ / "state.json", json::serialize(doc) + "\n");
+  return os::writeFileDurably(dir_ / "state.json", json::serialize(doc) + "\n",
+                             os::FileAccess::owner_only);
 }
 
 }  // namespace psa::agent

@@ -30,12 +30,9 @@ struct StoredConfig {
 
 struct LockInfo {
   std::string reason;
-  std::string by;  ///< "uid:1000"
+  std::string by;  ///< the actor: "uid:1000" or "user:HOST\\admin"
   int64_t at_ms = 0;
 };
-
-/// Writes `data` to `file` atomically with mode 0600. Errors: Errc::io with the path.
-Status writeFileAtomic(const std::filesystem::path& file, std::string_view data);
 
 class RemoteState {
  public:

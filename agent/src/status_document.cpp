@@ -3,11 +3,6 @@
 // never PHI.
 #include "status_document.h"
 
-#include <pwd.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -16,6 +11,8 @@
 #include "build_info.h"
 #include "psa/store/clock.h"
 #include "psa/store/log.h"
+#include "psa/store/os/process_info.h"
+#include "psa/store/os/secret_file.h"
 #include "psa/store/record.h"
 
 namespace psa::agent {
@@ -133,13 +130,13 @@ json::Value diskStatusJson(const std::filesystem::path& state_dir) {
     dir = dir.parent_path();
   }
   d.set("path", str(dir.string()));
-  struct statvfs vfs {};
-  if (::statvfs(dir.c_str(), &vfs) != 0) {
+  const std::filesystem::space_info space = std::filesystem::space(dir, ec);
+  if (ec) {
     d.set("error", str("cannot stat the state directory"));
     return d;
   }
-  const uint64_t total = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
-  const uint64_t avail = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  const uint64_t total = space.capacity;
+  const uint64_t avail = space.available;
   d.set("total_bytes", u64(total));
   d.set("free_bytes", u64(avail));
   d.set("used_percent",
@@ -152,38 +149,20 @@ json::Value diskStatusJson(const std::filesystem::path& state_dir) {
 json::Value keyFileStatusJson(const std::filesystem::path& key_file) {
   json::Value k = json::Value::object();
   k.set("path", str(key_file.string()));
-  struct stat st {};
-  if (::stat(key_file.c_str(), &st) != 0) {
-    const int err = errno;
-    k.set("present", json::Value::boolean(false));
+  const os::SecretFileInfo info = os::describeSecretFile(key_file);
+  k.set("present", json::Value::boolean(info.present));
+  if (!info.present) {
     k.set("ok", json::Value::boolean(false));
-    k.set("problem", str(err == EACCES ? "cannot look at it (permission denied)" : "missing"));
+    k.set("problem", str(info.problem));
     return k;
   }
-  char mode[8];
-  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-  k.set("present", json::Value::boolean(true));
-  k.set("mode", str(mode));
-  k.set("uid", i64(static_cast<int64_t>(st.st_uid)));
-  passwd pw{};
-  passwd* found = nullptr;
-  char buf[1024];
-  if (::getpwuid_r(st.st_uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr) {
-    k.set("owner", str(found->pw_name));
-  } else {
-    k.set("owner", str(std::to_string(st.st_uid)));
-  }
-  k.set("size", u64(static_cast<uint64_t>(st.st_size)));
-  std::string problem;
-  if (!S_ISREG(st.st_mode)) {
-    problem = "not a regular file";
-  } else if ((st.st_mode & 077) != 0) {
-    problem = std::string("mode ") + mode + " lets other users read the data key";
-  } else if (st.st_size == 0) {
-    problem = "empty";
-  }
-  k.set("ok", json::Value::boolean(problem.empty()));
-  k.set("problem", problem.empty() ? json::Value::null() : str(problem));
+  // "mode": the POSIX mode ("0600"), or on Windows who may use the file.
+  k.set("mode", str(info.permissions));
+  k.set("owner", str(info.owner));
+  k.set("size", u64(info.size));
+  k.set("ok", json::Value::boolean(info.problem.empty()));
+  k.set("problem", info.problem.empty() ? json::Value::null() : str(info.problem));
+  k.set("fix", info.fix.empty() ? json::Value::null() : str(info.fix));
   return k;
 }
 
@@ -234,7 +213,7 @@ json::Value buildStatus(const AgentContext& ctx) {
   s.set("agent_id", str(cfg.agent_id));
   s.set("tenant", str(cfg.tenant));
   s.set("version", str(kAgentVersion));
-  s.set("pid", i64(static_cast<int64_t>(::getpid())));
+  s.set("pid", i64(os::currentProcessId()));
   s.set("at", str(formatRfc3339(now)));
   s.set("started_at", str(formatRfc3339(ctx.started_ms)));
   s.set("uptime_s", i64((now - ctx.started_ms) / 1000));

@@ -1,14 +1,15 @@
 #include "mqtt_session.h"
 
 #include <mqtt_protocol.h>
-#include <netdb.h>
-#include <pthread.h>
 
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 
 #include "psa/store/log.h"
+#include "psa/store/os/socket_error.h"
+#include "psa/store/os/system_error.h"
+#include "psa/store/os/process_info.h"
 
 namespace psa::cloudlink::detail {
 namespace {
@@ -133,7 +134,7 @@ bool MqttSession::join(std::chrono::milliseconds timeout) {
 }
 
 void MqttSession::run() {
-  pthread_setname_np(pthread_self(), "psa-mqtt");  // shows in top -H, perf, gdb
+  os::setCurrentThreadName("psa-mqtt");  // shows in top -H, perf, gdb
   std::string words;
   try {
     auto ctx = buildClientContext(config_.tls, &diag_);
@@ -143,7 +144,7 @@ void MqttSession::run() {
     }
     mosquitto* m = mosquitto_new(config_.client_id.c_str(), /*clean_start=*/false, this);
     if (m == nullptr) {
-      finish("cannot create the MQTT client: " + std::string(std::strerror(errno)));
+      finish("cannot create the MQTT client: " + os::errnoText(errno));
       return;
     }
     {
@@ -243,24 +244,22 @@ std::string MqttSession::connectWords(int rc, int err) const {
   switch (rc) {
     case MOSQ_ERR_EAI:
       // libmosquitto puts the getaddrinfo() code into errno.
-      if (err == EAI_AGAIN) {
-        return "DNS: lookup of " + config_.host + " failed (temporary failure in name resolution)";
+      switch (os::classifyResolveError(err)) {
+        case os::ResolveError::temporary:
+          return "DNS: lookup of " + config_.host +
+                 " failed (temporary failure in name resolution)";
+        case os::ResolveError::not_found: return "DNS: host not found: " + config_.host;
+        case os::ResolveError::other:
+          return "DNS: lookup of " + config_.host + " failed (" + os::resolveErrorText(err) + ")";
       }
-      if (err == EAI_NONAME
-#ifdef EAI_NODATA
-          || err == EAI_NODATA
-#endif
-      ) {
-        return "DNS: host not found: " + config_.host;
-      }
-      return "DNS: lookup of " + config_.host + " failed (" + gai_strerror(err) + ")";
+      return "DNS: lookup of " + config_.host + " failed";
     case MOSQ_ERR_ERRNO:
-      switch (err) {
-        case ECONNREFUSED: return "connection refused by " + where;
-        case ETIMEDOUT: return "connection to " + where + " timed out";
-        case ENETUNREACH: return "network unreachable (" + where + ")";
-        case EHOSTUNREACH: return "host unreachable (" + where + ")";
-        default: return "cannot connect to " + where + ": " + std::strerror(err);
+      switch (os::classifySocketError(err)) {
+        case os::SocketError::refused: return "connection refused by " + where;
+        case os::SocketError::timed_out: return "connection to " + where + " timed out";
+        case os::SocketError::network_unreachable: return "network unreachable (" + where + ")";
+        case os::SocketError::host_unreachable: return "host unreachable (" + where + ")";
+        default: return "cannot connect to " + where + ": " + os::socketErrorText(err);
       }
     case MOSQ_ERR_TLS: return tlsWords();
     default: return "cannot connect to " + where + ": " + mosquitto_strerror(rc);
@@ -290,25 +289,26 @@ std::string MqttSession::loopWords(int rc, int err) const {
     case MOSQ_ERR_ERRNO:
     case MOSQ_ERR_CONN_LOST:
     case MOSQ_ERR_NO_CONN: {
+      const os::SocketError kind = os::classifySocketError(err);
       if (connack_ok_) {
         // The handshake was done long ago: this is the connection ending, not TLS failing.
-        if (rc == MOSQ_ERR_ERRNO && err == ECONNRESET) {
+        if (rc == MOSQ_ERR_ERRNO && kind == os::SocketError::reset) {
           return "connection reset by the broker";
         }
-        if (rc == MOSQ_ERR_ERRNO && err != 0 && err != EPROTO) {
-          return "connection lost: " + std::string(std::strerror(err));
+        if (rc == MOSQ_ERR_ERRNO && err != 0 && kind != os::SocketError::protocol) {
+          return "connection lost: " + os::socketErrorText(err);
         }
         return "connection closed by the broker";
       }
       std::string tls = diag_.describe(config_.host);
-      if (!tls.empty() || err == EPROTO) {
+      if (!tls.empty() || kind == os::SocketError::protocol) {
         return tls.empty() ? "TLS: protocol error" : tls;
       }
-      if (rc == MOSQ_ERR_ERRNO && err == ECONNRESET) {
+      if (rc == MOSQ_ERR_ERRNO && kind == os::SocketError::reset) {
         return "connection reset by the broker";
       }
       if (rc == MOSQ_ERR_ERRNO && err != 0) {
-        return "connection lost: " + std::string(std::strerror(err));
+        return "connection lost: " + os::socketErrorText(err);
       }
       return "connection lost";
     }

@@ -1,12 +1,15 @@
 #include "tls_context.h"
 
-#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include <boost/asio/ip/address.hpp>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+
+#include "psa/store/os/system_error.h"
+#include "psa/store/os/utf8_path.h"
 
 namespace psa::cloudlink::detail {
 namespace {
@@ -73,14 +76,15 @@ Status readable(const std::filesystem::path& path, const char* role) {
   if (!in) {
     const int err = errno;
     return Error(Errc::io, std::string("TLS: cannot read ") + role + " " + path.string() + ": " +
-                               std::strerror(err));
+                               os::errnoText(err));
   }
   return {};
 }
 
 bool isIpLiteral(const std::string& host) {
-  unsigned char buf[sizeof(struct in6_addr)];
-  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(host, ec);
+  return !ec;
 }
 
 }  // namespace
@@ -173,15 +177,15 @@ Result<SslCtxPtr> buildClientContext(const TlsSettings& s, TlsDiagnostics* diag)
   }
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   // Trust exactly the configured CA file (no system store).
-  if (SSL_CTX_load_verify_locations(ctx.get(), s.ca_file.c_str(), nullptr) != 1) {
+  if (SSL_CTX_load_verify_locations(ctx.get(), os::pathToUtf8(s.ca_file).c_str(), nullptr) != 1) {
     return Error(Errc::invalid_input, "TLS: cannot load CA file " + s.ca_file.string() + ": " +
                                           lastOpensslError());
   }
-  if (SSL_CTX_use_certificate_chain_file(ctx.get(), s.cert_file.c_str()) != 1) {
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), os::pathToUtf8(s.cert_file).c_str()) != 1) {
     return Error(Errc::invalid_input, "TLS: cannot load client certificate " +
                                           s.cert_file.string() + ": " + lastOpensslError());
   }
-  if (SSL_CTX_use_PrivateKey_file(ctx.get(), s.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), os::pathToUtf8(s.key_file).c_str(), SSL_FILETYPE_PEM) != 1) {
     return Error(Errc::invalid_input, "TLS: cannot load client key " + s.key_file.string() +
                                           ": " + lastOpensslError());
   }

@@ -41,7 +41,56 @@ int64_t daysFromCivil(int64_t y, unsigned m, unsigned d) {
   return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
 
+// Inverse of daysFromCivil.
+void civilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y = static_cast<int64_t>(yoe) + era * 400 + (m <= 2);
+}
+
 }  // namespace
+
+std::tm utcCalendar(int64_t unix_s) {
+  int64_t days = unix_s / 86400;
+  int64_t rem = unix_s % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    days -= 1;
+  }
+  int64_t y = 0;
+  unsigned m = 0;
+  unsigned d = 0;
+  civilFromDays(days, y, m, d);
+  std::tm tm{};
+  tm.tm_year = static_cast<int>(y - 1900);
+  tm.tm_mon = static_cast<int>(m) - 1;
+  tm.tm_mday = static_cast<int>(d);
+  tm.tm_hour = static_cast<int>(rem / 3600);
+  tm.tm_min = static_cast<int>(rem / 60 % 60);
+  tm.tm_sec = static_cast<int>(rem % 60);
+  tm.tm_wday = static_cast<int>(((days % 7) + 11) % 7);  // 1970-01-01 was a Thursday (4)
+  tm.tm_yday = static_cast<int>(days - daysFromCivil(y, 1, 1));
+  return tm;
+}
+
+int64_t unixFromUtcCalendar(const std::tm& tm) {
+  // Normalise the month into the year first; days, hours, minutes and seconds simply add up.
+  int64_t year = static_cast<int64_t>(tm.tm_year) + 1900 + tm.tm_mon / 12;
+  int mon = tm.tm_mon % 12;
+  if (mon < 0) {
+    mon += 12;
+    year -= 1;
+  }
+  const int64_t days = daysFromCivil(year, static_cast<unsigned>(mon + 1), 1) + tm.tm_mday - 1;
+  return days * 86400 + static_cast<int64_t>(tm.tm_hour) * 3600 +
+         static_cast<int64_t>(tm.tm_min) * 60 + tm.tm_sec;
+}
 
 int64_t Clock::nowMs() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(now().time_since_epoch()).count();
@@ -59,9 +108,7 @@ std::string formatRfc3339(int64_t unix_ms) {
     ms += 1000;
     secs -= 1;
   }
-  const std::time_t t = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
+  const std::tm tm = utcCalendar(secs);
   char buf[64];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));

@@ -1,15 +1,16 @@
 #include "key_ring.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
+
+#include "psa/store/os/durable_file.h"
+#include "psa/store/os/secret_file.h"
+#include "psa/store/os/system_error.h"
 
 namespace psa::store {
 namespace fs = std::filesystem;
@@ -17,29 +18,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::string_view kSalt = "psa-store-v1";
-
-std::string octal(unsigned mode) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%04o", mode & 07777);
-  return buf;
-}
-
-std::string errnoText(int e) { return std::strerror(e); }
-
-bool writeAll(int fd, std::string_view data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return false;
-    }
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -102,32 +80,24 @@ KeyRing KeyRing::without(uint32_t id) const {
   return KeyRing(std::move(keys));
 }
 
-Status checkKeyFileMode(const fs::path& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    return Error(Errc::key_file,
-                 "cannot stat key file " + path.string() + ": " + errnoText(errno));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return Error(Errc::key_file, "key file " + path.string() + " is not a regular file");
-  }
-  const unsigned mode = st.st_mode & 07777;
-  if ((mode & 0044) != 0) {
-    return Error(Errc::key_file, "key file " + path.string() + " is readable by group/others (mode " +
-                                     octal(mode) + "); run: chmod 600 " + path.string());
-  }
-  if ((mode & 0022) != 0) {
-    return Error(Errc::key_file, "key file " + path.string() + " is writable by group/others (mode " +
-                                     octal(mode) + "); run: chmod 600 " + path.string());
-  }
-  return {};
-}
+Status checkKeyFileMode(const fs::path& path) { return os::checkSecretFile(path, "key file"); }
 
 Result<KeyRing> loadKeyFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Error(Errc::key_file, "cannot read key file " + path.string() + ": " + errnoText(errno));
+  std::string stored;
+  {
+    std::ifstream file(path, std::ios::binary);
+    if (!file) {
+      return Error(Errc::key_file,
+                   "cannot read key file " + path.string() + ": " + os::errnoText(errno));
+    }
+    stored.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
   }
+  auto unsealed = os::unsealSecretText(stored);
+  crypto::cleanse(stored.data(), stored.size());
+  if (!unsealed) {
+    return Error(Errc::key_file, "key file " + path.string() + ": " + unsealed.error().message);
+  }
+  std::istringstream in(std::move(*unsealed));
   std::vector<DataKey> keys;
   std::string line;
   size_t line_no = 0;
@@ -193,41 +163,14 @@ Status writeKeyFile(const fs::path& path, const KeyRing& ring) {
   for (const DataKey& k : ring.keys()) {
     text += "key " + std::to_string(k.id) + " " + crypto::toHex(k.raw) + "\n";
   }
-  fs::path tmp = path;
-  tmp += ".tmp";
-  ::unlink(tmp.c_str());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    crypto::cleanse(text.data(), text.size());
-    return Error(Errc::io, "cannot create " + tmp.string() + ": " + errnoText(errno));
-  }
-  const bool ok = ::fchmod(fd, 0600) == 0 && writeAll(fd, text) && ::fsync(fd) == 0;
-  const int saved = errno;
-  ::close(fd);
+  auto sealed = os::sealSecretText(text);
   crypto::cleanse(text.data(), text.size());
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return Error(Errc::io, "cannot write " + tmp.string() + ": " + errnoText(saved));
+  if (!sealed) {
+    return std::move(sealed).error();
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    return Error(Errc::io, "cannot rename " + tmp.string() + " to " + path.string() + ": " +
-                               errnoText(e));
-  }
-  fs::path dir = path.parent_path();
-  if (dir.empty()) {
-    dir = ".";
-  }
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    const bool synced = ::fsync(dfd) == 0;
-    ::close(dfd);
-    if (!synced) {
-      return Error(Errc::io, "cannot fsync directory " + dir.string());
-    }
-  }
-  return {};
+  Status written = os::writeFileDurably(path, *sealed, os::FileAccess::owner_only);
+  crypto::cleanse(sealed->data(), sealed->size());
+  return written;
 }
 
 }  // namespace psa::store

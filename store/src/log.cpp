@@ -1,14 +1,14 @@
 #include "psa/store/log.h"
 
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <fstream>
 #include <mutex>
 
 #include "psa/store/clock.h"
+#include "psa/store/os/system_log.h"
 
 namespace psa::log {
 namespace {
@@ -19,7 +19,7 @@ struct Sink {
   std::mutex mu;
   std::atomic<int> level{static_cast<int>(Level::info)};
   std::atomic<bool> to_stderr{true};
-  std::FILE* file = nullptr;
+  std::ofstream file;
   std::filesystem::path path;
   uint64_t file_bytes = 0;
   uint64_t max_bytes = 0;
@@ -34,11 +34,10 @@ Sink& sink() {
 }
 
 void rotateLocked(Sink& s) {
-  if (s.file == nullptr) {
+  if (!s.file.is_open()) {
     return;
   }
-  std::fclose(s.file);
-  s.file = nullptr;
+  s.file.close();
   std::error_code ec;
   for (int i = s.keep - 1; i >= 1; --i) {
     auto from = s.path;
@@ -54,7 +53,7 @@ void rotateLocked(Sink& s) {
   } else {
     std::filesystem::remove(s.path, ec);
   }
-  s.file = std::fopen(s.path.c_str(), "a");
+  s.file.open(s.path, std::ios::app | std::ios::binary);
   s.file_bytes = 0;
 }
 
@@ -187,13 +186,15 @@ void Logger::write(Level lvl, std::string_view event, std::initializer_list<Fiel
   if (s.to_stderr.load(std::memory_order_relaxed)) {
     std::string out = line;
     out.push_back('\n');
-    // One write() per line so concurrent processes sharing stderr do not interleave.
-    [[maybe_unused]] auto n = ::write(STDERR_FILENO, out.data(), out.size());
+    os::writeStandardError(out);
   }
-  if (s.file != nullptr) {
-    std::fputs(line.c_str(), s.file);
-    std::fputc('\n', s.file);
-    std::fflush(s.file);
+  if (lvl >= Level::warn) {
+    os::writeSystemLog(lvl == Level::warn ? os::SystemLogLevel::warning : os::SystemLogLevel::error,
+                       line);
+  }
+  if (s.file.is_open()) {
+    s.file << line << '\n';
+    s.file.flush();
     s.file_bytes += line.size() + 1;
     if (s.max_bytes > 0 && s.file_bytes >= s.max_bytes) {
       rotateLocked(s);
@@ -212,15 +213,15 @@ Level level() { return static_cast<Level>(sink().level.load()); }
 bool setFile(const std::filesystem::path& path, uint64_t max_bytes, int keep) {
   Sink& s = sink();
   std::lock_guard lock(s.mu);
-  if (s.file != nullptr) {
-    std::fclose(s.file);
-    s.file = nullptr;
+  if (s.file.is_open()) {
+    s.file.close();
   }
   if (path.empty()) {
     return true;
   }
-  s.file = std::fopen(path.c_str(), "a");
-  if (s.file == nullptr) {
+  s.file.clear();
+  s.file.open(path, std::ios::app | std::ios::binary);
+  if (!s.file.is_open()) {
     return false;
   }
   std::error_code ec;

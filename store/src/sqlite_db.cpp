@@ -1,5 +1,7 @@
 #include "sqlite_db.h"
 
+#include "psa/store/os/utf8_path.h"
+
 namespace psa::store {
 
 Errc errcForSqlite(int rc) {
@@ -30,7 +32,7 @@ Result<Db> Db::open(const std::filesystem::path& path, bool read_only) {
   sqlite3* db = nullptr;
   const int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
                     SQLITE_OPEN_NOMUTEX;
-  const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  const int rc = sqlite3_open_v2(os::pathToUtf8(path).c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = "cannot open database " + path.string() + ": " +
                       (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));

@@ -3,9 +3,6 @@
 // store_inspect.cpp.
 #include "psa/store/sqlite_store.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cinttypes>
@@ -17,6 +14,8 @@
 #include "crypto.h"
 #include "psa/store/json.h"
 #include "store_impl.h"
+#include "psa/store/clock.h"
+#include "psa/store/os/durable_file.h"
 
 namespace psa::store {
 namespace fs = std::filesystem;
@@ -241,19 +240,15 @@ void SqliteStore::Impl::setRing(KeyRingPtr r) {
 }
 
 uint64_t SqliteStore::Impl::walBytes() const {
-  struct stat st {};
   fs::path wal = opts.db_path;
   wal += "-wal";
-  if (::stat(wal.c_str(), &st) != 0) {
-    return 0;
-  }
-  return static_cast<uint64_t>(st.st_size);
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(wal, ec);
+  return ec ? 0 : static_cast<uint64_t>(size);
 }
 
 std::string SqliteStore::Impl::utcStamp() const {
-  const std::time_t t = static_cast<std::time_t>(clock->nowMs() / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
+  const std::tm tm = utcCalendar(clock->nowMs() / 1000);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
   return buf;
@@ -520,11 +515,9 @@ Status SqliteStore::Impl::moveAside(const std::string& reason) {
     }
   }
   const fs::path dir = opts.db_path.has_parent_path() ? opts.db_path.parent_path() : fs::path(".");
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  // Best effort: the database was unusable anyway, and a rename lost in a crash only means the
+  // corrupt file is found (and moved) again at the next start.
+  [[maybe_unused]] Status synced = os::syncDirectory(dir);
   report.recovered_from_corruption = true;
   report.moved_aside = dest;
   report.corruption_reason = reason;

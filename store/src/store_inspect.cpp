@@ -1,12 +1,12 @@
 // Inspection and technician actions: stats, list/show/reveal, dead-letter retry/purge, receipt
 // acks, watermarks, key rotation, audit read/verify, salvage of a moved-aside database.
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <future>
 
 #include "audit.h"
 #include "crypto.h"
+#include "psa/store/os/durable_file.h"
 #include "psa/store/sqlite_store.h"
 #include "store_impl.h"
 
@@ -819,7 +819,10 @@ Result<SalvageReport> SqliteStore::salvage(const fs::path& file) {
     cleanup();
     return Error(Errc::io, "cannot copy " + file.string() + ": " + ec.message());
   }
-  ::chmod(copy.c_str(), 0600);
+  if (Status st = os::restrictToOwner(copy); !st) {
+    cleanup();
+    return std::move(st).error();
+  }
 
   SalvageReport report;
   const KeyRingPtr keys = m.ring();

@@ -1,8 +1,8 @@
 // The lease thread: hands out committed records, retry-due first, then FIFO by seq from an
 // in-memory cursor, so the cost of a lease does not depend on the queue depth.
-#include <pthread.h>
 
 #include "store_impl.h"
+#include "psa/store/os/process_info.h"
 
 namespace psa::store {
 namespace {
@@ -10,7 +10,7 @@ constexpr size_t kMaxLease = 10'000;
 }
 
 void SqliteStore::Impl::leaseMain() {
-  pthread_setname_np(pthread_self(), "psa-store-lease");
+  os::setCurrentThreadName("psa-store-lease");
   try {
     while (true) {
       std::deque<LeaseRequest> reqs;

@@ -1,6 +1,5 @@
 // The writer thread: group commit of appends, acks, nacks, dead letters, audit entries and
 // technician tasks; periodic maintenance (pruning, incremental vacuum, checkpoints, key drops).
-#include <pthread.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -9,6 +8,7 @@
 #include "audit.h"
 #include "crypto.h"
 #include "store_impl.h"
+#include "psa/store/os/process_info.h"
 
 namespace psa::store {
 namespace {
@@ -149,7 +149,7 @@ Status SqliteStore::Impl::runTask(std::function<Status(OpCtx&)> fn) {
 // Writer loop
 
 void SqliteStore::Impl::writerMain() {
-  pthread_setname_np(pthread_self(), "psa-store-wr");
+  os::setCurrentThreadName("psa-store-wr");
   std::vector<Op> round;  // outside the try: a crash mid-round still completes these
   try {
     while (true) {

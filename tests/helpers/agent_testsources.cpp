@@ -368,7 +368,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   log::setLevel(load.config->log_level);
-  agent::Agent a(load.config, agent::makeSystemdHost(), registry);
+  agent::Agent a(load.config, agent::makeForegroundHost(), registry);
   if (auto st = a.start(); !st) {
     std::cerr << "agent_testsources: " << st.error().message << "\n";
     return 1;

@@ -1,4 +1,5 @@
 #include "tls_material.h"
+#include "psa/store/os/durable_file.h"
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -7,7 +8,6 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <sys/stat.h>
 
 #include <cctype>
 #include <memory>
@@ -121,7 +121,7 @@ void writeKey(const fs::path& path, EVP_PKEY* key) {
     fail("cannot write " + path.string());
   }
   BIO_free(bio);
-  ::chmod(path.c_str(), 0600);
+  (void)os::restrictToOwner(path);
 }
 
 X509Ptr readCert(const fs::path& path) {

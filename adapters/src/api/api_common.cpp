@@ -1,4 +1,5 @@
 #include "api_common.h"
+#include "psa/store/os/utf8_path.h"
 
 namespace psa::adapters::api {
 
@@ -27,8 +28,7 @@ std::vector<LimitRule> parseLimitRules(const json::Value* list) {
 }
 
 std::filesystem::path resolvePath(const std::filesystem::path& state_dir, const std::string& p) {
-  std::filesystem::path path(p);
-  return path.is_relative() ? state_dir / path : path;
+  return os::resolveUtf8Path(state_dir, p);
 }
 
 void ClientSet::cancelAll() const {

@@ -6,6 +6,7 @@
 #include "psa/adapters/api/fhir.h"
 #include "psa/store/json.h"
 #include "state_file.h"
+#include "psa/store/os/utf8_path.h"
 
 namespace psa::adapters::api {
 namespace {
@@ -516,11 +517,7 @@ Result<std::string> secretFrom(const json::Value& auth, const std::string& name,
   if (file.empty()) {
     return std::string();
   }
-  std::filesystem::path p(file);
-  if (p.is_relative()) {
-    p = state_dir / p;
-  }
-  auto s = readSecretFile(p);
+  auto s = readSecretFile(os::resolveUtf8Path(state_dir, file));
   if (!s) {
     return Error(s.error().code, "auth." + name + "_file: " + s.error().message);
   }
@@ -575,11 +572,7 @@ Result<AuthStrategyPtr> makeAuthStrategy(const json::Value& auth, AuthDeps deps,
     if (!alg) {
       return Error(alg.error().code, "auth.alg: " + alg.error().message);
     }
-    std::filesystem::path p(key_file);
-    if (p.is_relative()) {
-      p = deps.state_dir / p;
-    }
-    auto signer = JwtSigner::fromPemFile(p, *alg);
+    auto signer = JwtSigner::fromPemFile(os::resolveUtf8Path(deps.state_dir, key_file), *alg);
     if (!signer) {
       return Error(signer.error().code, "auth.private_key_file: " + signer.error().message);
     }

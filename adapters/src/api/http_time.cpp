@@ -1,4 +1,5 @@
 #include "psa/adapters/api/http_time.h"
+#include "psa/store/clock.h"
 
 #include <algorithm>
 #include <array>
@@ -118,9 +119,7 @@ std::optional<int64_t> parseHttpDate(std::string_view text) {
 }
 
 std::string formatHttpDate(int64_t unix_ms) {
-  const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
+  const std::tm tm = utcCalendar(unix_ms / 1000);
   char buf[64];
   std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT",
                 std::string(kDays[static_cast<size_t>(tm.tm_wday)]).c_str(), tm.tm_mday,

@@ -1,22 +1,13 @@
 #include "state_file.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "psa/store/os/durable_file.h"
+#include "psa/store/os/system_error.h"
+
 namespace psa::adapters::api {
-namespace {
-
-Error ioError(const std::string& what, const std::filesystem::path& path) {
-  return Error(Errc::io, what + " " + path.string() + ": " + std::strerror(errno));
-}
-
-}  // namespace
 
 Status writeStateFile(const std::filesystem::path& path, std::string_view data) {
   std::error_code ec;
@@ -26,42 +17,9 @@ Status writeStateFile(const std::filesystem::path& path, std::string_view data) 
     if (ec) {
       return Error(Errc::io, "cannot create " + dir.string() + ": " + ec.message());
     }
-    ::chmod(dir.c_str(), 0700);
+    PSA_TRY(os::restrictToOwner(dir));
   }
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return ioError("cannot create", tmp);
-  }
-  size_t off = 0;
-  while (off < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      auto err = ioError("cannot write", tmp);
-      ::close(fd);
-      return err;
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    auto err = ioError("cannot fsync", tmp);
-    ::close(fd);
-    return err;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return ioError("cannot rename onto", path);
-  }
-  const std::string d = dir.empty() ? std::string(".") : dir.string();
-  const int dfd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return {};
+  return os::writeFileDurably(path, data, os::FileAccess::owner_only);
 }
 
 Result<std::optional<std::string>> readStateFile(const std::filesystem::path& path) {
@@ -78,7 +36,7 @@ Result<std::optional<std::string>> readStateFile(const std::filesystem::path& pa
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return ioError("cannot open", path);
+    return Error(Errc::io, "cannot open " + path.string() + ": " + os::errnoText(errno));
   }
   std::ostringstream ss;
   ss << in.rdbuf();
@@ -88,7 +46,7 @@ Result<std::optional<std::string>> readStateFile(const std::filesystem::path& pa
 Result<std::string> readSecretFile(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return Error(Errc::io, "cannot read secret file " + path.string() + ": " + std::strerror(errno));
+    return Error(Errc::io, "cannot read secret file " + path.string() + ": " + os::errnoText(errno));
   }
   std::string line;
   std::getline(in, line);

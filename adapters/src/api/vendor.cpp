@@ -6,6 +6,7 @@
 #include "psa/adapters/api/fhir.h"
 #include "psa/adapters/api/xml.h"
 #include "psa/store/json.h"
+#include "psa/store/clock.h"
 
 namespace psa::adapters::api {
 namespace {
@@ -285,10 +286,8 @@ std::string kareoEnvelope(std::string_view operation, std::string_view customer_
 }
 
 std::string formatLocalTime(int64_t unix_ms, int offset_minutes, std::string_view pattern) {
-  const std::time_t t = static_cast<std::time_t>(
+  const std::tm tm = utcCalendar(
       (unix_ms + static_cast<int64_t>(offset_minutes) * 60000 - (unix_ms < 0 ? 999 : 0)) / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
   std::string out;
   char buf[16];
   for (size_t i = 0; i < pattern.size(); ++i) {

@@ -6,6 +6,7 @@
 
 #include "psa/adapters/file/glob.h"
 #include "psa/adapters/source.h"
+#include "psa/store/os/utf8_path.h"
 
 namespace psa::adapters::file {
 
@@ -216,8 +217,8 @@ void checkAdapter(const json::Value& v, const std::string& path, std::vector<Iss
   for (const char* key : {"archive_dir", "error_dir"}) {
     const json::Value* d = v.find(key);
     if (p != nullptr && d != nullptr && p->isString() && d->isString() &&
-        std::filesystem::path(p->asString()).lexically_normal() ==
-            std::filesystem::path(d->asString()).lexically_normal()) {
+        os::pathFromUtf8(p->asString()).lexically_normal() ==
+            os::pathFromUtf8(d->asString()).lexically_normal()) {
       issues.push_back(Issue{schema::childPath(path, key), d->pos().line, d->pos().column,
                              "must not be the watched directory itself"});
     }
@@ -280,8 +281,7 @@ std::vector<std::string> stringList(const json::Value& v, std::string_view key) 
 }
 
 std::filesystem::path resolve(const std::filesystem::path& state_dir, const std::string& p) {
-  std::filesystem::path path(p);
-  return (path.is_absolute() ? path : state_dir / path).lexically_normal();
+  return os::resolveUtf8Path(state_dir, p).lexically_normal();
 }
 
 }  // namespace

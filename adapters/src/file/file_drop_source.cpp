@@ -1,7 +1,6 @@
 #include "file/file_drop_source.h"
 
 #include <openssl/evp.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -12,6 +11,7 @@
 
 #include "psa/adapters/file/glob.h"
 #include "psa/adapters/hl7/identity.h"
+#include "psa/store/clock.h"
 
 namespace psa::adapters::file {
 
@@ -24,6 +24,8 @@ constexpr size_t kMaxIssues = 100;  // dead-letter lines kept per file (watermar
 constexpr size_t kMaxIssueChars = 400;
 constexpr auto kPruneEvery = std::chrono::hours(6);
 constexpr auto kRetryUnreadable = std::chrono::seconds(60);
+// A file another program still writes (Windows sharing violation) is looked at again soon.
+constexpr auto kRetryBusy = std::chrono::seconds(2);
 constexpr auto kMaxBackoff = std::chrono::seconds(30);
 
 std::string hex(const unsigned char* p, size_t n) {
@@ -88,9 +90,7 @@ Result<std::string> readWhole(const InputFile& file, uint64_t size) {
 }
 
 std::string utcDatePath(int64_t unix_ms) {
-  const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
+  const std::tm tm = utcCalendar(unix_ms / 1000);
   char buf[64];
   std::snprintf(buf, sizeof buf, "%04d/%02d/%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
   return buf;
@@ -335,7 +335,7 @@ Status FileDropSource::start() {
     }
   }
   if (config_.watch == WatchMode::automatic) {
-    auto w = makeInotifyWatcher();
+    auto w = makeNativeWatcher();
     if (w) {
       watcher_ = std::move(w).value();
     } else {
@@ -522,15 +522,15 @@ FileDropSource::ScanResult FileDropSource::scan() {
     if (!e.is_regular_file(fec)) {
       return;
     }
-    struct stat st {};
-    if (::stat(e.path().c_str(), &st) != 0) {
+    auto st = statPath(e.path());
+    if (!st) {
       return;
     }
     Candidate c;
     c.path = e.path();
     c.rel = e.path().lexically_relative(config_.dir).generic_string();
-    c.size = static_cast<uint64_t>(st.st_size);
-    c.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    c.size = st->size;
+    c.mtime_ns = st->mtime_ns;
     names.insert(c.rel);
     files.push_back(std::move(c));
   };
@@ -687,6 +687,16 @@ FileDropSource::Outcome FileDropSource::ingest(const Candidate& c) {
   if (!opened) {
     if (opened.error().is(Errc::not_found)) {
       return Outcome::deferred;  // gone meanwhile (renamed by its writer, taken by someone)
+    }
+    if (opened.error().is(Errc::busy)) {
+      // Still open for writing by the PMS (Windows sharing violation): never read it half
+      // written; look again shortly.
+      log_.debug("file_busy", {{"file", c.rel}});
+      {
+        std::lock_guard lock(status_mu_);
+        status_.counters["files_busy"] += 1;  // deferrals, not files
+      }
+      return deferFile(c, kRetryBusy);
     }
     log_.error("file_unreadable", {{"file", c.rel}, {"error", opened.error().message}});
     FatalIssue issue{"unreadable", 0, 0,

@@ -1,9 +1,5 @@
 #include "file/file_readers.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -16,74 +12,6 @@
 #include "psa/adapters/hl7/validate.h"
 
 namespace psa::adapters::file {
-
-// ---------------------------------------------------------------------------------------------
-// InputFile
-
-Result<InputFile> InputFile::open(const std::filesystem::path& path) {
-  int fd;
-  do {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) {
-    const int err = errno;
-    const Errc code = err == ENOENT                     ? Errc::not_found
-                      : (err == EACCES || err == EPERM) ? Errc::unauthorized
-                                                        : Errc::io;
-    return Error(code, std::string("cannot open: ") + std::strerror(err));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Error(Errc::io, "not a regular file");
-  }
-  return InputFile(fd);
-}
-
-InputFile::InputFile(InputFile&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-
-InputFile& InputFile::operator=(InputFile&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-    fd_ = other.fd_;
-    other.fd_ = -1;
-  }
-  return *this;
-}
-
-InputFile::~InputFile() {
-  if (fd_ >= 0) {
-    ::close(fd_);
-  }
-}
-
-Result<InputFile::Stat> InputFile::stat() const {
-  struct stat st {};
-  if (::fstat(fd_, &st) != 0) {
-    return Error(Errc::io, std::string("fstat: ") + std::strerror(errno));
-  }
-  Stat s;
-  s.size = static_cast<uint64_t>(st.st_size);
-  s.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  s.dev = static_cast<uint64_t>(st.st_dev);
-  s.ino = static_cast<uint64_t>(st.st_ino);
-  return s;
-}
-
-Result<size_t> InputFile::readAt(uint64_t offset, char* buf, size_t n) const {
-  for (;;) {
-    const ssize_t r = ::pread(fd_, buf, n, static_cast<off_t>(offset));
-    if (r >= 0) {
-      return static_cast<size_t>(r);
-    }
-    if (errno != EINTR) {
-      return Error(Errc::io,
-                   "read at byte " + std::to_string(offset) + ": " + std::strerror(errno));
-    }
-  }
-}
 
 namespace {
 

@@ -10,39 +10,12 @@
 #include <string_view>
 
 #include "file/file_drop_config.h"
+#include "file/input_file.h"
 #include "psa/adapters/hl7/batch.h"
 #include "psa/store/record.h"
 #include "psa/store/result.h"
 
 namespace psa::adapters::file {
-
-/// A read-only open file. Not thread-safe; movable.
-class InputFile {
- public:
-  struct Stat {
-    uint64_t size = 0;
-    int64_t mtime_ns = 0;
-    uint64_t dev = 0;
-    uint64_t ino = 0;
-    friend bool operator==(const Stat&, const Stat&) = default;
-  };
-
-  /// Errc::not_found (gone meanwhile), Errc::unauthorized (permission), Errc::io.
-  static Result<InputFile> open(const std::filesystem::path& path);
-  InputFile(InputFile&& other) noexcept;
-  InputFile& operator=(InputFile&& other) noexcept;
-  InputFile(const InputFile&) = delete;
-  InputFile& operator=(const InputFile&) = delete;
-  ~InputFile();
-
-  Result<Stat> stat() const;
-  /// Up to `n` bytes at `offset`; 0 at end of file. Errc::io.
-  Result<size_t> readAt(uint64_t offset, char* buf, size_t n) const;
-
- private:
-  explicit InputFile(int fd) : fd_(fd) {}
-  int fd_ = -1;
-};
 
 /// A fatal problem of a file: what and where. PHI-free.
 struct FatalIssue {

@@ -1,12 +1,11 @@
 // Registration of the `file-drop` adapter type: schema, factory and `pms-agent check` probes.
-#include <unistd.h>
-
 #include <filesystem>
 
 #include "file/file_drop_config.h"
 #include "file/file_drop_source.h"
 #include "psa/adapters/file/dir_watcher.h"
 #include "psa/adapters/source.h"
+#include "psa/store/os/durable_file.h"
 
 namespace psa::adapters {
 
@@ -23,7 +22,7 @@ CheckResult line(const std::string& adapter, CheckResult::Level level, std::stri
 std::optional<std::string> writableProblem(const fs::path& dir) {
   std::error_code ec;
   if (fs::is_directory(dir, ec)) {
-    if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    if (!os::canWriteDirectory(dir)) {
       return dir.string() + " is not writable by this user";
     }
     return std::nullopt;
@@ -35,7 +34,7 @@ std::optional<std::string> writableProblem(const fs::path& dir) {
     }
     parent = parent.parent_path();
   }
-  if (parent.empty() || ::access(parent.c_str(), W_OK | X_OK) != 0) {
+  if (parent.empty() || !os::canWriteDirectory(parent)) {
     return dir.string() + " does not exist and cannot be created here";
   }
   return std::nullopt;
@@ -59,14 +58,14 @@ std::vector<CheckResult> checkFileDrop(const json::Value& config, const fs::path
                            "share, and check adapters[].path"));
     return out;
   }
-  if (::access(c.dir.c_str(), R_OK | X_OK) != 0) {
+  if (fs::directory_iterator listing(c.dir, ec); ec) {
     out.push_back(line(name, CheckResult::Level::fail,
                        c.dir.string() +
                            " is not readable by this user ▸ grant the service user read "
                            "access (group pms-agent)"));
     return out;
   }
-  if (::access(c.dir.c_str(), W_OK) != 0) {
+  if (!os::canWriteDirectory(c.dir)) {
     out.push_back(line(name, CheckResult::Level::fail,
                        c.dir.string() +
                            " is not writable: ingested files cannot be moved out ▸ grant "
@@ -104,7 +103,7 @@ std::vector<CheckResult> checkFileDrop(const json::Value& config, const fs::path
                              " ▸ read the *.error.txt files"));
     }
   }
-  if (c.watch == file::WatchMode::automatic && !file::makeInotifyWatcher()) {
+  if (c.watch == file::WatchMode::automatic && !file::makeNativeWatcher()) {
     out.push_back(line(
         name, CheckResult::Level::warn,
         "inotify unavailable; polling every " + std::to_string(c.poll_interval.count()) + " ms"));

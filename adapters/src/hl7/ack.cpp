@@ -1,4 +1,5 @@
 #include "psa/adapters/hl7/ack.h"
+#include "psa/store/clock.h"
 
 #include <algorithm>
 #include <atomic>
@@ -50,8 +51,7 @@ void appendTimestamp(std::string& out, const ClockPtr& clock) {
   thread_local Cache cache;
   std::time_t t = std::chrono::system_clock::to_time_t(clock->now());
   if (t != cache.second) {
-    std::tm tm{};
-    gmtime_r(&t, &tm);
+    const std::tm tm = utcCalendar(static_cast<int64_t>(t));
     int n = std::snprintf(cache.text, sizeof cache.text, "%04d%02d%02d%02d%02d%02d+0000",
                           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                           tm.tm_sec);

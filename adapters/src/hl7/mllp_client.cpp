@@ -17,6 +17,8 @@
 
 #include "psa/adapters/hl7/message.h"
 #include "psa/adapters/hl7/mllp.h"
+#include "psa/store/os/system_error.h"
+#include "psa/store/os/utf8_path.h"
 
 namespace psa::adapters::hl7 {
 
@@ -171,7 +173,7 @@ Result<std::unique_ptr<MllpClient>> MllpClient::connect(const MllpClientOptions&
       }
       std::FILE* f = std::fopen(file->c_str(), "rb");
       if (f == nullptr) {
-        return Error(Errc::io, "cannot read " + file->string() + ": " + std::strerror(errno));
+        return Error(Errc::io, "cannot read " + file->string() + ": " + os::errnoText(errno));
       }
       std::fclose(f);
     }
@@ -181,18 +183,18 @@ Result<std::unique_ptr<MllpClient>> MllpClient::connect(const MllpClientOptions&
     if (options.ca_file.empty()) {
       d.ctx->set_default_verify_paths(ec);
     } else {
-      d.ctx->load_verify_file(options.ca_file.string(), ec);
+      d.ctx->load_verify_file(os::pathToUtf8(options.ca_file), ec);
     }
     if (ec) {
       return Error(Errc::io, "CA file " + options.ca_file.string() + ": " + ec.message());
     }
     if (!options.cert_file.empty()) {
-      d.ctx->use_certificate_chain_file(options.cert_file.string(), ec);
+      d.ctx->use_certificate_chain_file(os::pathToUtf8(options.cert_file), ec);
       if (ec) {
         return Error(Errc::io, "certificate file " + options.cert_file.string() + ": " +
                                    ec.message());
       }
-      d.ctx->use_private_key_file(options.key_file.string(), ssl::context::pem, ec);
+      d.ctx->use_private_key_file(os::pathToUtf8(options.key_file), ssl::context::pem, ec);
       if (ec) {
         return Error(Errc::io, "key file " + options.key_file.string() + ": " + ec.message());
       }

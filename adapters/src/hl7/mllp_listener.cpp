@@ -19,6 +19,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <fstream>
 #include <mutex>
 
 #include "psa/adapters/hl7/ack.h"
@@ -27,6 +28,8 @@
 #include "psa/adapters/hl7/mllp.h"
 #include "psa/adapters/hl7/mllp_client.h"
 #include "psa/store/log.h"
+#include "psa/store/os/system_error.h"
+#include "psa/store/os/utf8_path.h"
 
 namespace psa::adapters::hl7 {
 namespace {
@@ -927,11 +930,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
 // "No such file or directory" and friends before OpenSSL turns them into "asio.ssl error".
 std::optional<std::string> unreadable(const std::filesystem::path& file) {
-  std::FILE* f = std::fopen(file.c_str(), "rb");
-  if (f == nullptr) {
-    return std::string(std::strerror(errno));
+  std::ifstream f(file, std::ios::binary);
+  if (!f) {
+    return os::errnoText(errno);
   }
-  std::fclose(f);
   return std::nullopt;
 }
 
@@ -956,12 +958,12 @@ std::unique_ptr<ssl::context> makeServerTls(const MllpTlsSettings& t, std::strin
                                 t.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
   SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
   error_code ec;
-  ctx->use_certificate_chain_file(t.cert_file.string(), ec);
+  ctx->use_certificate_chain_file(os::pathToUtf8(t.cert_file), ec);
   if (ec) {
     error = "tls.cert_file " + t.cert_file.string() + ": " + ec.message();
     return nullptr;
   }
-  ctx->use_private_key_file(t.key_file.string(), ssl::context::pem, ec);
+  ctx->use_private_key_file(os::pathToUtf8(t.key_file), ssl::context::pem, ec);
   if (ec) {
     error = "tls.key_file " + t.key_file.string() + ": " + ec.message();
     return nullptr;
@@ -971,12 +973,12 @@ std::unique_ptr<ssl::context> makeServerTls(const MllpTlsSettings& t, std::strin
     return nullptr;
   }
   if (!t.client_ca_file.empty()) {
-    ctx->load_verify_file(t.client_ca_file.string(), ec);
+    ctx->load_verify_file(os::pathToUtf8(t.client_ca_file), ec);
     if (ec) {
       error = "tls.client_ca_file " + t.client_ca_file.string() + ": " + ec.message();
       return nullptr;
     }
-    if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(t.client_ca_file.c_str())) {
+    if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(os::pathToUtf8(t.client_ca_file).c_str())) {
       SSL_CTX_set_client_CA_list(ctx->native_handle(), names);
     }
     ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);

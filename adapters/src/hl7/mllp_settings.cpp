@@ -1,11 +1,12 @@
 #include "hl7/mllp_settings.h"
 
-#include <arpa/inet.h>
+#include <boost/asio/ip/address.hpp>
 
 #include <algorithm>
 #include <map>
 
 #include "psa/adapters/source.h"
+#include "psa/store/os/utf8_path.h"
 
 namespace psa::adapters::hl7 {
 namespace {
@@ -29,7 +30,21 @@ bool parsePort(std::string_view text, uint16_t& port) {
 }
 
 bool parseIp(const std::string& host, bool v6, uint8_t* out) {
-  return ::inet_pton(v6 ? AF_INET6 : AF_INET, host.c_str(), out) == 1;
+  boost::system::error_code ec;
+  if (v6) {
+    const auto a = boost::asio::ip::make_address_v6(host, ec);
+    if (!ec) {
+      const auto bytes = a.to_bytes();
+      std::copy(bytes.begin(), bytes.end(), out);
+    }
+  } else {
+    const auto a = boost::asio::ip::make_address_v4(host, ec);
+    if (!ec) {
+      const auto bytes = a.to_bytes();
+      std::copy(bytes.begin(), bytes.end(), out);
+    }
+  }
+  return !ec;
 }
 
 bool alnumUpper(std::string_view s, size_t lo, size_t hi) {
@@ -163,8 +178,7 @@ std::map<std::string, std::string> kindMap(const json::Value* v) {
 }
 
 std::filesystem::path resolve(const std::filesystem::path& state_dir, const std::string& p) {
-  std::filesystem::path path(p);
-  return path.is_absolute() || state_dir.empty() ? path : state_dir / path;
+  return os::resolveUtf8Path(state_dir, p);
 }
 
 }  // namespace

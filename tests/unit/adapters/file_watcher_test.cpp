@@ -1,5 +1,5 @@
 // The file-drop adapter's building blocks: glob patterns and the directory watchers
-// (inotify and polling) on real directories.
+// (the native one: inotify or ReadDirectoryChangesW, and polling) on real directories.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -69,10 +69,10 @@ namespace {
 // Runs `body` for both watcher kinds.
 std::vector<file::DirWatcherPtr> watchers() {
   std::vector<file::DirWatcherPtr> out;
-  auto ino = file::makeInotifyWatcher();
-  EXPECT_TRUE(ino.ok()) << (ino ? "" : ino.error().message);
-  if (ino) {
-    out.push_back(std::move(ino).value());
+  auto native = file::makeNativeWatcher();
+  EXPECT_TRUE(native.ok()) << (native ? "" : native.error().message);
+  if (native) {
+    out.push_back(std::move(native).value());
   }
   out.push_back(file::makePollingWatcher());
   return out;
@@ -110,12 +110,12 @@ TEST(DirWatcher, InterruptEndsAWaitAndIsRememberedForTheNextOne) {
   }
 }
 
-TEST(DirWatcher, InotifySeesCreateRenameAndCloseWrite) {
+TEST(DirWatcher, NativeWatcherSeesCreateRenameAndCloseWrite) {
   psa::test::TempDir tmp("psa-watch");
-  auto w = file::makeInotifyWatcher();
+  auto w = file::makeNativeWatcher();
   ASSERT_TRUE(w.ok());
   auto& watcher = **w;
-  EXPECT_EQ(watcher.mechanism(), "inotify");
+  EXPECT_NE(watcher.mechanism(), "polling");  // inotify or ReadDirectoryChangesW
   ASSERT_TRUE(watcher.add(tmp.path()).ok());
   ASSERT_TRUE(watcher.add(tmp.path()).ok());  // again: no-op
   EXPECT_FALSE(watcher.wait(20ms));
@@ -126,9 +126,9 @@ TEST(DirWatcher, InotifySeesCreateRenameAndCloseWrite) {
   EXPECT_FALSE(watcher.wait(20ms));  // everything was drained
 }
 
-TEST(DirWatcher, InotifyWatchesARecreatedDirectoryAfresh) {
+TEST(DirWatcher, NativeWatcherWatchesARecreatedDirectoryAfresh) {
   psa::test::TempDir tmp("psa-watch");
-  auto w = file::makeInotifyWatcher();
+  auto w = file::makeNativeWatcher();
   ASSERT_TRUE(w.ok());
   auto& watcher = **w;
   const fs::path dir = tmp / "share";

@@ -12,10 +12,10 @@ namespace hl7 = psa::adapters::hl7;
 using namespace std::chrono_literals;
 
 std::string tlsConfig(const TlsMaterial& pki, bool client_certs) {
-  std::string cfg = R"({"tls":{"cert_file":")" + pki.server().cert.string() +
-                    R"(","key_file":")" + pki.server().key.string() + "\"";
+  std::string cfg = R"({"tls":{"cert_file":")" + pki.server().cert.generic_string() +
+                    R"(","key_file":")" + pki.server().key.generic_string() + "\"";
   if (client_certs) {
-    cfg += R"(,"client_ca_file":")" + pki.ca().cert.string() + "\"";
+    cfg += R"(,"client_ca_file":")" + pki.ca().cert.generic_string() + "\"";
   }
   return cfg + "}}";
 }
@@ -137,16 +137,16 @@ TEST_F(MllpTls, RequiredClientCertificate) {
 
 TEST_F(MllpTls, UnusableTlsFilesFailCreateWithTheFileNamed) {
   MllpHarness h;
-  const std::string missing = (dir_.path() / "nope.pem").string();
+  const std::string missing = (dir_.path() / "nope.pem").generic_string();
   EXPECT_EQ(h.start(MllpHarness::config(R"({"tls":{"cert_file":")" + missing +
-                                        R"(","key_file":")" + pki_.server().key.string() +
+                                        R"(","key_file":")" + pki_.server().key.generic_string() +
                                         "\"}}")),
             "tls.cert_file " + missing + ": No such file or directory");
   // A key that belongs to another certificate.
   EXPECT_EQ(h.start(MllpHarness::config(R"({"tls":{"cert_file":")" +
-                                        pki_.server().cert.string() + R"(","key_file":")" +
-                                        pki_.ca().key.string() + "\"}}")),
-            "tls.key_file " + pki_.ca().key.string() + ": key values mismatch");
+                                        pki_.server().cert.generic_string() + R"(","key_file":")" +
+                                        pki_.ca().key.generic_string() + "\"}}")),
+            "tls.key_file " + pki_.ca().key.generic_string() + ": key values mismatch");
 }
 
 }  // namespace

@@ -16,18 +16,13 @@ namespace psa::store {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::openOk;
 using testing::appendOne;
 using testing::leaseOk;
 using testing::ManualClock;
 using testing::optionsIn;
 using testing::RawDb;
 namespace fs = std::filesystem;
-
-SqliteStorePtr openOk(StoreOptions o) {
-  auto s = SqliteStore::open(std::move(o));
-  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().describe());
-  return s.ok() ? std::move(s).value() : nullptr;
-}
 
 StoreOptions readOnly(StoreOptions o) {
   o.read_only = true;

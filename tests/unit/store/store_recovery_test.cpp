@@ -14,6 +14,7 @@ namespace psa::store {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::openOk;
 using testing::ackSync;
 using testing::appendOne;
 using testing::leaseOk;
@@ -22,12 +23,6 @@ using testing::optionsIn;
 using testing::RawDb;
 using testing::seqsOf;
 namespace fs = std::filesystem;
-
-SqliteStorePtr openOk(StoreOptions o) {
-  auto s = SqliteStore::open(std::move(o));
-  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().describe());
-  return s.ok() ? std::move(s).value() : nullptr;
-}
 
 void overwrite(const fs::path& file, uint64_t offset, size_t n, uint32_t seed) {
   std::mt19937 rng(seed);

@@ -1,12 +1,12 @@
 // SqliteStore encryption at rest, key file handling, key rotation, and the PHI-on-disk check.
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
 
+#include "psa/store/os/durable_file.h"
 #include "psa/store/sqlite_store.h"
 #include "store_test_helpers.h"
 #include "test_support.h"
@@ -15,6 +15,7 @@ namespace psa::store {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::openOk;
 using testing::ackSync;
 using testing::appendOne;
 using testing::leaseOk;
@@ -24,14 +25,8 @@ using testing::RawDb;
 using testing::seqsOf;
 namespace fs = std::filesystem;
 
-SqliteStorePtr openOk(StoreOptions o) {
-  auto s = SqliteStore::open(std::move(o));
-  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().describe());
-  return s.ok() ? std::move(s).value() : nullptr;
-}
-
 size_t keyLines(const fs::path& key_file) {
-  std::istringstream in(psa::test::readFile(key_file));
+  std::istringstream in(testing::keyFileText(key_file));
   const std::regex key_line("key [0-9]+ [0-9a-f]{64}");
   size_t n = 0;
   for (std::string line; std::getline(in, line);) {
@@ -140,27 +135,6 @@ TEST(StoreSecurity, WrongKeyFileIsRefused) {
                                    ": key 1 differs; restore the matching key file from backup");
 }
 
-TEST(StoreSecurity, GroupReadableKeyFileIsRefused) {
-  psa::test::TempDir dir;
-  { auto store = openOk(optionsIn(dir)); }
-  const fs::path key = dir / "queue.key";
-  ASSERT_EQ(::chmod(key.c_str(), 0644), 0);
-  auto r = SqliteStore::open(optionsIn(dir));
-  ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(r.error().is(Errc::key_file));
-  EXPECT_EQ(r.error().message, "key file " + key.string() +
-                                   " is readable by group/others (mode 0644); run: chmod 600 " +
-                                   key.string());
-  ASSERT_EQ(::chmod(key.c_str(), 0620), 0);
-  r = SqliteStore::open(optionsIn(dir));
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().message, "key file " + key.string() +
-                                   " is writable by group/others (mode 0620); run: chmod 600 " +
-                                   key.string());
-  ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
-  EXPECT_TRUE(SqliteStore::open(optionsIn(dir)).ok());
-}
-
 TEST(StoreSecurity, MissingKeyFileWithSealedRowsIsRefused) {
   psa::test::TempDir dir;
   {
@@ -201,7 +175,7 @@ TEST(StoreSecurity, MalformedKeyFileNamesTheLine) {
   psa::test::TempDir dir;
   const fs::path key = dir / "queue.key";
   psa::test::writeFile(key, "# comment\nkey 1 abcd\n");
-  ::chmod(key.c_str(), 0600);
+  ASSERT_TRUE(os::restrictToOwner(key).ok());
   auto r = SqliteStore::open(optionsIn(dir));
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.error().is(Errc::key_file));
@@ -228,7 +202,7 @@ TEST(StoreSecurity, RotationKeepsOldRecordsReadableAndDropsUnusedKey) {
   ASSERT_TRUE(rotated.ok()) << rotated.error().describe();
   EXPECT_EQ(*rotated, 2u);
   EXPECT_EQ(keyLines(dir / "queue.key"), 2u);
-  EXPECT_EQ(testing::fileMode(dir / "queue.key"), 0600u);
+  EXPECT_TRUE(testing::isPrivateFile(dir / "queue.key"));
   const std::string new_id = appendOne(*store, "sealed with key 2");
   EXPECT_EQ(store->show(old_id)->key_id, 1u);
   EXPECT_EQ(store->show(new_id)->key_id, 2u);
@@ -250,7 +224,7 @@ TEST(StoreSecurity, RotationKeepsOldRecordsReadableAndDropsUnusedKey) {
   ASSERT_TRUE(ackSync(*store, {again[0].seq}).ok());
   ASSERT_TRUE(psa::test::waitFor([&] { return store->stats()->key_count == 1; }, 10s));
   EXPECT_EQ(keyLines(dir / "queue.key"), 1u);
-  EXPECT_NE(psa::test::readFile(dir / "queue.key").find("\nkey 2 "), std::string::npos);
+  EXPECT_NE(testing::keyFileText(dir / "queue.key").find("\nkey 2 "), std::string::npos);
   EXPECT_EQ(store->reveal(new_id)->reveal(), "sealed with key 2");
   store->close();
   store = openOk(optionsIn(dir));

@@ -4,13 +4,13 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <sys/stat.h>
 
 #include <atomic>
 #include <future>
 #include <string>
 #include <vector>
 
+#include "psa/store/os/secret_file.h"
 #include "psa/store/sqlite_store.h"
 #include "test_support.h"
 
@@ -113,10 +113,25 @@ inline std::vector<int64_t> seqsOf(const std::vector<Leased>& ls) {
   return out;
 }
 
-inline unsigned fileMode(const std::filesystem::path& p) {
-  struct stat st {};
-  ::stat(p.c_str(), &st);
-  return st.st_mode & 07777;
+/// True when only the service's account and the administrators may use the file (POSIX mode
+/// without group/other bits; Windows: the ACL), as the store requires of its key file.
+inline bool isPrivateFile(const std::filesystem::path& p) {
+  const os::SecretFileInfo info = os::describeSecretFile(p);
+  return info.present && info.problem.empty();
+}
+
+/// The key file's text as the store wrote it, unsealed (DPAPI on Windows).
+inline std::string keyFileText(const std::filesystem::path& p) {
+  auto text = os::unsealSecretText(psa::test::readFile(p));
+  EXPECT_TRUE(text.ok()) << (text ? "" : text.error().describe());
+  return text ? *text : std::string();
+}
+
+/// Opens a store and expects success (the error is printed otherwise).
+inline SqliteStorePtr openOk(StoreOptions o) {
+  auto s = SqliteStore::open(std::move(o));
+  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().describe());
+  return s.ok() ? std::move(s).value() : nullptr;
 }
 
 /// Direct SQLite access to a (closed) store file, as a technician or attacker would have.

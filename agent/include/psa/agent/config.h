@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "psa/adapters/source.h"
+#include "psa/agent/platform_defaults.h"
 #include "psa/store/json.h"
 #include "psa/store/log.h"
 #include "psa/store/result.h"
@@ -15,8 +16,6 @@
 #include "psa/store/sqlite_store.h"
 
 namespace psa::agent {
-
-inline constexpr const char* kDefaultConfigPath = "/etc/pms-agent/agent.json";
 
 /// The cloud link settings (`cloud` section).
 struct CloudSettings {
@@ -84,7 +83,7 @@ ConfigLoad loadConfig(const std::filesystem::path& file, const adapters::SourceR
 /// The effective config for display, secrets masked (`pms-agent config show`).
 json::Value maskedConfig(const Config& config, const adapters::SourceRegistry& registry);
 
-/// The config path from --config, else $PMS_AGENT_CONFIG, else kDefaultConfigPath.
+/// The config path from --config, else $PMS_AGENT_CONFIG, else platformDefaults().config_file.
 std::filesystem::path configPath(const std::string& from_option);
 
 }  // namespace psa::agent

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,12 @@ class Clock {
 };
 
 using ClockPtr = std::shared_ptr<const Clock>;
+
+/// The UTC calendar fields of a Unix time in seconds (what gmtime_r fills in; tm_wday and
+/// tm_yday included), computed without the C library, so every OS gives the same answer.
+std::tm utcCalendar(int64_t unix_s);
+/// The inverse (timegm): fields are taken as UTC and may be out of range (normalised).
+int64_t unixFromUtcCalendar(const std::tm& tm);
 
 /// RFC 3339 UTC with milliseconds: 2026-11-25T20:44:20.123Z.
 std::string formatRfc3339(int64_t unix_ms);

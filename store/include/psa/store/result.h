@@ -31,6 +31,7 @@ enum class Errc {
   limit,                 ///< a hard size/count/depth limit was exceeded
   closed,                ///< component shut down
   internal,              ///< broken invariant: a bug
+  busy,                  ///< in use by another program (a file still being written): try later
 };
 
 }  // namespace psa

@@ -1,9 +1,9 @@
 // Wake-ups for the file-drop adapter's reader thread when a watched directory may have
 // changed. A watcher never says *what* changed: the reader rescans the directory after every
 // wake-up (and at least every poll interval), so a lost or coalesced event costs latency,
-// never a file. Implementations: inotify (Linux) and polling (everywhere, including network
-// shares that deliver no change events); a Windows one (ReadDirectoryChangesW) fits the same
-// interface.
+// never a file. Implementations: the OS's own (inotify on Linux in dir_watcher_posix.cpp,
+// ReadDirectoryChangesW on Windows in dir_watcher_win.cpp) and polling (everywhere, including
+// network shares that deliver no change events).
 #pragma once
 
 #include <chrono>
@@ -20,7 +20,7 @@ class DirWatcher {
  public:
   virtual ~DirWatcher() = default;
 
-  /// "inotify" or "polling".
+  /// "inotify", "ReadDirectoryChangesW" or "polling".
   virtual std::string_view mechanism() const = 0;
 
   /// Watches one directory (not its subdirectories: add those too for a recursive watch).
@@ -43,8 +43,9 @@ using DirWatcherPtr = std::unique_ptr<DirWatcher>;
 /// A watcher that only times out (the reader's periodic rescan does the work).
 DirWatcherPtr makePollingWatcher();
 
-/// An inotify watcher. Errc::unavailable on systems without inotify, Errc::io when the
-/// kernel refuses an instance (fs.inotify.max_user_instances).
-Result<DirWatcherPtr> makeInotifyWatcher();
+/// The OS's change notifications: inotify (Errc::io when the kernel refuses an instance,
+/// fs.inotify.max_user_instances) or ReadDirectoryChangesW (Errc::io when no completion port
+/// can be made).
+Result<DirWatcherPtr> makeNativeWatcher();
 
 }  // namespace psa::adapters::file

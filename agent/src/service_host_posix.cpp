@@ -30,6 +30,8 @@ class SystemdHost final : public ServiceHost {
   void stopping() override { send("STOPPING=1"); }
   void watchdog() override { send("WATCHDOG=1"); }
   long watchdogIntervalUs() const override { return watchdog_us_; }
+  // systemd stops the service with SIGTERM, which the agent's signal set handles.
+  void onStopRequest(std::function<void()>) override {}
 
  private:
   void send(const std::string& message) const {
@@ -65,6 +67,10 @@ class SystemdHost final : public ServiceHost {
 
 }  // namespace
 
-std::unique_ptr<ServiceHost> makeSystemdHost() { return std::make_unique<SystemdHost>(); }
+ServiceHostPtr makeForegroundHost() { return std::make_unique<SystemdHost>(); }
+
+int runService(bool, const std::function<int(ServiceHostPtr)>& body, std::ostream&) {
+  return body(makeForegroundHost());
+}
 
 }  // namespace psa::agent

@@ -1,0 +1,19 @@
+#include "host_checks.h"
+
+#include "cli_support.h"
+
+namespace psa::agent {
+
+CheckResult missingKeyFileCheck(const std::filesystem::path& key, const store::QueueStats* stats,
+                                bool db_exists) {
+  const uint64_t records = stats ? stats->pending + stats->dead : 0;
+  if (db_exists && (records > 0 || (stats && stats->key_count > 0))) {
+    return {CheckResult::Level::fail, "key file",
+            key.string() + " is missing, but the queue database holds " + humanCount(records) +
+                " records ▸ restore the key file from backup (a new key cannot decrypt them)"};
+  }
+  return {CheckResult::Level::ok, "key file",
+          key.string() + " not created yet (the agent creates it at first start)"};
+}
+
+}  // namespace psa::agent
