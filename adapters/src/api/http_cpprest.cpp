@@ -11,7 +11,7 @@
 #include <map>
 #include <mutex>
 
-#include "http.h"
+#include "psa/adapters/api/http.h"
 #include "tls_probe.h"
 
 namespace psa::adapters::api {
