@@ -6,8 +6,12 @@
 // Order matters: wincrypt.h needs windows.h first and must come before OpenSSL's headers (they
 // #undef the names it defines as macros, X509_NAME among them).
 // clang-format off
+#ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX  // mingw's libstdc++ defines it already (the project-wide -include utility)
 #define NOMINMAX
+#endif
 #include <windows.h>
 #include <wincrypt.h>
 
