@@ -7,8 +7,8 @@ set -euo pipefail
 build_pkgs=(
   cmake ninja-build g++ ccache pkg-config git
   clang libclang-rt-14-dev                       # ASan/UBSan preset and libFuzzer targets
-  libboost-dev libboost-program-options-dev      # Boost 1.74: Asio, Program_options
-  libssl-dev libsqlite3-dev libmosquitto-dev libcpprest-dev
+  libboost-dev libboost-program-options-dev      # Boost 1.74: Asio, Beast, Program_options
+  libssl-dev libsqlite3-dev libmosquitto-dev
   libgtest-dev googletest
 )
 runtime_pkgs=(

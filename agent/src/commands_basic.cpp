@@ -3,8 +3,8 @@
 #include <sqlite3.h>
 #include <mosquitto.h>
 
+#include <boost/beast/version.hpp>
 #include <boost/version.hpp>
-#include <cpprest/version.h>
 #include <iostream>
 
 #include "build_info.h"
@@ -43,9 +43,8 @@ json::Value versionInfo() {
   libs.set("boost", json::Value::string(std::to_string(BOOST_VERSION / 100000) + "." +
                                         std::to_string(BOOST_VERSION / 100 % 1000) + "." +
                                         std::to_string(BOOST_VERSION % 100)));
-  libs.set("cpprestsdk", json::Value::string(std::to_string(CPPREST_VERSION_MAJOR) + "." +
-                                             std::to_string(CPPREST_VERSION_MINOR) + "." +
-                                             std::to_string(CPPREST_VERSION_REVISION)));
+  // The HTTP transport of the API adapters (Boost.Beast's own version, e.g. 300 in Boost 1.74).
+  libs.set("beast", json::Value::string(std::to_string(BOOST_BEAST_VERSION)));
   json::Value v = json::Value::object();
   v.set("version", json::Value::string(kAgentVersion));
   v.set("build", json::Value::string(kBuildId));

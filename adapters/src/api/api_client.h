@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "http.h"
+#include "psa/adapters/api/http.h"
 #include "psa/adapters/api/rate_limit.h"
 #include "psa/store/clock.h"
 #include "psa/store/log.h"

@@ -56,7 +56,7 @@ Result<ClientSet> buildClients(const json::Value& config, const ClientParams& p)
   }
   topts.verify_tls = config.getBool("tls_verify", true);
   topts.timeout = std::chrono::seconds(std::max<int64_t>(1, config.getInt("timeout_s", 30)));
-  auto transport = makeCppRestTransport(topts);
+  auto transport = makeHttpTransport(topts);
   if (!transport) {
     return Error(transport.error().code, "ca_file: " + transport.error().message);
   }

@@ -9,7 +9,7 @@
 
 #include "api_client.h"
 #include "auth.h"
-#include "http.h"
+#include "psa/adapters/api/http.h"
 #include "psa/adapters/source.h"
 #include "psa/store/json.h"
 

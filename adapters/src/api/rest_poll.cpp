@@ -1467,7 +1467,7 @@ class RestPollSource final : public Poller {
     }
     TransportOptions opts = clients_.transport_options;
     opts.timeout = std::chrono::seconds(5);
-    auto transport = makeCppRestTransport(opts);
+    auto transport = makeHttpTransport(opts);
     if (!transport) {
       return;
     }

@@ -2,7 +2,7 @@
 
 #include <cctype>
 
-#include "http.h"
+#include "psa/adapters/api/http.h"
 
 namespace psa::adapters::api {
 
