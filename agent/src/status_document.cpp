@@ -158,6 +158,9 @@ json::Value keyFileStatusJson(const std::filesystem::path& key_file) {
   }
   // "mode": the POSIX mode ("0600"), or on Windows who may use the file.
   k.set("mode", str(info.permissions));
+  if (info.owner_uid >= 0) {
+    k.set("uid", i64(info.owner_uid));
+  }
   k.set("owner", str(info.owner));
   k.set("size", u64(info.size));
   k.set("ok", json::Value::boolean(info.problem.empty()));

@@ -13,8 +13,10 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <optional>
 
+#include "api/system_trust.h"
 #include "psa/adapters/hl7/message.h"
 #include "psa/adapters/hl7/mllp.h"
 #include "psa/store/os/system_error.h"
@@ -171,17 +173,15 @@ Result<std::unique_ptr<MllpClient>> MllpClient::connect(const MllpClientOptions&
       if (file->empty()) {
         continue;
       }
-      std::FILE* f = std::fopen(file->c_str(), "rb");
-      if (f == nullptr) {
+      if (!std::ifstream(*file, std::ios::binary)) {
         return Error(Errc::io, "cannot read " + file->string() + ": " + os::errnoText(errno));
       }
-      std::fclose(f);
     }
     d.ctx.emplace(ssl::context::tls_client);
     SSL_CTX_set_min_proto_version(d.ctx->native_handle(), TLS1_2_VERSION);
     error_code ec;
     if (options.ca_file.empty()) {
-      d.ctx->set_default_verify_paths(ec);
+      PSA_TRY(api::loadSystemTrust(d.ctx->native_handle()));
     } else {
       d.ctx->load_verify_file(os::pathToUtf8(options.ca_file), ec);
     }

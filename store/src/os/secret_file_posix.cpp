@@ -39,6 +39,7 @@ SecretFileInfo describeSecretFile(const fs::path& path) {
   }
   info.present = true;
   info.owner = ownerName(st.st_uid);
+  info.owner_uid = static_cast<int64_t>(st.st_uid);
   info.permissions = octal(st.st_mode);
   info.size = static_cast<uint64_t>(st.st_size);
   const unsigned mode = st.st_mode & 07777;

@@ -17,6 +17,7 @@ namespace psa::os {
 struct SecretFileInfo {
   bool present = false;     ///< the file exists and could be looked at
   std::string owner;        ///< account name ("pms-agent", "NT SERVICE\pms-agent"), or an id
+  int64_t owner_uid = -1;   ///< the owner's POSIX uid; -1 on Windows
   std::string permissions;  ///< "0600" on POSIX; "owner, SYSTEM, Administrators" on Windows
   uint64_t size = 0;
   /// Empty when the file is safe; else what is wrong, in words ("is readable by group/others
