@@ -296,10 +296,12 @@ build_boost() {
     -o -name '*.txt' -o -name '*.m4' -o -name '*.dtd' -o -name '*.erb' -o -name '*.re' \) -delete
   # A staged package's headers are the source tree; point them at <prefix>/include as an
   # installed one does.
-  local cfg=$STAGE/lib/cmake/boost_headers-1.74.0/boost_headers-config.cmake
-  sed -i 's|^get_filename_component(_BOOST_INCLUDEDIR .*|get_filename_component(_BOOST_INCLUDEDIR "${_BOOST_CMAKEDIR}/../../include/" ABSOLUTE)|' "$cfg"
-  grep -q '_BOOST_INCLUDEDIR "${_BOOST_CMAKEDIR}/../../include/"' "$cfg" || die "unexpected $cfg"
-  if grep -rqF "$work/boost1.74" "$STAGE/lib/cmake"; then die "source paths left in $STAGE/lib/cmake"; fi
+  local cfg
+  for cfg in "$STAGE"/lib/cmake/boost_{headers,program_options}-1.74.0/boost_*-config.cmake; do
+    sed -i 's|^get_filename_component(_BOOST_INCLUDEDIR .*|get_filename_component(_BOOST_INCLUDEDIR "${_BOOST_CMAKEDIR}/../../include/" ABSOLUTE)|' "$cfg"
+    grep -q '_BOOST_INCLUDEDIR "${_BOOST_CMAKEDIR}/../../include/"' "$cfg" || die "unexpected $cfg"
+  done
+  if grep -rq 'boost1\.74/' "$STAGE/lib/cmake"; then die "source paths left in $STAGE/lib/cmake"; fi
 }
 
 build_googletest() {
