@@ -2,8 +2,9 @@
 # Builds everything and runs every test suite. This is what CI (.ci/run) runs.
 #
 #   tests/run.sh            default build: unit, integration, crash tests, then the short
-#                           chaos profile (tests/chaos/); then the ASan+UBSan build: unit
-#                           tests and a bounded run of every fuzzer
+#                           chaos profile (tests/chaos/); then the Windows cross build and its
+#                           tests under Wine (tests/windows/run.sh); then the ASan+UBSan build:
+#                           unit tests and a bounded run of every fuzzer
 #   tests/run.sh --quick    default build only
 #   tests/run.sh -R REGEX   only tests matching REGEX (default build)
 #
@@ -45,6 +46,9 @@ fi
 
 step "whole-system chaos harness, short profile (tests/chaos/)"
 ctest --preset default -L chaos
+
+step "Windows: cross build, unit tests under Wine, the MSI as a service (tests/windows/run.sh)"
+tests/windows/run.sh
 
 step "configure + build (asan preset: ASan + UBSan, libFuzzer targets)"
 cmake --preset asan >/dev/null

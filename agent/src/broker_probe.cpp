@@ -22,9 +22,15 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Level = CheckResult::Level;
 
-CheckResult ok(std::string name, std::string text) { return {Level::ok, std::move(name), std::move(text)}; }
-CheckResult warn(std::string name, std::string text) { return {Level::warn, std::move(name), std::move(text)}; }
-CheckResult fail(std::string name, std::string text) { return {Level::fail, std::move(name), std::move(text)}; }
+CheckResult ok(std::string name, std::string text) {
+  return {Level::ok, std::move(name), std::move(text)};
+}
+CheckResult warn(std::string name, std::string text) {
+  return {Level::warn, std::move(name), std::move(text)};
+}
+CheckResult fail(std::string name, std::string text) {
+  return {Level::fail, std::move(name), std::move(text)};
+}
 
 int msLeft(Clock::time_point deadline) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -180,10 +186,10 @@ void putVarint(std::string& out, size_t n) {
 std::string connectPacket(const std::string& client_id) {
   std::string body;
   body += std::string("\x00\x04MQTT", 6);
-  body.push_back(5);              // protocol version 5
-  body.push_back(0x02);           // clean start, no will, no user name/password
+  body.push_back(5);                   // protocol version 5
+  body.push_back(0x02);                // clean start, no will, no user name/password
   body += std::string("\x00\x0a", 2);  // keep alive 10 s
-  body.push_back(0);              // no properties
+  body.push_back(0);                   // no properties
   body.push_back(static_cast<char>(client_id.size() >> 8));
   body.push_back(static_cast<char>(client_id.size() & 0xff));
   body += client_id;
@@ -196,29 +202,52 @@ std::string connectPacket(const std::string& client_id) {
 
 std::string connackReasonName(int code) {
   switch (code) {
-    case 0x00: return "success";
-    case 0x80: return "unspecified error";
-    case 0x81: return "malformed packet";
-    case 0x82: return "protocol error";
-    case 0x83: return "implementation specific error";
-    case 0x84: return "unsupported protocol version";
-    case 0x85: return "client identifier not valid";
-    case 0x86: return "bad user name or password";
-    case 0x87: return "not authorized";
-    case 0x88: return "server unavailable";
-    case 0x89: return "server busy";
-    case 0x8A: return "banned";
-    case 0x8C: return "bad authentication method";
-    case 0x90: return "topic name invalid";
-    case 0x95: return "packet too large";
-    case 0x97: return "quota exceeded";
-    case 0x99: return "payload format invalid";
-    case 0x9A: return "retain not supported";
-    case 0x9B: return "QoS not supported";
-    case 0x9C: return "use another server";
-    case 0x9D: return "server moved";
-    case 0x9F: return "connection rate exceeded";
-    default: return "reason code " + std::to_string(code);
+    case 0x00:
+      return "success";
+    case 0x80:
+      return "unspecified error";
+    case 0x81:
+      return "malformed packet";
+    case 0x82:
+      return "protocol error";
+    case 0x83:
+      return "implementation specific error";
+    case 0x84:
+      return "unsupported protocol version";
+    case 0x85:
+      return "client identifier not valid";
+    case 0x86:
+      return "bad user name or password";
+    case 0x87:
+      return "not authorized";
+    case 0x88:
+      return "server unavailable";
+    case 0x89:
+      return "server busy";
+    case 0x8A:
+      return "banned";
+    case 0x8C:
+      return "bad authentication method";
+    case 0x90:
+      return "topic name invalid";
+    case 0x95:
+      return "packet too large";
+    case 0x97:
+      return "quota exceeded";
+    case 0x99:
+      return "payload format invalid";
+    case 0x9A:
+      return "retain not supported";
+    case 0x9B:
+      return "QoS not supported";
+    case 0x9C:
+      return "use another server";
+    case 0x9D:
+      return "server moved";
+    case 0x9F:
+      return "connection rate exceeded";
+    default:
+      return "reason code " + std::to_string(code);
   }
 }
 
@@ -233,8 +262,8 @@ std::vector<CheckResult> checkClientCertificate(const CloudSettings& cloud, int 
   std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(cf.get(), nullptr, nullptr, nullptr));
   if (!cert) {
     ERR_clear_error();
-    return {fail(name, "cloud.cert_file " + cloud.cert_file.string() +
-                           " holds no PEM certificate")};
+    return {
+        fail(name, "cloud.cert_file " + cloud.cert_file.string() + " holds no PEM certificate")};
   }
   std::unique_ptr<BIO, BioFree> kf(BIO_new_file(os::pathToUtf8(cloud.key_file).c_str(), "r"));
   if (!kf) {
@@ -252,8 +281,9 @@ std::vector<CheckResult> checkClientCertificate(const CloudSettings& cloud, int 
   EVP_PKEY_free(key);
   ERR_clear_error();
   if (!match) {
-    return {fail(name, "cloud.cert_file and cloud.key_file do not belong together ▸ install the "
-                       "key that was issued with this certificate")};
+    return {fail(name,
+                 "cloud.cert_file and cloud.key_file do not belong together ▸ install the "
+                 "key that was issued with this certificate")};
   }
   std::string date;
   const int days = daysLeft(cert.get(), date);
@@ -326,17 +356,20 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
   std::unique_ptr<SSL_CTX, SslCtxFree> ctx(SSL_CTX_new(TLS_client_method()));
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   ERR_clear_error();
-  if (SSL_CTX_load_verify_locations(ctx.get(), cloud.ca_file.c_str(), nullptr) != 1) {
+  if (SSL_CTX_load_verify_locations(ctx.get(), os::pathToUtf8(cloud.ca_file).c_str(), nullptr) !=
+      1) {
     os::closeSocket(fd);
     out.push_back(fail("broker tls", "cannot load cloud.ca_file " + cloud.ca_file.string() + " (" +
-                                         sslErrors() + ") ▸ it must be the PEM CA certificate of "
+                                         sslErrors() +
+                                         ") ▸ it must be the PEM CA certificate of "
                                          "the broker"));
     skipRest({"broker auth"});
     return out;
   }
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), os::pathToUtf8(cloud.cert_file).c_str()) != 1 ||
-      SSL_CTX_use_PrivateKey_file(ctx.get(), os::pathToUtf8(cloud.key_file).c_str(), SSL_FILETYPE_PEM) != 1) {
+      SSL_CTX_use_PrivateKey_file(ctx.get(), os::pathToUtf8(cloud.key_file).c_str(),
+                                  SSL_FILETYPE_PEM) != 1) {
     ERR_clear_error();  // reported by the client cert check; the handshake shows the effect
   }
   std::unique_ptr<SSL, SslFree> ssl(SSL_new(ctx.get()));
@@ -353,13 +386,14 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
   }
   const auto deadline = Clock::now() + o.timeout;
   bool timed_out = false;
-  const int hs = sslWait(ssl.get(), fd, deadline, timed_out, [&] { return SSL_connect(ssl.get()); });
+  const int hs =
+      sslWait(ssl.get(), fd, deadline, timed_out, [&] { return SSL_connect(ssl.get()); });
   if (hs != 1) {
     const long vr = SSL_get_verify_result(ssl.get());
     std::string text;
     if (timed_out) {
-      text = "no TLS handshake within " + std::to_string(o.timeout.count() / 1000) +
-             " s ▸ is " + hostport + " a TLS (mqtts) port?";
+      text = "no TLS handshake within " + std::to_string(o.timeout.count() / 1000) + " s ▸ is " +
+             hostport + " a TLS (mqtts) port?";
     } else if (vr != X509_V_OK) {
       text = std::string("certificate verify failed: ") + X509_verify_cert_error_string(vr) +
              " ▸ " + verifyHint(vr);
@@ -368,8 +402,9 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
       const std::string errs = sslErrors();
       text = "handshake failed: " + (errs.empty() ? std::string("connection closed") : errs);
       if (errs.find("alert") != std::string::npos) {
-        text += " ▸ the broker refused this agent's client certificate: it must trust the CA "
-                "that signed cloud.cert_file";
+        text +=
+            " ▸ the broker refused this agent's client certificate: it must trust the CA "
+            "that signed cloud.cert_file";
       } else if (errs.find("wrong version") != std::string::npos ||
                  errs.find("packet length") != std::string::npos) {
         text += " ▸ is " + hostport + " a TLS (mqtts) port?";
@@ -404,8 +439,7 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
                              : std::string("certificate")) +
                        ", valid until " + leaf_date + " (" + std::to_string(leaf_days) + " days)";
     if (soon_days < o.warn_days) {
-      out.push_back(warn("broker tls", text + "; " +
-                                           (soon_label.empty() ? "it" : soon_label) +
+      out.push_back(warn("broker tls", text + "; " + (soon_label.empty() ? "it" : soon_label) +
                                            " expires on " + soon_date + " (in " +
                                            std::to_string(soon_days) +
                                            " days) ▸ the cloud operator must renew it"));
@@ -432,7 +466,8 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
     });
     if (n <= 0) {
       level = Level::fail;
-      result_text = timed_out ? "cannot send MQTT CONNECT (timed out)" : closedAfterHandshake(ssl.get(), fd);
+      result_text =
+          timed_out ? "cannot send MQTT CONNECT (timed out)" : closedAfterHandshake(ssl.get(), fd);
       break;
     }
     off += static_cast<size_t>(n);
@@ -477,7 +512,8 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
       } else {
         const int code = buf[flags_at + 1];
         if (code == 0) {
-          result_text = "MQTT 5 CONNECT accepted (certificate identity, client id " + client_id + ")";
+          result_text =
+              "MQTT 5 CONNECT accepted (certificate identity, client id " + client_id + ")";
           static const char kDisconnect[] = {'\xe0', '\x00'};
           sslWait(ssl.get(), fd, mqtt_deadline, timed_out,
                   [&] { return SSL_write(ssl.get(), kDisconnect, 2); });
@@ -490,8 +526,9 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
           if (code == 0x84) {
             result_text += " ▸ the broker must speak MQTT 5";
           } else if (code == 0x86 || code == 0x87 || code == 0x8A || code == 0x8C) {
-            result_text += " ▸ the broker does not accept this agent's certificate identity; "
-                           "ask the cloud operator to register it";
+            result_text +=
+                " ▸ the broker does not accept this agent's certificate identity; "
+                "ask the cloud operator to register it";
           } else if (code == 0x85) {
             result_text += " (the check connects as " + client_id +
                            "; the broker may allow only the agent's own id) ▸ see the CLOUD line "

@@ -1,6 +1,5 @@
 #include "bundle.h"
 
-
 #include <cstring>
 #include <deque>
 #include <fstream>

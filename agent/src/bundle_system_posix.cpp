@@ -77,7 +77,8 @@ std::string systemInfo() {
   std::ostringstream s;
   utsname u{};
   if (::uname(&u) == 0) {
-    s << "kernel      " << u.sysname << " " << u.release << " " << u.version << " " << u.machine << "\n";
+    s << "kernel      " << u.sysname << " " << u.release << " " << u.version << " " << u.machine
+      << "\n";
     s << "hostname    " << u.nodename << "\n";
   }
   std::ifstream os("/etc/os-release");
@@ -100,10 +101,9 @@ ServiceLogExtract serviceLogExtract(size_t lines) {
   if (::access("/usr/bin/journalctl", X_OK) != 0) {
     return {};
   }
-  return {"journal.txt",
-          runCapture({"/usr/bin/journalctl", "-u", "pms-agent", "-n", std::to_string(lines),
-                      "--no-pager", "-o", "short-iso"},
-                     std::chrono::seconds(10), 8u << 20)};
+  return {"journal.txt", runCapture({"/usr/bin/journalctl", "-u", "pms-agent", "-n",
+                                     std::to_string(lines), "--no-pager", "-o", "short-iso"},
+                                    std::chrono::seconds(10), 8u << 20)};
 }
 
 }  // namespace psa::agent

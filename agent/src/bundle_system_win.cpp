@@ -52,13 +52,12 @@ ServiceLogExtract serviceLogExtract(size_t lines) {
       }
       const auto* source = reinterpret_cast<const wchar_t*>(rec + 1);
       if (std::wstring_view(source) == L"pms-agent" && rec->NumStrings > 0) {
-        const auto* text =
-            reinterpret_cast<const wchar_t*>(buf.data() + off + rec->StringOffset);
+        const auto* text = reinterpret_cast<const wchar_t*>(buf.data() + off + rec->StringOffset);
         const char* type = rec->EventType == EVENTLOG_ERROR_TYPE     ? "error"
                            : rec->EventType == EVENTLOG_WARNING_TYPE ? "warning"
                                                                      : "info";
-        kept.push_back(formatRfc3339(static_cast<int64_t>(rec->TimeGenerated) * 1000) + " " +
-                       type + " " + os::win::narrow(text));
+        kept.push_back(formatRfc3339(static_cast<int64_t>(rec->TimeGenerated) * 1000) + " " + type +
+                       " " + os::win::narrow(text));
         if (kept.size() > lines) {
           kept.pop_front();
         }

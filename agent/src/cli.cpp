@@ -55,9 +55,12 @@ void printListing(std::ostream& out, const CommandTable& table, const std::vecto
   for (const auto& [label, summary] : rows) {
     out << "  " << label << std::string(width - label.size() + 3, ' ') << summary << "\n";
   }
-  out << "\nEvery command takes --config FILE (default " << os::pathToUtf8(platformDefaults().config_file)
+  out << "\nEvery command takes --config FILE (default "
+      << os::pathToUtf8(platformDefaults().config_file)
       << ", or $PMS_AGENT_CONFIG).\n"
-         "Run `pms-agent " << prefix << "COMMAND --help` for details. Exit codes: 0 ok, 1 failure"
+         "Run `pms-agent "
+      << prefix
+      << "COMMAND --help` for details. Exit codes: 0 ok, 1 failure"
          " found, 2 usage error.\n";
 }
 

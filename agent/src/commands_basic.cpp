@@ -1,7 +1,7 @@
 // Commands that need no running agent: version, config validate, config show.
+#include <mosquitto.h>
 #include <openssl/crypto.h>
 #include <sqlite3.h>
-#include <mosquitto.h>
 
 #include <boost/beast/version.hpp>
 #include <boost/version.hpp>

@@ -47,8 +47,9 @@ void addBundleCommand(CommandTable& table) {
         }
         const uintmax_t size = std::filesystem::file_size(out, ec);
         ctx.out << checkLine("OK", "bundle",
-                             out.string() + " (" + humanBytes(ec ? 0 : static_cast<uint64_t>(size)) +
-                                 ", " + std::to_string(files.size()) +
+                             out.string() + " (" +
+                                 humanBytes(ec ? 0 : static_cast<uint64_t>(size)) + ", " +
+                                 std::to_string(files.size()) +
                                  " files) ▸ send it to support; it holds no patient data")
                 << "\n";
         return kExitOk;

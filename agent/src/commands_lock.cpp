@@ -8,9 +8,9 @@
 
 #include "command.h"
 #include "control_server.h"
-#include "psa/store/os/utf8_path.h"
 #include "psa/agent/config.h"
 #include "psa/store/json.h"
+#include "psa/store/os/utf8_path.h"
 
 namespace psa::agent {
 namespace {

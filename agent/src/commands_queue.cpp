@@ -294,8 +294,7 @@ void addQueueCommands(CommandTable& table) {
           renderRecord(ctx.out, *r.result.find("record"));
           ctx.out << "---- payload (" << humanCount(payload.size())
                   << " bytes; this reveal is recorded in the audit trail as "
-                  << r.result.getString("actor")
-                  << ") ----\n";
+                  << r.result.getString("actor") << ") ----\n";
           if (os::stdoutIsTerminal()) {
             // HL7 separates segments with CR, which would overwrite lines on a terminal.
             std::replace(payload.begin(), payload.end(), '\r', '\n');

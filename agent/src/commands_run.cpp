@@ -66,9 +66,9 @@ void addRunCommand(CommandTable& table) {
                         "passes this; ignored elsewhere)");
       },
       [](const po::variables_map& vm, CommandContext& ctx) {
-        return runService(vm.count("service") > 0,
-                          [&ctx](ServiceHostPtr host) { return runAgent(ctx, std::move(host)); },
-                          ctx.err);
+        return runService(
+            vm.count("service") > 0,
+            [&ctx](ServiceHostPtr host) { return runAgent(ctx, std::move(host)); }, ctx.err);
       }});
 }
 

@@ -97,7 +97,10 @@ std::shared_ptr<ObjectSchema> makeSchema(std::vector<Field> fields) {
 
 ObjectSchema buildConfigSchema() {
   auto agent = makeSchema({
-      Field::str("id").req().verify(checkTopicLevel).describe("this agent's id, e.g. practice-0042"),
+      Field::str("id")
+          .req()
+          .verify(checkTopicLevel)
+          .describe("this agent's id, e.g. practice-0042"),
       Field::str("tenant").req().verify(checkTopicLevel).describe("the tenant, e.g. acme-health"),
       Field::str("state_dir")
           .def(json::Value::string(os::pathToUtf8(platformDefaults().state_dir)))

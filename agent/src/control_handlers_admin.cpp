@@ -135,10 +135,9 @@ void registerAdminHandlers(ControlServer& server, AgentContext& ctx) {
     args.set("level", json::Value::string(std::string(log::levelName(next))));
     log::setLevel(next);
     // Logged at warn so the change is visible at every level but error.
-    log::Logger("control").warn("log_level_changed",
-                                {{"to", log::levelName(next)},
-                                 {"from", log::levelName(previous)},
-                                 {"peer", peer.actor()}});
+    log::Logger("control").warn(
+        "log_level_changed",
+        {{"to", log::levelName(next)}, {"from", log::levelName(previous)}, {"peer", peer.actor()}});
     audited(ctx, peer, "log.level", args, "ok");
     r.set("level", json::Value::string(std::string(log::levelName(next))));
     r.set("config_level", json::Value::string(std::string(log::levelName(configuredLevel(ctx)))));

@@ -126,8 +126,7 @@ void registerQueueHandlers(ControlServer& server, AgentContext& ctx) {
       audited(ctx, peer, "queue.reveal", idArgs(id), payload.error().message);
       return replyError(payload.error());
     }
-    log::Logger("control").info("payload_revealed",
-                                {{"msg_id", id}, {"peer", peer.actor()}});
+    log::Logger("control").info("payload_revealed", {{"msg_id", id}, {"peer", peer.actor()}});
     json::Value r = json::Value::object();
     r.set("record", recordInfoJson(*info));
     r.set("payload_base64", json::Value::string(base64Encode(payload->reveal())));

@@ -106,7 +106,8 @@ void ControlServer::stop() {
 }
 
 Result<ControlResponse> callAgent(const std::filesystem::path& address,
-                                  const ControlRequest& request, std::chrono::milliseconds timeout) {
+                                  const ControlRequest& request,
+                                  std::chrono::milliseconds timeout) {
   auto conn = connectControlEndpoint(address, timeout);
   if (!conn) {
     return std::move(conn).error();

@@ -200,9 +200,8 @@ Result<ControlConnectionPtr> connectControlEndpoint(const std::filesystem::path&
     const int err = errno;
     ::close(fd);
     if (err == EACCES || err == EPERM) {
-      return Error(Errc::unauthorized,
-                   "permission denied on the control socket " + p +
-                       " (run as root or as a member of the pms-agent group)");
+      return Error(Errc::unauthorized, "permission denied on the control socket " + p +
+                                           " (run as root or as a member of the pms-agent group)");
     }
     return Error(Errc::unavailable, "the agent is not running (nothing answers on " + p + ")");
   }

@@ -147,10 +147,10 @@ class PipeEndpoint final : public ControlEndpoint {
   PipeEndpoint& operator=(const PipeEndpoint&) = delete;
 
   Status bind() {
-    const std::wstring sddl = L"D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;" +
-                              os::win::widen(os::win::currentUserSid()) + L")";
+    const std::wstring sddl =
+        L"D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;" + os::win::widen(os::win::currentUserSid()) + L")";
     if (!::ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl.c_str(), SDDL_REVISION_1,
-                                                               sd_.out(), nullptr)) {
+                                                                sd_.out(), nullptr)) {
       return Error(Errc::io, "cannot build the control pipe's access list: " +
                                  os::win::errorText(::GetLastError()));
     }
@@ -199,8 +199,8 @@ class PipeEndpoint final : public ControlEndpoint {
         return Error(Errc::exists,
                      "another agent is already running (control pipe " + where + " exists)");
       }
-      return Error(Errc::io, "cannot create control pipe " + where + ": " +
-                                 os::win::errorText(err));
+      return Error(Errc::io,
+                   "cannot create control pipe " + where + ": " + os::win::errorText(err));
     }
     return h;
   }
@@ -273,8 +273,8 @@ Result<ControlConnectionPtr> connectControlEndpoint(const std::filesystem::path&
     }
     const DWORD err = ::GetLastError();
     if (err == ERROR_ACCESS_DENIED) {
-      return Error(Errc::unauthorized, "access denied on the control pipe " + where + " (" +
-                                           os::privilegeHint() + ")");
+      return Error(Errc::unauthorized,
+                   "access denied on the control pipe " + where + " (" + os::privilegeHint() + ")");
     }
     if (err == ERROR_PIPE_BUSY && std::chrono::steady_clock::now() < deadline) {
       ::WaitNamedPipeW(address.c_str(), 1000);  // every instance is serving someone
@@ -284,8 +284,8 @@ Result<ControlConnectionPtr> connectControlEndpoint(const std::filesystem::path&
       return Error(Errc::unavailable,
                    "the agent is not running (nothing answers on " + where + ")");
     }
-    return Error(Errc::io, "cannot open the control pipe " + where + ": " +
-                               os::win::errorText(err));
+    return Error(Errc::io,
+                 "cannot open the control pipe " + where + ": " + os::win::errorText(err));
   }
 }
 

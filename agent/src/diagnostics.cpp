@@ -1,6 +1,5 @@
 #include "diagnostics.h"
 
-
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -48,7 +47,8 @@ CheckResult diskCheck(const Config& cfg, const store::QueueStats* stats, const C
   std::error_code ec;
   const fs::space_info space = fs::space(dir, ec);
   if (ec) {
-    return {Level::warn, "disk", "cannot measure free space of " + dir.string() + ": " + ec.message()};
+    return {Level::warn, "disk",
+            "cannot measure free space of " + dir.string() + ": " + ec.message()};
   }
   const uint64_t total = space.capacity;
   const uint64_t avail = space.available;

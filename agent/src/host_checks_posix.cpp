@@ -62,7 +62,8 @@ CheckResult keyFileCheck(const Config& cfg, const store::QueueStats* stats, bool
             key.string() + " belongs to " + ownerName(st.st_uid) + " but the state dir to " +
                 ownerName(dir.st_uid) + " ▸ chown " + ownerName(dir.st_uid) + " " + key.string()};
   }
-  return {Level::ok, "key file", key.string() + " " + modeText(st.st_mode) + " " + ownerName(st.st_uid)};
+  return {Level::ok, "key file",
+          key.string() + " " + modeText(st.st_mode) + " " + ownerName(st.st_uid)};
 }
 
 CheckResult stateDirCheck(const Config& cfg) {
@@ -70,14 +71,16 @@ CheckResult stateDirCheck(const Config& cfg) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
     if (errno == ENOENT) {
-      return {Level::warn, "state dir", dir.string() + " does not exist yet (the agent creates it at start)"};
+      return {Level::warn, "state dir",
+              dir.string() + " does not exist yet (the agent creates it at start)"};
     }
     return {Level::fail, "state dir", dir.string() + ": " + std::strerror(errno)};
   }
   if (!S_ISDIR(st.st_mode)) {
     return {Level::fail, "state dir", dir.string() + " is not a directory"};
   }
-  const std::string desc = "(owner " + ownerName(st.st_uid) + ", mode " + modeText(st.st_mode) + ")";
+  const std::string desc =
+      "(owner " + ownerName(st.st_uid) + ", mode " + modeText(st.st_mode) + ")";
   if (::geteuid() != 0 && ::geteuid() != st.st_uid) {
     return {Level::warn, "state dir",
             dir.string() + " " + desc + ": cannot test writing as " + ownerName(::geteuid()) +
@@ -88,13 +91,15 @@ CheckResult stateDirCheck(const Config& cfg) {
   if (fd < 0) {
     return {Level::fail, "state dir",
             dir.string() + " is not writable: " + std::strerror(errno) +
-                " ▸ read-only file system or wrong owner? chown -R pms-agent:pms-agent " + dir.string()};
+                " ▸ read-only file system or wrong owner? chown -R pms-agent:pms-agent " +
+                dir.string()};
   }
   const bool wrote = ::write(fd, "x", 1) == 1 && ::fsync(fd) == 0;
   ::close(fd);
   ::unlink(probe.c_str());
   if (!wrote) {
-    return {Level::fail, "state dir", dir.string() + ": writing failed (" + std::strerror(errno) + ")"};
+    return {Level::fail, "state dir",
+            dir.string() + ": writing failed (" + std::strerror(errno) + ")"};
   }
   return {Level::ok, "state dir", dir.string() + " writable " + desc};
 }
@@ -119,6 +124,8 @@ CheckResult timeSyncCheck(int64_t now) {
 
 std::string timeSyncHint() { return "timedatectl set-ntp true"; }
 
-std::string startServiceHint() { return "systemctl start pms-agent; journalctl -u pms-agent -n 50"; }
+std::string startServiceHint() {
+  return "systemctl start pms-agent; journalctl -u pms-agent -n 50";
+}
 
 }  // namespace psa::agent

@@ -46,8 +46,9 @@ CheckResult keyFileCheck(const Config& cfg, const store::QueueStats* stats, bool
   }
   if (!dpapiProtected(key)) {
     return {Level::warn, "key file",
-            key.string() + " is not DPAPI-protected (a copy of the disk would decrypt the queue) "
-                           "▸ pms-agent keys rotate rewrites it protected"};
+            key.string() +
+                " is not DPAPI-protected (a copy of the disk would decrypt the queue) "
+                "▸ pms-agent keys rotate rewrites it protected"};
   }
   return {Level::ok, "key file",
           key.string() + " " + info.permissions + " (owner " + info.owner + ", DPAPI)"};
@@ -68,8 +69,8 @@ CheckResult stateDirCheck(const Config& cfg) {
   const fs::path probe = dir / (".pms-agent-check-" + std::to_string(os::currentProcessId()));
   if (Status st = os::writeFileDurably(probe, "x", os::FileAccess::owner_only); !st) {
     return {Level::fail, "state dir",
-            dir.string() + " is not writable: " + st.error().message + " ▸ " +
-                os::privilegeHint() + "; the service account needs full control of it"};
+            dir.string() + " is not writable: " + st.error().message + " ▸ " + os::privilegeHint() +
+                "; the service account needs full control of it"};
   }
   fs::remove(probe, ec);
   return {Level::ok, "state dir", dir.string() + " writable " + desc};

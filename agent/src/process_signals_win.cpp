@@ -14,10 +14,14 @@ SignalAction signalAction(int) { return SignalAction::stop; }
 
 const char* signalName(int signal) {
   switch (signal) {
-    case SIGINT: return "SIGINT";
-    case SIGBREAK: return "SIGBREAK";
-    case SIGTERM: return "SIGTERM";
-    default: return "signal";
+    case SIGINT:
+      return "SIGINT";
+    case SIGBREAK:
+      return "SIGBREAK";
+    case SIGTERM:
+      return "SIGTERM";
+    default:
+      return "signal";
   }
 }
 

@@ -135,7 +135,8 @@ Status RemoteState::recordApplied(const StoredConfig& config) {
   if (readConfigFile(current)) {
     PSA_TRY(os::renameDurably(current, previous));
   }
-  PSA_TRY(os::writeFileDurably(current, json::serialize(doc, true) + "\n", os::FileAccess::owner_only));
+  PSA_TRY(
+      os::writeFileDurably(current, json::serialize(doc, true) + "\n", os::FileAccess::owner_only));
   const int64_t before = last_applied_;
   last_applied_ = std::max(last_applied_, config.version);
   applied_ = config;
@@ -189,7 +190,7 @@ Status RemoteState::setLock(const LockInfo& info) {
   doc.set("at", json::Value::string(formatRfc3339(info.at_ms)));
   std::lock_guard lock(mu_);
   PSA_TRY(os::writeFileDurably(dir_ / "lock.json", json::serialize(doc, true) + "\n",
-                                  os::FileAccess::owner_only));
+                               os::FileAccess::owner_only));
   lock_ = info;
   return {};
 }
@@ -237,7 +238,7 @@ Status RemoteState::writeStateLocked() {
   }
   doc.set("commands", std::move(cmds));
   return os::writeFileDurably(dir_ / "state.json", json::serialize(doc) + "\n",
-                             os::FileAccess::owner_only);
+                              os::FileAccess::owner_only);
 }
 
 }  // namespace psa::agent

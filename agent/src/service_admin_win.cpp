@@ -59,9 +59,8 @@ void configureServiceEntry(SC_HANDLE svc, std::ostream& log) {
   setting(log, "automatic start (delayed)",
           ::ChangeServiceConfig2W(svc, SERVICE_CONFIG_DELAYED_AUTO_START_INFO, &delayed));
   // Restart after 5 s, then 30 s, then every 60 s; the count resets after a day without one.
-  SC_ACTION actions[3] = {{SC_ACTION_RESTART, 5000},
-                          {SC_ACTION_RESTART, 30000},
-                          {SC_ACTION_RESTART, 60000}};
+  SC_ACTION actions[3] = {
+      {SC_ACTION_RESTART, 5000}, {SC_ACTION_RESTART, 30000}, {SC_ACTION_RESTART, 60000}};
   SERVICE_FAILURE_ACTIONSW failure{};
   failure.dwResetPeriod = 86400;
   failure.cActions = 3;
@@ -147,9 +146,9 @@ Status initStore(const fs::path& config_file, std::ostream& log) {
   adapters::registerBuiltinSources(registry);
   ConfigLoad load = loadConfig(config_file, registry);
   if (!load.config) {
-    return Error(Errc::invalid_input, "the installed config is invalid: " +
-                                          (load.fatal.empty() ? std::string("see config validate")
-                                                              : load.fatal));
+    return Error(Errc::invalid_input,
+                 "the installed config is invalid: " +
+                     (load.fatal.empty() ? std::string("see config validate") : load.fatal));
   }
   const Config& cfg = *load.config;
   PSA_TRY(os::createServiceDirectory(cfg.state_dir));

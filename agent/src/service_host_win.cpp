@@ -127,8 +127,10 @@ DWORD WINAPI controlHandler(DWORD control, DWORD, LPVOID, LPVOID) {
       // Finish pending commits and ACKs, then stop: the agent's ordered shutdown.
       scm().requestStop();
       return NO_ERROR;
-    case SERVICE_CONTROL_INTERROGATE: return NO_ERROR;
-    default: return ERROR_CALL_NOT_IMPLEMENTED;
+    case SERVICE_CONTROL_INTERROGATE:
+      return NO_ERROR;
+    default:
+      return ERROR_CALL_NOT_IMPLEMENTED;
   }
 }
 
@@ -221,8 +223,7 @@ class ConsoleHost final : public ServiceHost {
 
 ServiceHostPtr makeForegroundHost() { return std::make_unique<ConsoleHost>(); }
 
-int runService(bool as_service, const std::function<int(ServiceHostPtr)>& body,
-               std::ostream& err) {
+int runService(bool as_service, const std::function<int(ServiceHostPtr)>& body, std::ostream& err) {
   if (!as_service) {
     return body(makeForegroundHost());
   }

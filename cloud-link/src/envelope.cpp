@@ -4,6 +4,7 @@
 
 #include "psa/store/clock.h"
 #include "psa/store/json.h"
+#include "psa/store/os/per_thread.h"
 
 namespace psa::cloudlink {
 
@@ -36,7 +37,7 @@ std::string sha256Hex(std::string_view data) {
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
     ~Ctx() { EVP_MD_CTX_free(ctx); }
   };
-  thread_local Ctx tl;
+  Ctx& tl = os::perThread<Ctx>();
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (kSha256 == nullptr || tl.ctx == nullptr ||
@@ -90,8 +91,8 @@ bool validId(std::string_view id, size_t max_len) {
 Result<std::vector<std::string>> parseReceipt(std::string_view payload,
                                               const ReceiptLimits& limits) {
   if (payload.size() > limits.max_bytes) {
-    return Error(Errc::limit, "receipt is " + std::to_string(payload.size()) +
-                                  " bytes, limit " + std::to_string(limits.max_bytes));
+    return Error(Errc::limit, "receipt is " + std::to_string(payload.size()) + " bytes, limit " +
+                                  std::to_string(limits.max_bytes));
   }
   json::Limits jl;
   jl.max_bytes = limits.max_bytes;

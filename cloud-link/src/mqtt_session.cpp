@@ -7,9 +7,9 @@
 #include <cstring>
 
 #include "psa/store/log.h"
+#include "psa/store/os/process_info.h"
 #include "psa/store/os/socket_error.h"
 #include "psa/store/os/system_error.h"
-#include "psa/store/os/process_info.h"
 
 namespace psa::cloudlink::detail {
 namespace {
@@ -248,18 +248,24 @@ std::string MqttSession::connectWords(int rc, int err) const {
         case os::ResolveError::temporary:
           return "DNS: lookup of " + config_.host +
                  " failed (temporary failure in name resolution)";
-        case os::ResolveError::not_found: return "DNS: host not found: " + config_.host;
+        case os::ResolveError::not_found:
+          return "DNS: host not found: " + config_.host;
         case os::ResolveError::other:
           return "DNS: lookup of " + config_.host + " failed (" + os::resolveErrorText(err) + ")";
       }
       return "DNS: lookup of " + config_.host + " failed";
     case MOSQ_ERR_ERRNO:
       switch (os::classifySocketError(err)) {
-        case os::SocketError::refused: return "connection refused by " + where;
-        case os::SocketError::timed_out: return "connection to " + where + " timed out";
-        case os::SocketError::network_unreachable: return "network unreachable (" + where + ")";
-        case os::SocketError::host_unreachable: return "host unreachable (" + where + ")";
-        default: return "cannot connect to " + where + ": " + os::socketErrorText(err);
+        case os::SocketError::refused:
+          return "connection refused by " + where;
+        case os::SocketError::timed_out:
+          return "connection to " + where + " timed out";
+        case os::SocketError::network_unreachable:
+          return "network unreachable (" + where + ")";
+        case os::SocketError::host_unreachable:
+          return "host unreachable (" + where + ")";
+        default:
+          return "cannot connect to " + where + ": " + os::socketErrorText(err);
       }
     case MOSQ_ERR_TLS: return tlsWords();
     default: return "cannot connect to " + where + ": " + mosquitto_strerror(rc);

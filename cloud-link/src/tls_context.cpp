@@ -185,7 +185,8 @@ Result<SslCtxPtr> buildClientContext(const TlsSettings& s, TlsDiagnostics* diag)
     return Error(Errc::invalid_input, "TLS: cannot load client certificate " +
                                           s.cert_file.string() + ": " + lastOpensslError());
   }
-  if (SSL_CTX_use_PrivateKey_file(ctx.get(), os::pathToUtf8(s.key_file).c_str(), SSL_FILETYPE_PEM) != 1) {
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), os::pathToUtf8(s.key_file).c_str(),
+                                  SSL_FILETYPE_PEM) != 1) {
     return Error(Errc::invalid_input, "TLS: cannot load client key " + s.key_file.string() +
                                           ": " + lastOpensslError());
   }

@@ -2,7 +2,10 @@
 // `pms-agent.exe service configure ...` (the command line arrives as CustomActionData), forwards
 // every line the command prints to the MSI log (an EXE custom action's output would be lost), and
 // fails the install (rolled back) when the command exits non-zero, e.g. for an invalid CONFIG.
-// Kept free of the agent's libraries: it only starts a process and relays its output.
+// StopServiceAndWait runs before the MSI's own StopServices on uninstall and upgrade: it stops
+// the service and waits until its process has exited, so RemoveFiles never meets a pms-agent.exe
+// still mapped by a process that reported STOPPED but has not quite ended (a "file in use" that
+// would otherwise be left for a reboot). Kept free of the agent's libraries.
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
@@ -52,8 +55,8 @@ void logOutput(MSIHANDLE install, std::string_view bytes) {
     bytes.remove_suffix(1);
   }
   // The agent prints UTF-8.
-  const int n = ::MultiByteToWideChar(CP_UTF8, 0, bytes.data(), static_cast<int>(bytes.size()),
-                                      nullptr, 0);
+  const int n =
+      ::MultiByteToWideChar(CP_UTF8, 0, bytes.data(), static_cast<int>(bytes.size()), nullptr, 0);
   std::wstring text(static_cast<size_t>(n > 0 ? n : 0), L'\0');
   if (n > 0) {
     ::MultiByteToWideChar(CP_UTF8, 0, bytes.data(), static_cast<int>(bytes.size()), text.data(), n);
@@ -129,4 +132,45 @@ extern "C" __declspec(dllexport) UINT __stdcall RunConfigure(MSIHANDLE install) 
   ::GetExitCodeProcess(process.get(), &code);
   logLine(install, L"pms-agent-setup: service configure exited with code " + std::to_wstring(code));
   return code == 0 ? ERROR_SUCCESS : ERROR_INSTALL_FAILURE;
+}
+
+extern "C" __declspec(dllexport) UINT __stdcall StopServiceAndWait(MSIHANDLE install) {
+  SC_HANDLE scm = ::OpenSCManagerW(nullptr, nullptr, SC_MANAGER_CONNECT);
+  if (scm == nullptr) {
+    logLine(install, L"pms-agent-setup: cannot open the Service Control Manager");
+    return ERROR_SUCCESS;  // StopServices tries again
+  }
+  SC_HANDLE svc = ::OpenServiceW(scm, L"pms-agent", SERVICE_STOP | SERVICE_QUERY_STATUS);
+  if (svc == nullptr) {
+    ::CloseServiceHandle(scm);
+    return ERROR_SUCCESS;  // not installed: nothing to stop
+  }
+  SERVICE_STATUS_PROCESS st{};
+  DWORD needed = 0;
+  ::QueryServiceStatusEx(svc, SC_STATUS_PROCESS_INFO, reinterpret_cast<BYTE*>(&st), sizeof st,
+                         &needed);
+  Handle process(st.dwProcessId != 0
+                     ? ::OpenProcess(SYNCHRONIZE, FALSE, st.dwProcessId)
+                     : nullptr);
+  if (st.dwCurrentState != SERVICE_STOPPED) {
+    SERVICE_STATUS ignored{};
+    ::ControlService(svc, SERVICE_CONTROL_STOP, &ignored);
+    logLine(install, L"pms-agent-setup: stopping the service (it finishes pending commits first)");
+  }
+  // The agent stops within 30 s; allow a margin before giving up to StopServices.
+  for (int i = 0; i < 600; ++i) {
+    if (!::QueryServiceStatusEx(svc, SC_STATUS_PROCESS_INFO, reinterpret_cast<BYTE*>(&st),
+                                sizeof st, &needed) ||
+        st.dwCurrentState == SERVICE_STOPPED) {
+      break;
+    }
+    ::Sleep(100);
+  }
+  if (process.get() != nullptr &&
+      ::WaitForSingleObject(process.get(), 30000) != WAIT_OBJECT_0) {
+    logLine(install, L"pms-agent-setup: the service process did not exit within 30 s");
+  }
+  ::CloseServiceHandle(svc);
+  ::CloseServiceHandle(scm);
+  return ERROR_SUCCESS;
 }

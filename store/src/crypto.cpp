@@ -12,6 +12,8 @@
 #include <cstring>
 #include <memory>
 
+#include "psa/store/os/per_thread.h"
+
 namespace psa::store::crypto {
 namespace {
 
@@ -38,15 +40,12 @@ struct CachedCtx {
   }
 };
 
-CachedCtx& encryptCtx() {
-  thread_local CachedCtx c;
-  return c;
-}
+struct EncryptTag;
+struct DecryptTag;
 
-CachedCtx& decryptCtx() {
-  thread_local CachedCtx c;
-  return c;
-}
+CachedCtx& encryptCtx() { return os::perThread<CachedCtx, EncryptTag>(); }
+
+CachedCtx& decryptCtx() { return os::perThread<CachedCtx, DecryptTag>(); }
 
 // Nonces come from a per-thread buffer of DRBG output refilled in chunks: one RAND_bytes call
 // per ~340 records instead of one per record.
@@ -56,7 +55,7 @@ bool nonce(unsigned char* out) {
     size_t used = sizeof bytes;
     ~Pool() { cleanse(bytes, sizeof bytes); }
   };
-  thread_local Pool pool;
+  Pool& pool = os::perThread<Pool>();
   if (pool.used + kNonceBytes > sizeof pool.bytes) {
     if (!randomBytes(pool.bytes, sizeof pool.bytes)) {
       return false;
@@ -173,8 +172,8 @@ OpenError open(const Key& key, std::string_view aad, std::string_view sealed, st
 Digest hmacSha256(const uint8_t* key, size_t key_len, std::string_view data) {
   Digest d{};
   unsigned int len = 0;
-  HMAC(sha256Md(), key, static_cast<int>(key_len), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), d.data(), &len);
+  HMAC(sha256Md(), key, static_cast<int>(key_len),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), d.data(), &len);
   return d;
 }
 
@@ -201,10 +200,10 @@ bool hkdf(const Key& ikm, std::string_view salt, std::string_view info, uint8_t*
   params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0);
   params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
                                                 const_cast<uint8_t*>(ikm.data()), ikm.size());
-  params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-                                                const_cast<char*>(salt.data()), salt.size());
-  params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
-                                                const_cast<char*>(info.data()), info.size());
+  params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<char*>(salt.data()),
+                                                salt.size());
+  params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<char*>(info.data()),
+                                                info.size());
   params[4] = OSSL_PARAM_construct_end();
   const bool ok = EVP_KDF_derive(kctx, out, out_len, params) == 1;
   EVP_KDF_CTX_free(kctx);

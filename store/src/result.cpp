@@ -24,7 +24,8 @@ class PsaCategory final : public std::error_category {
       case Errc::limit: return "limit exceeded";
       case Errc::closed: return "closed";
       case Errc::internal: return "internal error";
-      case Errc::busy: return "busy";
+      case Errc::busy:
+        return "busy";
     }
     return "unknown error " + std::to_string(code);
   }

@@ -3,7 +3,6 @@
 // store_inspect.cpp.
 #include "psa/store/sqlite_store.h"
 
-
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
@@ -12,10 +11,10 @@
 
 #include "audit.h"
 #include "crypto.h"
-#include "psa/store/json.h"
-#include "store_impl.h"
 #include "psa/store/clock.h"
+#include "psa/store/json.h"
 #include "psa/store/os/durable_file.h"
+#include "store_impl.h"
 
 namespace psa::store {
 namespace fs = std::filesystem;

@@ -1,8 +1,8 @@
 // The lease thread: hands out committed records, retry-due first, then FIFO by seq from an
 // in-memory cursor, so the cost of a lease does not depend on the queue depth.
 
-#include "store_impl.h"
 #include "psa/store/os/process_info.h"
+#include "store_impl.h"
 
 namespace psa::store {
 namespace {

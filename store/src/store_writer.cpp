@@ -7,8 +7,8 @@
 
 #include "audit.h"
 #include "crypto.h"
-#include "store_impl.h"
 #include "psa/store/os/process_info.h"
+#include "store_impl.h"
 
 namespace psa::store {
 namespace {

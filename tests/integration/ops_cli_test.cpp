@@ -168,8 +168,10 @@ TEST(OpsCli, EveryCommandAgainstALiveAgentWithQueuedDeliveredAndDeadRecords) {
   r = run(agent, {"queue", "show", pre.dead[0], "--reveal"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("PID|1||" + marker), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("this reveal is recorded in the audit trail as uid:" + std::to_string(::getuid())),
-            std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("this reveal is recorded in the audit trail as uid:" +
+                          std::to_string(::getuid())),
+            std::string::npos)
+      << r.output;
   const std::string reveal_output = r.output;
   run.all.resize(run.all.size() - r.output.size());  // the one output allowed to hold PHI
 
@@ -509,10 +511,14 @@ TEST(OpsCli, LogLevelChangesAtRunTimeAndLogsStayPhiFree) {
   ASSERT_EQ(agent.cli({"status"}).exit_code, 0);
   EXPECT_EQ(agent.log().find("event=request cmd=status"), std::string::npos) << "debug line at info level";
   ASSERT_EQ(agent.cli({"log", "level", "debug"}).exit_code, 0);
-  EXPECT_NE(agent.log().find("level=warn comp=control event=log_level_changed to=debug from=info peer=uid:"),
-            std::string::npos) << agent.log();
+  EXPECT_NE(agent.log().find(
+                "level=warn comp=control event=log_level_changed to=debug from=info peer=uid:"),
+            std::string::npos)
+      << agent.log();
   ASSERT_EQ(agent.cli({"status"}).exit_code, 0);
-  EXPECT_TRUE(waitFor([&] { return agent.log().find("event=request cmd=status peer=uid:") != std::string::npos; }, 5s))
+  EXPECT_TRUE(waitFor(
+      [&] { return agent.log().find("event=request cmd=status peer=uid:") != std::string::npos; },
+      5s))
       << agent.log();
   ASSERT_EQ(agent.cli({"log", "level", "warn"}).exit_code, 0);
   const size_t before = linesWith(agent.log(), "event=request").size();

@@ -117,38 +117,6 @@ SimpleHttpResponse httpCall(const std::string& method, const std::string& url,
   return out;
 }
 
-namespace {
-
-ClientKey writeKey(EVP_PKEY* key, const fs::path& dir, const std::string& name) {
-  if (key == nullptr) {
-    throw std::runtime_error("key generation failed");
-  }
-  ClientKey out{dir / (name + ".key.pem"), dir / (name + ".pub.pem")};
-  FILE* f = std::fopen(out.private_pem.c_str(), "w");
-  if (f == nullptr || PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
-    throw std::runtime_error("cannot write private key");
-  }
-  std::fclose(f);
-  ::chmod(out.private_pem.c_str(), 0600);
-  f = std::fopen(out.public_pem.c_str(), "w");
-  if (f == nullptr || PEM_write_PUBKEY(f, key) != 1) {
-    throw std::runtime_error("cannot write public key");
-  }
-  std::fclose(f);
-  EVP_PKEY_free(key);
-  return out;
-}
-
-}  // namespace
-
-ClientKey makeRsaClientKey(const fs::path& dir, const std::string& name) {
-  return writeKey(EVP_RSA_gen(2048), dir, name);
-}
-
-ClientKey makeEcP384ClientKey(const fs::path& dir, const std::string& name) {
-  return writeKey(EVP_EC_gen("P-384"), dir, name);
-}
-
 PmsSim::PmsSim(const fs::path& dir, const TlsMaterial& tls, std::string vendor,
                std::vector<std::string> args, std::chrono::milliseconds timeout)
     : dir_(dir), vendor_(std::move(vendor)) {
@@ -158,16 +126,23 @@ PmsSim::PmsSim(const fs::path& dir, const TlsMaterial& tls, std::string vendor,
   std::error_code ec;
   fs::remove(ready, ec);
   Process::Options opts;
-  opts.argv = {"/usr/bin/python3", std::string(PSA_SOURCE_DIR) + "/tests/sim/pms_sim.py",
-               "--vendor", vendor_, "--ready-file", ready.string(), "--cert",
-               tls.server().cert.string(), "--key", tls.server().key.string(), "--plain"};
+  opts.argv = {"/usr/bin/python3",
+               std::string(PSA_SOURCE_DIR) + "/tests/sim/pms_sim.py",
+               "--vendor",
+               vendor_,
+               "--ready-file",
+               ready.string(),
+               "--cert",
+               tls.server().cert.string(),
+               "--key",
+               tls.server().key.string(),
+               "--plain"};
   for (auto& a : args) {
     opts.argv.push_back(std::move(a));
   }
   opts.stdout_file = log_file_;
   process_ = std::make_unique<Process>(std::move(opts));
-  const bool ok = waitFor(
-      [&] { return fs::exists(ready) || !process_->running(); }, timeout);
+  const bool ok = waitFor([&] { return fs::exists(ready) || !process_->running(); }, timeout);
   if (!ok || !fs::exists(ready)) {
     throw std::runtime_error("simulator " + vendor_ + " did not start: " + readFile(log_file_));
   }

@@ -27,15 +27,6 @@ SimpleHttpResponse httpCall(const std::string& method, const std::string& url,
                             const std::string& body = {},
                             const std::string& content_type = "application/json");
 
-/// A private key (PEM, 0600) and its public key (PEM) for SMART client assertions.
-struct ClientKey {
-  std::filesystem::path private_pem;
-  std::filesystem::path public_pem;
-};
-/// RSA 2048 (RS384) or EC P-384 (ES384). Throws std::runtime_error on OpenSSL failure.
-ClientKey makeRsaClientKey(const std::filesystem::path& dir, const std::string& name);
-ClientKey makeEcP384ClientKey(const std::filesystem::path& dir, const std::string& name);
-
 class PmsSim {
  public:
   /// Starts `pms_sim.py --vendor vendor` with HTTPS (tls.server()) plus a plain admin

@@ -35,7 +35,8 @@ Process::Process(Options options) {
       dup2(devnull, 0);
       close(devnull);
     }
-    const std::string out = options.stdout_file.empty() ? "/dev/null" : options.stdout_file.string();
+    const std::string out =
+        options.stdout_file.empty() ? "/dev/null" : options.stdout_file.string();
     const std::string err = options.stderr_file.empty() ? out : options.stderr_file.string();
     int ofd = open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     int efd = err == out ? ofd : open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);

@@ -38,7 +38,7 @@ class Process {
     std::filesystem::path stdout_file;       ///< default: /dev/null
     std::filesystem::path stderr_file;       ///< default: same as stdout_file
     std::filesystem::path cwd;
-    std::optional<std::string> stdin_data;   ///< written to the child's stdin, then closed
+    std::optional<std::string> stdin_data;  ///< written to the child's stdin, then closed
   };
   explicit Process(Options options);
   ~Process();
@@ -87,6 +87,10 @@ std::vector<std::filesystem::path> filesContaining(const std::filesystem::path& 
 
 /// Path of a built program (build/bin/NAME).
 std::filesystem::path binary(std::string_view name);
+/// True for a Windows test program running under Wine (tests/windows/README.md lists what Wine
+/// does differently from Windows); false everywhere else.
+bool runningUnderWine();
+
 /// A unique marker string for PHI tests, e.g. "PHIMARK7f3a9c1e".
 std::string uniqueMarker();
 

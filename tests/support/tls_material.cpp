@@ -1,5 +1,4 @@
 #include "tls_material.h"
-#include "psa/store/os/durable_file.h"
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -13,6 +12,9 @@
 #include <memory>
 #include <stdexcept>
 #include <vector>
+
+#include "psa/store/os/durable_file.h"
+#include "psa/store/os/utf8_path.h"
 
 namespace psa::test {
 namespace fs = std::filesystem;
@@ -55,9 +57,9 @@ void addExt(X509* cert, X509* issuer, int nid, const std::string& value) {
 struct CertSpec {
   std::string cn;
   bool is_ca = false;
-  std::string san;               ///< e.g. "DNS:localhost,IP:127.0.0.1"
-  std::string extended_usage;    ///< e.g. "serverAuth"
-  long not_before_s = -3600;     ///< relative to now
+  std::string san;             ///< e.g. "DNS:localhost,IP:127.0.0.1"
+  std::string extended_usage;  ///< e.g. "serverAuth"
+  long not_before_s = -3600;   ///< relative to now
   long not_after_s = 3650L * 24 * 3600;
 };
 
@@ -105,7 +107,7 @@ X509Ptr issue(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_PKEY* issue
 }
 
 void writeCert(const fs::path& path, X509* cert) {
-  BIO* bio = BIO_new_file(path.c_str(), "w");
+  BIO* bio = BIO_new_file(psa::os::pathToUtf8(path).c_str(), "w");
   if (bio == nullptr || PEM_write_bio_X509(bio, cert) != 1) {
     BIO_free(bio);
     fail("cannot write " + path.string());
@@ -114,7 +116,7 @@ void writeCert(const fs::path& path, X509* cert) {
 }
 
 void writeKey(const fs::path& path, EVP_PKEY* key) {
-  BIO* bio = BIO_new_file(path.c_str(), "w");
+  BIO* bio = BIO_new_file(psa::os::pathToUtf8(path).c_str(), "w");
   if (bio == nullptr ||
       PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     BIO_free(bio);
@@ -125,7 +127,7 @@ void writeKey(const fs::path& path, EVP_PKEY* key) {
 }
 
 X509Ptr readCert(const fs::path& path) {
-  BIO* bio = BIO_new_file(path.c_str(), "r");
+  BIO* bio = BIO_new_file(psa::os::pathToUtf8(path).c_str(), "r");
   if (bio == nullptr) {
     fail("cannot read " + path.string());
   }
@@ -138,7 +140,7 @@ X509Ptr readCert(const fs::path& path) {
 }
 
 PkeyPtr readKey(const fs::path& path) {
-  BIO* bio = BIO_new_file(path.c_str(), "r");
+  BIO* bio = BIO_new_file(psa::os::pathToUtf8(path).c_str(), "r");
   if (bio == nullptr) {
     fail("cannot read " + path.string());
   }
@@ -247,7 +249,8 @@ const CertFiles& TlsMaterial::serverExpiringIn(int days) {
 }
 
 const CertFiles& TlsMaterial::clientExpiringIn(const std::string& identity, int days) {
-  const std::string stem = "client-" + safeStem(identity) + "-expiring-" + std::to_string(days) + "d";
+  const std::string stem =
+      "client-" + safeStem(identity) + "-expiring-" + std::to_string(days) + "d";
   auto it = expiring_.find(stem);
   if (it != expiring_.end()) {
     return it->second;
@@ -257,6 +260,41 @@ const CertFiles& TlsMaterial::clientExpiringIn(const std::string& identity, int 
   spec.extended_usage = "clientAuth";
   spec.not_after_s = static_cast<long>(days) * 24 * 3600;
   return expiring_[stem] = makeLeaf(dir_, stem, spec, ca_);
+}
+
+namespace {
+
+ClientKey writeKey(EVP_PKEY* key, const fs::path& dir, const std::string& name) {
+  if (key == nullptr) {
+    throw std::runtime_error("key generation failed");
+  }
+  ClientKey out{dir / (name + ".key.pem"), dir / (name + ".pub.pem")};
+  BIO* bio = BIO_new_file(psa::os::pathToUtf8(out.private_pem).c_str(), "w");
+  const bool wrote_private = bio != nullptr && PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr,
+                                                                        0, nullptr, nullptr) == 1;
+  BIO_free(bio);
+  if (!wrote_private) {
+    throw std::runtime_error("cannot write private key");
+  }
+  (void)psa::os::restrictToOwner(out.private_pem);
+  bio = BIO_new_file(psa::os::pathToUtf8(out.public_pem).c_str(), "w");
+  const bool wrote_public = bio != nullptr && PEM_write_bio_PUBKEY(bio, key) == 1;
+  BIO_free(bio);
+  if (!wrote_public) {
+    throw std::runtime_error("cannot write public key");
+  }
+  EVP_PKEY_free(key);
+  return out;
+}
+
+}  // namespace
+
+ClientKey makeRsaClientKey(const fs::path& dir, const std::string& name) {
+  return writeKey(EVP_RSA_gen(2048), dir, name);
+}
+
+ClientKey makeEcP384ClientKey(const fs::path& dir, const std::string& name) {
+  return writeKey(EVP_EC_gen("P-384"), dir, name);
 }
 
 }  // namespace psa::test

@@ -55,4 +55,13 @@ class TlsMaterial {
   std::map<std::string, CertFiles> expiring_;
 };
 
+/// A private key (PEM, 0600) and its public key (PEM) for SMART client assertions.
+struct ClientKey {
+  std::filesystem::path private_pem;
+  std::filesystem::path public_pem;
+};
+/// RSA 2048 (RS384) or EC P-384 (ES384). Throws std::runtime_error on OpenSSL failure.
+ClientKey makeRsaClientKey(const std::filesystem::path& dir, const std::string& name);
+ClientKey makeEcP384ClientKey(const std::filesystem::path& dir, const std::string& name);
+
 }  // namespace psa::test

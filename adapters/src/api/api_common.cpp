@@ -1,4 +1,5 @@
 #include "api_common.h"
+
 #include "psa/store/os/utf8_path.h"
 
 namespace psa::adapters::api {

@@ -5,8 +5,8 @@
 #include "digest.h"
 #include "psa/adapters/api/fhir.h"
 #include "psa/store/json.h"
-#include "state_file.h"
 #include "psa/store/os/utf8_path.h"
+#include "state_file.h"
 
 namespace psa::adapters::api {
 namespace {

@@ -1,11 +1,12 @@
 #include "psa/adapters/api/http_time.h"
-#include "psa/store/clock.h"
 
 #include <algorithm>
 #include <array>
 #include <cctype>
 #include <cstdio>
 #include <ctime>
+
+#include "psa/store/clock.h"
 
 namespace psa::adapters::api {
 namespace {

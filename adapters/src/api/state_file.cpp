@@ -46,7 +46,8 @@ Result<std::optional<std::string>> readStateFile(const std::filesystem::path& pa
 Result<std::string> readSecretFile(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return Error(Errc::io, "cannot read secret file " + path.string() + ": " + os::errnoText(errno));
+    return Error(Errc::io,
+                 "cannot read secret file " + path.string() + ": " + os::errnoText(errno));
   }
   std::string line;
   std::getline(in, line);

@@ -5,8 +5,8 @@
 
 #include "psa/adapters/api/fhir.h"
 #include "psa/adapters/api/xml.h"
-#include "psa/store/json.h"
 #include "psa/store/clock.h"
+#include "psa/store/json.h"
 
 namespace psa::adapters::api {
 namespace {

@@ -80,14 +80,12 @@ class DirectoryChangesWatcher final : public DirWatcher {
   Status add(const std::filesystem::path& dir) override {
     std::lock_guard lock(mu_);
     const std::string name = os::pathToUtf8(dir);
-    UniqueHandle h(::CreateFileW(dir.c_str(), FILE_LIST_DIRECTORY,
-                                 FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
-                                 OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OVERLAPPED,
-                                 nullptr));
+    UniqueHandle h(::CreateFileW(
+        dir.c_str(), FILE_LIST_DIRECTORY, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+        nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OVERLAPPED, nullptr));
     if (!h) {
       const DWORD err = ::GetLastError();
-      if (err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND ||
-          err == ERROR_DIRECTORY) {
+      if (err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND || err == ERROR_DIRECTORY) {
         return Error(Errc::not_found, "directory " + name + " does not exist");
       }
       return Error(Errc::io, "cannot watch " + name + ": " + os::win::errorText(err));
@@ -112,8 +110,8 @@ class DirectoryChangesWatcher final : public DirWatcher {
       return Error(Errc::io, "cannot watch " + name + ": " + os::win::errorText(::GetLastError()));
     }
     if (!w->arm()) {
-      return Error(Errc::io, "ReadDirectoryChangesW " + name + ": " +
-                                 os::win::errorText(::GetLastError()));
+      return Error(Errc::io,
+                   "ReadDirectoryChangesW " + name + ": " + os::win::errorText(::GetLastError()));
     }
     by_key_[w->key] = name;
     by_path_[name] = std::move(w);

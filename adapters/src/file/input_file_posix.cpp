@@ -64,7 +64,8 @@ Result<size_t> InputFile::readAt(uint64_t offset, char* buf, size_t n) const {
       return static_cast<size_t>(r);
     }
     if (errno != EINTR) {
-      return Error(Errc::io, "read at byte " + std::to_string(offset) + ": " + os::errnoText(errno));
+      return Error(Errc::io,
+                   "read at byte " + std::to_string(offset) + ": " + os::errnoText(errno));
     }
   }
 }

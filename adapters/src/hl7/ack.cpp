@@ -1,5 +1,4 @@
 #include "psa/adapters/hl7/ack.h"
-#include "psa/store/clock.h"
 
 #include <algorithm>
 #include <atomic>
@@ -8,6 +7,8 @@
 #include <ctime>
 #include <memory>
 #include <random>
+
+#include "psa/store/clock.h"
 
 namespace psa::adapters::hl7 {
 namespace {

@@ -5,6 +5,8 @@
 
 #include <memory>
 
+#include "psa/store/os/per_thread.h"
+
 namespace psa::adapters::hl7 {
 namespace {
 
@@ -29,10 +31,10 @@ std::array<uint8_t, 32> sha256(std::string_view bytes) {
   // OpenSSL 3's one-shot SHA256() looks the algorithm up on every call (about a microsecond);
   // fetch it once and keep one context per thread.
   static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  struct CtxFree {
-    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+  struct Ctx {
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> p{EVP_MD_CTX_new(), &EVP_MD_CTX_free};
   };
-  thread_local std::unique_ptr<EVP_MD_CTX, CtxFree> ctx(EVP_MD_CTX_new());
+  auto& ctx = os::perThread<Ctx>().p;
   std::array<uint8_t, 32> digest{};
   unsigned int len = 0;
   if (md == nullptr || !ctx || EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1 ||

@@ -18,16 +18,18 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <map>
 #include <fstream>
+#include <map>
 #include <mutex>
 
+#include "hl7/listen_socket.h"
 #include "psa/adapters/hl7/ack.h"
 #include "psa/adapters/hl7/identity.h"
 #include "psa/adapters/hl7/message.h"
 #include "psa/adapters/hl7/mllp.h"
 #include "psa/adapters/hl7/mllp_client.h"
 #include "psa/store/log.h"
+#include "psa/store/os/per_thread.h"
 #include "psa/store/os/system_error.h"
 #include "psa/store/os/utf8_path.h"
 
@@ -168,9 +170,7 @@ std::optional<AckCode> ackCodeOf(std::string_view ack) {
 }
 
 // First 12 hex digits of SHA-256 of a control id: correlates log lines without content.
-std::string hashedId(std::string_view control_id) {
-  return sha256Hex(control_id).substr(0, 12);
-}
+std::string hashedId(std::string_view control_id) { return sha256Hex(control_id).substr(0, 12); }
 
 std::string endpointText(const tcp::endpoint& ep) {
   const auto addr = ep.address();
@@ -300,8 +300,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
  public:
   // Plain TCP.
-  Session(std::shared_ptr<Shared> shared, tcp::socket socket, uint64_t id, std::string peer)
-    requires(!kTls)
+  Session(std::shared_ptr<Shared> shared, tcp::socket socket, uint64_t id,
+          std::string peer) requires(!kTls)
       : sh_(std::move(shared)),
         stream_(std::move(socket)),
         timer_(stream_.get_executor()),
@@ -309,8 +309,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         peer_(std::move(peer)),
         decoder_(sh_->settings.max_message_bytes) {}
   // TLS.
-  Session(std::shared_ptr<Shared> shared, tcp::socket socket, uint64_t id, std::string peer)
-    requires(kTls)
+  Session(std::shared_ptr<Shared> shared, tcp::socket socket, uint64_t id,
+          std::string peer) requires(kTls)
       : sh_(std::move(shared)),
         stream_(std::move(socket), *sh_->tls),
         timer_(stream_.get_executor()),
@@ -322,16 +322,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void start() {
     auto self = this->shared_from_this();
-    asio::post(stream_.get_executor(), [self] {
-      guarded(self->sh_->log, "session_start", [&] { self->onStart(); });
-    });
+    asio::post(stream_.get_executor(),
+               [self] { guarded(self->sh_->log, "session_start", [&] { self->onStart(); }); });
   }
 
   void stop() override {
     auto self = this->shared_from_this();
-    asio::post(stream_.get_executor(), [self] {
-      guarded(self->sh_->log, "session_stop", [&] { self->onStop(); });
-    });
+    asio::post(stream_.get_executor(),
+               [self] { guarded(self->sh_->log, "session_stop", [&] { self->onStop(); }); });
   }
 
   void forceClose() override {
@@ -481,8 +479,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void endOfInput(const error_code& ec) {
     input_done_ = true;
     const bool normal = ec == asio::error::eof || ec == ssl::error::stream_truncated ||
-                        ec == asio::error::connection_reset ||
-                        ec == asio::error::operation_aborted;
+                        ec == asio::error::connection_reset || ec == asio::error::operation_aborted;
     if (!normal) {
       sh_->log.debug("read_error", {{"peer", peer_}, {"error", ec}});
     }
@@ -591,8 +588,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     rec.received_at_ms = received_ms;
     std::string payload(ev.data);
 
-    thread_local Message msg;
-    thread_local std::vector<Issue> issues;
+    Message& msg = os::perThread<Message>();
+    std::vector<Issue>& issues = os::perThread<std::vector<Issue>>();
     issues.clear();
     if (auto st = msg.parse(payload, sh_->limits); !st) {
       const Issue& failure = msg.failure();
@@ -826,8 +823,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       }
       return;
     }
-    if (!reading_ && !writing_ && !handshaking_ && commits_outstanding_ == 0 &&
-        !unregistered_) {
+    if (!reading_ && !writing_ && !handshaking_ && commits_outstanding_ == 0 && !unregistered_) {
       unregistered_ = true;
       pending_.clear();
       sh_->log.debug("connection_closed", {{"peer", peer_}, {"messages", messages_}});
@@ -893,8 +889,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (!writing_ && !handshaking_ && pending_.empty() && cfg.idle_timeout.count() > 0 &&
         now - last_activity_ >= cfg.idle_timeout) {
       sh_->idle_timeouts.fetch_add(1, std::memory_order_relaxed);
-      sh_->log.info("idle_timeout", {{"peer", peer_},
-                                     {"idle_s", static_cast<int64_t>(cfg.idle_timeout.count())}});
+      sh_->log.info("idle_timeout",
+                    {{"peer", peer_}, {"idle_s", static_cast<int64_t>(cfg.idle_timeout.count())}});
       closeNow();
       return;
     }
@@ -938,10 +934,10 @@ std::optional<std::string> unreadable(const std::filesystem::path& file) {
 }
 
 std::unique_ptr<ssl::context> makeServerTls(const MllpTlsSettings& t, std::string& error) {
-  for (const auto& [key, file] : {std::pair<const char*, const std::filesystem::path*>{
-                                      "tls.cert_file", &t.cert_file},
-                                  {"tls.key_file", &t.key_file},
-                                  {"tls.client_ca_file", &t.client_ca_file}}) {
+  for (const auto& [key, file] :
+       {std::pair<const char*, const std::filesystem::path*>{"tls.cert_file", &t.cert_file},
+        {"tls.key_file", &t.key_file},
+        {"tls.client_ca_file", &t.client_ca_file}}) {
     if (file->empty()) {
       continue;
     }
@@ -978,7 +974,8 @@ std::unique_ptr<ssl::context> makeServerTls(const MllpTlsSettings& t, std::strin
       error = "tls.client_ca_file " + t.client_ca_file.string() + ": " + ec.message();
       return nullptr;
     }
-    if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(os::pathToUtf8(t.client_ca_file).c_str())) {
+    if (STACK_OF(X509_NAME)* names =
+            SSL_load_client_CA_file(os::pathToUtf8(t.client_ca_file).c_str())) {
       SSL_CTX_set_client_CA_list(ctx->native_handle(), names);
     }
     ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
@@ -1018,7 +1015,7 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
       auto acc = std::make_unique<tcp::acceptor>(strand_);
       acc->open(endpoint.protocol(), ec);
       if (!ec) {
-        acc->set_option(tcp::acceptor::reuse_address(true), ec);
+        setListenOptions(*acc, ec);
       }
       if (!ec && ep.v6) {
         acc->set_option(asio::ip::v6_only(true), ec);
@@ -1034,7 +1031,7 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
         if (ec == asio::error::address_in_use) {
           hint = " (another program listens there; change listen or stop it)";
         } else if (ec == asio::error::access_denied) {
-          hint = " (ports below 1024 need CAP_NET_BIND_SERVICE)";
+          hint = " (" + listenAccessDeniedMeaning() + ")";
         } else if (ec == boost::system::errc::address_not_available) {
           hint = " (no such address on this host)";
         }
@@ -1054,8 +1051,10 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
     for (const auto& b : bound_) {
       list += (list.empty() ? "" : ",") + b;
     }
-    sh_->log.info("listening", {{"endpoints", list}, {"tls", sh_->tls != nullptr},
-                                {"max_connections", static_cast<uint64_t>(sh_->settings.max_connections)}});
+    sh_->log.info("listening",
+                  {{"endpoints", list},
+                   {"tls", sh_->tls != nullptr},
+                   {"max_connections", static_cast<uint64_t>(sh_->settings.max_connections)}});
     auto self = shared_from_this();
     asio::post(strand_, [self] {
       for (size_t k = 0; k < self->acceptors_.size(); ++k) {
@@ -1077,10 +1076,18 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
     {
       std::lock_guard lock(mu_);
       switch (state_) {
-        case State::stopped: st.state = "stopped"; break;
-        case State::listening: st.state = "listening"; break;
-        case State::stopping: st.state = "stopping"; break;
-        case State::failed: st.state = "failed"; break;
+        case State::stopped:
+          st.state = "stopped";
+          break;
+        case State::listening:
+          st.state = "listening";
+          break;
+        case State::stopping:
+          st.state = "stopping";
+          break;
+        case State::failed:
+          st.state = "failed";
+          break;
       }
       st.healthy = state_ != State::failed;
       json::Value eps = json::Value::array();
@@ -1149,8 +1156,7 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
     acceptors_[k]->async_accept(
         asio::make_strand(io_),
         asio::bind_executor(strand_, [self, k](const error_code& ec, tcp::socket socket) {
-          guarded(self->sh_->log, "accept",
-                  [&] { self->onAccept(k, ec, std::move(socket)); });
+          guarded(self->sh_->log, "accept", [&] { self->onAccept(k, ec, std::move(socket)); });
         }));
   }
 
@@ -1376,10 +1382,10 @@ std::vector<CheckResult> checkMllpListener(const MllpSettings& settings) {
     if (!makeServerTls(*settings.tls, error)) {
       out.push_back({CheckResult::Level::fail, name, error});
     } else {
-      out.push_back({CheckResult::Level::ok, name,
-                     std::string("TLS certificate and key usable") +
-                         (settings.tls->client_ca_file.empty() ? ""
-                                                               : "; client certificates required")});
+      out.push_back(
+          {CheckResult::Level::ok, name,
+           std::string("TLS certificate and key usable") +
+               (settings.tls->client_ca_file.empty() ? "" : "; client certificates required")});
     }
   }
   for (const auto& ep : settings.listen) {
@@ -1405,7 +1411,7 @@ std::vector<CheckResult> checkMllpListener(const MllpSettings& settings) {
       acc.open(addr.is_v6() ? tcp::v6() : tcp::v4(), ec);
     }
     if (!ec) {
-      acc.set_option(tcp::acceptor::reuse_address(true), ec);
+      setListenOptions(acc, ec);
     }
     if (!ec && addr.is_v6()) {
       acc.set_option(asio::ip::v6_only(true), ec);
@@ -1416,13 +1422,14 @@ std::vector<CheckResult> checkMllpListener(const MllpSettings& settings) {
     if (!ec) {
       out.push_back({CheckResult::Level::warn, name,
                      "nothing listens on " + ep.text +
-                         " but the port is free ▸ is the agent running? (systemctl status pms-agent)"});
+                         " but the port is free ▸ is the agent running? (" +
+                         serviceStatusCommand() + ")"});
     } else if (ec == asio::error::access_denied) {
       out.push_back({CheckResult::Level::fail, name,
-                     ep.text + ": permission denied ▸ ports below 1024 need CAP_NET_BIND_SERVICE"});
+                     ep.text + ": permission denied ▸ " + listenAccessDeniedMeaning()});
     } else if (ec == boost::system::errc::address_not_available) {
-      out.push_back({CheckResult::Level::fail, name,
-                     ep.text + ": address not on this host ▸ fix listen"});
+      out.push_back(
+          {CheckResult::Level::fail, name, ep.text + ": address not on this host ▸ fix listen"});
     } else {
       out.push_back({CheckResult::Level::fail, name,
                      ep.text + ": " + ec.message() +

@@ -1,8 +1,7 @@
 #include "hl7/mllp_settings.h"
 
-#include <boost/asio/ip/address.hpp>
-
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
 #include <map>
 
 #include "psa/adapters/source.h"

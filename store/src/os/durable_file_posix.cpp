@@ -61,8 +61,8 @@ Status writeFileDurably(const fs::path& path, std::string_view bytes, FileAccess
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int e = errno;
     ::unlink(tmp.c_str());
-    return Error(Errc::io, "cannot rename " + tmp.string() + " to " + path.string() + ": " +
-                               errnoText(e));
+    return Error(Errc::io,
+                 "cannot rename " + tmp.string() + " to " + path.string() + ": " + errnoText(e));
   }
   return syncDirectory(parentOf(path));
 }

@@ -88,9 +88,9 @@ Status renameDurably(const fs::path& from, const fs::path& to) {
                      MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) {
     const DWORD err = ::GetLastError();
     const bool missing = err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND;
-    return Error(missing ? Errc::not_found : Errc::io, "cannot rename " + pathToUtf8(from) +
-                                                           " to " + pathToUtf8(to) + ": " +
-                                                           win::errorText(err));
+    return Error(
+        missing ? Errc::not_found : Errc::io,
+        "cannot rename " + pathToUtf8(from) + " to " + pathToUtf8(to) + ": " + win::errorText(err));
   }
   return {};
 }

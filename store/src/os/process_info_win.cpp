@@ -16,8 +16,8 @@ bool runningPrivileged() {
   }
   SID_IDENTIFIER_AUTHORITY nt = SECURITY_NT_AUTHORITY;
   PSID admins = nullptr;
-  if (!::AllocateAndInitializeSid(&nt, 2, SECURITY_BUILTIN_DOMAIN_RID,
-                                  DOMAIN_ALIAS_RID_ADMINS, 0, 0, 0, 0, 0, 0, &admins)) {
+  if (!::AllocateAndInitializeSid(&nt, 2, SECURITY_BUILTIN_DOMAIN_RID, DOMAIN_ALIAS_RID_ADMINS, 0,
+                                  0, 0, 0, 0, 0, &admins)) {
     return false;
   }
   // True only when the group is enabled in the token: an elevated prompt, not a filtered one.
@@ -56,10 +56,9 @@ std::string describeSystem() {
   OSVERSIONINFOW v{};
   v.dwOSVersionInfoSize = sizeof v;
   const HMODULE ntdll = ::GetModuleHandleW(L"ntdll.dll");
-  auto fn = ntdll != nullptr
-                ? reinterpret_cast<RtlGetVersionFn>(
-                      reinterpret_cast<void*>(::GetProcAddress(ntdll, "RtlGetVersion")))
-                : nullptr;
+  auto fn = ntdll != nullptr ? reinterpret_cast<RtlGetVersionFn>(reinterpret_cast<void*>(
+                                   ::GetProcAddress(ntdll, "RtlGetVersion")))
+                             : nullptr;
   if (fn == nullptr || fn(&v) != 0) {
     return "Windows x86_64";
   }

@@ -66,8 +66,8 @@ Status checkSecretFile(const fs::path& path, std::string_view what) {
     return {};  // the content check names this more precisely
   }
   if (!info.present) {
-    return Error(Errc::key_file, "cannot stat " + std::string(what) + " " + path.string() + ": " +
-                                     info.problem);
+    return Error(Errc::key_file,
+                 "cannot stat " + std::string(what) + " " + path.string() + ": " + info.problem);
   }
   std::string msg = std::string(what) + " " + path.string() + " " + info.problem;
   if (!info.fix.empty()) {

@@ -81,10 +81,9 @@ SecretFileInfo describeSecretFile(const fs::path& path) {
   PACL dacl = nullptr;
   win::LocalPtr<PSECURITY_DESCRIPTOR> sd;
   std::wstring name = path.wstring();
-  const DWORD rc =
-      ::GetNamedSecurityInfoW(name.data(), SE_FILE_OBJECT,
-                              OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &owner,
-                              nullptr, &dacl, nullptr, sd.out());
+  const DWORD rc = ::GetNamedSecurityInfoW(name.data(), SE_FILE_OBJECT,
+                                           OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
+                                           &owner, nullptr, &dacl, nullptr, sd.out());
   if (rc != ERROR_SUCCESS) {
     info.problem = "cannot read its access list: " + win::errorText(rc);
     return info;
@@ -93,9 +92,9 @@ SecretFileInfo describeSecretFile(const fs::path& path) {
   info.owner = win::accountName(owner_sid);
   // Who may hold the data key: SYSTEM, the administrators, and the account the agent runs as
   // (the service's virtual account, or the administrator who ran `keys init`).
-  const std::set<std::string> allowed = {std::string(kSystemSid), std::string(kAdministratorsSid),
-                                         std::string(kOwnerRightsSid), win::currentUserSid(),
-                                         win::serviceAccountSid(), owner_sid};
+  const std::set<std::string> allowed = {
+      std::string(kSystemSid), std::string(kAdministratorsSid), std::string(kOwnerRightsSid),
+      win::currentUserSid(),   win::serviceAccountSid(),        owner_sid};
   if (dacl == nullptr) {
     info.permissions = "everyone (no access list)";
     info.problem = "it has no access list, so every user may read it";
@@ -158,8 +157,8 @@ Result<std::string> sealSecretText(std::string_view plain) {
   DATA_BLOB out{};
   if (!::CryptProtectData(&in, L"pms-agent data key", nullptr, nullptr, nullptr,
                           CRYPTPROTECT_LOCAL_MACHINE | CRYPTPROTECT_UI_FORBIDDEN, &out)) {
-    return Error(Errc::crypto, "DPAPI could not protect the key: " +
-                                   win::errorText(::GetLastError()));
+    return Error(Errc::crypto,
+                 "DPAPI could not protect the key: " + win::errorText(::GetLastError()));
   }
   std::vector<unsigned char> blob(out.pbData, out.pbData + out.cbData);
   ::LocalFree(out.pbData);
@@ -178,11 +177,11 @@ Result<std::string> unsealSecretText(std::string_view stored) {
   DATA_BLOB out{};
   if (!::CryptUnprotectData(&in, nullptr, nullptr, nullptr, nullptr, CRYPTPROTECT_UI_FORBIDDEN,
                             &out)) {
-    return Error(Errc::key_file,
-                 "the key is protected for another machine (DPAPI: " +
-                     win::errorText(::GetLastError()) +
-                     "); on the old server run `pms-agent keys export --out FILE`, then "
-                     "`pms-agent keys import FILE` here");
+    return Error(
+        Errc::key_file,
+        "the key is protected for another machine (DPAPI: " + win::errorText(::GetLastError()) +
+            "); on the old server run `pms-agent keys export --out FILE`, then "
+            "`pms-agent keys import FILE` here");
   }
   std::string text(reinterpret_cast<const char*>(out.pbData), out.cbData);
   ::SecureZeroMemory(out.pbData, out.cbData);

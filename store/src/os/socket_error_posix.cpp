@@ -9,14 +9,22 @@ namespace psa::os {
 
 SocketError classifySocketError(int code) {
   switch (code) {
-    case 0: return SocketError::none;
-    case ECONNREFUSED: return SocketError::refused;
-    case ETIMEDOUT: return SocketError::timed_out;
-    case ENETUNREACH: return SocketError::network_unreachable;
-    case EHOSTUNREACH: return SocketError::host_unreachable;
-    case ECONNRESET: return SocketError::reset;
-    case EPROTO: return SocketError::protocol;
-    default: return SocketError::other;
+    case 0:
+      return SocketError::none;
+    case ECONNREFUSED:
+      return SocketError::refused;
+    case ETIMEDOUT:
+      return SocketError::timed_out;
+    case ENETUNREACH:
+      return SocketError::network_unreachable;
+    case EHOSTUNREACH:
+      return SocketError::host_unreachable;
+    case ECONNRESET:
+      return SocketError::reset;
+    case EPROTO:
+      return SocketError::protocol;
+    default:
+      return SocketError::other;
   }
 }
 

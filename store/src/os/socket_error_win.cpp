@@ -7,14 +7,21 @@ namespace psa::os {
 
 SocketError classifySocketError(int code) {
   switch (code) {
-    case 0: return SocketError::none;
-    case WSAECONNREFUSED: return SocketError::refused;
-    case WSAETIMEDOUT: return SocketError::timed_out;
-    case WSAENETUNREACH: return SocketError::network_unreachable;
-    case WSAEHOSTUNREACH: return SocketError::host_unreachable;
+    case 0:
+      return SocketError::none;
+    case WSAECONNREFUSED:
+      return SocketError::refused;
+    case WSAETIMEDOUT:
+      return SocketError::timed_out;
+    case WSAENETUNREACH:
+      return SocketError::network_unreachable;
+    case WSAEHOSTUNREACH:
+      return SocketError::host_unreachable;
     case WSAECONNRESET:
-    case WSAECONNABORTED: return SocketError::reset;
-    default: return SocketError::other;
+    case WSAECONNABORTED:
+      return SocketError::reset;
+    default:
+      return SocketError::other;
   }
 }
 

@@ -60,8 +60,8 @@ void writeSystemLog(SystemLogLevel level, std::string_view line) {
   std::lock_guard lock(s.mu);
   if (s.handle != nullptr) {
     ::ReportEventW(s.handle,
-                   level == SystemLogLevel::error ? EVENTLOG_ERROR_TYPE : EVENTLOG_WARNING_TYPE,
-                   0, kEventLine, nullptr, 1, 0, strings, nullptr);
+                   level == SystemLogLevel::error ? EVENTLOG_ERROR_TYPE : EVENTLOG_WARNING_TYPE, 0,
+                   kEventLine, nullptr, 1, 0, strings, nullptr);
   }
 }
 

@@ -1,7 +1,6 @@
-#include "psa/store/os/win32.h"
-
-
 #include <vector>
+
+#include "psa/store/os/win32.h"
 
 namespace psa::os::win {
 
@@ -9,8 +8,8 @@ std::wstring widen(std::string_view utf8) {
   if (utf8.empty()) {
     return {};
   }
-  const int n = ::MultiByteToWideChar(CP_UTF8, 0, utf8.data(), static_cast<int>(utf8.size()),
-                                      nullptr, 0);
+  const int n =
+      ::MultiByteToWideChar(CP_UTF8, 0, utf8.data(), static_cast<int>(utf8.size()), nullptr, 0);
   std::wstring out(static_cast<size_t>(n > 0 ? n : 0), L'\0');
   if (n > 0) {
     ::MultiByteToWideChar(CP_UTF8, 0, utf8.data(), static_cast<int>(utf8.size()), out.data(), n);
@@ -94,8 +93,8 @@ std::string serviceAccountSid() {
   wchar_t domain[256];
   DWORD domain_len = 256;
   SID_NAME_USE use{};
-  if (!::LookupAccountNameW(nullptr, L"NT SERVICE\\pms-agent", sid, &sid_len, domain,
-                            &domain_len, &use)) {
+  if (!::LookupAccountNameW(nullptr, L"NT SERVICE\\pms-agent", sid, &sid_len, domain, &domain_len,
+                            &use)) {
     return {};
   }
   LocalPtr<wchar_t*> text;

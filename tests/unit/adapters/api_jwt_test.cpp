@@ -2,7 +2,6 @@
 // raw r||s), the claims are what SMART requires (exp <= 5 min, unique jti), and keys that do
 // not fit the algorithm are refused with a clear error.
 #include <gtest/gtest.h>
-
 #include <openssl/bn.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
@@ -13,6 +12,7 @@
 #include "pms_sim_fixture.h"
 #include "psa/adapters/api/jwt.h"
 #include "psa/store/json.h"
+#include "psa/store/os/utf8_path.h"
 #include "test_support.h"
 
 namespace api = psa::adapters::api;
@@ -39,9 +39,9 @@ Parts split(const std::string& jwt) {
 }
 
 EVP_PKEY* loadPublic(const std::filesystem::path& pem) {
-  FILE* f = std::fopen(pem.c_str(), "r");
-  EVP_PKEY* k = PEM_read_PUBKEY(f, nullptr, nullptr, nullptr);
-  std::fclose(f);
+  BIO* bio = BIO_new_file(psa::os::pathToUtf8(pem).c_str(), "r");
+  EVP_PKEY* k = PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
   return k;
 }
 
@@ -58,10 +58,10 @@ bool verify(EVP_PKEY* key, const std::string& input, std::string sig, bool ec) {
     ECDSA_SIG_free(es);
   }
   EVP_MD_CTX* md = EVP_MD_CTX_new();
-  const bool ok = EVP_DigestVerifyInit(md, nullptr, EVP_sha384(), nullptr, key) == 1 &&
-                  EVP_DigestVerify(md, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
-                                   reinterpret_cast<const unsigned char*>(input.data()),
-                                   input.size()) == 1;
+  const bool ok =
+      EVP_DigestVerifyInit(md, nullptr, EVP_sha384(), nullptr, key) == 1 &&
+      EVP_DigestVerify(md, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                       reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
   EVP_MD_CTX_free(md);
   return ok;
 }
@@ -137,20 +137,20 @@ TEST_F(JwtTest, KeyThatDoesNotFitTheAlgorithmIsRefused) {
   auto ec = psa::test::makeEcP384ClientKey(dir_.path(), "ec");
   auto r1 = api::JwtSigner::fromPemFile(rsa.private_pem, api::JwsAlg::es384);
   ASSERT_FALSE(r1);
-  EXPECT_EQ(r1.error().message, "ES384 needs an EC private key, this is not one (" +
-                                    rsa.private_pem.string() + ")");
+  EXPECT_EQ(r1.error().message,
+            "ES384 needs an EC private key, this is not one (" + rsa.private_pem.string() + ")");
   auto r2 = api::JwtSigner::fromPemFile(ec.private_pem, api::JwsAlg::rs384);
   ASSERT_FALSE(r2);
-  EXPECT_EQ(r2.error().message, "RS384 needs an RSA private key, this is not one (" +
-                                    ec.private_pem.string() + ")");
+  EXPECT_EQ(r2.error().message,
+            "RS384 needs an RSA private key, this is not one (" + ec.private_pem.string() + ")");
   auto r3 = api::JwtSigner::fromPemFile(ec.private_pem, api::JwsAlg::es256);
   ASSERT_FALSE(r3);
   EXPECT_EQ(r3.error().message,
             "ES256 needs curve P-256, the key uses secp384r1 (" + ec.private_pem.string() + ")");
   auto r4 = api::JwtSigner::fromPemFile(rsa.public_pem, api::JwsAlg::rs384);
   ASSERT_FALSE(r4);
-  EXPECT_EQ(r4.error().message, "not a PEM private key (or it is encrypted) (" +
-                                    rsa.public_pem.string() + ")");
+  EXPECT_EQ(r4.error().message,
+            "not a PEM private key (or it is encrypted) (" + rsa.public_pem.string() + ")");
   auto r5 = api::JwtSigner::fromPemFile(dir_ / "missing.pem", api::JwsAlg::rs384);
   ASSERT_FALSE(r5);
   EXPECT_TRUE(r5.error().is(psa::Errc::io));
@@ -160,7 +160,8 @@ TEST_F(JwtTest, KeyThatDoesNotFitTheAlgorithmIsRefused) {
 }
 
 TEST(Base64Url, RoundTripsAndRejectsBadInput) {
-  for (const std::string& s : std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar", std::string("\xff\xfe\x00", 3)}) {
+  for (const std::string& s : std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba",
+                                                       "foobar", std::string("\xff\xfe\x00", 3)}) {
     EXPECT_EQ(*api::base64UrlDecode(api::base64UrlEncode(s)), s);
   }
   EXPECT_EQ(api::base64UrlEncode("\xfb\xff"), "-_8");

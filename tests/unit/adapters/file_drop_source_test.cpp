@@ -7,18 +7,18 @@
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
 
+#include "file_drop_env.h"
 #include "psa/adapters/source.h"
 #include "psa/store/sqlite_store.h"
-#include "file_drop_env.h"
 #include "test_support.h"
 
 namespace adapters = psa::adapters;
 namespace fs = std::filesystem;
 namespace json = psa::json;
 using namespace std::chrono_literals;
-using psa::Errc;
 using file_drop_test::Env;
 using file_drop_test::kBase;
+using psa::Errc;
 
 namespace {
 
@@ -45,7 +45,6 @@ std::vector<std::string> issues(const std::string& text) {
   }
   return lines;
 }
-
 
 }  // namespace
 
@@ -110,7 +109,6 @@ TEST(FileDropConfig, ErrorsNameThePathAndWhatWasExpected) {
         "marker_suffixes, temp_patterns, after, archive_dir, error_dir, archive_dated, duplicates, "
         "duplicate_window_days, watch, poll_interval_ms, batch_records, batch_bytes)"});
 }
-
 
 TEST(FileDropSource, StartFailsWhenTheDirectoryIsMissing) {
   Env env;
@@ -187,7 +185,7 @@ TEST(FileDropSource, CheckReportsDirectoryProblemsWithAHint) {
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0].level, adapters::CheckResult::Level::fail);
   EXPECT_EQ(lines[0].text,
-            (env.tmp / "relative/inbox").string() +
+            (env.tmp / "relative" / "inbox").string() +
                 " does not exist or is not a directory ▸ create it, or mount the share, and "
                 "check adapters[].path");
 

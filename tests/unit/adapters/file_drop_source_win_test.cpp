@@ -53,8 +53,7 @@ TEST(FileDropSourceWin, FileStillOpenForWritingIsTakenWholeOnceClosed) {
   EXPECT_EQ(s.status().counters["records"], 0u);
   ASSERT_TRUE(writeAll(writer.get(), "2,B\r\n3,C\r\n"));
   writer.reset();
-  ASSERT_TRUE(
-      psa::test::waitFor([&] { return s.status().counters["files_ingested"] == 1; }, 30s));
+  ASSERT_TRUE(psa::test::waitFor([&] { return s.status().counters["files_ingested"] == 1; }, 30s));
   EXPECT_EQ(s.status().counters["records"], 3u) << "all rows, not the half written first";
   std::atomic<int> stopped{0};
   s.stop([&] { ++stopped; });

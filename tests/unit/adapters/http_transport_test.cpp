@@ -499,6 +499,10 @@ TEST(HttpTransport, KeepAliveReusesOneConnectionAndReconnectsAfterTheServerClose
     EXPECT_EQ(r->body, "ok");
   }
   EXPECT_EQ(server.connections(), 1);
+  if (runningUnderWine()) {
+    GTEST_SKIP() << "Wine: shutdown() of a socket does not wake the test server's thread "
+                    "blocked reading it (tests/windows/README.md)";
+  }
   // The server drops the idle connection (its keep-alive timeout): the next request notices
   // before sending and connects again.
   server.closeConnections();

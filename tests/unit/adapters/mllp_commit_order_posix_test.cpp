@@ -60,6 +60,5 @@ TEST(MllpCommitOrder, PeerThatDoesNotReadItsAcksIsDisconnected) {
   EXPECT_EQ(ackOf(c->exchange(adtMessage("READER1"))).code, "AA");
 }
 
-
 }  // namespace
 }  // namespace psa::test

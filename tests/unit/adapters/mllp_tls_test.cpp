@@ -138,15 +138,14 @@ TEST_F(MllpTls, RequiredClientCertificate) {
 TEST_F(MllpTls, UnusableTlsFilesFailCreateWithTheFileNamed) {
   MllpHarness h;
   const std::string missing = (dir_.path() / "nope.pem").generic_string();
-  EXPECT_EQ(h.start(MllpHarness::config(R"({"tls":{"cert_file":")" + missing +
-                                        R"(","key_file":")" + pki_.server().key.generic_string() +
-                                        "\"}}")),
+  EXPECT_EQ(h.start(MllpHarness::config(R"({"tls":{"cert_file":")" + missing + R"(","key_file":")" +
+                                        pki_.server().key.generic_string() + "\"}}")),
             "tls.cert_file " + missing + ": No such file or directory");
   // A key that belongs to another certificate.
-  EXPECT_EQ(h.start(MllpHarness::config(R"({"tls":{"cert_file":")" +
-                                        pki_.server().cert.generic_string() + R"(","key_file":")" +
-                                        pki_.ca().key.generic_string() + "\"}}")),
-            "tls.key_file " + pki_.ca().key.generic_string() + ": key values mismatch");
+  EXPECT_EQ(
+      h.start(MllpHarness::config(R"({"tls":{"cert_file":")" + pki_.server().cert.generic_string() +
+                                  R"(","key_file":")" + pki_.ca().key.generic_string() + "\"}}")),
+      "tls.key_file " + pki_.ca().key.generic_string() + ": key values mismatch");
 }
 
 }  // namespace

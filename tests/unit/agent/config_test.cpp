@@ -33,7 +33,7 @@ TEST(Config, MinimalConfigGetsDefaultsAndResolvedPaths) {
   EXPECT_EQ(c.store.key_file, "/var/x/queue.key");
   EXPECT_EQ(c.store.max_bytes, 10737418240ull);
   EXPECT_FALSE(c.cloud.configured);
-  EXPECT_EQ(c.control_socket, "/run/pms-agent/control.sock");
+  EXPECT_EQ(c.control_socket, platformDefaults().control_address);
 }
 
 TEST(Config, CloudSectionParsed) {
@@ -68,8 +68,10 @@ TEST(Config, AllErrorsReportedAtOnceWithPathAndLine) {
   ASSERT_FALSE(load.config);
   auto p = problems(load);
   std::vector<std::string> expected = {
-      "line 2, column 19: agent.id: must be non-empty and contain no '/', '+', '#' (it is an MQTT topic level)",
-      "line 2, column 51: agent.colour: unknown key (known keys: id, tenant, state_dir, log_level, log_file, "
+      "line 2, column 19: agent.id: must be non-empty and contain no '/', '+', '#' (it is an MQTT "
+      "topic level)",
+      "line 2, column 51: agent.colour: unknown key (known keys: id, tenant, state_dir, log_level, "
+      "log_file, "
       "log_max_bytes, log_keep)",
       "line 3, column 26: store.max_bytes: expected an integer, found a string",
       "line 4, column 20: cloud.url: expected mqtts://HOST[:PORT] (TLS is mandatory)",

@@ -16,10 +16,10 @@ namespace psa::store {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::openOk;
 using testing::appendOne;
 using testing::leaseOk;
 using testing::ManualClock;
+using testing::openOk;
 using testing::optionsIn;
 using testing::RawDb;
 namespace fs = std::filesystem;
@@ -102,8 +102,7 @@ TEST(StoreOps, ReadOnlyOpenInspectsWithoutKeyOrWrites) {
   EXPECT_TRUE(ro->rotateKey().error().is(Errc::closed));
   auto revealed = ro->reveal(ids[3]);
   ASSERT_FALSE(revealed.ok());
-  EXPECT_EQ(revealed.error().message,
-            "the store is open read-only (inspection): no key is loaded");
+  EXPECT_EQ(revealed.error().message, "the store is open read-only (inspection): no key is loaded");
   EXPECT_TRUE(ro->salvage(dir / "queue.db").error().is(Errc::closed));
   EXPECT_TRUE(testing::leaseSync(*ro, 1).error().is(Errc::closed));
   EXPECT_TRUE(auditSync(*ro, "x").error().is(Errc::closed));
@@ -149,7 +148,7 @@ TEST(StoreOps, AggregatedAuditCountsSurviveACrash) {
   // saved with the records: a copy of the files taken now is what a SIGKILL leaves behind.
   for (const char* f : {"queue.db", "queue.db-wal", "queue.key"}) {
     if (fs::exists(dir / f)) {
-      fs::copy_file(dir / f, crashed / f);
+      testing::copyPrivate(dir / f, crashed / f);
     }
   }
   store->close();
@@ -221,8 +220,9 @@ TEST(StoreOps, AuditRetentionCutsAtACheckpointAndTheChainStillVerifies) {
   for (const auto& e : *entries) {
     EXPECT_NE(e.action, "test.old");
   }
-  const auto& pruned = *std::find_if(entries->begin(), entries->end(),
-                                     [](const AuditEntry& e) { return e.action == "audit.pruned"; });
+  const auto& pruned = *std::find_if(entries->begin(), entries->end(), [](const AuditEntry& e) {
+    return e.action == "audit.pruned";
+  });
   EXPECT_EQ(pruned.detail.rfind("{\"before_seq\":6,\"count\":5,", 0), 0u) << pruned.detail;
   auto v = store->verifyAudit();
   ASSERT_TRUE(v.ok());
@@ -292,8 +292,9 @@ TEST(StoreOps, AuditRetentionNeverPrunesEntriesNotYetUploaded) {
   auto entries = store->auditEntries(0, 100);
   ASSERT_TRUE(entries.ok());
   EXPECT_EQ(entries->front().seq, 6);
-  const auto& pruned = *std::find_if(entries->begin(), entries->end(),
-                                     [](const AuditEntry& e) { return e.action == "audit.pruned"; });
+  const auto& pruned = *std::find_if(entries->begin(), entries->end(), [](const AuditEntry& e) {
+    return e.action == "audit.pruned";
+  });
   EXPECT_EQ(pruned.detail.rfind("{\"before_seq\":6,\"count\":5,", 0), 0u) << pruned.detail;
   auto v = store->verifyAudit();
   ASSERT_TRUE(v.ok());
@@ -324,7 +325,8 @@ TEST(StoreOps, EntriesRemovedByHandBeforeACheckpointAreReported) {
   ASSERT_TRUE(v.ok());
   EXPECT_FALSE(v->ok);
   EXPECT_EQ(v->first_bad_seq, 4);
-  EXPECT_EQ(v->problem, "entries before checkpoint 4 were removed without a recorded prune (audit.pruned)");
+  EXPECT_EQ(v->problem,
+            "entries before checkpoint 4 were removed without a recorded prune (audit.pruned)");
 }
 
 }  // namespace

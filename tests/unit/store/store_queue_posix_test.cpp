@@ -14,7 +14,6 @@ namespace psa::store {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::openOk;
 using testing::ackSync;
 using testing::appendOne;
 using testing::batchOf;
@@ -23,6 +22,7 @@ using testing::leaseOk;
 using testing::makeRecord;
 using testing::ManualClock;
 using testing::nackSync;
+using testing::openOk;
 using testing::optionsIn;
 using testing::releaseSync;
 using testing::seqsOf;
@@ -57,7 +57,6 @@ TEST(StoreQueue, FailedAckCommitLeavesTheRecordsLeasableAgain) {
   ASSERT_TRUE(ackSync(*store, again).ok());
   EXPECT_EQ(store->stats()->pending, 0u);
 }
-
 
 }  // namespace
 }  // namespace psa::store

@@ -14,11 +14,11 @@ namespace psa::store {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::openOk;
 using testing::ackSync;
 using testing::appendOne;
 using testing::leaseOk;
 using testing::makeRecord;
+using testing::openOk;
 using testing::optionsIn;
 using testing::RawDb;
 using testing::seqsOf;

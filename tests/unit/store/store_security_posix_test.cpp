@@ -35,6 +35,5 @@ TEST(StoreSecurity, GroupReadableKeyFileIsRefused) {
   EXPECT_TRUE(SqliteStore::open(optionsIn(dir)).ok());
 }
 
-
 }  // namespace
 }  // namespace psa::store

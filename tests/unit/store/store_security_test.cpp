@@ -15,11 +15,11 @@ namespace psa::store {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::openOk;
 using testing::ackSync;
 using testing::appendOne;
 using testing::leaseOk;
 using testing::makeRecord;
+using testing::openOk;
 using testing::optionsIn;
 using testing::RawDb;
 using testing::seqsOf;
@@ -126,7 +126,7 @@ TEST(StoreSecurity, WrongKeyFileIsRefused) {
     appendOne(*store, "x");
   }
   { auto store = openOk(optionsIn(other)); }
-  fs::copy_file(other / "queue.key", dir / "queue.key", fs::copy_options::overwrite_existing);
+  testing::copyPrivate(other / "queue.key", dir / "queue.key");
   auto r = SqliteStore::open(optionsIn(dir));
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.error().is(Errc::key_file));
@@ -174,18 +174,21 @@ TEST(StoreSecurity, MissingKeyFileWithEmptyDatabaseCreatesOne) {
 TEST(StoreSecurity, MalformedKeyFileNamesTheLine) {
   psa::test::TempDir dir;
   const fs::path key = dir / "queue.key";
-  psa::test::writeFile(key, "# comment\nkey 1 abcd\n");
-  ASSERT_TRUE(os::restrictToOwner(key).ok());
+  // Written as the store writes key files (private to this user), so only the content is wrong.
+  auto writeKey = [&](std::string_view text) {
+    ASSERT_TRUE(os::writeFileDurably(key, text, os::FileAccess::owner_only).ok());
+  };
+  writeKey("# comment\nkey 1 abcd\n");
   auto r = SqliteStore::open(optionsIn(dir));
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.error().is(Errc::key_file));
   EXPECT_EQ(r.error().message,
             "key file " + key.string() + " line 2: key must be 64 hex digits (32 bytes)");
-  psa::test::writeFile(key, "secret\n");
+  writeKey("secret\n");
   r = SqliteStore::open(optionsIn(dir));
   EXPECT_EQ(r.error().message,
             "key file " + key.string() + " line 1: expected 'key <id> <64 hex digits>'");
-  psa::test::writeFile(key, "# nothing\n");
+  writeKey("# nothing\n");
   r = SqliteStore::open(optionsIn(dir));
   EXPECT_EQ(r.error().message, "key file " + key.string() + " contains no keys");
 }

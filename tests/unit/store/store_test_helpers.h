@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "psa/store/os/durable_file.h"
 #include "psa/store/os/secret_file.h"
+#include "psa/store/os/utf8_path.h"
 #include "psa/store/sqlite_store.h"
 #include "test_support.h"
 
@@ -96,10 +98,12 @@ inline Status ackSync(QueueReader& q, std::vector<int64_t> seqs) {
 }
 inline Status nackSync(QueueReader& q, int64_t seq, std::chrono::milliseconds after,
                        std::string reason) {
-  return statusSync([&](StatusCallback cb) { q.nack(seq, after, std::move(reason), std::move(cb)); });
+  return statusSync(
+      [&](StatusCallback cb) { q.nack(seq, after, std::move(reason), std::move(cb)); });
 }
 inline Status deadSync(QueueReader& q, int64_t seq, std::string reason) {
-  return statusSync([&](StatusCallback cb) { q.deadLetter(seq, std::move(reason), std::move(cb)); });
+  return statusSync(
+      [&](StatusCallback cb) { q.deadLetter(seq, std::move(reason), std::move(cb)); });
 }
 inline Status releaseSync(QueueReader& q) {
   return statusSync([&](StatusCallback cb) { q.releaseAll(std::move(cb)); });
@@ -127,6 +131,13 @@ inline std::string keyFileText(const std::filesystem::path& p) {
   return text ? *text : std::string();
 }
 
+/// Copies a store file keeping it private to this user, as the store writes its files (a plain
+/// copy gets the folder's default access: on Windows under Wine, everyone's).
+inline void copyPrivate(const std::filesystem::path& from, const std::filesystem::path& to) {
+  std::filesystem::remove(to);
+  ASSERT_TRUE(os::writeFileDurably(to, psa::test::readFile(from), os::FileAccess::owner_only).ok());
+}
+
 /// Opens a store and expects success (the error is printed otherwise).
 inline SqliteStorePtr openOk(StoreOptions o) {
   auto s = SqliteStore::open(std::move(o));
@@ -138,7 +149,7 @@ inline SqliteStorePtr openOk(StoreOptions o) {
 class RawDb {
  public:
   explicit RawDb(const std::filesystem::path& path) {
-    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
+    EXPECT_EQ(sqlite3_open(os::pathToUtf8(path).c_str(), &db_), SQLITE_OK);
   }
   ~RawDb() { sqlite3_close(db_); }
   RawDb(const RawDb&) = delete;

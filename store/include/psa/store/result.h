@@ -26,12 +26,12 @@ enum class Errc {
   not_found,
   exists,
   timeout,
-  unavailable,           ///< a peer (broker, PMS server) cannot be reached
+  unavailable,  ///< a peer (broker, PMS server) cannot be reached
   unauthorized,
-  limit,                 ///< a hard size/count/depth limit was exceeded
-  closed,                ///< component shut down
-  internal,              ///< broken invariant: a bug
-  busy,                  ///< in use by another program (a file still being written): try later
+  limit,     ///< a hard size/count/depth limit was exceeded
+  closed,    ///< component shut down
+  internal,  ///< broken invariant: a bug
+  busy,      ///< in use by another program (a file still being written): try later
 };
 
 }  // namespace psa

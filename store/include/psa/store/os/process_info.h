@@ -22,9 +22,9 @@ bool runningPrivileged();
 std::string privilegeHint();
 
 struct ResourceUsage {
-  uint64_t rss_bytes = 0;       ///< resident set / working set
-  double cpu_seconds = 0;       ///< user + system time since start
-  int64_t open_handles = -1;    ///< open file descriptors / handles; -1 if unknown
+  uint64_t rss_bytes = 0;     ///< resident set / working set
+  double cpu_seconds = 0;     ///< user + system time since start
+  int64_t open_handles = -1;  ///< open file descriptors / handles; -1 if unknown
 };
 ResourceUsage resourceUsage();
 

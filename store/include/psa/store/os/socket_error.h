@@ -10,12 +10,12 @@ namespace psa::os {
 
 enum class SocketError {
   none,
-  refused,              ///< nothing listens there
+  refused,  ///< nothing listens there
   timed_out,
   network_unreachable,
   host_unreachable,
-  reset,                ///< the peer reset the connection
-  protocol,             ///< EPROTO: what TLS libraries leave after a failed handshake
+  reset,     ///< the peer reset the connection
+  protocol,  ///< EPROTO: what TLS libraries leave after a failed handshake
   other,
 };
 

@@ -24,11 +24,15 @@ inline std::string pathToUtf8(const std::filesystem::path& path) {
 }
 
 /// A path from the config: UTF-8 `text`, taken relative to `base` (the state directory) unless
-/// it is absolute, empty, or `base` is empty.
+/// it is absolute, empty, or `base` is empty. Names that start with two separators (UNC shares
+/// \\server\share, device names like the pipe \\.\pipe\pms-agent) are absolute too, whatever
+/// the library's path grammar makes of them.
 inline std::filesystem::path resolveUtf8Path(const std::filesystem::path& base,
                                              std::string_view text) {
   std::filesystem::path p = pathFromUtf8(text);
-  return p.is_absolute() || text.empty() || base.empty() ? p : base / p;
+  auto separator = [](char c) { return c == '/' || c == '\\'; };
+  const bool double_separator = text.size() >= 2 && separator(text[0]) && separator(text[1]);
+  return p.is_absolute() || double_separator || text.empty() || base.empty() ? p : base / p;
 }
 
 }  // namespace psa::os

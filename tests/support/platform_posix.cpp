@@ -1,0 +1,7 @@
+#include "test_support.h"
+
+namespace psa::test {
+
+bool runningUnderWine() { return false; }
+
+}  // namespace psa::test
