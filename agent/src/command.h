@@ -57,6 +57,7 @@ void addQueueCommands(CommandTable& table);   // queue ...
 void addAdminCommands(CommandTable& table);   // audit verify, keys rotate, log level
 void addBundleCommand(CommandTable& table);   // bundle
 void addServiceCommands(CommandTable& table);  // service configure
+void addKeyMoveCommands(CommandTable& table);  // keys export, keys import
 
 /// `pms-agent version --json`: version, build, compiler, library versions.
 json::Value versionInfo();

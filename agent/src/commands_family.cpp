@@ -13,6 +13,7 @@ void addFamilyCommands(CommandTable& table) {
   addAdminCommands(table);
   addBundleCommand(table);
   addServiceCommands(table);
+  addKeyMoveCommands(table);
   table.add(Command{"config show", "", "print the effective config with secrets masked", "", {},
                     [](const po::variables_map&, CommandContext& ctx) {
                       return showConfigFromFile(ctx);

@@ -29,6 +29,9 @@ struct Peer {
   std::string actor() const;
 };
 
+/// This process as a Peer, for acts the CLI records itself (with the agent stopped).
+Peer localPeer();
+
 /// One accepted or connected control connection. Blocking; used by one thread at a time.
 class ControlConnection {
  public:

@@ -175,6 +175,13 @@ class SocketEndpoint final : public ControlEndpoint,
 
 std::string Peer::actor() const { return "uid:" + std::to_string(uid); }
 
+Peer localPeer() {
+  Peer p;
+  p.uid = static_cast<int64_t>(::geteuid());
+  p.pid = static_cast<int64_t>(::getpid());
+  return p;
+}
+
 Result<ControlEndpointPtr> bindControlEndpoint(asio::io_context& io,
                                                const std::filesystem::path& address) {
   auto endpoint = std::make_shared<SocketEndpoint>(io, address);

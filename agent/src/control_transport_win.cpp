@@ -254,6 +254,13 @@ std::string Peer::actor() const {
   return account.empty() ? "pid:" + std::to_string(pid) : "user:" + account;
 }
 
+Peer localPeer() {
+  Peer p;
+  p.pid = os::currentProcessId();
+  p.account = os::currentUserName();
+  return p;
+}
+
 Result<ControlEndpointPtr> bindControlEndpoint(asio::io_context&,
                                                const std::filesystem::path& address) {
   auto endpoint = std::make_shared<PipeEndpoint>(address.wstring());

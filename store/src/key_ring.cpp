@@ -82,7 +82,7 @@ KeyRing KeyRing::without(uint32_t id) const {
 
 Status checkKeyFileMode(const fs::path& path) { return os::checkSecretFile(path, "key file"); }
 
-Result<KeyRing> loadKeyFile(const fs::path& path) {
+Result<std::string> readKeyText(const fs::path& path) {
   std::string stored;
   {
     std::ifstream file(path, std::ios::binary);
@@ -97,11 +97,25 @@ Result<KeyRing> loadKeyFile(const fs::path& path) {
   if (!unsealed) {
     return Error(Errc::key_file, "key file " + path.string() + ": " + unsealed.error().message);
   }
-  std::istringstream in(std::move(*unsealed));
+  return unsealed;
+}
+
+Result<KeyRing> loadKeyFile(const fs::path& path) {
+  auto text = readKeyText(path);
+  if (!text) {
+    return std::move(text).error();
+  }
+  auto ring = parseKeyText(*text, "key file " + path.string());
+  crypto::cleanse(text->data(), text->size());
+  return ring;
+}
+
+Result<KeyRing> parseKeyText(std::string_view text, const std::string& what) {
+  std::istringstream in{std::string(text)};
   std::vector<DataKey> keys;
   std::string line;
   size_t line_no = 0;
-  const std::string where = "key file " + path.string() + " line ";
+  const std::string where = what + " line ";
   while (std::getline(in, line)) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') {
@@ -150,7 +164,7 @@ Result<KeyRing> loadKeyFile(const fs::path& path) {
   }
   crypto::cleanse(line.data(), line.size());
   if (keys.empty()) {
-    return Error(Errc::key_file, "key file " + path.string() + " contains no keys");
+    return Error(Errc::key_file, what + " contains no keys");
   }
   return KeyRing(std::move(keys));
 }

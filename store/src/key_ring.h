@@ -69,6 +69,13 @@ Status checkKeyFileMode(const std::filesystem::path& path);
 /// Errc::io if it cannot be read.
 Result<KeyRing> loadKeyFile(const std::filesystem::path& path);
 
+/// The key file's text, unsealed (DPAPI on Windows). Errc::key_file when it cannot be read or
+/// unsealed. The caller cleanses the text when done.
+Result<std::string> readKeyText(const std::filesystem::path& path);
+
+/// Parses key-file text; `what` names it in errors ("key file /x/queue.key", "FILE").
+Result<KeyRing> parseKeyText(std::string_view text, const std::string& what);
+
 /// Writes the ring atomically with mode 0600. Errc::io on failure (the old file is kept).
 Status writeKeyFile(const std::filesystem::path& path, const KeyRing& ring);
 

@@ -935,6 +935,25 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(StoreOptions options) {
   return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
 }
 
+Result<Sensitive<std::string>> SqliteStore::exportKeys(const fs::path& key_file) {
+  PSA_TRY(checkKeyFileMode(key_file));
+  auto text = readKeyText(key_file);
+  if (!text) {
+    return std::move(text).error();
+  }
+  PSA_TRY(parseKeyText(*text, "key file " + key_file.string()));
+  return Sensitive<std::string>(std::move(*text));
+}
+
+Status SqliteStore::importKeys(const fs::path& key_file, std::string_view text,
+                               const std::string& what) {
+  auto ring = parseKeyText(text, what);
+  if (!ring) {
+    return std::move(ring).error();
+  }
+  return writeKeyFile(key_file, *ring);
+}
+
 void SqliteStore::close() {
   if (impl_) {
     impl_->close();

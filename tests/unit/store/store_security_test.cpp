@@ -287,3 +287,32 @@ TEST(StoreSecurity, PhiMarkerNeverReachesDiskOrLogs) {
 
 }  // namespace
 }  // namespace psa::store
+
+namespace psa::store {
+namespace {
+
+TEST(StoreSecurity, ExportedKeysImportedBesideACopiedQueueDecryptIt) {
+  psa::test::TempDir a;
+  psa::test::TempDir b;
+  std::string id;
+  {
+    auto store = testing::openOk(testing::optionsIn(a));
+    ASSERT_TRUE(store);
+    id = testing::appendOne(*store, "moved record");
+  }
+  auto text = SqliteStore::exportKeys(a / "queue.key");
+  ASSERT_TRUE(text.ok()) << text.error().describe();
+  EXPECT_NE(text->reveal().find("\nkey 1 "), std::string::npos);
+  testing::copyPrivate(a / "queue.db", b / "queue.db");
+  ASSERT_TRUE(SqliteStore::importKeys(b / "queue.key", text->reveal(), "keys.txt").ok());
+  EXPECT_TRUE(testing::isPrivateFile(b / "queue.key"));
+  auto store = testing::openOk(testing::optionsIn(b));
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->reveal(id)->reveal(), "moved record");
+  const Status bad = SqliteStore::importKeys(b / "other.key", "key 1 zz\n", "keys.txt");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message, "keys.txt line 1: key must be 64 hex digits (32 bytes)");
+}
+
+}  // namespace
+}  // namespace psa::store

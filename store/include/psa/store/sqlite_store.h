@@ -149,6 +149,18 @@ class SqliteStore final : public RecordSink, public QueueReader {
   /// unreadable, malformed), Errc::io.
   static Result<std::unique_ptr<SqliteStore>> open(StoreOptions options);
 
+  /// `pms-agent keys export`: the keys of `key_file` as portable text ("key <id> <64 hex
+  /// digits>" lines, what a Linux key file holds), unsealed (DPAPI on Windows) and checked.
+  /// Treat the text like the key itself. Errors: Errc::key_file.
+  static Result<Sensitive<std::string>> exportKeys(const std::filesystem::path& key_file);
+
+  /// `pms-agent keys import`: writes the keys in `text` (the portable format, checked first)
+  /// as `key_file`, protected as this OS protects key files (mode 0600; ACL and DPAPI).
+  /// Whether they open a database is for the caller to check (open the store). Errors:
+  /// Errc::key_file (malformed text, `what` naming it), Errc::io.
+  static Status importKeys(const std::filesystem::path& key_file, std::string_view text,
+                           const std::string& what);
+
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
