@@ -220,6 +220,13 @@ json::Value buildStatus(const AgentContext& ctx) {
   s.set("at", str(formatRfc3339(now)));
   s.set("started_at", str(formatRfc3339(ctx.started_ms)));
   s.set("uptime_s", i64((now - ctx.started_ms) / 1000));
+  // The process's own footprint, for long-run checks (memory and handles must stay flat).
+  const os::ResourceUsage usage = os::resourceUsage();
+  json::Value process = json::Value::object();
+  process.set("rss_bytes", u64(usage.rss_bytes));
+  process.set("cpu_seconds", json::Value::number(usage.cpu_seconds));
+  process.set("open_handles", i64(usage.open_handles));
+  s.set("process", std::move(process));
   s.set("config", ctx.config_state ? ctx.config_state() : localConfigState(cfg));
   json::Value list = json::Value::array();
   std::vector<std::string> running;

@@ -90,6 +90,10 @@ TEST(OpsCli, EveryCommandAgainstALiveAgentWithQueuedDeliveredAndDeadRecords) {
   EXPECT_EQ(doc.find("queue")->getInt("dead"), 4);
   EXPECT_TRUE(doc.find("key_file")->getBool("ok"));
   EXPECT_EQ(doc.find("key_file")->getString("mode"), "0600");
+  EXPECT_EQ(doc.find("key_file")->getInt("uid"), static_cast<int64_t>(::getuid()));
+  ASSERT_NE(doc.find("process"), nullptr);
+  EXPECT_GT(doc.find("process")->getInt("rss_bytes"), 1 << 20);
+  EXPECT_GT(doc.find("process")->getInt("open_handles"), 3);
   EXPECT_FALSE(doc.find("cloud")->getBool("configured"));
   EXPECT_EQ(doc.find("config")->getString("origin"), "local");
 

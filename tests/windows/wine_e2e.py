@@ -392,6 +392,9 @@ def main():
             raise RuntimeError("the service does not run; see its log under %ProgramData%")
         check("config installed under %ProgramData%",
               os.path.exists(wine.unix(DATA + r"\agent.json")))
+        rc, out = wine("cmd", "/c", "pms-agent version", timeout=120)
+        check("pms-agent on the system PATH", rc == 0 and "pms-agent 0." in out,
+              out.strip().splitlines()[0] if out.strip() else "rc %d" % rc)
         check("MLLP listener up on 127.0.0.1",
               wait_for(lambda: socket.create_connection(("127.0.0.1", mllp_port), 1).close() or True,
                        60))
