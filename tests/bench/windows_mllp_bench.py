@@ -53,41 +53,14 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "windows"))
+from winelib import (Wine, free_port, log, port_open, prefix_pids,  # noqa: E402
+                     wait_for, win_path)
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 T0 = time.monotonic()
 WINE_NOTE = ("under Wine, RSS includes Wine's own libraries in the process (ntdll, kernelbase, "
              "...), so it is an upper bound for what Windows itself would report")
-
-
-def log(msg):
-    """Progress goes to stderr; the figures to stdout."""
-    print("[%6.1fs] %s" % (time.monotonic() - T0, msg), file=sys.stderr, flush=True)
-
-
-def wait_for(pred, timeout, step=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if pred():
-                return True
-        except Exception:
-            pass
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(step)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def port_open(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
 
 
 def tail(path, n=40):
@@ -197,28 +170,6 @@ def alive(pid):
     return stat[stat.rindex(")") + 2:][:1] not in ("Z", "X")
 
 
-def prefix_pids(prefix):
-    """{pid: (comm, cmdline)} of the processes whose environment has WINEPREFIX=prefix."""
-    want = ("WINEPREFIX=" + prefix).encode()
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        try:
-            with open("/proc/%d/environ" % pid, "rb") as f:
-                if want not in f.read().split(b"\0"):
-                    continue
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-            with open("/proc/%d/comm" % pid) as f:
-                comm = f.read().strip()
-        except OSError:
-            continue
-        found[pid] = (comm, cmd)
-    return found
-
-
 def wine_pid(prefix, image):
     """The Linux pid of the Wine process of `prefix` running `image` (e.g. pms-agent.exe)."""
     hits = [(pid, comm) for pid, (comm, cmd) in prefix_pids(prefix).items()
@@ -229,71 +180,6 @@ def wine_pid(prefix, image):
     # shows up (a helper whose command line names the exe), prefer the one Wine named after it.
     hits.sort(key=lambda h: (h[1].lower() != image.lower()[:15], h[0]))
     return hits[0][0]
-
-
-# ---------------------------------------------------------------------------------------------
-# Wine
-
-class Wine:
-    def __init__(self, prefix):
-        self.prefix = prefix
-        env = dict(os.environ, WINEPREFIX=prefix, WINEDEBUG="-all",
-                   WINEDLLOVERRIDES="mscoree,mshtml=")
-        env.pop("TMPDIR", None)  # wineserver would put its socket there
-        env.pop("DISPLAY", None)
-        self.env = env
-        self.started = False
-
-    def boot(self, log_path):
-        os.makedirs(self.prefix, exist_ok=True)
-        self.started = True
-        subprocess.run(["wineserver", "-p"], env=self.env, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-        # Output to a file, never a pipe: wineboot leaves processes behind (services.exe, ...)
-        # that inherit it and keep it open forever.
-        with open(log_path, "ab") as out:
-            rc = subprocess.run(["wine", "wineboot", "-i"], env=self.env,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                timeout=300).returncode
-        if rc != 0:
-            raise RuntimeError("wine wineboot -i exited %d; see %s:\n%s"
-                               % (rc, log_path, tail(log_path)))
-
-    def popen(self, argv, log_path):
-        out = open(log_path, "ab")
-        try:
-            return subprocess.Popen(["wine"] + argv, env=self.env, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        finally:
-            out.close()
-
-    def server_pid(self):
-        for pid, (comm, cmd) in prefix_pids(self.prefix).items():
-            if comm.startswith("wineserver"):
-                return pid
-        return None
-
-    def shutdown(self):
-        if not self.started:
-            return
-        try:
-            subprocess.run(["wineserver", "-k"], env=self.env, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-        except subprocess.TimeoutExpired:
-            log("wineserver -k did not return within 60 s")
-        if not wait_for(lambda: not prefix_pids(self.prefix), 30, 0.25):
-            left = prefix_pids(self.prefix)
-            log("Wine processes still there after wineserver -k, killing: %s" % sorted(left))
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-
-
-def win_path(path):
-    """A Linux path as Wine sees it (drive Z: is /), forward slashes: the agent takes both."""
-    return "Z:" + path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -714,7 +600,7 @@ def main():
             wine = Wine(os.path.join(work, "prefix"))
             try:
                 t = time.monotonic()
-                wine.boot(os.path.join(work, "wineboot.log"))
+                wine.boot()
                 log("fresh WINEPREFIX booted in %.1f s" % (time.monotonic() - t))
                 baseline = wine_baseline(wine, work)
                 log("Wine baseline: %s kB (%s)" % (baseline[0], baseline[1]))

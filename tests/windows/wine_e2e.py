@@ -27,18 +27,15 @@ import tempfile
 import threading
 import time
 
+from winelib import Wine, free_port, log, read_text, run, wait_for, win_path
+
 AGENT_ID = "practice-win"
 TENANT = "acme-health"
 SERVICE = "pms-agent"
 PROGRAM = r"C:\Program Files\PracticeStudio\Agent\pms-agent.exe"
 DATA = r"C:\ProgramData\PracticeStudio\Agent"
 
-T0 = time.monotonic()
 RESULTS = []
-
-
-def log(msg):
-    print("[%6.1fs] %s" % (time.monotonic() - T0, msg), flush=True)
 
 
 def check(name, ok, detail=""):
@@ -47,104 +44,17 @@ def check(name, ok, detail=""):
     return bool(ok)
 
 
-def wait_for(pred, timeout, step=0.25):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if pred():
-                return True
-        except Exception:
-            pass
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(step)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def run(argv, timeout=120, env=None, check_rc=False):
-    # Output through a file, not a pipe: Wine starts processes (services.exe, the service itself)
-    # that inherit it and outlive the command, so a pipe would never reach end-of-file.
-    with tempfile.TemporaryFile() as out_file:
-        p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out_file,
-                           stderr=subprocess.STDOUT, timeout=timeout, env=env)
-        out_file.seek(0)
-        out = out_file.read().decode("utf-8", "replace")
-    if check_rc and p.returncode != 0:
-        raise RuntimeError("%s failed (%d): %s" % (" ".join(argv), p.returncode, out[-2000:]))
-    return p.returncode, out
-
-
 # ---------------------------------------------------------------------------------------------
-# Wine
-
-class Wine:
-    def __init__(self, prefix):
-        self.prefix = prefix
-        self.env = dict(os.environ, WINEPREFIX=prefix, WINEDEBUG="-all",
-                        WINEDLLOVERRIDES="mscoree,mshtml=")
-
-    def __call__(self, *argv, timeout=180):
-        return run(["wine"] + list(argv), timeout=timeout, env=self.env)
-
-    def server_start(self):
-        # Persistent wineserver (with stdio detached): when it exits, every Windows process of the
-        # prefix, the service included, goes with it.
-        subprocess.run(["wineserver", "-p"], env=self.env, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-
-    def boot(self):
-        os.makedirs(self.prefix, exist_ok=True)
-        self.server_start()
-        run(["wine", "wineboot", "-i"], timeout=300, env=self.env)
-        # A fresh prefix runs two services.exe until restarted; OpenService then fails at random.
-        subprocess.run(["wineserver", "-k"], env=self.env, check=False)
-        wait_for(lambda: not self.pids("services.exe"), 20)
-        self.server_start()
-        run(["wine", "wineboot"], timeout=300, env=self.env)
-
-    def shutdown(self):
-        subprocess.run(["wineserver", "-k"], env=self.env, check=False, timeout=60)
-
-    def pids(self, image):
-        """Linux pids of this prefix's Windows processes running `image`."""
-        found = []
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open("/proc/%s/cmdline" % pid, "rb") as f:
-                    cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
-                with open("/proc/%s/environ" % pid, "rb") as f:
-                    env = f.read().split(b"\0")
-            except OSError:
-                continue
-            if image.lower() in cmd.lower() and ("WINEPREFIX=" + self.prefix).encode() in env:
-                found.append(int(pid))
-        return found
-
-    def unix(self, win_path):
-        """The Linux path of a C:\\ path of this prefix."""
-        rel = win_path[3:].replace("\\", "/")
-        return os.path.join(self.prefix, "drive_c", rel)
-
+# PKI, broker, cloud simulator
 
 def service_state(wine):
+    """RUNNING, STOPPED, ... as `sc query` says, or MISSING."""
     _, out = wine("sc", "query", SERVICE, timeout=60)
     for line in out.splitlines():
         if "STATE" in line:
             return line.split()[-1]
     return "MISSING"
 
-
-# ---------------------------------------------------------------------------------------------
-# PKI, broker, cloud simulator
 
 def make_pki(d):
     os.makedirs(d, exist_ok=True)
@@ -299,21 +209,6 @@ class MllpSender:
 
 # ---------------------------------------------------------------------------------------------
 
-def read_text(path):
-    """A log msiexec wrote (UTF-16 with a BOM on Windows, UTF-8 under Wine)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return ""
-    return data.decode("utf-16" if data[:2] == b"\xff\xfe" else "utf-8", "replace")
-
-
-def win_path(path):
-    """A Linux path as Wine sees it (drive Z: is /), with forward slashes: the agent takes both."""
-    return "Z:" + path
-
-
 def write_config(path, pki, broker_port, mllp_port, inbox, bad=False):
     cfg = {
         "agent": {"id": AGENT_ID, "tenant": TENANT, "log_level": "info"},
@@ -392,9 +287,11 @@ def main():
             raise RuntimeError("the service does not run; see its log under %ProgramData%")
         check("config installed under %ProgramData%",
               os.path.exists(wine.unix(DATA + r"\agent.json")))
-        rc, out = wine("cmd", "/c", "pms-agent version", timeout=120)
-        check("pms-agent on the system PATH", rc == 0 and "pms-agent 0." in out,
-              out.strip().splitlines()[0] if out.strip() else "rc %d" % rc)
+        # A new process's PATH (Wine's cmd does not relay the output of programs it starts by
+        # name, so the PATH itself is what is checked).
+        rc, out = wine("cmd", "/c", "echo %PATH%", timeout=120)
+        check("install folder on the system PATH",
+              r"C:\Program Files\PracticeStudio\Agent" in out, out.strip()[-60:])
         check("MLLP listener up on 127.0.0.1",
               wait_for(lambda: socket.create_connection(("127.0.0.1", mllp_port), 1).close() or True,
                        60))
