@@ -29,6 +29,12 @@ struct Peer {
   std::string actor() const;
 };
 
+/// Reads up to and excluding '\n' into `out` through `read_some(buffer, size)` (bytes read;
+/// 0 at the end of the stream, negative on an error or timeout): the line framing both
+/// transports share. False on error, end of stream before a newline, or more than `limit` bytes.
+bool readLineWith(const std::function<long(char*, size_t)>& read_some, size_t limit,
+                  std::string& out);
+
 /// This process as a Peer, for acts the CLI records itself (with the agent stopped).
 Peer localPeer();
 

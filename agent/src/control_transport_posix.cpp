@@ -37,23 +37,16 @@ class SocketConnection final : public ControlConnection {
   SocketConnection& operator=(const SocketConnection&) = delete;
 
   bool readLine(size_t limit, std::string& out) override {
-    char buf[4096];
-    while (out.size() <= limit) {
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      if (n <= 0) {
-        return false;
-      }
-      out.append(buf, static_cast<size_t>(n));
-      const auto nl = out.find('\n');
-      if (nl != std::string::npos) {
-        out.resize(nl);
-        return true;
-      }
-    }
-    return false;
+    return readLineWith(
+        [this](char* buf, size_t size) -> long {
+          for (;;) {
+            const ssize_t n = ::recv(fd_, buf, size, 0);
+            if (n >= 0 || errno != EINTR) {
+              return static_cast<long>(n);
+            }
+          }
+        },
+        limit, out);
   }
 
   bool writeAll(std::string_view data) override {

@@ -50,33 +50,7 @@ class PipeConnection final : public ControlConnection {
   PipeConnection& operator=(const PipeConnection&) = delete;
 
   bool readLine(size_t limit, std::string& out) override {
-    char buf[4096];
-    while (out.size() <= limit) {
-      OVERLAPPED ov{};
-      ov.hEvent = event_.get();
-      ::ResetEvent(ov.hEvent);
-      DWORD got = 0;
-      if (!::ReadFile(pipe_.get(), buf, sizeof buf, &got, &ov)) {
-        const DWORD err = ::GetLastError();
-        if (err == ERROR_MORE_DATA) {
-          ::GetOverlappedResult(pipe_.get(), &ov, &got, TRUE);
-        } else if (err != ERROR_IO_PENDING ||
-                   !finishOverlapped(pipe_.get(), ov, timeout_ms_, nullptr, got)) {
-          return false;
-        }
-      }
-      if (got == 0) {
-        return false;
-      }
-      read_any_ = true;
-      out.append(buf, got);
-      const auto nl = out.find('\n');
-      if (nl != std::string::npos) {
-        out.resize(nl);
-        return true;
-      }
-    }
-    return false;
+    return readLineWith([this](char* buf, size_t size) { return readSome(buf, size); }, limit, out);
   }
 
   bool writeAll(std::string_view data) override {
@@ -132,6 +106,26 @@ class PipeConnection final : public ControlConnection {
   }
 
  private:
+  // One overlapped ReadFile with the connection's deadline: bytes read, 0 at the end, -1 on an
+  // error or timeout.
+  long readSome(char* buf, size_t size) {
+    OVERLAPPED ov{};
+    ov.hEvent = event_.get();
+    ::ResetEvent(ov.hEvent);
+    DWORD got = 0;
+    if (!::ReadFile(pipe_.get(), buf, static_cast<DWORD>(size), &got, &ov)) {
+      const DWORD err = ::GetLastError();
+      if (err == ERROR_MORE_DATA) {
+        ::GetOverlappedResult(pipe_.get(), &ov, &got, TRUE);
+      } else if (err != ERROR_IO_PENDING ||
+                 !finishOverlapped(pipe_.get(), ov, timeout_ms_, nullptr, got)) {
+        return -1;
+      }
+    }
+    read_any_ = read_any_ || got > 0;
+    return static_cast<long>(got);
+  }
+
   UniqueHandle pipe_;
   UniqueHandle event_;
   bool server_;

@@ -1,16 +1,15 @@
 // The host checks of `pms-agent check` on Linux: file modes and owners, the kernel's NTP state.
-#include <fcntl.h>
-#include <pwd.h>
-#include <sys/stat.h>
 #include <sys/timex.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
+#include <cstdio>
+#include <cstdlib>
 
 #include "cli_support.h"
 #include "host_checks.h"
 #include "psa/store/clock.h"
+#include "psa/store/os/durable_file.h"
+#include "psa/store/os/process_info.h"
+#include "psa/store/os/secret_file.h"
 
 namespace psa::agent {
 namespace {
@@ -18,89 +17,65 @@ namespace {
 using Level = CheckResult::Level;
 namespace fs = std::filesystem;
 
-std::string ownerName(uid_t uid) {
-  passwd pw{};
-  passwd* found = nullptr;
-  char buf[1024];
-  if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr) {
-    return found->pw_name;
-  }
-  return std::to_string(uid);
-}
-
-std::string modeText(mode_t mode) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
-  return buf;
+unsigned modeOf(const os::SecretFileInfo& info) {
+  return static_cast<unsigned>(std::strtoul(info.permissions.c_str(), nullptr, 8));
 }
 
 }  // namespace
 
 CheckResult keyFileCheck(const Config& cfg, const store::QueueStats* stats, bool db_exists) {
   const fs::path& key = cfg.store.key_file;
-  struct stat st {};
-  if (::stat(key.c_str(), &st) != 0) {
-    const int err = errno;
-    if (err == EACCES) {
+  const os::SecretFileInfo info = os::describeSecretFile(key);
+  if (!info.present) {
+    if (info.problem != "missing") {
       return {Level::warn, "key file",
-              key.string() + ": cannot look at it as " + ownerName(::geteuid()) + " ▸ run as root"};
+              key.string() + ": cannot look at it as " + os::currentUserName() + " ▸ run as root"};
     }
     return missingKeyFileCheck(key, stats, db_exists);
   }
-  if (!S_ISREG(st.st_mode)) {
+  if (info.problem == "not a regular file") {
     return {Level::fail, "key file", key.string() + " is not a regular file"};
   }
-  if ((st.st_mode & 077) != 0) {
+  if ((modeOf(info) & 077) != 0) {
     return {Level::fail, "key file",
-            key.string() + " mode " + modeText(st.st_mode) +
+            key.string() + " mode " + info.permissions +
                 ": other users can read the data key ▸ chmod 600 " + key.string() +
                 " (the agent refuses to start until then)"};
   }
-  struct stat dir {};
-  if (::stat(cfg.state_dir.c_str(), &dir) == 0 && dir.st_uid != st.st_uid) {
+  const os::SecretFileInfo dir = os::describeSecretFile(cfg.state_dir);
+  if (dir.present && dir.owner_uid != info.owner_uid) {
     return {Level::warn, "key file",
-            key.string() + " belongs to " + ownerName(st.st_uid) + " but the state dir to " +
-                ownerName(dir.st_uid) + " ▸ chown " + ownerName(dir.st_uid) + " " + key.string()};
+            key.string() + " belongs to " + info.owner + " but the state dir to " + dir.owner +
+                " ▸ chown " + dir.owner + " " + key.string()};
   }
-  return {Level::ok, "key file",
-          key.string() + " " + modeText(st.st_mode) + " " + ownerName(st.st_uid)};
+  return {Level::ok, "key file", key.string() + " " + info.permissions + " " + info.owner};
 }
 
 CheckResult stateDirCheck(const Config& cfg) {
   const fs::path& dir = cfg.state_dir;
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0) {
-    if (errno == ENOENT) {
-      return {Level::warn, "state dir",
-              dir.string() + " does not exist yet (the agent creates it at start)"};
-    }
-    return {Level::fail, "state dir", dir.string() + ": " + std::strerror(errno)};
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) {
+    return {Level::warn, "state dir",
+            dir.string() + " does not exist yet (the agent creates it at start)"};
   }
-  if (!S_ISDIR(st.st_mode)) {
+  if (!fs::is_directory(dir, ec)) {
     return {Level::fail, "state dir", dir.string() + " is not a directory"};
   }
-  const std::string desc =
-      "(owner " + ownerName(st.st_uid) + ", mode " + modeText(st.st_mode) + ")";
-  if (::geteuid() != 0 && ::geteuid() != st.st_uid) {
+  const os::SecretFileInfo info = os::describeSecretFile(dir);
+  const std::string desc = "(owner " + info.owner + ", mode " + info.permissions + ")";
+  if (!os::runningPrivileged() && os::currentUserName() != info.owner) {
     return {Level::warn, "state dir",
-            dir.string() + " " + desc + ": cannot test writing as " + ownerName(::geteuid()) +
+            dir.string() + " " + desc + ": cannot test writing as " + os::currentUserName() +
                 " ▸ run as root"};
   }
-  const fs::path probe = dir / (".pms-agent-check-" + std::to_string(::getpid()));
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
+  const fs::path probe = dir / (".pms-agent-check-" + std::to_string(os::currentProcessId()));
+  if (Status st = os::writeFileDurably(probe, "x", os::FileAccess::owner_only); !st) {
     return {Level::fail, "state dir",
-            dir.string() + " is not writable: " + std::strerror(errno) +
+            dir.string() + " is not writable: " + st.error().message +
                 " ▸ read-only file system or wrong owner? chown -R pms-agent:pms-agent " +
                 dir.string()};
   }
-  const bool wrote = ::write(fd, "x", 1) == 1 && ::fsync(fd) == 0;
-  ::close(fd);
-  ::unlink(probe.c_str());
-  if (!wrote) {
-    return {Level::fail, "state dir",
-            dir.string() + ": writing failed (" + std::strerror(errno) + ")"};
-  }
+  fs::remove(probe, ec);
   return {Level::ok, "state dir", dir.string() + " writable " + desc};
 }
 

@@ -1,11 +1,7 @@
 #include <winsock2.h>
 #include <ws2tcpip.h>
 
-#include <condition_variable>
-#include <memory>
-#include <mutex>
-#include <thread>
-
+#include "call_with_deadline.h"
 #include "psa/store/os/system_error.h"
 #include "psa/store/os/tcp_probe.h"
 
@@ -26,55 +22,48 @@ void startWinsock() {
 bool resolveTcp(const std::string& host, int port, std::chrono::milliseconds timeout,
                 std::vector<ResolvedAddress>& out, std::string& error) {
   startWinsock();
-  struct State {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
+  struct Lookup {
     int rc = 0;
     std::vector<ResolvedAddress> addrs;
   };
-  auto st = std::make_shared<State>();
-  std::thread([st, host, port] {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
-    std::vector<ResolvedAddress> addrs;
-    for (addrinfo* p = res; rc == 0 && p != nullptr; p = p->ai_next) {
-      ResolvedAddress a;
-      const auto* bytes = reinterpret_cast<const unsigned char*>(p->ai_addr);
-      a.sockaddr_bytes.assign(bytes, bytes + p->ai_addrlen);
-      a.family = p->ai_family;
-      char buf[INET6_ADDRSTRLEN] = {};
-      DWORD len = sizeof buf;
-      ::WSAAddressToStringA(p->ai_addr, static_cast<DWORD>(p->ai_addrlen), nullptr, buf, &len);
-      a.text = buf;
-      if (const auto colon = a.text.rfind(':');
-          colon != std::string::npos && a.text.find('.') != std::string::npos) {
-        a.text.resize(colon);  // "192.0.2.7:8883" -> the address alone
-      }
-      addrs.push_back(std::move(a));
-    }
-    if (res != nullptr) {
-      ::freeaddrinfo(res);
-    }
-    std::lock_guard lock(st->mu);
-    st->rc = rc;
-    st->addrs = std::move(addrs);
-    st->done = true;
-    st->cv.notify_all();
-  }).detach();
-  std::unique_lock lock(st->mu);
-  if (!st->cv.wait_for(lock, timeout, [&] { return st->done; })) {
+  auto got = callWithDeadline<Lookup>(
+      [host, port] {
+        addrinfo hints{};
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        addrinfo* res = nullptr;
+        const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
+        std::vector<ResolvedAddress> addrs;
+        for (addrinfo* p = res; rc == 0 && p != nullptr; p = p->ai_next) {
+          ResolvedAddress a;
+          const auto* bytes = reinterpret_cast<const unsigned char*>(p->ai_addr);
+          a.sockaddr_bytes.assign(bytes, bytes + p->ai_addrlen);
+          a.family = p->ai_family;
+          char buf[INET6_ADDRSTRLEN] = {};
+          DWORD len = sizeof buf;
+          ::WSAAddressToStringA(p->ai_addr, static_cast<DWORD>(p->ai_addrlen), nullptr, buf, &len);
+          a.text = buf;
+          if (const auto colon = a.text.rfind(':');
+              colon != std::string::npos && a.text.find('.') != std::string::npos) {
+            a.text.resize(colon);  // "192.0.2.7:8883" -> the address alone
+          }
+          addrs.push_back(std::move(a));
+        }
+        if (res != nullptr) {
+          ::freeaddrinfo(res);
+        }
+        return Lookup{rc, std::move(addrs)};
+      },
+      timeout);
+  if (!got) {
     error = "no answer within " + std::to_string(timeout.count() / 1000) + " s";
     return false;
   }
-  if (st->rc != 0) {
-    error = errorText(st->rc);
+  if (got->rc != 0) {
+    error = errorText(got->rc);
     return false;
   }
-  out = st->addrs;
+  out = std::move(got->addrs);
   return !out.empty();
 }
 
