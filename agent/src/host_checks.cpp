@@ -16,4 +16,16 @@ CheckResult missingKeyFileCheck(const std::filesystem::path& key, const store::Q
           key.string() + " not created yet (the agent creates it at first start)"};
 }
 
+std::optional<CheckResult> stateDirShapeProblem(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) {
+    return CheckResult{CheckResult::Level::warn, "state dir",
+                       dir.string() + " does not exist yet (the agent creates it at start)"};
+  }
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return CheckResult{CheckResult::Level::fail, "state dir", dir.string() + " is not a directory"};
+  }
+  return std::nullopt;
+}
+
 }  // namespace psa::agent

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "broker_probe.h"
@@ -22,6 +23,10 @@ CheckResult keyFileCheck(const Config& cfg, const store::QueueStats* stats, bool
 /// records that only it can decrypt. The same on every OS.
 CheckResult missingKeyFileCheck(const std::filesystem::path& key, const store::QueueStats* stats,
                                 bool db_exists);
+
+/// The state directory is missing or not a directory (nullopt when it is one). The same on
+/// every OS; stateDirCheck goes on from there.
+std::optional<CheckResult> stateDirShapeProblem(const std::filesystem::path& dir);
 
 /// The state directory exists and this user can write into it (a probe file).
 CheckResult stateDirCheck(const Config& cfg);

@@ -53,13 +53,8 @@ CheckResult keyFileCheck(const Config& cfg, const store::QueueStats* stats, bool
 
 CheckResult stateDirCheck(const Config& cfg) {
   const fs::path& dir = cfg.state_dir;
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) {
-    return {Level::warn, "state dir",
-            dir.string() + " does not exist yet (the agent creates it at start)"};
-  }
-  if (!fs::is_directory(dir, ec)) {
-    return {Level::fail, "state dir", dir.string() + " is not a directory"};
+  if (auto problem = stateDirShapeProblem(dir)) {
+    return *problem;
   }
   const os::SecretFileInfo info = os::describeSecretFile(dir);
   const std::string desc = "(owner " + info.owner + ", mode " + info.permissions + ")";
@@ -75,6 +70,7 @@ CheckResult stateDirCheck(const Config& cfg) {
                 " ▸ read-only file system or wrong owner? chown -R pms-agent:pms-agent " +
                 dir.string()};
   }
+  std::error_code ec;
   fs::remove(probe, ec);
   return {Level::ok, "state dir", dir.string() + " writable " + desc};
 }

@@ -56,13 +56,8 @@ CheckResult keyFileCheck(const Config& cfg, const store::QueueStats* stats, bool
 
 CheckResult stateDirCheck(const Config& cfg) {
   const fs::path& dir = cfg.state_dir;
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) {
-    return {Level::warn, "state dir",
-            dir.string() + " does not exist yet (the agent creates it at start)"};
-  }
-  if (!fs::is_directory(dir, ec)) {
-    return {Level::fail, "state dir", dir.string() + " is not a directory"};
+  if (auto problem = stateDirShapeProblem(dir)) {
+    return *problem;
   }
   const os::SecretFileInfo info = os::describeSecretFile(dir);
   const std::string desc = "(owner " + info.owner + "; " + info.permissions + ")";
@@ -72,6 +67,7 @@ CheckResult stateDirCheck(const Config& cfg) {
             dir.string() + " is not writable: " + st.error().message + " ▸ " + os::privilegeHint() +
                 "; the service account needs full control of it"};
   }
+  std::error_code ec;
   fs::remove(probe, ec);
   return {Level::ok, "state dir", dir.string() + " writable " + desc};
 }
