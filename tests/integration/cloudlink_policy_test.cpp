@@ -80,6 +80,8 @@ TEST(CloudLinkPolicy, TransientCodesAreRetriedWithBackoffWithoutBlockingOthers) 
   EXPECT_EQ(queue.attempts(quota), 2u);
   EXPECT_EQ(queue.attempts(impl), 1u);
   EXPECT_EQ(queue.attempts(unspecified), 1u);
+  ASSERT_TRUE(waitFor([&] { return runner.status().acked == 60; }, 10s))
+      << runner.status().toJson();
   const auto st = runner.status();
   EXPECT_EQ(st.reason_codes.at(0x97), 2u);
   EXPECT_EQ(st.reason_codes.at(0x83), 1u);

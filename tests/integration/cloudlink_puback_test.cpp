@@ -39,6 +39,8 @@ TEST(CloudLinkPuback, AclDeniedRecordIsDeadLetteredWhileOthersFlow) {
   EXPECT_EQ(dead.at(poison_id), "puback 0x87 not authorized");
   EXPECT_EQ(sim.unique().count(poison_id), 0u);
   ASSERT_TRUE(waitFor([&] { return queue.counts().delivered == 80; }, 10s));
+  ASSERT_TRUE(waitFor([&] { return runner.status().acked == 80; }, 10s))
+      << runner.status().toJson();
   const auto st = runner.status();
   EXPECT_EQ(st.dead_lettered, 1u);
   EXPECT_EQ(st.reason_codes.at(0x87), 1u);
