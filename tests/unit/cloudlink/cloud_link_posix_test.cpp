@@ -2,6 +2,7 @@
 // with the Linux kernel's behaviour of a full listen backlog.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -39,7 +40,10 @@ class BlackHole {
       connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
       fillers_.push_back(fd);
     }
-    std::this_thread::sleep_for(100ms);  // let the handshakes of the fillers complete
+    // A backlog of 0 holds one completed connection: wait until the first filler's handshake
+    // has completed (its socket turns writable), so the link's SYN finds the queue full.
+    pollfd first{fillers_.front(), POLLOUT, 0};
+    ::poll(&first, 1, 10000);
   }
   ~BlackHole() {
     for (int fd : fillers_) {
