@@ -209,6 +209,28 @@ Status Agent::start() {
   d.context.status = [&d] { return buildStatus(d.context); };
   d.context.currentConfig = [&d] { return d.remote->currentConfig(); };
   d.context.config_state = [&d] { return d.remote->configStatus(); };
+  // The link is created (not started) here, before anything serves: the context is complete
+  // before the control pool or an io thread can read it, and stays unchanged while they run.
+  if (cfg.cloud.configured) {
+    auto link = cloudlink::CloudLink::create(d.io, *d.store, linkOptions(cfg));
+    if (!link) {
+      // Config validation should have caught this; keep queueing locally rather than stop.
+      d.logger.error("cloud_link_invalid", {{"error", link.error().message}});
+    } else {
+      d.link = std::move(link).value();
+      d.context.link = d.link.get();
+      d.link->setControlSink(d.remote.get());
+      d.link->setStatusProvider([&d] {
+        // Built on the remote worker every second; building here would block the link's
+        // strand on store reads.
+        std::string cached = d.remote->cachedStatus();
+        return cached.empty() ? json::serialize(buildStatus(d.context)) : cached;
+      });
+    }
+  } else {
+    d.logger.warn("cloud_not_configured",
+                  {{"hint", "records queue locally until a cloud section is configured"}});
+  }
 
   // The control socket comes up before anything else so a technician can look at an agent
   // whose adapters or link are failing; a second agent on the same config stops here.
@@ -235,27 +257,8 @@ Status Agent::start() {
   }
 
   d.adapters->startAll(cfg);
-  if (cfg.cloud.configured) {
-    auto link = cloudlink::CloudLink::create(d.io, *d.store, linkOptions(cfg));
-    if (!link) {
-      // Config validation should have caught this; keep queueing locally rather than stop.
-      d.logger.error("cloud_link_invalid", {{"error", link.error().message}});
-    } else {
-      d.link = std::move(link).value();
-      d.context.link = d.link.get();
-    }
-  } else {
-    d.logger.warn("cloud_not_configured", {{"hint", "records queue locally until a cloud section is configured"}});
-  }
   d.remote->start();
   if (d.link) {
-    d.link->setControlSink(d.remote.get());
-    d.link->setStatusProvider([&d] {
-      // Built on the remote worker every second; building here would block the link's strand
-      // on store reads.
-      std::string cached = d.remote->cachedStatus();
-      return cached.empty() ? json::serialize(buildStatus(d.context)) : cached;
-    });
     d.link->start();
     d.logger.info("cloud_link_started", {{"url", cfg.cloud.url}, {"confirm", cfg.cloud.confirm}});
   }
@@ -286,6 +289,7 @@ int Agent::run() {
     if (stopped.get_future().wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
       d.logger.error("cloud_link_stop_timeout");
     }
+    // Its readers (the control pool, the remote worker) have stopped above.
     d.context.link = nullptr;
     d.link.reset();
   }

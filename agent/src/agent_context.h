@@ -1,6 +1,8 @@
 // AgentContext: what the running agent exposes to its control-socket handlers and to the
 // remote-management code (the store, the config, the adapters, the cloud link, the status
-// document). Owned by Agent; valid from start() until run() returns.
+// document). Owned by Agent; valid from start() until run() returns. Agent::start() fills
+// every member before the control server or an io thread starts, and none changes while they
+// run, so readers on any thread need no lock (the functions are thread-safe themselves).
 #pragma once
 
 #include <functional>

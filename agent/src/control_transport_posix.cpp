@@ -4,7 +4,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <cerrno>
 #include <cstring>
 
@@ -83,7 +86,7 @@ class SocketEndpoint final : public ControlEndpoint,
                              public std::enable_shared_from_this<SocketEndpoint> {
  public:
   SocketEndpoint(asio::io_context& io, std::filesystem::path path)
-      : acceptor_(io), path_(std::move(path)) {}
+      : acceptor_(asio::make_strand(io)), path_(std::move(path)) {}
 
   Status bind() {
     if (path_.native().size() >= sizeof(sockaddr_un::sun_path)) {
@@ -130,9 +133,17 @@ class SocketEndpoint final : public ControlEndpoint,
     accept();
   }
 
+  // The accept handler runs on the acceptor's strand and re-arms there; close() comes from
+  // another thread, so it closes the acceptor on that strand too (never concurrently with a
+  // re-arm) and sets `closed_` so a handler already queued hands nothing on.
   void close() override {
-    boost::system::error_code ec;
-    acceptor_.close(ec);
+    if (closed_.exchange(true)) {
+      return;
+    }
+    asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+      boost::system::error_code ec;
+      self->acceptor_.close(ec);
+    });
     if (bound_) {
       std::error_code fec;
       std::filesystem::remove(path_, fec);
@@ -145,6 +156,9 @@ class SocketEndpoint final : public ControlEndpoint,
     // The handler keeps the endpoint alive: after close() it still runs once (aborted).
     acceptor_.async_accept([self = shared_from_this()](const boost::system::error_code& ec,
                                                        stream_protocol::socket socket) {
+      if (self->closed_) {
+        return;
+      }
       if (ec) {
         if (ec != asio::error::operation_aborted) {
           log::Logger("control").warn("accept_failed", {{"error", ec.message()}});
@@ -162,6 +176,7 @@ class SocketEndpoint final : public ControlEndpoint,
   std::function<void(ControlConnectionPtr)> on_connection_;
   std::chrono::milliseconds io_timeout_{10000};
   bool bound_ = false;
+  std::atomic<bool> closed_{false};
 };
 
 }  // namespace
