@@ -623,6 +623,9 @@ Status SqliteStore::Impl::loadState(Db& db) {
     }
     counters.dedupe = *n;
   }
+  // The first prune of the dedupe index comes one period after open, by the store's clock (not
+  // at the first tick of the writer's timer, which depends on how busy the machine is).
+  last_dedupe_prune_ms = clock->nowMs();
   auto max_seq = db.queryInt("SELECT coalesce(max(seq),0) FROM queue");
   if (!max_seq) {
     return std::move(max_seq).error();
