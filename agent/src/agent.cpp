@@ -14,6 +14,7 @@
 #include "adapter_set.h"
 #include "agent_context.h"
 #include "control_server.h"
+#include "link_options.h"
 #include "process_signals.h"
 #include "psa/adapters/source.h"
 #include "psa/cloudlink/cloud_link.h"
@@ -93,31 +94,6 @@ struct Agent::Impl {
     stop_cv.notify_all();
   }
 };
-
-namespace {
-
-cloudlink::CloudLinkOptions linkOptions(const Config& cfg) {
-  const CloudSettings& c = cfg.cloud;
-  cloudlink::CloudLinkOptions o;
-  o.url = c.url;
-  o.ca_file = c.ca_file;
-  o.cert_file = c.cert_file;
-  o.key_file = c.key_file;
-  o.tenant = cfg.tenant;
-  o.agent_id = cfg.agent_id;
-  o.max_inflight = static_cast<size_t>(c.max_inflight);
-  o.confirm = cloudlink::parseConfirm(c.confirm).value_or(cloudlink::Confirm::broker);
-  o.keepalive = std::chrono::seconds(c.keepalive_s);
-  o.session_expiry = std::chrono::seconds(c.session_expiry_s);
-  o.receipt_timeout = std::chrono::seconds(c.receipt_timeout_s);
-  o.puback_timeout = std::chrono::seconds(c.puback_timeout_s);
-  // The link publishes P/status on connect; the remote manager publishes it on state changes
-  // and every cloud.status_interval_s (which the cloud may change at run time).
-  o.status_interval = std::chrono::seconds(0);
-  return o;
-}
-
-}  // namespace
 
 Agent::Agent(ConfigPtr config, std::unique_ptr<ServiceHost> host)
     : Agent(std::move(config), std::move(host), [] {

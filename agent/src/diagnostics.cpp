@@ -9,6 +9,8 @@
 
 #include "cli_support.h"
 #include "host_checks.h"
+#include "link_options.h"
+#include "psa/cloudlink/broker_probe.h"
 #include "psa/store/clock.h"
 
 namespace psa::agent {
@@ -212,12 +214,19 @@ CheckReport runChecks(const fs::path& config_path, const CheckOptions& o) {
   if (!cfg.cloud.configured) {
     add({Level::warn, "cloud", "not configured: records queue locally ▸ add a \"cloud\" section"});
   } else {
-    for (auto& c : checkClientCertificate(cfg.cloud, o.cert_warn_days)) {
-      add(std::move(c));
-    }
-    BrokerProbeOptions bo;
+    // The link's own probe: the same URL parsing and TLS context as the running link.
+    const cloudlink::CloudLinkOptions link = linkOptions(cfg);
+    auto fromProbe = [](cloudlink::ProbeStep p) {
+      const Level level = p.level == cloudlink::ProbeStep::Level::fail   ? Level::fail
+                          : p.level == cloudlink::ProbeStep::Level::warn ? Level::warn
+                                                                         : Level::ok;
+      return CheckResult{level, std::move(p.name), std::move(p.text)};
+    };
+    add(fromProbe(cloudlink::checkClientCertificate(link, o.cert_warn_days)));
+    cloudlink::ProbeOptions bo;
     bo.timeout = o.timeout;
     bo.warn_days = o.cert_warn_days;
+    bo.client_id = cfg.agent_id + "-check";
     if (running) {
       const json::Value* cloud = live.find("cloud");
       if (cloud != nullptr && cloud->getBool("connected")) {
@@ -225,8 +234,8 @@ CheckReport runChecks(const fs::path& config_path, const CheckOptions& o) {
         bo.mqtt_skip_reason = "the running agent is connected (MQTT session authenticated)";
       }
     }
-    for (auto& c : probeBroker(cfg.cloud, cfg.agent_id + "-check", bo)) {
-      add(std::move(c));
+    for (auto& c : cloudlink::probeBroker(link, bo)) {
+      add(fromProbe(std::move(c)));
     }
     if (running) {
       const json::Value* cloud = live.find("cloud");

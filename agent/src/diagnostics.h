@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "broker_probe.h"
+#include "host_checks.h"
 #include "psa/store/json.h"
 
 namespace psa::agent {

@@ -10,11 +10,13 @@
 #include <optional>
 #include <string>
 
-#include "broker_probe.h"
+#include "psa/adapters/source.h"
 #include "psa/agent/config.h"
 #include "psa/store/sqlite_store.h"
 
 namespace psa::agent {
+
+using CheckResult = adapters::CheckResult;
 
 /// The key file: present, protected, owned like the state dir. `stats` may be null.
 CheckResult keyFileCheck(const Config& cfg, const store::QueueStats* stats, bool db_exists);

@@ -214,6 +214,18 @@ TlsMaterial::TlsMaterial(fs::path dir) : dir_(std::move(dir)) {
   server_wrong_host_ = makeLeaf(dir_, "server-wrong-host", wrong, ca_);
 }
 
+const CertFiles& TlsMaterial::serverFor(const std::string& dns_name) {
+  auto it = named_servers_.find(dns_name);
+  if (it != named_servers_.end()) {
+    return it->second;
+  }
+  CertSpec spec = serverSpec();
+  spec.cn = dns_name;
+  spec.san = "DNS:" + dns_name;
+  const std::string stem = "server-for-" + std::to_string(named_servers_.size());
+  return named_servers_[dns_name] = makeLeaf(dir_, stem, spec, ca_);
+}
+
 const CertFiles& TlsMaterial::client(const std::string& identity) {
   auto it = clients_.find(identity);
   if (it != clients_.end()) {

@@ -34,6 +34,9 @@ class TlsMaterial {
   /// Signed by ca() but only valid for "wrong-host.example".
   const CertFiles& serverWrongHost() const { return server_wrong_host_; }
 
+  /// A broker certificate signed by ca() for `dns_name` alone (SAN DNS:<dns_name>, which may
+  /// hold a wildcard such as "*.psa.test" or "broker*.psa.test"); generated once per name.
+  const CertFiles& serverFor(const std::string& dns_name);
   /// A client certificate with CN = `identity`, signed by ca(); generated once and cached.
   const CertFiles& client(const std::string& identity);
   /// A client certificate with CN = `identity` signed by otherCa() (the broker rejects it).
@@ -53,6 +56,7 @@ class TlsMaterial {
   std::map<std::string, CertFiles> clients_;
   std::map<std::string, CertFiles> foreign_clients_;
   std::map<std::string, CertFiles> expiring_;
+  std::map<std::string, CertFiles> named_servers_;
 };
 
 /// A private key (PEM, 0600) and its public key (PEM) for SMART client assertions.

@@ -1,4 +1,4 @@
-#include "broker_probe.h"
+#include "psa/cloudlink/broker_probe.h"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -12,23 +12,25 @@
 #include <mutex>
 #include <thread>
 
+#include "psa/cloudlink/policy.h"
 #include "psa/store/os/system_error.h"
 #include "psa/store/os/tcp_probe.h"
 #include "psa/store/os/utf8_path.h"
+#include "tls_context.h"
 
-namespace psa::agent {
+namespace psa::cloudlink {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using Level = CheckResult::Level;
+using Level = ProbeStep::Level;
 
-CheckResult ok(std::string name, std::string text) {
+ProbeStep ok(std::string name, std::string text) {
   return {Level::ok, std::move(name), std::move(text)};
 }
-CheckResult warn(std::string name, std::string text) {
+ProbeStep warn(std::string name, std::string text) {
   return {Level::warn, std::move(name), std::move(text)};
 }
-CheckResult fail(std::string name, std::string text) {
+ProbeStep fail(std::string name, std::string text) {
   return {Level::fail, std::move(name), std::move(text)};
 }
 
@@ -110,9 +112,6 @@ std::string verifyHint(long code) {
   }
 }
 
-struct SslCtxFree {
-  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
-};
 struct SslFree {
   void operator()(SSL* s) const { SSL_free(s); }
 };
@@ -251,59 +250,67 @@ std::string connackReasonName(int code) {
   }
 }
 
-std::vector<CheckResult> checkClientCertificate(const CloudSettings& cloud, int warn_days) {
+ProbeStep checkClientCertificate(const CloudLinkOptions& cloud, int warn_days) {
   const std::string name = "client cert";
   std::unique_ptr<BIO, BioFree> cf(BIO_new_file(os::pathToUtf8(cloud.cert_file).c_str(), "r"));
   if (!cf) {
     ERR_clear_error();
-    return {fail(name, "cannot read cloud.cert_file " + cloud.cert_file.string() + " (" +
-                           os::errnoText(errno) + ")")};
+    return fail(name, "cannot read cloud.cert_file " + cloud.cert_file.string() + " (" +
+                          os::errnoText(errno) + ")");
   }
   std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(cf.get(), nullptr, nullptr, nullptr));
   if (!cert) {
     ERR_clear_error();
-    return {
-        fail(name, "cloud.cert_file " + cloud.cert_file.string() + " holds no PEM certificate")};
+    return fail(name, "cloud.cert_file " + cloud.cert_file.string() + " holds no PEM certificate");
   }
   std::unique_ptr<BIO, BioFree> kf(BIO_new_file(os::pathToUtf8(cloud.key_file).c_str(), "r"));
   if (!kf) {
     ERR_clear_error();
-    return {fail(name, "cannot read cloud.key_file " + cloud.key_file.string() + " (" +
-                           os::errnoText(errno) + ")")};
+    return fail(name, "cannot read cloud.key_file " + cloud.key_file.string() + " (" +
+                          os::errnoText(errno) + ")");
   }
   EVP_PKEY* key = PEM_read_bio_PrivateKey(kf.get(), nullptr, nullptr, nullptr);
   if (key == nullptr) {
     ERR_clear_error();
-    return {fail(name, "cloud.key_file " + cloud.key_file.string() +
-                           " holds no unencrypted PEM private key")};
+    return fail(name, "cloud.key_file " + cloud.key_file.string() +
+                          " holds no unencrypted PEM private key");
   }
   const bool match = X509_check_private_key(cert.get(), key) == 1;
   EVP_PKEY_free(key);
   ERR_clear_error();
   if (!match) {
-    return {fail(name,
-                 "cloud.cert_file and cloud.key_file do not belong together ▸ install the "
-                 "key that was issued with this certificate")};
+    return fail(name,
+                "cloud.cert_file and cloud.key_file do not belong together ▸ install the "
+                "key that was issued with this certificate");
   }
   std::string date;
   const int days = daysLeft(cert.get(), date);
   const std::string label = certLabel(cert.get()) + " issued by " + issuerLabel(cert.get());
   if (days < 0) {
-    return {fail(name, label + " expired on " + date + " ▸ request a new agent certificate")};
+    return fail(name, label + " expired on " + date + " ▸ request a new agent certificate");
   }
   if (X509_cmp_current_time(X509_get0_notBefore(cert.get())) > 0) {
-    return {fail(name, label + " is not valid yet ▸ check this machine's clock")};
+    return fail(name, label + " is not valid yet ▸ check this machine's clock");
   }
   if (days < warn_days) {
-    return {warn(name, label + " expires on " + date + " (in " + std::to_string(days) +
-                           " days) ▸ request a new agent certificate")};
+    return warn(name, label + " expires on " + date + " (in " + std::to_string(days) +
+                          " days) ▸ request a new agent certificate");
   }
-  return {ok(name, label + ", valid until " + date + " (" + std::to_string(days) + " days)")};
+  return ok(name, label + ", valid until " + date + " (" + std::to_string(days) + " days)");
 }
 
-std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::string& client_id,
-                                     const BrokerProbeOptions& o) {
-  std::vector<CheckResult> out;
+std::vector<ProbeStep> probeBroker(const CloudLinkOptions& link, const ProbeOptions& o) {
+  std::vector<ProbeStep> out;
+  const std::string& client_id = o.client_id;
+  auto parsed = parseBrokerUrl(link.url);
+  if (!parsed) {
+    out.push_back(fail("broker dns", parsed.error().message + " ▸ fix cloud.url"));
+    for (const char* n : {"broker tcp", "broker tls", "broker auth"}) {
+      out.push_back(warn(n, "skipped (the step before failed)"));
+    }
+    return out;
+  }
+  const BrokerAddress& cloud = *parsed;
   const std::string hostport = cloud.host + ":" + std::to_string(cloud.port);
   auto skipRest = [&](std::initializer_list<const char*> names) {
     for (const char* n : names) {
@@ -352,37 +359,28 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
   out.push_back(ok("broker tcp", "connected to " + connected_to + ":" + std::to_string(cloud.port) +
                                      " in " + std::to_string(connect_ms) + " ms"));
 
-  // TLS
-  std::unique_ptr<SSL_CTX, SslCtxFree> ctx(SSL_CTX_new(TLS_client_method()));
-  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
-  ERR_clear_error();
-  if (SSL_CTX_load_verify_locations(ctx.get(), os::pathToUtf8(cloud.ca_file).c_str(), nullptr) !=
-      1) {
+  // TLS: the link's own client context (CA, our certificate and key, host name rules).
+  detail::TlsDiagnostics diag;
+  auto ctx = detail::buildClientContext(
+      detail::TlsSettings{cloud.host, link.ca_file, link.cert_file, link.key_file}, &diag);
+  if (!ctx) {
     os::closeSocket(fd);
-    out.push_back(fail("broker tls", "cannot load cloud.ca_file " + cloud.ca_file.string() + " (" +
-                                         sslErrors() +
-                                         ") ▸ it must be the PEM CA certificate of "
-                                         "the broker"));
+    const std::string& why = ctx.error().message;
+    out.push_back(fail("broker tls", why + (why.find("CA file") != std::string::npos
+                                                ? " ▸ cloud.ca_file must be the PEM CA "
+                                                  "certificate of the broker"
+                                                : " ▸ see the client cert line")));
     skipRest({"broker auth"});
     return out;
   }
-  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-  if (SSL_CTX_use_certificate_chain_file(ctx.get(), os::pathToUtf8(cloud.cert_file).c_str()) != 1 ||
-      SSL_CTX_use_PrivateKey_file(ctx.get(), os::pathToUtf8(cloud.key_file).c_str(),
-                                  SSL_FILETYPE_PEM) != 1) {
-    ERR_clear_error();  // reported by the client cert check; the handshake shows the effect
-  }
-  std::unique_ptr<SSL, SslFree> ssl(SSL_new(ctx.get()));
+  std::unique_ptr<SSL, SslFree> ssl(SSL_new(ctx->get()));
   SSL_set_fd(ssl.get(), static_cast<int>(fd));
   in6_addr ip6{};
   in_addr ip4{};
   const bool is_ip = ::inet_pton(AF_INET, cloud.host.c_str(), &ip4) == 1 ||
                      ::inet_pton(AF_INET6, cloud.host.c_str(), &ip6) == 1;
-  if (is_ip) {
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), cloud.host.c_str());
-  } else {
-    SSL_set_tlsext_host_name(ssl.get(), cloud.host.c_str());
-    SSL_set1_host(ssl.get(), cloud.host.c_str());
+  if (!is_ip) {
+    SSL_set_tlsext_host_name(ssl.get(), cloud.host.c_str());  // SNI; the check is the context's
   }
   const auto deadline = Clock::now() + o.timeout;
   bool timed_out = false;
@@ -399,7 +397,10 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
              " ▸ " + verifyHint(vr);
       ERR_clear_error();
     } else {
-      const std::string errs = sslErrors();
+      std::string errs = sslErrors();
+      if (errs.empty()) {
+        errs = diag.describe(cloud.host);
+      }
       text = "handshake failed: " + (errs.empty() ? std::string("connection closed") : errs);
       if (errs.find("alert") != std::string::npos) {
         text +=
@@ -544,4 +545,4 @@ std::vector<CheckResult> probeBroker(const CloudSettings& cloud, const std::stri
   return out;
 }
 
-}  // namespace psa::agent
+}  // namespace psa::cloudlink
