@@ -230,6 +230,8 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
 
   SteadyTime steadyNow() const { return clock_->steady(); }
 
+  std::string endpointName() const { return address_.host + ":" + std::to_string(address_.port); }
+
   template <class F>
   void updateStatus(F&& f) {
     std::lock_guard lock(status_mu_);
@@ -372,6 +374,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       return;  // stop() already asked this session to go away
     }
     setState(LinkState::connected);
+    tls_causes_.forget(endpointName());
     connected_at_ = steadyNow();
     last_puback_at_ = connected_at_;
     records_accepted_ = false;
@@ -442,6 +445,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       words = deniedWords() + "; the broker then closed the connection";
     }
     if (!words.empty()) {
+      words = tls_causes_.explain(endpointName(), words);
       setLastError(words);
       log_.warn("link.disconnected", {{"reason", words}});
     } else {
@@ -1342,6 +1346,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   int subscribe_mid_ = -1;
 
   Backoff backoff_;
+  TlsCauseMemory tls_causes_;  // the last specific TLS failure per endpoint
   std::mt19937_64 rng_{std::random_device{}()};
   asio::steady_timer reconnect_timer_;
   asio::steady_timer tick_timer_;

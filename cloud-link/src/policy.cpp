@@ -143,4 +143,21 @@ Result<BrokerAddress> parseBrokerUrl(std::string_view url) {
   return addr;
 }
 
+std::string TlsCauseMemory::explain(const std::string& endpoint, const std::string& words) {
+  if (words.rfind("TLS: ", 0) != 0) {
+    return words;
+  }
+  if (words != "TLS: protocol error" && words != "TLS: handshake failed") {
+    last_cause_[endpoint] = words;
+    return words;
+  }
+  auto it = last_cause_.find(endpoint);
+  if (it == last_cause_.end()) {
+    return words;
+  }
+  return words + " (the previous attempt said: " + it->second + ")";
+}
+
+void TlsCauseMemory::forget(const std::string& endpoint) { last_cause_.erase(endpoint); }
+
 }  // namespace psa::cloudlink

@@ -99,6 +99,40 @@ TEST(CloudLinkFailure, ClientCertificateFromUnknownCaIsRejectedByBroker) {
   expectFailure(env, o, "TLS: the broker rejected our client certificate");
 }
 
+// Once an attempt has named the cause, a later attempt whose alert was lost (TLS 1.3: the
+// broker closed first) still shows it, so the technician never sees a bare "protocol error"
+// between correct messages.
+TEST(CloudLinkFailure, RejectedCertificateStaysExplainedOnEveryLaterAttempt) {
+  CloudEnv env;
+  auto o = env.linkOptions("agent-1");
+  o.cert_file = env.tls.clientFromOtherCa("agent-1").cert;
+  o.key_file = env.tls.clientFromOtherCa("agent-1").key;
+  o.backoff_initial = 50ms;
+  o.backoff_max = 100ms;
+  TestStore queue(env.tmp / "store");
+  queue.append(makeRecords(5));
+  LinkRunner runner(queue, std::move(o));
+  runner.start();
+  const std::string cause = "the broker rejected our client certificate";
+  ASSERT_TRUE(
+      waitFor([&] { return runner.status().last_error.find(cause) != std::string::npos; }, 20s))
+      << runner.status().toJson();
+  const uint64_t from = runner.status().reconnects;
+  std::vector<std::string> unexplained;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        const auto st = runner.status();
+        if (st.last_error.find(cause) == std::string::npos) {
+          unexplained.push_back(st.last_error);
+        }
+        return st.reconnects >= from + 10;
+      },
+      60s))
+      << runner.status().toJson();
+  EXPECT_EQ(unexplained, std::vector<std::string>{});
+  EXPECT_TRUE(runner.stop());
+}
+
 TEST(CloudLinkFailure, ConnectionRefusedIsReported) {
   CloudEnv env;
   auto o = env.linkOptions("agent-1");

@@ -130,3 +130,31 @@ TEST(BrokerUrl, RejectsEverythingElseWithTheReason) {
 
 }  // namespace
 }  // namespace psa::cloudlink
+
+namespace psa::cloudlink {
+namespace {
+
+TEST(TlsCauseMemory, GenericTlsFailureShowsTheLastSpecificCauseOfItsEndpoint) {
+  TlsCauseMemory m;
+  const std::string a = "broker-a:8883";
+  const std::string b = "broker-b:8883";
+  EXPECT_EQ(m.explain(a, "TLS: protocol error"), "TLS: protocol error") << "nothing known yet";
+  const std::string cause = "TLS: the broker rejected our client certificate (alert: unknown ca)";
+  EXPECT_EQ(m.explain(a, cause), cause);
+  EXPECT_EQ(m.explain(a, "TLS: protocol error"),
+            "TLS: protocol error (the previous attempt said: " + cause + ")");
+  EXPECT_EQ(m.explain(a, "TLS: handshake failed"),
+            "TLS: handshake failed (the previous attempt said: " + cause + ")");
+  EXPECT_EQ(m.explain(b, "TLS: protocol error"), "TLS: protocol error") << "per endpoint";
+  EXPECT_EQ(m.explain(a, "connection refused by broker-a:8883"),
+            "connection refused by broker-a:8883")
+      << "other failures pass through";
+  EXPECT_EQ(m.explain(a, "TLS: protocol error"),
+            "TLS: protocol error (the previous attempt said: " + cause + ")")
+      << "and do not erase the TLS cause";
+  m.forget(a);  // connected since: the old cause no longer applies
+  EXPECT_EQ(m.explain(a, "TLS: protocol error"), "TLS: protocol error");
+}
+
+}  // namespace
+}  // namespace psa::cloudlink

@@ -1,9 +1,11 @@
-// Delivery policy pieces of the cloud link that are pure functions: what to do with a PUBACK
-// reason code, reconnect back-off with jitter, and broker URL parsing.
+// Delivery policy pieces of the cloud link that are pure functions (or nearly): what to do with
+// a PUBACK reason code, reconnect back-off with jitter, broker URL parsing, and which TLS
+// failure to show.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <random>
 #include <string>
 #include <string_view>
@@ -62,5 +64,21 @@ struct BrokerAddress {
 /// Parses "mqtts://host[:port]" ("[v6]:port" for IPv6). Only mqtts is accepted: TLS is
 /// mandatory. Errors: Errc::invalid_argument naming what is wrong.
 Result<BrokerAddress> parseBrokerUrl(std::string_view url);
+
+/// The last specific TLS failure per endpoint ("host:port"). Under TLS 1.3 the broker's alert
+/// (e.g. it refused our certificate) sometimes arrives after the connection is gone, and the
+/// attempt ends with only "TLS: protocol error" or "TLS: handshake failed"; between correct
+/// messages that hides the cause. explain() adds the remembered cause to such a generic one.
+/// Not thread-safe (the link calls it on its strand).
+class TlsCauseMemory {
+ public:
+  /// The words to show for an attempt that ended with `words`; remembers a specific TLS cause.
+  std::string explain(const std::string& endpoint, const std::string& words);
+  /// A connection was established: what went wrong before no longer applies.
+  void forget(const std::string& endpoint);
+
+ private:
+  std::map<std::string, std::string> last_cause_;
+};
 
 }  // namespace psa::cloudlink
