@@ -2,11 +2,12 @@
 
 #include <boost/asio/post.hpp>
 
-#include "remote_bundle.h"
 #include "control_server.h"
 #include "psa/agent/remote_config.h"
 #include "psa/cloudlink/envelope.h"
 #include "psa/store/clock.h"
+#include "psa/store/digest.h"
+#include "remote_bundle.h"
 
 namespace psa::agent {
 
@@ -641,7 +642,7 @@ void RemoteManager::publishBundle(const CommandDocument& cmd) {
     return;
   }
   const std::string& bytes = bundle->bytes;
-  const std::string sha = cloudlink::sha256Hex(bytes);
+  const std::string sha = psa::sha256Hex(bytes);
   const size_t chunks = std::max<size_t>(1, (bytes.size() + kBundleChunkBytes - 1) / kBundleChunkBytes);
   for (size_t i = 0; i < chunks; ++i) {
     json::Value data = json::Value::object();

@@ -8,6 +8,7 @@
 
 #include "psa/cloudlink/envelope.h"
 #include "psa/store/clock.h"
+#include "psa/store/digest.h"
 #include "psa/store/os/durable_file.h"
 
 namespace psa::agent {
@@ -52,7 +53,7 @@ Result<json::Value> readJson(const fs::path& file) {
 }
 
 std::string configChecksum(const json::Value& overlay) {
-  return cloudlink::sha256Hex(json::serialize(overlay));
+  return psa::sha256Hex(json::serialize(overlay));
 }
 
 }  // namespace

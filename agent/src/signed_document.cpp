@@ -9,6 +9,7 @@
 
 #include "psa/cloudlink/envelope.h"
 #include "psa/store/clock.h"
+#include "psa/store/digest.h"
 #include "psa/store/schema.h"
 
 namespace psa::agent {
@@ -264,7 +265,7 @@ std::string_view rejectReasonName(RejectReason reason) {
 }
 
 std::string keyFingerprint(std::string_view raw_public_key) {
-  return cloudlink::sha256Hex(raw_public_key).substr(0, 16);
+  return psa::sha256Hex(raw_public_key).substr(0, 16);
 }
 
 // ------------------------------------------------------------------------------ base64

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <memory>
 
+#include "psa/store/digest.h"
 #include "psa/store/os/per_thread.h"
 
 namespace psa::store::crypto {
@@ -177,12 +178,7 @@ Digest hmacSha256(const uint8_t* key, size_t key_len, std::string_view data) {
   return d;
 }
 
-Digest sha256(std::string_view data) {
-  Digest d{};
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), d.data(), &len, sha256Md(), nullptr);
-  return d;
-}
+Digest sha256(std::string_view data) { return psa::sha256(data); }
 
 bool hkdf(const Key& ikm, std::string_view salt, std::string_view info, uint8_t* out,
           size_t out_len) {

@@ -39,7 +39,7 @@ TEST(CloudLinkDelivery, AllRecordsArriveOnceByteIdentical) {
     EXPECT_EQ(m.content_type, "x-application/hl7-v2+er7");
     EXPECT_EQ(m.source, "test-source");
     EXPECT_EQ(m.vendor, "cerner");
-    EXPECT_EQ(m.sha256, cloudlink::sha256Hex(sent[id]));
+    EXPECT_EQ(m.sha256, psa::sha256Hex(sent[id]));
   }
   // The store commits the acks first; the link counts them when the commit reports back.
   ASSERT_TRUE(waitFor([&] { return runner.status().acked == sent.size(); }, std::chrono::seconds(10)))

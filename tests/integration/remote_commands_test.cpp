@@ -175,7 +175,7 @@ TEST(RemoteCommands, BundleArrivesInChunksWithItsSha256) {
     bytes += *part;
   }
   EXPECT_EQ(static_cast<int64_t>(bytes.size()), first.getInt("size"));
-  EXPECT_EQ(cloudlink::sha256Hex(bytes), first.getString("sha256"));
+  EXPECT_EQ(psa::sha256Hex(bytes), first.getString("sha256"));
   // The same tar.gz as `pms-agent bundle` (stored deflate: member names readable).
   ASSERT_GE(bytes.size(), 2u);
   EXPECT_EQ(bytes.substr(0, 2), std::string("\x1f\x8b", 2));

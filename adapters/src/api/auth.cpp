@@ -2,8 +2,8 @@
 
 #include <mutex>
 
-#include "digest.h"
 #include "psa/adapters/api/fhir.h"
+#include "psa/store/digest.h"
 #include "psa/store/json.h"
 #include "psa/store/os/utf8_path.h"
 #include "state_file.h"

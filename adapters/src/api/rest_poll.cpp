@@ -20,12 +20,12 @@
 #include <thread>
 
 #include "api_common.h"
-#include "digest.h"
 #include "fhir_poll.h"
 #include "poller.h"
 #include "psa/adapters/api/fhir.h"
 #include "psa/adapters/api/vendor.h"
 #include "psa/store/clock.h"
+#include "psa/store/digest.h"
 #include "state_file.h"
 
 namespace psa::adapters::api {

@@ -12,6 +12,7 @@
 #include "psa/adapters/file/glob.h"
 #include "psa/adapters/hl7/identity.h"
 #include "psa/store/clock.h"
+#include "psa/store/digest.h"
 
 namespace psa::adapters::file {
 
@@ -742,7 +743,7 @@ FileDropSource::Outcome FileDropSource::ingest(const Candidate& c) {
       return deferFile(c, kRetryUnreadable);
     }
     in.text = std::move(text).value();
-    in.sha = hl7::sha256Hex(in.text);
+    in.sha = psa::sha256Hex(in.text);
   } else {
     auto sha = hashFile(*in.file, in.st.size, stopping_);
     if (!sha && sha.error().is(Errc::closed)) {

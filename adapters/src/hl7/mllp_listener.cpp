@@ -28,6 +28,7 @@
 #include "psa/adapters/hl7/message.h"
 #include "psa/adapters/hl7/mllp.h"
 #include "psa/adapters/hl7/mllp_client.h"
+#include "psa/store/digest.h"
 #include "psa/store/log.h"
 #include "psa/store/os/per_thread.h"
 #include "psa/store/os/system_error.h"

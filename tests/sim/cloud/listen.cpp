@@ -62,7 +62,7 @@ std::string auditEntryHash(const std::string& prev, int64_t seq, int64_t at_ms,
   field(actor);
   field(action);
   field(detail);
-  return cloudlink::sha256Hex(buf);
+  return psa::sha256Hex(buf);
 }
 
 // Checks one P/audit batch against the chain; returns a summary object for the report line.
@@ -324,7 +324,7 @@ int runListen(const std::vector<std::string>& args) {
     const std::string kind = rest.substr(3);
     const std::string msg_id = in.property("msg-id");
     const std::string sha = in.property("sha256");
-    const bool sha_ok = !sha.empty() && cloudlink::sha256Hex(in.payload) == sha;
+    const bool sha_ok = !sha.empty() && psa::sha256Hex(in.payload) == sha;
     const bool duplicate = msg_id.empty() || !seen.insert(msg_id).second;
     AgentCounts& c = counts[tenant + "/" + agent];
     if (!sha_ok) {

@@ -378,7 +378,7 @@ int runCommand(const std::vector<std::string>& args) {
       bytes += *part;
     }
     const json::Value& data = *last.find("data");
-    const bool sha_ok = cloudlink::sha256Hex(bytes) == data.getString("sha256");
+    const bool sha_ok = psa::sha256Hex(bytes) == data.getString("sha256");
     std::cout << "bundle: " << data.getString("file") << " " << bytes.size() << " bytes in "
               << chunks.size() << " chunks, sha256 " << (sha_ok ? "OK" : "MISMATCH") << "\n";
     if (!out_file.empty()) {

@@ -3,6 +3,7 @@
 
 #include "psa/adapters/hl7/identity.h"
 #include "psa/adapters/hl7/mllp.h"
+#include "psa/store/digest.h"
 
 namespace hl7 = psa::adapters::hl7;
 
@@ -19,14 +20,14 @@ const std::string kMsg = "MSH|^~\\&|APP|FAC|R|RF|20240101||ADT^A04|CTRL1|P|2.5\r
 }  // namespace
 
 TEST(Hl7Identity, Sha256) {
-  EXPECT_EQ(hl7::sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  EXPECT_EQ(hl7::sha256Hex("abc"),
+  EXPECT_EQ(psa::sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(psa::sha256Hex("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST(Hl7Identity, Format) {
   std::string content = kMsg.substr(0, kMsg.size() - 1);  // without the final CR
-  EXPECT_EQ(identityOf(kMsg), "hl7v2:3:APP3:FAC5:CTRL1" + hl7::sha256Hex(content));
+  EXPECT_EQ(identityOf(kMsg), "hl7v2:3:APP3:FAC5:CTRL1" + psa::sha256Hex(content));
 }
 
 TEST(Hl7Identity, ResendIsTheSameEvenWithOtherFraming) {

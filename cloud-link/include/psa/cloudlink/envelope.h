@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "psa/store/digest.h"  // sha256Hex: the payload checksum of the contract
 #include "psa/store/record.h"
 #include "psa/store/result.h"
 
@@ -18,9 +19,6 @@ namespace psa::cloudlink {
 /// csv+json and vendor+json -> "application/json", vendor+xml -> "application/xml",
 /// x12 -> "application/edi-x12", anything else (binary) -> "application/octet-stream".
 std::string_view contentTypeFor(std::string_view format);
-
-/// Lower-case hex SHA-256 of `data`.
-std::string sha256Hex(std::string_view data);
 
 /// The user properties of one `up` message, in contract order: msg-id, source, vendor, kind,
 /// format, received-at (RFC 3339 UTC), sha256 (hex of the payload). Reads the payload only to

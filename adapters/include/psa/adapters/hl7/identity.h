@@ -10,11 +10,6 @@
 
 namespace psa::adapters::hl7 {
 
-/// SHA-256 (OpenSSL) of `bytes`.
-std::array<uint8_t, 32> sha256(std::string_view bytes);
-/// SHA-256 of `bytes` as 64 lower-case hex digits.
-std::string sha256Hex(std::string_view bytes);
-
 /// The identity of a message for de-duplication: sender (MSH-3, MSH-4), control id (MSH-10)
 /// and the SHA-256 of Message::content() (first to last segment byte, so framing and leading
 /// or trailing line breaks do not matter). A sender's resend of the same message has the same
