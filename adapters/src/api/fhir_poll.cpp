@@ -20,18 +20,12 @@
 #include "psa/adapters/api/fhir.h"
 #include "psa/adapters/api/http_time.h"
 #include "psa/store/clock.h"
+#include "url.h"
 
 namespace psa::adapters::api {
 namespace {
 
 constexpr size_t kBatchBytes = 8u << 20;
-
-std::string trimSlash(std::string s) {
-  while (!s.empty() && s.back() == '/') {
-    s.pop_back();
-  }
-  return s;
-}
 
 // wm minus `overlap_s`, as an instant with millisecond precision; wm unchanged if unparsable.
 std::string minusOverlap(const std::string& wm, int64_t overlap_s) {

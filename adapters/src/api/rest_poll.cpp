@@ -27,6 +27,7 @@
 #include "psa/store/clock.h"
 #include "psa/store/digest.h"
 #include "state_file.h"
+#include "url.h"
 
 namespace psa::adapters::api {
 
@@ -34,13 +35,6 @@ const json::Value* restProfile(const std::string& name);
 std::vector<std::string> restProfileNames();
 
 namespace {
-
-std::string trimSlash(std::string s) {
-  while (!s.empty() && s.back() == '/') {
-    s.pop_back();
-  }
-  return s;
-}
 
 std::string replaceAll(std::string s, std::string_view what, std::string_view with) {
   for (size_t pos = s.find(what); pos != std::string::npos; pos = s.find(what, pos + with.size())) {

@@ -141,4 +141,11 @@ std::string queryParam(std::string_view url, std::string_view name) {
   return {};
 }
 
+std::string trimSlash(std::string s) {
+  while (!s.empty() && s.back() == '/') {
+    s.pop_back();
+  }
+  return s;
+}
+
 }  // namespace psa::adapters::api

@@ -26,4 +26,7 @@ std::string resolveUrl(std::string_view base, std::string_view ref);
 /// The value of query parameter `name` in `url` (decoded), "" if absent.
 std::string queryParam(std::string_view url, std::string_view name);
 
+/// `url` without trailing slashes (a configured base URL, before paths are appended).
+std::string trimSlash(std::string url);
+
 }  // namespace psa::adapters::api
