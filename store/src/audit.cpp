@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "crypto.h"
+#include "psa/store/json.h"
 
 namespace psa::store::audit {
 
@@ -30,29 +31,6 @@ std::string entryHash(std::string_view prev_hash, int64_t seq, int64_t at_ms,
   return crypto::toHex(crypto::sha256(buf));
 }
 
-std::string jsonString(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
-  return out;
-}
+std::string jsonString(std::string_view s) { return json::quote(s, json::QuoteStyle::audit); }
 
 }  // namespace psa::store::audit

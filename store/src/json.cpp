@@ -584,7 +584,7 @@ Result<Value> parse(std::string_view text, const Limits& limits) {
   return p.parseDocument();
 }
 
-std::string quote(std::string_view s) {
+std::string quote(std::string_view s, QuoteStyle style) {
   std::string out;
   out.reserve(s.size() + 2);
   out.push_back('"');
@@ -595,16 +595,22 @@ std::string quote(std::string_view s) {
       case '\n': out += "\\n"; break;
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
+      default: {
+        char buf[8];
+        if (style == QuoteStyle::json && c == '\b') {
+          out += "\\b";
+        } else if (style == QuoteStyle::json && c == '\f') {
+          out += "\\f";
+        } else if (style == QuoteStyle::logfmt && (c < 0x20 || c == 0x7f)) {
+          std::snprintf(buf, sizeof buf, "\\x%02x", c);
+          out += buf;
+        } else if (c < 0x20) {
           std::snprintf(buf, sizeof buf, "\\u%04x", c);
           out += buf;
         } else {
           out.push_back(static_cast<char>(c));
         }
+      }
     }
   }
   out.push_back('"');

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "psa/store/clock.h"
+#include "psa/store/json.h"
 #include "psa/store/os/system_log.h"
 
 namespace psa::log {
@@ -100,31 +101,7 @@ bool parseLevel(std::string_view text, Level& out) {
 }
 
 std::string quoteValue(std::string_view v) {
-  if (!needsQuoting(v)) {
-    return std::string(v);
-  }
-  std::string out;
-  out.reserve(v.size() + 2);
-  out.push_back('"');
-  for (unsigned char c : v) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\x%02x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
-  return out;
+  return needsQuoting(v) ? json::quote(v, json::QuoteStyle::logfmt) : std::string(v);
 }
 
 Field::Field(std::string_view key, const std::error_code& ec)

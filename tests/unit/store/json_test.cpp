@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 namespace psa::json {
 namespace {
 
@@ -121,6 +123,65 @@ TEST(Json, BomIsSkipped) {
   auto r = parse("\xEF\xBB\xBF{\"a\":1}");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->getInt("a"), 1);
+}
+
+}  // namespace
+}  // namespace psa::json
+
+namespace psa::json {
+namespace {
+
+// The audit chain hashes entry details quoted in the audit style, and log lines are read by
+// people and parsers: the one quoting loop must keep each style's bytes exactly as the three
+// separate copies wrote them. Every byte value, against the forms frozen here.
+std::string frozenForm(unsigned char c, QuoteStyle style) {
+  switch (c) {
+    case '"':
+      return "\\\"";
+    case '\\':
+      return "\\\\";
+    case '\n':
+      return "\\n";
+    case '\r':
+      return "\\r";
+    case '\t':
+      return "\\t";
+    default:
+      break;
+  }
+  char buf[8];
+  if (style == QuoteStyle::json && c == '\b') {
+    return "\\b";
+  }
+  if (style == QuoteStyle::json && c == '\f') {
+    return "\\f";
+  }
+  if (style == QuoteStyle::logfmt && (c < 0x20 || c == 0x7f)) {
+    std::snprintf(buf, sizeof buf, "\\x%02x", c);
+    return buf;
+  }
+  if (c < 0x20) {
+    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+    return buf;
+  }
+  return std::string(1, static_cast<char>(c));
+}
+
+TEST(JsonQuote, EveryStyleKeepsItsBytesForEveryByteValue) {
+  for (QuoteStyle style : {QuoteStyle::json, QuoteStyle::audit, QuoteStyle::logfmt}) {
+    std::string all;
+    std::string expected = "\"";
+    for (int c = 0; c < 256; ++c) {
+      all.push_back(static_cast<char>(c));
+      expected += frozenForm(static_cast<unsigned char>(c), style);
+    }
+    expected += "\"";
+    EXPECT_EQ(quote(all, style), expected) << static_cast<int>(style);
+  }
+  // The audit form of the characters where the styles differ, spelled out.
+  EXPECT_EQ(quote("\b\f\x7f", QuoteStyle::audit), "\"\\u0008\\u000c\x7f\"");
+  EXPECT_EQ(quote("\b\f\x7f", QuoteStyle::json), "\"\\b\\f\x7f\"");
+  EXPECT_EQ(quote("\b\f\x7f", QuoteStyle::logfmt), "\"\\x08\\x0c\\x7f\"");
 }
 
 }  // namespace

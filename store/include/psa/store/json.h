@@ -112,7 +112,14 @@ Result<Value> parse(std::string_view text, const Limits& limits = {});
 /// Compact (or 2-space indented) serialisation. Non-finite numbers become null.
 std::string serialize(const Value& v, bool pretty = false);
 
-/// `s` as a quoted JSON string literal.
-std::string quote(std::string_view s);
+/// How quote() writes control characters. One loop serves every quoting in the tree:
+///   json     JSON with its short forms (\b \f \n \r \t), \u00XX for the other controls;
+///   audit    JSON with \u00XX for every control but \n \r \t: the audit chain hashes these
+///            bytes, so this form never changes;
+///   logfmt   a log value: \xNN for controls and DEL (log lines are logfmt, not JSON).
+enum class QuoteStyle { json, audit, logfmt };
+
+/// `s` as a quoted string literal ('"' and '\' escaped, controls per `style`).
+std::string quote(std::string_view s, QuoteStyle style = QuoteStyle::json);
 
 }  // namespace psa::json
