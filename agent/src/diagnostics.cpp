@@ -10,6 +10,7 @@
 #include "cli_support.h"
 #include "host_checks.h"
 #include "psa/store/clock.h"
+#include "psa/store/fatal.h"
 
 namespace psa::agent {
 namespace {
@@ -249,16 +250,14 @@ CheckReport runChecks(const fs::path& config_path, const CheckOptions& o) {
     const adapters::SourceFactory* factory = registry.find(type);
     bool checked = false;
     if (factory != nullptr && factory->check) {
-      try {
-        for (auto& c : factory->check(a, cfg.state_dir)) {
-          if (c.name.empty()) {
-            c.name = label;
-          }
-          add(std::move(c));
-          checked = true;
+      // Checks report problems as results; one that throws broke an invariant (fatal.h).
+      auto results =
+          guardInvariant("check.adapter", [&] { return factory->check(a, cfg.state_dir); });
+      for (auto& c : results) {
+        if (c.name.empty()) {
+          c.name = label;
         }
-      } catch (const std::exception& e) {
-        add({Level::fail, label, std::string("the check itself failed: ") + e.what()});
+        add(std::move(c));
         checked = true;
       }
     }
