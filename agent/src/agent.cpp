@@ -18,6 +18,7 @@
 #include "process_signals.h"
 #include "psa/adapters/source.h"
 #include "psa/cloudlink/cloud_link.h"
+#include "psa/store/fatal.h"
 #include "psa/store/log.h"
 #include "psa/store/os/durable_file.h"
 #include "psa/store/sqlite_store.h"
@@ -222,14 +223,8 @@ Status Agent::start() {
   d.armSignals();
   d.host->onStopRequest([&d] { d.requestStop(); });
   for (int i = 0; i < 2; ++i) {
-    d.threads.emplace_back([&d] {
-      try {
-        d.io.run();
-      } catch (const std::exception& e) {
-        d.logger.error("io_thread_exception", {{"what", e.what()}});
-        std::abort();  // broken invariant: let the service manager restart us
-      }
-    });
+    // Every Asio handler runs here: one that throws broke an invariant (fatal.h).
+    d.threads.emplace_back([&d] { guardInvariant("agent.io_thread", [&d] { d.io.run(); }); });
   }
 
   d.adapters->startAll(cfg);

@@ -7,6 +7,7 @@
 
 #include "command.h"
 #include "psa/agent/config.h"
+#include "psa/store/fatal.h"
 #include "psa/store/os/utf8_path.h"
 
 namespace psa::agent {
@@ -69,6 +70,7 @@ void printListing(std::ostream& out, const CommandTable& table, const std::vecto
 void CommandTable::add(Command command) { commands_.push_back(std::move(command)); }
 
 int runCli(int argc, char** argv) {
+  installFatalTerminateHandler();
   CommandTable table;
   addBasicCommands(table);
   addRunCommand(table);
@@ -166,12 +168,11 @@ int runCli(int argc, char** argv) {
   log::setLevel(log::Level::warn);
   CommandContext ctx{configPath(config_option), false, std::cout, std::cerr};
   ctx.config_given = !config_option.empty() || std::getenv("PMS_AGENT_CONFIG") != nullptr;
-  try {
-    return command->run(vm, ctx);
-  } catch (const std::exception& e) {
-    std::cerr << "pms-agent " << command->words << ": internal error: " << e.what() << "\n";
-    return kExitFailure;
-  }
+  // A command (the service included) that throws broke an invariant: one logged line with the
+  // place, never the exception's text, and exit code 70 (fatal.h).
+  std::string place = "cli." + command->words;
+  std::replace(place.begin(), place.end(), ' ', '.');
+  return guardInvariant(place, [&] { return command->run(vm, ctx); });
 }
 
 }  // namespace psa::agent

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "psa/store/fatal.h"
 #include "psa/store/log.h"
 
 namespace psa::agent {
@@ -50,14 +51,8 @@ struct ControlServer::Impl : std::enable_shared_from_this<Impl> {
         resp.error = "unknown control command \"" + req->cmd + "\" (agent and CLI versions differ?)";
         resp.exit_code = 2;
       } else {
-        try {
-          resp = it->second(*req, peer);
-        } catch (const std::exception& e) {
-          logger.error("handler_exception", {{"cmd", req->cmd}, {"what", e.what()}});
-          resp.ok = false;
-          resp.error = "internal error while running " + req->cmd;
-          resp.exit_code = 1;
-        }
+        // Handlers return errors as responses; one that throws broke an invariant (fatal.h).
+        resp = guardInvariant("control.handler", [&] { return it->second(*req, peer); });
       }
     }
     conn.writeAll(encodeControlResponse(resp));

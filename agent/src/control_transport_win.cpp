@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "control_transport.h"
+#include "psa/store/fatal.h"
 #include "psa/store/log.h"
 #include "psa/store/os/process_info.h"
 #include "psa/store/os/utf8_path.h"
@@ -162,7 +163,7 @@ class PipeEndpoint final : public ControlEndpoint {
                       std::chrono::milliseconds io_timeout) override {
     thread_ = std::thread([this, fn = std::move(on_connection), io_timeout] {
       os::setCurrentThreadName("psa-control");
-      acceptLoop(fn, io_timeout);
+      guardInvariant("control.accept_thread", [&] { acceptLoop(fn, io_timeout); });
     });
   }
 

@@ -12,6 +12,7 @@
 #include "link_options.h"
 #include "psa/cloudlink/broker_probe.h"
 #include "psa/store/clock.h"
+#include "psa/store/fatal.h"
 
 namespace psa::agent {
 namespace {
@@ -258,16 +259,14 @@ CheckReport runChecks(const fs::path& config_path, const CheckOptions& o) {
     const adapters::SourceFactory* factory = registry.find(type);
     bool checked = false;
     if (factory != nullptr && factory->check) {
-      try {
-        for (auto& c : factory->check(a, cfg.state_dir)) {
-          if (c.name.empty()) {
-            c.name = label;
-          }
-          add(std::move(c));
-          checked = true;
+      // Checks report problems as results; one that throws broke an invariant (fatal.h).
+      auto results =
+          guardInvariant("check.adapter", [&] { return factory->check(a, cfg.state_dir); });
+      for (auto& c : results) {
+        if (c.name.empty()) {
+          c.name = label;
         }
-      } catch (const std::exception& e) {
-        add({Level::fail, label, std::string("the check itself failed: ") + e.what()});
+        add(std::move(c));
         checked = true;
       }
     }

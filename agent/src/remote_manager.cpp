@@ -7,6 +7,7 @@
 #include "psa/cloudlink/envelope.h"
 #include "psa/store/clock.h"
 #include "psa/store/digest.h"
+#include "psa/store/fatal.h"
 #include "remote_bundle.h"
 
 namespace psa::agent {
@@ -178,16 +179,18 @@ void RemoteManager::start() {
     }
   }
   ticker_ = std::thread([this] {
-    std::unique_lock lock(ticker_mu_);
-    while (!stopping_) {
-      ticker_cv_.wait_for(lock, kTick, [this] { return stopping_.load(); });
-      if (!stopping_ && !tick_pending_.exchange(true)) {
-        post([this] {
-          tick_pending_ = false;
-          tick();
-        });
+    guardInvariant("remote.ticker", [this] {
+      std::unique_lock lock(ticker_mu_);
+      while (!stopping_) {
+        ticker_cv_.wait_for(lock, kTick, [this] { return stopping_.load(); });
+        if (!stopping_ && !tick_pending_.exchange(true)) {
+          post([this] {
+            tick_pending_ = false;
+            tick();
+          });
+        }
       }
-    }
+    });
   });
 }
 
@@ -213,13 +216,7 @@ void RemoteManager::post(std::function<void()> task) {
     if (stopping_) {
       return;
     }
-    try {
-      task();
-    } catch (const std::exception& e) {
-      log_.error("worker_exception", {{"what", e.what()}});
-    } catch (...) {
-      log_.error("worker_exception", {{"what", "unknown"}});
-    }
+    guardInvariant("remote.worker", task);
   });
 }
 

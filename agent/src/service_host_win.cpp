@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "psa/agent/service_host.h"
+#include "psa/store/fatal.h"
 #include "psa/store/log.h"
 #include "psa/store/os/system_log.h"
 #include "psa/store/os/win32.h"
@@ -155,13 +156,10 @@ void WINAPI serviceMain(DWORD, LPWSTR*) {
       scm().tick();
     }
   });
-  int code = 1;
-  try {
-    code = (*g_body)(std::make_unique<ScmHost>());
-  } catch (...) {
-    log::Logger("service").error("service_main_exception");
-    code = 1;
-  }
+  // An exception out of the agent is a broken invariant: the process exits without reporting
+  // SERVICE_STOPPED, which the SCM counts as a crash and answers with its recovery actions.
+  const int code =
+      guardInvariant("service.main", [] { return (*g_body)(std::make_unique<ScmHost>()); });
   done = true;
   ticker.join();
   g_exit_code = code;

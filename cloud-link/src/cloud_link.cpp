@@ -16,8 +16,10 @@
 #include "psa/cloudlink/envelope.h"
 #include "psa/cloudlink/policy.h"
 #include "psa/cloudlink/topics.h"
+#include "psa/store/fatal.h"
 #include "psa/store/json.h"
 #include "psa/store/log.h"
+#include "psa/store/test_fault.h"
 
 namespace psa::cloudlink {
 
@@ -218,13 +220,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       if (self->destroyed_) {
         return;
       }
-      try {
-        f();
-      } catch (const std::exception& e) {
-        self->log_.error("link.bug", {{"what", e.what()}});
-      } catch (...) {
-        self->log_.error("link.bug", {{"what", "unknown exception"}});
-      }
+      guardInvariant("cloud_link.handler", f);
     });
   }
 
@@ -353,6 +349,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
         }
         break;
       case SessionEvent::Type::pubacks_ready:
+        testFaultPoint("cloud_link.puback");
         if (auto s = session()) {
           for (const auto& [mid, rc] : s->takePubacks()) {
             onPuback(mid, rc);
@@ -538,12 +535,10 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       if (ec || self->destroyed_ || self->stopping_ || self->state_ != LinkState::backoff) {
         return;
       }
-      try {
+      guardInvariant("cloud_link.reconnect", [&] {
         self->updateStatus([](LinkStatus& s) { ++s.reconnects; });
         self->connectNow();
-      } catch (...) {
-        self->log_.error("link.bug", {{"what", "exception in reconnect"}});
-      }
+      });
     });
   }
 
@@ -978,13 +973,9 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
 
   std::string currentStatusJson() {
     if (status_provider_) {
-      try {
-        std::string s = status_provider_();
-        if (!s.empty()) {
-          return s;
-        }
-      } catch (...) {
-        log_.error("status.provider_failed");
+      std::string s = guardInvariant("cloud_link.status_provider", status_provider_);
+      if (!s.empty()) {
+        return s;
       }
     }
     json::Value v = json::Value::object();
@@ -1060,11 +1051,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       if (ec || self->destroyed_ || !self->started_) {
         return;
       }
-      try {
-        self->onTick();
-      } catch (...) {
-        self->log_.error("link.bug", {{"what", "exception in tick"}});
-      }
+      guardInvariant("cloud_link.tick", [&] { self->onTick(); });
       self->scheduleTick();
     });
   }
@@ -1397,11 +1384,7 @@ Result<std::unique_ptr<CloudLink>> CloudLink::create(asio::io_context& io,
 CloudLink::CloudLink(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 CloudLink::~CloudLink() {
-  try {
-    impl_->shutdownNow();
-  } catch (...) {
-    // noexcept: nothing sensible to do while tearing down
-  }
+  guardInvariant("cloud_link.destructor", [this] { impl_->shutdownNow(); });
 }
 
 void CloudLink::setControlSink(ControlSink* sink) {

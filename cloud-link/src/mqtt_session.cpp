@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "psa/store/fatal.h"
 #include "psa/store/log.h"
 #include "psa/store/os/process_info.h"
 #include "psa/store/os/socket_error.h"
@@ -167,12 +168,32 @@ void MqttSession::run() {
       mosquitto_property_free_all(&will_props);
     }
 
-    mosquitto_connect_v5_callback_set(m, &MqttSession::onConnect);
-    mosquitto_disconnect_v5_callback_set(m, &MqttSession::onDisconnect);
-    mosquitto_publish_v5_callback_set(m, &MqttSession::onPublish);
-    mosquitto_message_v5_callback_set(m, &MqttSession::onMessage);
-    mosquitto_subscribe_v5_callback_set(m, &MqttSession::onSubscribe);
-    mosquitto_log_callback_set(m, &MqttSession::onLog);
+    // libmosquitto is C: nothing may unwind through it. An exception in a callback is a broken
+    // invariant (fatal.h).
+    mosquitto_connect_v5_callback_set(
+        m, [](mosquitto* mq, void* obj, int rc, int flags, const mosquitto_property* props) {
+          guardInvariant("mqtt.on_connect", [&] { onConnect(mq, obj, rc, flags, props); });
+        });
+    mosquitto_disconnect_v5_callback_set(
+        m, [](mosquitto* mq, void* obj, int rc, const mosquitto_property* props) {
+          guardInvariant("mqtt.on_disconnect", [&] { onDisconnect(mq, obj, rc, props); });
+        });
+    mosquitto_publish_v5_callback_set(
+        m, [](mosquitto* mq, void* obj, int mid, int rc, const mosquitto_property* props) {
+          guardInvariant("mqtt.on_publish", [&] { onPublish(mq, obj, mid, rc, props); });
+        });
+    mosquitto_message_v5_callback_set(m, [](mosquitto* mq, void* obj, const mosquitto_message* msg,
+                                            const mosquitto_property* props) {
+      guardInvariant("mqtt.on_message", [&] { onMessage(mq, obj, msg, props); });
+    });
+    mosquitto_subscribe_v5_callback_set(m, [](mosquitto* mq, void* obj, int mid, int count,
+                                              const int* granted, const mosquitto_property* props) {
+      guardInvariant("mqtt.on_subscribe",
+                     [&] { onSubscribe(mq, obj, mid, count, granted, props); });
+    });
+    mosquitto_log_callback_set(m, [](mosquitto* mq, void* obj, int level, const char* text) {
+      guardInvariant("mqtt.on_log", [&] { onLog(mq, obj, level, text); });
+    });
 
     if (aborted_) {
       finish({});
@@ -207,10 +228,8 @@ void MqttSession::run() {
     } else {
       words = loopWords(rc, err);
     }
-  } catch (const std::exception& e) {
-    words = std::string("internal error in the MQTT thread: ") + e.what();
   } catch (...) {
-    words = "internal error in the MQTT thread";
+    fatalInvariant("mqtt.session_thread");
   }
   finish(std::move(words));
 }

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "psa/store/fatal.h"
 #include "psa/store/os/system_error.h"
 #include "psa/store/os/utf8_path.h"
 
@@ -202,8 +203,14 @@ Result<SslCtxPtr> buildClientContext(const TlsSettings& s, TlsDiagnostics* diag)
   if (host_ok != 1) {
     return Error(Errc::invalid_argument, "TLS: cannot use host name " + s.host);
   }
-  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, verifyCallback);
-  SSL_CTX_set_info_callback(ctx.get(), infoCallback);
+  // OpenSSL is C: nothing may unwind through it (fatal.h).
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, [](int preverify_ok, X509_STORE_CTX* store) {
+    return guardInvariant("tls.verify_callback",
+                          [&] { return verifyCallback(preverify_ok, store); });
+  });
+  SSL_CTX_set_info_callback(ctx.get(), [](const SSL* ssl, int where, int ret) {
+    guardInvariant("tls.info_callback", [&] { infoCallback(ssl, where, ret); });
+  });
   SSL_CTX_set_ex_data(ctx.get(), diagIndex(), diag);
   return ctx;
 }

@@ -17,7 +17,7 @@ namespace {
 constexpr size_t kRecentCapacity = 2000;
 
 struct Sink {
-  std::mutex mu;
+  std::timed_mutex mu;  // timed: the fatal path waits for it only so long
   std::atomic<int> level{static_cast<int>(Level::info)};
   std::atomic<bool> to_stderr{true};
   std::ofstream file;
@@ -134,20 +134,20 @@ void Logger::error(std::string_view event, std::initializer_list<Field> fields) 
   write(Level::error, event, fields);
 }
 
-void Logger::write(Level lvl, std::string_view event, std::initializer_list<Field> fields) const {
-  if (!enabled(lvl)) {
-    return;
-  }
+namespace {
+
+std::string formatLine(Level lvl, const std::string& component, const std::string& instance,
+                       std::string_view event, std::initializer_list<Field> fields) {
   std::string line;
   line.reserve(128);
   line += formatRfc3339(Clock::system()->nowMs());
   line += " level=";
   line += levelName(lvl);
   line += " comp=";
-  line += quoteValue(component_);
-  if (!instance_.empty()) {
+  line += quoteValue(component);
+  if (!instance.empty()) {
     line += " inst=";
-    line += quoteValue(instance_);
+    line += quoteValue(instance);
   }
   line += " event=";
   line += quoteValue(event);
@@ -157,18 +157,29 @@ void Logger::write(Level lvl, std::string_view event, std::initializer_list<Fiel
     line.push_back('=');
     line += quoteValue(f.value());
   }
-  Sink& s = sink();
-  s.counts[static_cast<int>(lvl)].fetch_add(1, std::memory_order_relaxed);
-  std::lock_guard lock(s.mu);
-  if (s.to_stderr.load(std::memory_order_relaxed)) {
-    std::string out = line;
-    out.push_back('\n');
-    os::writeStandardError(out);
-  }
+  return line;
+}
+
+void writeSystemLogFor(Level lvl, const std::string& line) {
   if (lvl >= Level::warn) {
     os::writeSystemLog(lvl == Level::warn ? os::SystemLogLevel::warning : os::SystemLogLevel::error,
                        line);
   }
+}
+
+void writeStderrLine(const std::string& line) {
+  std::string out = line;
+  out.push_back('\n');
+  os::writeStandardError(out);
+}
+
+// Caller holds s.mu.
+void deliverLocked(Sink& s, Level lvl, std::string line, bool force_stderr) {
+  s.counts[static_cast<int>(lvl)].fetch_add(1, std::memory_order_relaxed);
+  if (force_stderr || s.to_stderr.load(std::memory_order_relaxed)) {
+    writeStderrLine(line);
+  }
+  writeSystemLogFor(lvl, line);
   if (s.file.is_open()) {
     s.file << line << '\n';
     s.file.flush();
@@ -181,6 +192,36 @@ void Logger::write(Level lvl, std::string_view event, std::initializer_list<Fiel
   if (s.recent.size() > kRecentCapacity) {
     s.recent.pop_front();
   }
+}
+
+}  // namespace
+
+void Logger::write(Level lvl, std::string_view event, std::initializer_list<Field> fields) const {
+  if (!enabled(lvl)) {
+    return;
+  }
+  std::string line = formatLine(lvl, component_, instance_, event, fields);
+  Sink& s = sink();
+  std::lock_guard lock(s.mu);
+  deliverLocked(s, lvl, std::move(line), false);
+}
+
+bool Logger::writeForExit(Level lvl, std::string_view event, std::initializer_list<Field> fields,
+                          std::chrono::milliseconds wait) const {
+  std::string line = formatLine(lvl, component_, instance_, event, fields);
+  Sink& s = sink();
+  std::unique_lock lock(s.mu, std::defer_lock);
+  if (!lock.try_lock_for(wait)) {
+    writeStderrLine(line);
+    writeSystemLogFor(lvl, line);
+    return false;
+  }
+  const bool to_file = s.file.is_open();
+  deliverLocked(s, lvl, std::move(line), true);
+  if (s.file.is_open()) {
+    s.file.flush();
+  }
+  return !to_file || s.file.good();
 }
 
 void setLevel(Level lvl) { sink().level.store(static_cast<int>(lvl)); }
@@ -211,6 +252,14 @@ bool setFile(const std::filesystem::path& path, uint64_t max_bytes, int keep) {
 }
 
 void setStderr(bool enabled) { sink().to_stderr.store(enabled); }
+
+void flush() {
+  Sink& s = sink();
+  std::lock_guard lock(s.mu);
+  if (s.file.is_open()) {
+    s.file.flush();
+  }
+}
 
 std::vector<std::string> recentLines(size_t n) {
   Sink& s = sink();

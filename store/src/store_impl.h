@@ -17,9 +17,9 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <climits>
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "key_ring.h"
+#include "psa/store/fatal.h"
 #include "psa/store/sqlite_store.h"
 #include "sqlite_db.h"
 #include "ulid.h"
@@ -250,7 +251,6 @@ struct SqliteStore::Impl {
   std::condition_variable cv;
   std::deque<Op> ops;
   bool closing = false;
-  bool writer_dead = false;
   std::thread writer;
   std::thread::id writer_id_;
 
@@ -287,12 +287,9 @@ void SqliteStore::Impl::complete(Fn& fn, Arg&& arg) noexcept {
   if (!fn) {
     return;
   }
-  try {
-    fn(std::forward<Arg>(arg));
-  } catch (...) {
-    // A completion must not take the writer down; its exception text may carry anything.
-    log.error("store.callback_threw");
-  }
+  // A completion that throws broke its caller's invariant (it posts to a strand and returns):
+  // the caller's state is unknown, so the process ends rather than run on without it.
+  guardInvariant("store.completion", [&] { fn(std::forward<Arg>(arg)); });
 }
 
 /// AAD of a sealed payload: binds the ciphertext to its msg_id and key id, so a row's

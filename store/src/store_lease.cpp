@@ -28,16 +28,7 @@ void SqliteStore::Impl::leaseMain() {
       }
     }
   } catch (...) {
-    log.error("store.lease_thread_crashed");
-    std::deque<LeaseRequest> reqs;
-    {
-      std::lock_guard lock(lq_mu);
-      lease_stop = true;
-      reqs.swap(lease_reqs);
-    }
-    for (LeaseRequest& r : reqs) {
-      complete(r.done, Result<std::vector<Leased>>(Errc::internal, "store lease thread stopped"));
-    }
+    fatalInvariant("store.lease");
   }
 }
 

@@ -8,6 +8,7 @@
 #include "audit.h"
 #include "crypto.h"
 #include "psa/store/os/process_info.h"
+#include "psa/store/test_fault.h"
 #include "store_impl.h"
 
 namespace psa::store {
@@ -104,9 +105,7 @@ void SqliteStore::Impl::enqueue(Op op) {
   std::optional<Error> reject;
   {
     std::lock_guard lock(mu);
-    if (writer_dead) {
-      reject = Error(Errc::internal, "store writer stopped after an internal error");
-    } else if (opts.read_only) {
+    if (opts.read_only) {
       reject = Error(Errc::closed, "the store is open read-only (inspection); the running agent "
                                    "makes changes");
     } else if (closing) {
@@ -150,8 +149,8 @@ Status SqliteStore::Impl::runTask(std::function<Status(OpCtx&)> fn) {
 
 void SqliteStore::Impl::writerMain() {
   os::setCurrentThreadName("psa-store-wr");
-  std::vector<Op> round;  // outside the try: a crash mid-round still completes these
   try {
+    std::vector<Op> round;
     while (true) {
       round.clear();
       {
@@ -206,23 +205,9 @@ void SqliteStore::Impl::writerMain() {
       }
     }
   } catch (...) {
-    log.error("store.writer_crashed");
-    std::deque<Op> pending;
-    {
-      std::lock_guard lock(mu);
-      writer_dead = true;
-      pending.swap(ops);
-    }
-    if (wdb && wdb.inTransaction()) {
-      wdb.exec("ROLLBACK");
-    }
-    const Error err(Errc::internal, "store writer stopped after an internal error");
-    for (Op& op : round) {
-      failOp(op, err);  // ops already completed have an empty callback by now
-    }
-    for (Op& op : pending) {
-      failOp(op, err);
-    }
+    // A broken invariant: the transaction of this round was not committed (SQLite rolls it back
+    // when the next process opens the database), so no op in it was acknowledged.
+    fatalInvariant("store.writer");
   }
 }
 
@@ -304,6 +289,7 @@ void SqliteStore::Impl::runRound(std::vector<Op>& round_ops) {
       if (retry) {
         continue;
       }
+      testFaultPoint("store.writer");
       Status fin = finishRound(round, false);
       if (fin) {
         committed = true;
@@ -1029,11 +1015,7 @@ void SqliteStore::Impl::notifyDeliverable() {
     fn = listener;
   }
   if (fn) {
-    try {
-      fn();
-    } catch (...) {
-      log.error("store.listener_threw");
-    }
+    guardInvariant("store.listener", fn);
   }
 }
 

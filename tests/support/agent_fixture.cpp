@@ -29,6 +29,14 @@ AgentProcess::~AgentProcess() {
   }
 }
 
+void AgentProcess::setEnvironment(const std::string& name, const std::string& value) {
+  if (value.empty()) {
+    env_.erase(name);
+  } else {
+    env_[name] = value;
+  }
+}
+
 void AgentProcess::writeConfig() { writeFile(config_file_, json::serialize(config_, true)); }
 
 void AgentProcess::reload() {
@@ -45,6 +53,7 @@ bool AgentProcess::start(std::chrono::milliseconds timeout) {
   opts.argv = {(program_.empty() ? binary("pms-agent") : program_).string(), "run", "--config",
                config_file_.string()};
   opts.stdout_file = log_file_;
+  opts.env = env_;
   process_ = std::make_unique<Process>(std::move(opts));
   return waitFor(
       [&] {

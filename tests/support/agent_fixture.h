@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,9 @@ class AgentProcess {
   /// Runs `program` instead of build/bin/pms-agent (a test build of the agent with extra
   /// adapter types, e.g. agent_testsources); it must take `run --config FILE`.
   void setProgram(std::filesystem::path program) { program_ = std::move(program); }
+  /// Adds `name=value` to the environment of the processes start() launches from now on (an
+  /// empty value takes it out again), e.g. PSA_TEST_FAULT (psa/store/test_fault.h).
+  void setEnvironment(const std::string& name, const std::string& value);
   /// Writes config() to the config file (start() does this too).
   void writeConfig();
   /// Writes the config file and sends SIGHUP (the agent reloads it through the staged apply).
@@ -51,6 +55,7 @@ class AgentProcess {
   json::Value config_;
   std::unique_ptr<Process> process_;
   std::filesystem::path program_;
+  std::map<std::string, std::string> env_;
   size_t log_offset_ = 0;
 };
 

@@ -90,6 +90,9 @@ std::filesystem::path binary(std::string_view name);
 /// True for a Windows test program running under Wine (tests/windows/README.md lists what Wine
 /// does differently from Windows); false everywhere else.
 bool runningUnderWine();
+/// Sets (or, with an empty value, removes) a variable of this process's environment; children
+/// started afterwards (death-test children, Process) inherit it.
+void setEnvironment(const std::string& name, const std::string& value);
 
 /// A unique marker string for PHI tests, e.g. "PHIMARK7f3a9c1e".
 std::string uniqueMarker();

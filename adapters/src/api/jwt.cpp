@@ -13,6 +13,8 @@
 #include <sstream>
 #include <vector>
 
+#include "psa/store/fatal.h"
+
 namespace psa::adapters::api {
 
 struct JwtSigner::Key {
@@ -245,7 +247,7 @@ std::string randomJti() {
   unsigned char buf[16];
   if (RAND_bytes(buf, sizeof buf) != 1) {
     // RAND_bytes failing means the CSPRNG is broken: an unrecoverable environment state.
-    std::abort();
+    fatalInvariant("jwt.rand_bytes");
   }
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;

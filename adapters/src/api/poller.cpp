@@ -1,5 +1,7 @@
 #include "poller.h"
 
+#include "psa/store/fatal.h"
+
 namespace psa::adapters::api {
 
 Poller::Poller(std::string name, std::string type, std::string vendor, SourceContext& ctx,
@@ -125,12 +127,8 @@ void Poller::workerMain() {
         break;
       }
     }
-  } catch (const std::exception& e) {
-    logger_.error("worker_exception", {{"what", e.what()}});
-    std::abort();  // broken invariant: the service manager restarts us; the store kept everything
   } catch (...) {
-    logger_.error("worker_exception", {{"what", "unknown"}});
-    std::abort();
+    fatalInvariant("api_poller.worker");
   }
   shutdown();
   finish();

@@ -26,6 +26,7 @@
 #include "psa/adapters/api/vendor.h"
 #include "psa/store/clock.h"
 #include "psa/store/digest.h"
+#include "psa/store/fatal.h"
 #include "state_file.h"
 #include "url.h"
 
@@ -1471,9 +1472,11 @@ class RestPollSource final : public Poller {
     once.max_throttled = 0;
     ApiClient client(*transport, clients_.token_limiter, once, clock_, stop, logger_);
     std::thread guard([stop] {
-      if (stop->sleepFor(std::chrono::seconds(8))) {
-        stop->stop();
-      }
+      guardInvariant("rest_poll.retire_guard", [&] {
+        if (stop->sleepFor(std::chrono::seconds(8))) {
+          stop->stop();
+        }
+      });
     });
     ApiClient::Call call;
     call.what = "RetireSecurityToken";

@@ -13,6 +13,7 @@
 #include "psa/adapters/hl7/identity.h"
 #include "psa/store/clock.h"
 #include "psa/store/digest.h"
+#include "psa/store/fatal.h"
 
 namespace psa::adapters::file {
 
@@ -428,15 +429,7 @@ bool FileDropSource::sleepFor(std::chrono::milliseconds d) {
 }
 
 void FileDropSource::run() {
-  try {
-    loop();
-  } catch (const std::exception& e) {
-    log_.error("reader_thread_exception", {{"what", e.what()}});
-    std::abort();  // broken invariant: the service manager restarts us; the store kept everything
-  } catch (...) {
-    log_.error("reader_thread_exception", {{"what", "unknown"}});
-    std::abort();
-  }
+  guardInvariant("file_drop.reader_thread", [this] { loop(); });
   setState("stopped", true);
   std::vector<std::function<void()>> callbacks;
   {

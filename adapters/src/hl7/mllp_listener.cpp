@@ -29,6 +29,7 @@
 #include "psa/adapters/hl7/mllp.h"
 #include "psa/adapters/hl7/mllp_client.h"
 #include "psa/store/digest.h"
+#include "psa/store/fatal.h"
 #include "psa/store/log.h"
 #include "psa/store/os/per_thread.h"
 #include "psa/store/os/system_error.h"
@@ -52,21 +53,6 @@ constexpr size_t kMaxJunkBytes = 64 * 1024;  // non-MLLP bytes before the connec
 constexpr auto kStopGrace = std::chrono::seconds(25);
 constexpr auto kAcceptRetry = std::chrono::milliseconds(200);
 constexpr const char* kType = "hl7-mllp";
-
-// Runs a handler body; anything thrown is a broken invariant (path 3): log and abort so the
-// service manager restarts the agent. The store keeps everything that was acknowledged.
-template <class F>
-void guarded(const log::Logger& log, const char* where, F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    log.error("handler_exception", {{"where", where}, {"what", e.what()}});
-    std::abort();
-  } catch (...) {
-    log.error("handler_exception", {{"where", where}});
-    std::abort();
-  }
-}
 
 // ACK latency in microseconds: log-linear buckets (16 per power of two, <= 6.25 % error).
 class LatencyHistogram {
@@ -324,19 +310,19 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void start() {
     auto self = this->shared_from_this();
     asio::post(stream_.get_executor(),
-               [self] { guarded(self->sh_->log, "session_start", [&] { self->onStart(); }); });
+               [self] { guardInvariant("mllp.session_start", [&] { self->onStart(); }); });
   }
 
   void stop() override {
     auto self = this->shared_from_this();
     asio::post(stream_.get_executor(),
-               [self] { guarded(self->sh_->log, "session_stop", [&] { self->onStop(); }); });
+               [self] { guardInvariant("mllp.session_stop", [&] { self->onStop(); }); });
   }
 
   void forceClose() override {
     auto self = this->shared_from_this();
     asio::post(stream_.get_executor(), [self] {
-      guarded(self->sh_->log, "session_close", [&] {
+      guardInvariant("mllp.session_close", [&] {
         if (!self->closed_) {
           self->sh_->log.warn("connection_forced_closed",
                               {{"peer", self->peer_},
@@ -372,7 +358,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       handshake_deadline_ = now + sh_->settings.handshake_timeout;
       auto self = this->shared_from_this();
       stream_.async_handshake(ssl::stream_base::server, [self](const error_code& e) {
-        guarded(self->sh_->log, "tls_handshake", [&] { self->onHandshake(e); });
+        guardInvariant("mllp.tls_handshake", [&] { self->onHandshake(e); });
       });
     } else {
       doRead();
@@ -443,7 +429,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     auto self = this->shared_from_this();
     stream_.async_read_some(asio::buffer(buf_.get(), buf_size_),
                             [self](const error_code& ec, size_t n) {
-                              guarded(self->sh_->log, "read", [&] { self->onRead(ec, n); });
+                              guardInvariant("mllp.read", [&] { self->onRead(ec, n); });
                             });
   }
 
@@ -656,7 +642,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
                        // Store writer thread: hand over to the session's strand at once.
                        asio::post(self->stream_.get_executor(),
                                   [self, record_slots, dead_slots, r = std::move(result)]() {
-                                    guarded(self->sh_->log, "committed", [&] {
+                                    guardInvariant("mllp.committed", [&] {
                                       self->onCommitted(r, *record_slots, *dead_slots);
                                     });
                                   });
@@ -781,7 +767,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     write_started_ = SteadyClock::now();
     auto self = this->shared_from_this();
     asio::async_write(stream_, asio::buffer(write_buf_), [self](const error_code& ec, size_t n) {
-      guarded(self->sh_->log, "write", [&] { self->onWrite(ec, n); });
+      guardInvariant("mllp.write", [&] { self->onWrite(ec, n); });
     });
   }
 
@@ -864,9 +850,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
     timer_.expires_at(next);
     auto self = this->shared_from_this();
-    timer_.async_wait([self](const error_code& ec) {
-      guarded(self->sh_->log, "timer", [&] { self->onTimer(ec); });
-    });
+    timer_.async_wait(
+        [self](const error_code& ec) { guardInvariant("mllp.timer", [&] { self->onTimer(ec); }); });
   }
 
   void onTimer(const error_code& ec) {
@@ -1068,7 +1053,7 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
   void stop(std::function<void()> done) override {
     auto self = shared_from_this();
     asio::post(strand_, [self, done = std::move(done)]() mutable {
-      guarded(self->sh_->log, "listener_stop", [&] { self->onStop(std::move(done)); });
+      guardInvariant("mllp.listener_stop", [&] { self->onStop(std::move(done)); });
     });
   }
 
@@ -1157,7 +1142,7 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
     acceptors_[k]->async_accept(
         asio::make_strand(io_),
         asio::bind_executor(strand_, [self, k](const error_code& ec, tcp::socket socket) {
-          guarded(self->sh_->log, "accept", [&] { self->onAccept(k, ec, std::move(socket)); });
+          guardInvariant("mllp.accept", [&] { self->onAccept(k, ec, std::move(socket)); });
         }));
   }
 

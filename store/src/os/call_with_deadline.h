@@ -10,6 +10,8 @@
 #include <optional>
 #include <thread>
 
+#include "psa/store/fatal.h"
+
 namespace psa::os {
 
 template <class T>
@@ -21,10 +23,12 @@ std::optional<T> callWithDeadline(std::function<T()> fn, std::chrono::millisecon
   };
   auto st = std::make_shared<State>();
   std::thread([st, fn = std::move(fn)] {
-    T value = fn();
-    std::lock_guard lock(st->mu);
-    st->result = std::move(value);
-    st->cv.notify_all();
+    guardInvariant("call_with_deadline", [&] {
+      T value = fn();
+      std::lock_guard lock(st->mu);
+      st->result = std::move(value);
+      st->cv.notify_all();
+    });
   }).detach();
   std::unique_lock lock(st->mu);
   if (!st->cv.wait_for(lock, timeout, [&] { return st->result.has_value(); })) {

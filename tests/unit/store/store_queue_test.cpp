@@ -759,20 +759,7 @@ TEST(StoreQueue, CloseCompletesQueuedWorkThenRefuses) {
   EXPECT_EQ(reopened->stats()->pending, 50u);
 }
 
-TEST(StoreQueue, ThrowingCallbackDoesNotStopTheWriter) {
-  psa::test::TempDir dir;
-  auto store = openOk(optionsIn(dir));
-  std::promise<void> called;
-  std::vector<Record> rs;
-  rs.push_back(makeRecord("r"));
-  store->append(batchOf(std::move(rs)), [&called](Result<AppendResult>) {
-    called.set_value();
-    throw std::runtime_error("boom");
-  });
-  called.get_future().get();
-  appendOne(*store, "after");
-  EXPECT_EQ(store->stats()->pending, 2u);
-}
+// A completion that throws is a broken invariant: fatal_test.cpp (ThrowingStoreCompletionIsFatal).
 
 TEST(StoreQueue, DeliverableListenerFiresAfterCommit) {
   psa::test::TempDir dir;

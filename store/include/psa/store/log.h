@@ -5,6 +5,7 @@
 // has no conversion to a log field, so patient data cannot reach a log line by accident.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <initializer_list>
@@ -81,6 +82,13 @@ class Logger {
   void warn(std::string_view event, std::initializer_list<Field> fields = {}) const;
   void error(std::string_view event, std::initializer_list<Field> fields = {}) const;
   void write(Level level, std::string_view event, std::initializer_list<Field> fields) const;
+  /// For fatalInvariant() (fatal.h) only: writes like write() whatever the level, waiting at
+  /// most `wait` for the log's lock (the thread that broke an invariant may hold it), also to
+  /// standard error when that was turned off, then flushes the file. Without the lock in time
+  /// the line goes to standard error and the OS log only. Returns whether the file (if any) got
+  /// the line.
+  bool writeForExit(Level level, std::string_view event, std::initializer_list<Field> fields,
+                    std::chrono::milliseconds wait) const;
   bool enabled(Level level) const;
 
   const std::string& component() const { return component_; }
@@ -99,6 +107,9 @@ Level level();
 bool setFile(const std::filesystem::path& path, uint64_t max_bytes, int keep);
 /// Stop writing to stderr (tests that capture output use this with a file).
 void setStderr(bool enabled);
+/// Hands what the log file's stream buffers to the OS (each line is flushed as it is written;
+/// this is for callers about to exit without running destructors).
+void flush();
 /// The last `n` formatted lines written by this process (for support bundles).
 std::vector<std::string> recentLines(size_t n);
 /// Counts of lines written per level since start (for status).
