@@ -127,7 +127,7 @@ class WindowBudget {
   Status persist(int64_t window_start, uint64_t reserved);
   int64_t windowOf(int64_t now_ms) const;
   /// What a window opening after window_start_ starts with: the requests still in flight, plus
-  /// one a previous process may have had in flight when it stopped (see load()).
+  /// one a previous process may have had in flight when it stopped (rate_limit.cpp says why).
   uint64_t carriedInto(int64_t start) const;
   void roll(int64_t now_ms);
 
