@@ -39,6 +39,7 @@ struct Agent::Impl {
   std::vector<std::thread> threads;
   adapters::SourceRegistry registry;
   store::SqliteStorePtr store;
+  std::unique_ptr<IntakeWatch> intake;  ///< the adapters' sink: the store, watched for refusals
   std::optional<adapters::SourceContext> source_context;
   std::unique_ptr<AdapterSet> adapters;
   std::unique_ptr<ControlServer> control;
@@ -175,12 +176,15 @@ Status Agent::start() {
   d.logger.info("store_opened", {{"path", cfg.store.db_path.string()}, {"pending", report.pending},
                                  {"created", report.created}});
 
-  d.source_context.emplace(adapters::SourceContext{d.io, *d.store, Clock::system(), cfg.state_dir});
+  d.intake = std::make_unique<IntakeWatch>(*d.store, Clock::system());
+  d.source_context.emplace(
+      adapters::SourceContext{d.io, *d.intake, Clock::system(), cfg.state_dir});
   d.adapters = std::make_unique<AdapterSet>(d.registry, *d.source_context);
 
   d.context.config = d.config;
   d.context.registry = &d.registry;
   d.context.store = d.store.get();
+  d.context.intake = d.intake.get();
   d.context.started_ms = d.started_ms;
   d.context.sources = [&d] { return d.adapters->snapshot(); };
   d.context.status = [&d] { return buildStatus(d.context); };

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "intake_watch.h"
 #include "psa/adapters/source.h"
 #include "psa/agent/config.h"
 #include "psa/cloudlink/cloud_link.h"
@@ -27,6 +28,8 @@ struct AgentContext {
   std::function<ConfigPtr()> currentConfig;
   const adapters::SourceRegistry* registry = nullptr;
   store::SqliteStore* store = nullptr;
+  /// The sink the adapters write to: what the store answered them (refusals when full).
+  const IntakeWatch* intake = nullptr;
   cloudlink::CloudLink* link = nullptr;  ///< null when the config has no `cloud` section
   int64_t started_ms = 0;
   /// The running adapters (a snapshot; safe from any thread).

@@ -7,6 +7,7 @@
 #include "cli_support.h"
 #include "command.h"
 #include "psa/store/clock.h"
+#include "queue_budget.h"
 #include "status_document.h"
 
 namespace psa::agent {
@@ -170,12 +171,13 @@ void renderCloud(std::ostream& out, const json::Value& c, bool running, int64_t 
   out << "\n";
 }
 
-void renderQueue(std::ostream& out, const json::Value& q) {
+void renderQueue(std::ostream& out, const json::Value& q, const json::Value* cloud, int64_t now) {
   out << "QUEUE   ";
   if (q.find("error")) {
     out << "cannot read the queue: " << q.getString("error") << "\n";
     return;
   }
+  const BudgetVerdict budget = judgeQueueBudget(q, cloud, now);
   out << "pending " << humanCount(static_cast<uint64_t>(q.getInt("pending"))) << " ("
       << humanBytes(static_cast<uint64_t>(q.getInt("db_bytes"))) << " of "
       << humanBytes(static_cast<uint64_t>(q.getInt("max_bytes"))) << ")";
@@ -190,7 +192,11 @@ void renderQueue(std::ostream& out, const json::Value& q) {
   }
   const int64_t dead = q.getInt("dead");
   out << "  dead " << humanCount(static_cast<uint64_t>(dead));
-  if (dead > 0) {
+  if (budget.level != BudgetVerdict::Level::ok) {
+    // Refusing input is the most urgent thing on the screen: say it here, with the fix.
+    out << "  " << (budget.level == BudgetVerdict::Level::full ? "FAIL " : "WARN ") << budget.text
+        << " " << kArrow << " " << budget.fix;
+  } else if (dead > 0) {
     out << "  " << kArrow << " pms-agent queue dead";
   }
   out << "\n";
@@ -292,7 +298,7 @@ void renderStatus(std::ostream& out, const json::Value& s) {
   }
   const json::Value* q = s.find("queue");
   if (q != nullptr) {
-    renderQueue(out, *q);
+    renderQueue(out, *q, s.find("cloud"), now);
   }
   if (const json::Value* k = s.find("key_file")) {
     renderKey(out, *k, q != nullptr && !q->find("error") ? q : nullptr);

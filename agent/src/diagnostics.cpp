@@ -13,6 +13,8 @@
 #include "psa/cloudlink/broker_probe.h"
 #include "psa/store/clock.h"
 #include "psa/store/fatal.h"
+#include "queue_budget.h"
+#include "status_document.h"
 
 namespace psa::agent {
 namespace {
@@ -45,6 +47,17 @@ struct Worst {
   }
 };
 
+// The queue object `status --json` shows: the running agent's (it saw the store's refusals),
+// else one built from the files.
+json::Value queueFigures(const store::QueueStats& stats, const json::Value* live_queue) {
+  if (live_queue != nullptr && live_queue->isObject() && live_queue->find("budget")) {
+    return *live_queue;
+  }
+  json::Value q = queueStatsJson(stats, Clock::system()->nowMs());
+  q.set("budget", queueBudgetJson(stats.db_bytes, stats.max_bytes, nullptr));
+  return q;
+}
+
 CheckResult diskCheck(const Config& cfg, const store::QueueStats* stats, const CheckOptions& o) {
   const fs::path dir = fs::exists(cfg.state_dir) ? cfg.state_dir : cfg.state_dir.parent_path();
   std::error_code ec;
@@ -73,12 +86,18 @@ CheckResult diskCheck(const Config& cfg, const store::QueueStats* stats, const C
                                              " cannot be reached; lower store.max_bytes or free space"
                                        : std::string(" ▸ free space"))};
   }
+  if (db + budgetFullHeadroom(budget) >= budget ||
+      100.0 * static_cast<double>(db) >= kBudgetWarnPercent * static_cast<double>(budget)) {
+    // The disk is fine; the budget is not, and the queue line says so.
+    return {Level::ok, "disk", head + "; the queue's budget: see the queue line"};
+  }
   return {Level::ok, "disk",
           head + "; the queue uses " + humanBytes(db) + " of its " + humanBytes(budget) + " budget"};
 }
 
 CheckResult queueCheck(const Config& cfg, const Result<store::SqliteStorePtr>& store,
-                       const store::QueueStats* stats, const CheckOptions& o) {
+                       const store::QueueStats* stats, const CheckOptions& o,
+                       const json::Value* live_queue, const json::Value* live_cloud) {
   if (!store) {
     if (store.error().is(Errc::not_found)) {
       return {Level::ok, "queue", "no database yet (the agent creates it at first start)"};
@@ -108,7 +127,20 @@ CheckResult queueCheck(const Config& cfg, const Result<store::SqliteStorePtr>& s
                              it->path().string());
     }
   }
-  if (stats->dead > 0) {
+  // The disk budget: full means the sources are being refused, the most urgent news there is.
+  json::Value not_running = json::Value::object();
+  not_running.set("configured", json::Value::boolean(cfg.cloud.configured));
+  not_running.set("connected", json::Value::boolean(false));
+  not_running.set("state", json::Value::string("not running"));
+  const BudgetVerdict budget = judgeQueueBudget(
+      queueFigures(*stats, live_queue), live_cloud != nullptr ? live_cloud : &not_running, now);
+  if (budget.level == BudgetVerdict::Level::full) {
+    // Alone on the line: the other findings (dead letters, age) are part of its fix.
+    return {Level::fail, "queue", budget.text + " ▸ " + budget.fix};
+  }
+  if (budget.level == BudgetVerdict::Level::warn) {
+    w.add(Level::warn, budget.text + " ▸ " + budget.fix);  // names the dead letters too
+  } else if (stats->dead > 0) {
     w.add(Level::warn, summary + " ▸ pms-agent queue dead");
   }
   if (stats->oldest_pending_ms && age > o.oldest_pending_warn_s) {
@@ -205,7 +237,8 @@ CheckReport runChecks(const fs::path& config_path, const CheckOptions& o) {
   add(keyFileCheck(cfg, stats ? &*stats : nullptr, db_exists));
   add(stateDirCheck(cfg));
   add(diskCheck(cfg, stats ? &*stats : nullptr, o));
-  add(queueCheck(cfg, store, stats ? &*stats : nullptr, o));
+  add(queueCheck(cfg, store, stats ? &*stats : nullptr, o, running ? live.find("queue") : nullptr,
+                 running ? live.find("cloud") : nullptr));
   if (store) {
     (*store)->close();
   }

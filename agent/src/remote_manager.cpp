@@ -867,7 +867,8 @@ void RemoteManager::tick() {
 void RemoteManager::checkStatus(bool force) {
   json::Value status = buildStatus(ctx_);
   // What counts as a state change: adapter state/health/error, link state and error, queue
-  // crossing 50/80/95 % of its budget, dead letters appearing, delivery stalling, config.
+  // crossing 50/80/95 % of its budget, refusing input, dead letters appearing, delivery
+  // stalling, config.
   std::string sig;
   if (const json::Value* list = status.find("adapters")) {
     for (const auto& a : list->items()) {
@@ -888,7 +889,11 @@ void RemoteManager::checkStatus(bool force) {
     const int bucket = pct >= 95 ? 3 : pct >= 80 ? 2 : pct >= 50 ? 1 : 0;
     const json::Value* age = q->find("oldest_pending_age_s");
     const bool stalled = age != nullptr && age->isNumber() && age->asNumber() > 300;
-    sig += "queue=" + std::to_string(bucket) + (q->getInt("dead") > 0 ? "d" : "") + (stalled ? "s" : "") + ";";
+    // Refusing input (the budget's "full") is news the cloud should have at once.
+    const json::Value* budget = q->find("budget");
+    const bool refusing = budget != nullptr && budget->getBool("refusing");
+    sig += "queue=" + std::to_string(bucket) + (q->getInt("dead") > 0 ? "d" : "") +
+           (stalled ? "s" : "") + (refusing ? "r" : "") + ";";
   }
   if (const json::Value* c = status.find("config")) {
     sig += "config=" + std::to_string(c->getInt("version")) + c->getString("origin") +

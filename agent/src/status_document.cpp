@@ -14,6 +14,7 @@
 #include "psa/store/os/process_info.h"
 #include "psa/store/os/secret_file.h"
 #include "psa/store/record.h"
+#include "queue_budget.h"
 
 namespace psa::agent {
 namespace {
@@ -262,7 +263,13 @@ json::Value buildStatus(const AgentContext& ctx) {
     s.set("cloud", std::move(c));
   }
   if (ctx.store != nullptr) {
-    s.set("queue", queueStatusJson(*ctx.store, now));
+    json::Value q = queueStatusJson(*ctx.store, now);
+    if (!q.find("error")) {
+      const IntakeRefusals seen = ctx.intake != nullptr ? ctx.intake->refusals() : IntakeRefusals{};
+      q.set("budget", queueBudgetJson(static_cast<uint64_t>(q.getInt("db_bytes")),
+                                      static_cast<uint64_t>(q.getInt("max_bytes")), &seen));
+    }
+    s.set("queue", std::move(q));
   }
   s.set("key_file", keyFileStatusJson(cfg.store.key_file));
   s.set("disk", diskStatusJson(cfg.state_dir));
@@ -284,7 +291,12 @@ json::Value buildOfflineStatus(const Config& cfg, store::SqliteStore* store,
   s.set("adapters", configuredAdaptersJson(cfg));
   s.set("cloud", cloudNotRunning(cfg));
   if (store != nullptr) {
-    s.set("queue", queueStatusJson(*store, now));
+    json::Value q = queueStatusJson(*store, now);
+    if (!q.find("error")) {
+      q.set("budget", queueBudgetJson(static_cast<uint64_t>(q.getInt("db_bytes")),
+                                      static_cast<uint64_t>(q.getInt("max_bytes")), nullptr));
+    }
+    s.set("queue", std::move(q));
   } else {
     json::Value q = json::Value::object();
     q.set("error", str(store_error));

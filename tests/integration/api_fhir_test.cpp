@@ -5,6 +5,9 @@
 
 #include <signal.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <tuple>
 
 #include "api_test_util.h"
@@ -315,6 +318,136 @@ TEST_F(FhirPollTest, EclinicalworksBulkStaysUnderDocumentedRateLimit) {
   EXPECT_EQ(compareWithExpected(analyzeFhir(stored()),
                                 sim_->expected("types=Patient,Encounter,Observation,ChargeItem")),
             std::vector<std::string>{});
+}
+
+// The simulator's arrival log of rate-limited requests: when each arrived and when its
+// answer was ready (Unix seconds, the same clock the agent's fixed windows use).
+struct Arrival {
+  double received = 0;
+  double answered = 0;
+};
+
+std::vector<Arrival> apiArrivals(PmsSim& sim) {
+  std::vector<Arrival> out;
+  const json::Value doc = sim.adminGet("/arrivals?scope=api");
+  for (const auto& a : doc.find("arrivals")->items()) {
+    out.push_back({a.find("received")->asNumber(), a.find("answered")->asNumber()});
+  }
+  return out;
+}
+
+// The most requests one window of `w` seconds holds, counting each request at one instant
+// (`at`): sliding windows [t, t + w), or fixed ones [k*w, (k+1)*w) of the epoch.
+size_t maxInWindow(const std::vector<Arrival>& log, double Arrival::*at, double w, bool fixed) {
+  std::vector<double> t;
+  for (const auto& a : log) {
+    t.push_back(a.*at);
+  }
+  std::sort(t.begin(), t.end());
+  size_t best = 0;
+  for (size_t i = 0, j = 0; i < t.size(); ++i) {
+    const double end = fixed ? (std::floor(t[i] / w) + 1) * w : t[i] + w;
+    if (fixed && i > 0 && std::floor(t[i - 1] / w) == std::floor(t[i] / w)) {
+      continue;  // counted from the window's first request
+    }
+    j = std::max(j, i);
+    while (j < t.size() && t[j] < end) {
+      ++j;
+    }
+    best = std::max(best, j - i);
+  }
+  return best;
+}
+
+// The most requests whose [received, answered] touches one window: the bound that holds
+// whichever instant in between a vendor counts at.
+size_t maxTouching(const std::vector<Arrival>& log, double w, bool fixed) {
+  size_t best = 0;
+  for (const auto& s : log) {
+    const double start = fixed ? std::floor(s.answered / w) * w : s.answered;
+    size_t n = 0;
+    for (const auto& o : log) {
+      n += (o.answered >= start && o.received < start + w) ? 1 : 0;
+    }
+    best = std::max(best, n);
+  }
+  return best;
+}
+
+// A slow eCW: some search answers take half a second, others a fifth or nothing, so requests
+// straddle the limit's window boundaries. The agent charges a request when its answer arrives
+// (having held its place since the send), so no window of the server's log holds more than
+// the limit, whether the server counts requests when they arrive or when it answers them.
+void slowAnswers(PmsSim& sim, double p_half_second, double p_fifth) {
+  json::Value rules = json::Value::array();
+  for (const auto& [p, d] : {std::pair{p_half_second, 0.5}, std::pair{p_fifth, 0.2}}) {
+    if (p > 0) {
+      json::Value r = json::Value::object();
+      r.set("kind", json::Value::string("delay"));
+      r.set("endpoint", json::Value::string("search:*"));
+      r.set("probability", json::Value::number(p));
+      r.set("delay_s", json::Value::number(d));
+      rules.push(std::move(r));
+    }
+  }
+  json::Value body = json::Value::object();
+  body.set("rules", std::move(rules));
+  sim.adminPost("/faults", body);
+}
+
+void expectWithinLimitAtEveryBoundary(PmsSim& sim, size_t limit, double w, bool fixed,
+                                      size_t windows) {
+  std::vector<Arrival> log;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        log = apiArrivals(sim);
+        return log.size() > 1 && log.back().answered - log.front().received >= w * windows;
+      },
+      std::chrono::seconds(180)))
+      << log.size() << " requests";
+  const size_t by_arrival = maxInWindow(log, &Arrival::received, w, fixed);
+  const size_t by_answer = maxInWindow(log, &Arrival::answered, w, fixed);
+  const size_t touching = maxTouching(log, w, fixed);
+  EXPECT_LE(by_arrival, limit);
+  EXPECT_LE(by_answer, limit);
+  EXPECT_LE(touching, limit);
+  // The limit, not the slow answers, paced the agent: its busiest windows were (nearly) full.
+  EXPECT_GE(by_answer, limit * 3 / 4) << log.size() << " requests";
+  std::printf("%zu requests; most in one %s window: %zu by arrival, %zu by answer, %zu touching\n",
+              log.size(), fixed ? "fixed" : "sliding", by_arrival, by_answer, touching);
+  auto stats = sim.stats();
+  EXPECT_EQ(stats.getInt("rate_limit_violations", -1), 0) << json::serialize(stats);
+}
+
+TEST_F(FhirPollTest, EclinicalworksSlowAnswersStayWithinARollingLimitAtEveryBoundary) {
+  // eCW's 250/min scaled down to 20 per 5 s, counted by the simulator in any rolling window.
+  startSim("eclinicalworks",
+           {"--patients", "6", "--rate-limit", "20/5", "--rate-limit-mode", "rolling"});
+  slowAnswers(*sim_, 0.15, 0.4);
+  auto cfg = agentConfigWith(adapter("eclinicalworks", kUsCoreTypes,
+                                     R"({"sync":"search","page_size":5,"interval_s":0.05,
+                                         "rate_limits":[{"requests":20,"per_s":5}]})"));
+  AgentProcess agent(state(), cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+  expectWithinLimitAtEveryBoundary(*sim_, 20, 5.0, false, 7);
+  ASSERT_EQ(agent.stop(), 0) << agent.log();
+}
+
+TEST_F(FhirPollTest, EclinicalworksSlowAnswersStayWithinAFixedWindowLimitAtEveryBoundary) {
+  // The same with windows aligned to the clock (like DrChrono's top-of-the-hour limit), here 4
+  // per second: four answers take about a second, so some windows fill early and others end
+  // with a request in flight. One sent just before the top of a window and answered after it
+  // counts in the new window too (charged at the send only, the new window got 4 more).
+  startSim("eclinicalworks",
+           {"--patients", "6", "--rate-limit", "4/1", "--rate-limit-mode", "fixed"});
+  slowAnswers(*sim_, 0.4, 0);
+  auto cfg = agentConfigWith(adapter("eclinicalworks", kUsCoreTypes,
+                                     R"({"sync":"search","page_size":5,"interval_s":0.05,
+                                         "rate_limits":[{"requests":4,"per_s":1,"fixed":true,"name":"s1"}]})"));
+  AgentProcess agent(state(), cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+  expectWithinLimitAtEveryBoundary(*sim_, 4, 1.0, true, 40);
+  ASSERT_EQ(agent.stop(), 0) << agent.log();
 }
 
 TEST_F(FhirPollTest, CernerClientSecretBasicAndBulkJobFailureStartsOver) {

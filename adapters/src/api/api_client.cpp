@@ -72,7 +72,12 @@ Status RequestLimiter::load() {
   return {};
 }
 
-Status RequestLimiter::acquire(StopSignal& stop) {
+// While every place is held by a request in flight, only an answer frees one; those come from
+// other threads (one adapter thread never waits here with a request of its own in flight), so
+// look again after a short while.
+constexpr std::chrono::milliseconds kAnswerPoll{20};
+
+Result<RequestLimiter::Permit> RequestLimiter::acquire(StopSignal& stop) {
   for (;;) {
     std::chrono::nanoseconds wait{0};
     {
@@ -81,40 +86,51 @@ Status RequestLimiter::acquire(StopSignal& stop) {
       if (now < hold_until_) {
         wait = hold_until_ - now;
       } else {
-        // Check every bucket first without taking, so a refusal by one doesn't burn another's
-        // token.
+        // Check every rule first without reserving, so a refusal by one doesn't hold another's
+        // place.
         for (auto& b : buckets_) {
-          if (b.available(now) < 1.0) {
-            wait = std::max(wait, b.tryTake(now));
+          if (b.unreserved(now) < 1.0) {
+            auto w = b.tryReserve(now);  // reserves nothing here: it only reports the wait
+            wait = std::max(
+                wait, w == TokenBucket::kUntilAnAnswer ? std::chrono::nanoseconds(kAnswerPoll) : w);
           }
         }
         if (wait.count() == 0) {
           const int64_t now_ms = clock_->nowMs();
           for (auto& budget : budgets_) {
             if (budget.used(now_ms) >= budget.limit()) {
-              auto next = budget.tryTake(now_ms);
+              auto next = budget.tryReserve(now_ms);  // full: reserves nothing
               if (!next) {
                 return std::move(next).error();
               }
               if (next->has_value()) {
-                wait = std::max(wait, std::chrono::nanoseconds(
-                                          std::chrono::milliseconds(**next - now_ms + 50)));
+                // A window full of requests in flight frees up when they are answered, not at
+                // the next window (they count there too).
+                const bool in_flight_only = budget.inFlight() >= budget.limit();
+                wait = std::max(wait, in_flight_only
+                                          ? std::chrono::nanoseconds(kAnswerPoll)
+                                          : std::chrono::nanoseconds(
+                                                std::chrono::milliseconds(**next - now_ms + 50)));
               }
             }
           }
         }
         if (wait.count() == 0) {
           const int64_t now_ms = clock_->nowMs();
-          for (auto& budget : budgets_) {
-            auto r = budget.tryTake(now_ms);
+          for (size_t i = 0; i < budgets_.size(); ++i) {
+            auto r = budgets_[i].tryReserve(now_ms);
             if (!r) {
+              for (size_t j = 0; j < i; ++j) {
+                budgets_[j].cancel();
+              }
               return std::move(r).error();
             }
           }
           for (auto& b : buckets_) {
-            (void)b.tryTake(now);
+            (void)b.tryReserve(now);
           }
-          return {};
+          ++in_flight_;
+          return Permit(this);
         }
       }
       ++waits_;
@@ -122,6 +138,55 @@ Status RequestLimiter::acquire(StopSignal& stop) {
     if (!stop.sleepFor(wait)) {
       return Error(Errc::closed, "stopped");
     }
+  }
+}
+
+void RequestLimiter::finish(bool sent) {
+  std::lock_guard lock(mu_);
+  if (in_flight_ == 0) {
+    return;
+  }
+  --in_flight_;
+  const auto now = clock_->steady();
+  const int64_t now_ms = clock_->nowMs();
+  for (auto& b : buckets_) {
+    if (sent) {
+      b.complete(now);
+    } else {
+      b.cancel();
+    }
+  }
+  for (auto& budget : budgets_) {
+    if (sent) {
+      budget.complete(now_ms);
+    } else {
+      budget.cancel();
+    }
+  }
+}
+
+uint64_t RequestLimiter::inFlight() const {
+  std::lock_guard lock(mu_);
+  return in_flight_;
+}
+
+RequestLimiter::Permit& RequestLimiter::Permit::operator=(Permit&& other) noexcept {
+  if (this != &other) {
+    arrived();
+    limiter_ = std::exchange(other.limiter_, nullptr);
+  }
+  return *this;
+}
+
+void RequestLimiter::Permit::arrived() {
+  if (limiter_ != nullptr) {
+    std::exchange(limiter_, nullptr)->finish(true);
+  }
+}
+
+void RequestLimiter::Permit::cancel() {
+  if (limiter_ != nullptr) {
+    std::exchange(limiter_, nullptr)->finish(false);
   }
 }
 
@@ -188,21 +253,28 @@ Result<HttpResponse> ApiClient::call(const Call& c) {
       return Error(Errc::unavailable, c.what + ": still throttled after " +
                                           std::to_string(throttled) + " waits");
     }
+    // The request's place in the rate limits, from now until its answer has arrived (the
+    // vendor may count it at any instant in between).
+    RequestLimiter::Permit permit;
     if (limiter_) {
-      if (auto st = limiter_->acquire(*stop_); !st) {
-        return st.error();
+      auto p = limiter_->acquire(*stop_);
+      if (!p) {
+        return std::move(p).error();
       }
+      permit = std::move(p).value();
     }
     if (c.before_attempt) {
       c.before_attempt();
     }
     auto built = c.build();
     if (!built) {
+      permit.cancel();
       return std::move(built).error();
     }
     HttpRequest req = std::move(built).value();
     if (c.authenticate && auth_) {
       if (auto st = auth_->apply(req); !st) {
+        permit.cancel();
         return Error(st.error().code, c.what + ": " + st.error().message);
       }
     }
@@ -212,6 +284,7 @@ Result<HttpResponse> ApiClient::call(const Call& c) {
     }
     auto sent = c.stream != nullptr ? transport_->sendStreaming(req, *c.stream)
                                     : transport_->send(req);
+    permit.arrived();  // answer, error or timeout: the request is charged now
     if (!sent) {
       if (sent.error().is(Errc::closed) || sent.error().is(Errc::invalid_argument)) {
         return Error(sent.error().code, c.what + ": " + sent.error().message);

@@ -14,6 +14,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "psa/adapters/api/http.h"
@@ -51,26 +52,56 @@ struct LimitRule {
 };
 
 /// Client-side limiter for one scope (API calls, or token calls). Thread-safe.
+/// A request holds its place from acquire() until its answer arrives and is charged then
+/// (reserve at send, stamp at arrival: see rate_limit.h for why), so no window of a rule ever
+/// holds more than the rule's limit of requests, whichever instant between our send and the
+/// answer's arrival the vendor counts a request at.
 class RequestLimiter {
  public:
+  /// One admitted request. Call arrived() when its answer (or a transport error) came back,
+  /// or cancel() when it was never sent; destroying a permit that got neither counts as
+  /// arrived. Move-only; must not outlive its limiter.
+  class Permit {
+   public:
+    Permit() = default;
+    Permit(Permit&& other) noexcept : limiter_(std::exchange(other.limiter_, nullptr)) {}
+    Permit& operator=(Permit&& other) noexcept;
+    Permit(const Permit&) = delete;
+    Permit& operator=(const Permit&) = delete;
+    ~Permit() { arrived(); }
+    void arrived();
+    void cancel();
+
+   private:
+    friend class RequestLimiter;
+    explicit Permit(RequestLimiter* limiter) : limiter_(limiter) {}
+    RequestLimiter* limiter_ = nullptr;
+  };
+
   RequestLimiter(std::vector<LimitRule> rules, std::filesystem::path budget_dir,
                  std::string adapter, ClockPtr clock);
   /// Loads persisted budgets (a corrupt one is replaced by a full window: safe side).
   Status load();
   /// Blocks until one request may be sent (every rule agrees and no Retry-After is pending),
-  /// then counts it. Errors: Errc::closed when stopped, Errc::io when a budget can't be saved.
-  Status acquire(StopSignal& stop);
+  /// then reserves its place in every rule. Errors: Errc::closed when stopped, Errc::io when a
+  /// budget can't be saved.
+  Result<Permit> acquire(StopSignal& stop);
   /// Holds every request back for `d` from now (Retry-After, in-band throttle).
   void holdFor(std::chrono::milliseconds d);
   uint64_t waitsTotal() const;
+  /// Requests admitted whose answer has not arrived yet.
+  uint64_t inFlight() const;
 
  private:
+  void finish(bool sent);
+
   mutable std::mutex mu_;
   ClockPtr clock_;
   std::vector<TokenBucket> buckets_;
   std::vector<WindowBudget> budgets_;
   std::chrono::steady_clock::time_point hold_until_{};
   uint64_t waits_ = 0;
+  uint64_t in_flight_ = 0;
 };
 
 using RequestLimiterPtr = std::shared_ptr<RequestLimiter>;

@@ -54,6 +54,52 @@ double TokenBucket::available(TimePoint now) {
   return tokens_;
 }
 
+// Reserve at send, take at the answer. Write B for tokens_ and R for reserved_. tryReserve()
+// admits only when B - R >= 1 and then adds one to R; complete() takes one from B and R; refill
+// only raises B (capped at the capacity C, which B - R >= 0 keeps above R). So B >= R >= 0
+// always, and B >= 1 whenever complete() takes a token: the bucket never goes negative.
+// Charging every request at its answer time a_i, a bucket that never goes negative gives, for
+// any interval [t, t+W]: answers in it = B(t) + refill - B(t+W) <= C + r*W - B(t+W)
+// <= C + r*W - R(t+W). The requests whose [send, answer] interval touches [t, t+W] are those
+// answered in it plus those still in flight at t+W (R(t+W)), so there are at most C + r*W =
+// the limit of them: whichever instant between send and answer the server counts a request
+// at, no window of length W holds more than the limit. A new bucket starts empty with nothing
+// in flight, so the bound holds across a restart too (the requests a killed process had in
+// flight were in its R).
+std::chrono::nanoseconds TokenBucket::tryReserve(TimePoint now) {
+  refill(now);
+  const double free_tokens = tokens_ - static_cast<double>(reserved_);
+  if (free_tokens >= 1.0) {
+    ++reserved_;
+    return std::chrono::nanoseconds(0);
+  }
+  if (static_cast<double>(reserved_) + 1.0 > capacity_) {
+    return kUntilAnAnswer;  // full of reservations: only an answer frees a token
+  }
+  const double secs = (1.0 - free_tokens) / rate_;
+  return std::chrono::nanoseconds(static_cast<int64_t>(std::ceil(secs * 1e9)));
+}
+
+void TokenBucket::complete(TimePoint now) {
+  if (reserved_ == 0) {
+    return;
+  }
+  refill(now);
+  --reserved_;
+  tokens_ = std::max(0.0, tokens_ - 1.0);
+}
+
+void TokenBucket::cancel() {
+  if (reserved_ > 0) {
+    --reserved_;
+  }
+}
+
+double TokenBucket::unreserved(TimePoint now) {
+  refill(now);
+  return tokens_ - static_cast<double>(reserved_);
+}
+
 WindowBudget::WindowBudget(uint64_t limit, std::chrono::seconds window,
                            std::filesystem::path state_file, uint64_t reserve)
     : limit_(limit),
@@ -84,6 +130,7 @@ Status WindowBudget::load() {
   window_start_ = start;
   used_ = static_cast<uint64_t>(used);  // the persisted reservation: assume all of it was spent
   reserved_ = used_;
+  loaded_window_ = true;
   return {};
 }
 
@@ -99,13 +146,35 @@ Status WindowBudget::persist(int64_t window_start, uint64_t reserved) {
   return writeStateFile(file_, json::serialize(doc));
 }
 
-Result<std::optional<int64_t>> WindowBudget::tryTake(int64_t now_ms) {
-  const int64_t start = now_ms - (((now_ms % window_ms_) + window_ms_) % window_ms_);
+int64_t WindowBudget::windowOf(int64_t now_ms) const {
+  return now_ms - (((now_ms % window_ms_) + window_ms_) % window_ms_);
+}
+
+// A request in flight when a window opens may be counted by the server in that window (its
+// answer, or the request itself, can arrive there), so it counts in the new window as well as
+// in the one it was charged to at send. With used_ counting the requests whose [send, answer]
+// interval touches the current window, admitting only while used_ < limit keeps every window
+// at or under the limit whichever instant of that interval the server counts. A process that
+// stopped with a request in flight did not say so in its state file; when the window after the
+// one read from the file opens, one such request is assumed (the adapters send one request at
+// a time per limiter), which costs at most one request after a restart.
+uint64_t WindowBudget::carriedInto(int64_t start) const {
+  const bool after_loaded = loaded_window_ && start == window_start_ + window_ms_;
+  return in_flight_ + (after_loaded ? 1 : 0);
+}
+
+void WindowBudget::roll(int64_t now_ms) {
+  const int64_t start = windowOf(now_ms);
   if (start != window_start_) {
+    used_ = start > window_start_ ? carriedInto(start) : in_flight_;
     window_start_ = start;
-    used_ = 0;
     reserved_ = 0;
+    loaded_window_ = false;
   }
+}
+
+Result<std::optional<int64_t>> WindowBudget::tryReserve(int64_t now_ms) {
+  roll(now_ms);
   if (used_ >= limit_) {
     return std::optional<int64_t>(window_start_ + window_ms_);
   }
@@ -117,12 +186,37 @@ Result<std::optional<int64_t>> WindowBudget::tryTake(int64_t now_ms) {
     reserved_ = want;
   }
   ++used_;
+  ++in_flight_;
   return std::optional<int64_t>();
 }
 
+void WindowBudget::complete(int64_t now_ms) {
+  roll(now_ms);  // an answer after the top of the window: the request counts in the new one
+  if (in_flight_ > 0) {
+    --in_flight_;
+  }
+}
+
+void WindowBudget::cancel() {
+  if (in_flight_ > 0) {
+    --in_flight_;
+  }
+}
+
+Result<std::optional<int64_t>> WindowBudget::tryTake(int64_t now_ms) {
+  auto r = tryReserve(now_ms);
+  if (r && !r->has_value()) {
+    complete(now_ms);
+  }
+  return r;
+}
+
 uint64_t WindowBudget::used(int64_t now_ms) const {
-  const int64_t start = now_ms - (((now_ms % window_ms_) + window_ms_) % window_ms_);
-  return start == window_start_ ? used_ : 0;
+  const int64_t start = windowOf(now_ms);
+  if (start == window_start_) {
+    return used_;
+  }
+  return start > window_start_ ? carriedInto(start) : in_flight_;
 }
 
 }  // namespace psa::adapters::api

@@ -8,6 +8,8 @@
   POST /_sim/mutate/stop             stop background churn
   GET  /_sim/stats                   counters (see README)
   POST /_sim/reset-stats
+  GET  /_sim/arrivals[?scope=api]    every vendor request: endpoint, scopes, received and answered
+                                     (Unix seconds, float), status; oldest first (last 200,000)
   GET  /_sim/faults                  rules with matched/fired counts
   POST /_sim/faults                  {"rules": [...], "replace": bool, "revoke_tokens": bool}
   DELETE /_sim/faults                clear all rules
@@ -71,6 +73,8 @@ class Admin:
                 snap["tokens"] = {"revocations": ctx.revocations}
                 snap.update(self.app.info().get("stats", {}))
                 return json_response(snap)
+            if sub == "arrivals" and m == "GET":
+                return json_response({"arrivals": ctx.stats.arrivals_list(req.param("scope") or None)})
             if sub == "reset-stats" and m == "POST":
                 ctx.stats.reset()
                 ctx.not_before.clear()

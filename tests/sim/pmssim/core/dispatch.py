@@ -12,6 +12,8 @@ Order for a vendor request:
   5. fault injection (first matching rule)
   6. the vendor handler
   7. post-handler faults (truncate, malformed_json), status accounting
+  8. the arrival log: when the request arrived and when its answer was ready (wall clock), for
+     tests that check a client's pacing against either instant (GET /_sim/arrivals)
 """
 
 import sys
@@ -57,6 +59,13 @@ class Dispatcher:
         endpoint, handler, scopes = routed
         if not isinstance(scopes, tuple):
             scopes = (scopes,)
+        received = time.time()
+        resp = self._handle_routed(req, endpoint, handler, scopes)
+        ctx.stats.log_arrival(endpoint, scopes, received, time.time(), resp.status)
+        return resp
+
+    def _handle_routed(self, req, endpoint, handler, scopes):
+        ctx = self.ctx
         scope = scopes[0]
         req.endpoint = endpoint
         ctx.stats.count_request(endpoint)

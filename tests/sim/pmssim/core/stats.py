@@ -1,9 +1,13 @@
 """Request statistics (admin `GET /_sim/stats`, `POST /_sim/reset-stats`)."""
 
+import collections
 import threading
 import time
 
 from .ratelimit import RateObserver
+
+
+ARRIVALS_KEPT = 200000
 
 
 class Stats:
@@ -32,6 +36,8 @@ class Stats:
                 "connections": 0,
                 "admin_requests": 0,
             }
+            # (endpoint, scopes, received, answered, status) per vendor request, wall clock
+            self.arrivals = collections.deque(maxlen=ARRIVALS_KEPT)
             self.obs_1s = RateObserver(1)
             self.obs_60s = RateObserver(60)
             for lim in self.limiters.values():
@@ -50,6 +56,17 @@ class Stats:
             per[str(status)] = per.get(str(status), 0) + 1
             if status == 429:
                 self.counters["throttled_429"] += 1
+
+    def log_arrival(self, endpoint, scopes, received, answered, status):
+        with self._lock:
+            self.arrivals.append((endpoint, tuple(s for s in scopes if s), received, answered, status))
+
+    def arrivals_list(self, scope=None):
+        """Admin `GET /_sim/arrivals[?scope=S]`: the logged requests, oldest first."""
+        with self._lock:
+            items = list(self.arrivals)
+        return [{"endpoint": e, "scopes": list(sc), "received": r, "answered": a, "status": st}
+                for e, sc, r, a, st in items if scope is None or scope in sc]
 
     def inc(self, name, n=1):
         with self._lock:
