@@ -1750,6 +1750,12 @@ CheckResult listenerHolderCheck(const std::string& name, const ListenEndpoint& e
     }
   }
   const os::TcpListener& h = holders.front();
+  if (h.pid < 0 && h.user.empty()) {
+    return {Level::warn, name,
+            "something listens on " + ep.text +
+                " but the OS does not say which process ▸ with the agent stopped, another "
+                "program holds it"};
+  }
   if (h.pid >= 0) {
     return {Level::ok, name,
             "listening on " + ep.text + " (" + (h.process.empty() ? "" : h.process + " ") + "pid " +

@@ -63,8 +63,14 @@ TcpListener listener(std::string address, bool v6, DWORD pid) {
   TcpListener l;
   l.address = std::move(address);
   l.v6 = v6;
+  if (pid == 0) {
+    return l;  // no owner given (Wine 8 reports none): unknown
+  }
   l.pid = static_cast<int64_t>(pid);
   l.process = imageName(pid);
+  if (l.process.empty() && pid == 4) {
+    l.process = "System (HTTP.sys: netsh http show servicestate)";
+  }
   return l;
 }
 

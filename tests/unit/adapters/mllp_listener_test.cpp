@@ -386,12 +386,20 @@ TEST(MllpListener, CheckReportsListeningOrFreePort) {
   auto cfg = MllpHarness::config(R"({"listen":"127.0.0.1:)" + std::to_string(h.port()) + "\"}");
   auto lines = h.factory().check(cfg, h.tmp().path());
   ASSERT_EQ(lines.size(), 1u);
-  EXPECT_EQ(lines[0].level, adapters::CheckResult::Level::ok);
+  if (runningUnderWine()) {  // no owning process from GetExtendedTcpTable (tests/windows)
+    EXPECT_EQ(lines[0].level, adapters::CheckResult::Level::warn);
+    EXPECT_EQ(lines[0].text.rfind("something listens on 127.0.0.1:", 0), 0u) << lines[0].text;
+  } else {
+    EXPECT_EQ(lines[0].level, adapters::CheckResult::Level::ok);
+  }
   // This process holds the port: as the agent would, it is the program running the check.
   const std::string pid = " pid " + std::to_string(os::currentProcessId()) + ")";
-  EXPECT_EQ(lines[0].text.rfind("listening on 127.0.0.1:" + std::to_string(h.port()) + " (", 0), 0u)
-      << lines[0].text;
-  EXPECT_NE(lines[0].text.find(pid), std::string::npos) << lines[0].text;
+  if (!runningUnderWine()) {
+    EXPECT_EQ(
+        lines[0].text.rfind("listening on 127.0.0.1:" + std::to_string(h.port()) + " (", 0), 0u)
+        << lines[0].text;
+    EXPECT_NE(lines[0].text.find(pid), std::string::npos) << lines[0].text;
+  }
   ASSERT_TRUE(h.stop());
   const int port = freePort();
   auto free_cfg = MllpHarness::config(R"({"listen":"127.0.0.1:)" + std::to_string(port) + "\"}");

@@ -1,6 +1,7 @@
 // os::tcpListenersOnPort on real sockets: a port this process listens on names this process;
 // a closed port lists nothing.
 #include "psa/store/os/tcp_listeners.h"
+#include "test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -25,6 +26,9 @@ TEST(TcpListeners, NamesThisProcessForItsOwnListener) {
   const TcpListener& l = found->front();
   EXPECT_EQ(l.address, "127.0.0.1");
   EXPECT_FALSE(l.v6);
+  if (l.pid < 0 && test::runningUnderWine()) {
+    GTEST_SKIP() << "Wine 8 reports no owning process (tests/windows/README.md)";
+  }
   EXPECT_EQ(l.pid, currentProcessId());
   EXPECT_FALSE(l.process.empty());
   EXPECT_EQ(l.process, currentProcessName());
@@ -74,6 +78,9 @@ TEST(TcpListeners, Ipv6ListenerIsReported) {
   ASSERT_EQ(found->size(), 1u);
   EXPECT_EQ(found->front().address, "::1");
   EXPECT_TRUE(found->front().v6);
+  if (found->front().pid < 0 && test::runningUnderWine()) {
+    GTEST_SKIP() << "Wine 8 reports no owning process (tests/windows/README.md)";
+  }
   EXPECT_EQ(found->front().pid, currentProcessId());
 }
 

@@ -18,7 +18,7 @@ struct TcpListener {
   std::string address;  ///< local address: "0.0.0.0", "127.0.0.1", "::", "::1"
   bool v6 = false;
   /// The owning process; -1 when it cannot be seen (on Linux another user's process, unless
-  /// this one runs as root).
+  /// this one runs as root; under Wine always).
   int64_t pid = -1;
   std::string process;  ///< its executable's name ("pms-agent", "nc"); empty when unknown
   std::string user;     ///< POSIX: the socket's owner ("pms-agent", or "uid 998"); Windows: empty
