@@ -67,7 +67,9 @@ void AdapterSet::startAll(const Config& config) {
     auto source = std::move(created).value();
     const Status st = source->start();
     if (!st) {
-      log_.error("adapter_start_failed", {{"adapter", name}, {"error", st.error().message}});
+      const bool retrying = source->retryStartInBackground();
+      log_.error("adapter_start_failed",
+                 {{"adapter", name}, {"error", st.error().message}, {"retrying", retrying}});
     } else {
       log_.info("adapter_started", {{"adapter", name}, {"type", source->type()}});
     }
@@ -157,7 +159,9 @@ Result<ApplySummary> AdapterSet::apply(const Config& next) {
       auto again = create(was.config);
       Status st = again ? (*again)->start() : Status(again.error());
       if (!st) {
-        log_.error("rollback_restart_failed", {{"adapter", name}, {"error", st.error().message}});
+        const bool retrying = again && (*again)->retryStartInBackground();
+        log_.error("rollback_restart_failed",
+                   {{"adapter", name}, {"error", st.error().message}, {"retrying", retrying}});
       } else {
         log_.info("rollback_restarted", {{"adapter", name}});
       }
@@ -246,7 +250,14 @@ Status AdapterSet::restart(const std::string& name) {
     running_[name] = Running{*fresh, was.config, st.ok()};
   }
   if (!st) {
-    log_.error("adapter_start_failed", {{"adapter", name}, {"error", st.error().message}});
+    const bool retrying = (*fresh)->retryStartInBackground();
+    log_.error("adapter_start_failed",
+               {{"adapter", name}, {"error", st.error().message}, {"retrying", retrying}});
+    if (retrying) {
+      return Error(st.error().code, st.error().message +
+                                        "; it keeps retrying (pms-agent status shows the next "
+                                        "attempt)");
+    }
     return st;
   }
   log_.info("adapter_restarted", {{"adapter", name}});

@@ -47,7 +47,8 @@ class AdapterSet {
   AdapterSet(const adapters::SourceRegistry& registry, adapters::SourceContext& ctx);
 
   /// Boot: creates and starts every enabled adapter. One that fails to start is logged and kept
-  /// (status shows it; restart-adapter retries it).
+  /// (status shows it; restart-adapter retries it); a source that can retry on its own (a
+  /// listener whose port is taken) is asked to (Source::retryStartInBackground).
   void startAll(const Config& config);
 
   /// Staged apply of `next` (validated). Errors (Errc::unavailable for a start failure,
@@ -56,7 +57,8 @@ class AdapterSet {
   Result<ApplySummary> apply(const Config& next);
 
   /// Stops one adapter, builds a fresh instance from its config and starts it. Errors:
-  /// Errc::not_found (no such adapter), or why the new instance could not start.
+  /// Errc::not_found (no such adapter), or why the new instance could not start (a source that
+  /// retries on its own keeps doing so, and the message says it).
   Status restart(const std::string& name);
 
   /// Stops everything (pending ACKs and commits finish first); waits up to `timeout`.

@@ -74,6 +74,12 @@ std::string detailText(const json::Value& d) {
   if (const json::Value* v = d.find("next_poll_in_ms"); v && v->isNumber()) {
     out += "  next poll in " + humanSeconds(v->asNumber() / 1000.0);
   }
+  if (const json::Value* v = d.find("next_bind_attempt_in_ms"); v && v->isNumber()) {
+    out += "  next bind attempt in " + humanSeconds(v->asNumber() / 1000.0);
+    if (const json::Value* n = d.find("bind_attempts"); n && n->isInteger()) {
+      out += " (" + std::to_string(n->asInt()) + " failed)";
+    }
+  }
   return out;
 }
 

@@ -70,7 +70,8 @@ TEST(MllpAgent, SixtyFourSendersEveryAckedMessageStoredExactlyOnce) {
 TEST(MllpAgent, ThreeHundredConcurrentConnectionsAreAllAnswered) {
   TempDir tmp("psa-mllp-agent");
   const int port = freePort();
-  AgentProcess agent(tmp / "state", mllpAgentConfig(port));
+  // 300 senders on one host: above the default per-peer limit (64).
+  AgentProcess agent(tmp / "state", mllpAgentConfig(port, R"({"max_connections_per_peer":300})"));
   ASSERT_TRUE(agent.start()) << agent.log();
   constexpr int kConnections = 300;
   std::vector<hl7::MllpClientPtr> clients;

@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/bind_executor.hpp>
@@ -32,7 +33,10 @@
 #include "psa/store/fatal.h"
 #include "psa/store/log.h"
 #include "psa/store/os/per_thread.h"
+#include "psa/store/os/process_info.h"
+#include "psa/store/os/secret_file.h"
 #include "psa/store/os/system_error.h"
+#include "psa/store/os/tcp_listeners.h"
 #include "psa/store/os/utf8_path.h"
 
 namespace psa::adapters::hl7 {
@@ -52,6 +56,12 @@ constexpr size_t kReadMax = 64 * 1024;
 constexpr size_t kMaxJunkBytes = 64 * 1024;  // non-MLLP bytes before the connection is closed
 constexpr auto kStopGrace = std::chrono::seconds(25);
 constexpr auto kAcceptRetry = std::chrono::milliseconds(200);
+// A listener that could not bind retries: 1 s, doubling, at most a minute apart (a local port,
+// no fleet in lockstep to spread: no jitter). A failure that repeats itself is logged again
+// after kBindFailureLogEvery at the earliest.
+constexpr auto kBindRetryFirst = std::chrono::seconds(1);
+constexpr auto kBindRetryMax = std::chrono::seconds(60);
+constexpr auto kBindFailureLogEvery = std::chrono::minutes(10);
 constexpr const char* kType = "hl7-mllp";
 
 // ACK latency in microseconds: log-linear buckets (16 per power of two, <= 6.25 % error).
@@ -171,13 +181,44 @@ std::string endpointText(const tcp::endpoint& ep) {
   return addr.to_string() + ":" + std::to_string(ep.port());
 }
 
+// The peer's address without the port (IPv4-mapped IPv6 as IPv4): the key of the per-peer
+// connection count.
+std::string addressText(const asio::ip::address& addr) {
+  if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6()).to_string();
+  }
+  return addr.to_string();
+}
+
+int64_t steadyNs(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
 class SessionBase {
  public:
+  explicit SessionBase(std::string peer) : peer_(std::move(peer)) {
+    progress_ns.store(steadyNs(SteadyClock::now()), std::memory_order_relaxed);
+  }
   virtual ~SessionBase() = default;
   /// Stop reading; finish the acknowledgements of what was received, then close.
   virtual void stop() = 0;
   /// Close now.
   virtual void forceClose() = 0;
+  /// Chosen to make room for a new connection: like stop() (whatever was received is still
+  /// answered, so nothing acknowledged is lost), then close.
+  virtual void evict() = 0;
+
+  /// "10.0.0.5:51234".
+  const std::string& peer() const { return peer_; }
+
+  // Published by the session's strand for the listener's eviction choice (any thread reads):
+  // when it last made progress (opened, a whole frame arrived, an ACK went out), and whether a
+  // message of it awaits its commit or its ACK (such a connection is never evicted).
+  std::atomic<int64_t> progress_ns{0};
+  std::atomic<bool> busy{false};
+
+ protected:
+  const std::string peer_;
 };
 
 // State shared by the listener and its sessions (sessions may outlive the listener object).
@@ -203,7 +244,9 @@ struct Shared {
   std::atomic<uint64_t> connections_total{0};
   std::atomic<uint64_t> connections_open{0};
   std::atomic<uint64_t> connections_refused{0};  // allow list
-  std::atomic<uint64_t> connections_over_limit{0};
+  std::atomic<uint64_t> connections_over_limit{0};       // refused: every connection busy
+  std::atomic<uint64_t> connections_over_peer_limit{0};  // refused: the peer's are all busy
+  std::atomic<uint64_t> connections_evicted{0};          // closed to make room, longest idle
   std::atomic<uint64_t> messages{0};
   std::atomic<uint64_t> bytes_in{0};
   std::atomic<uint64_t> bytes_out{0};
@@ -217,6 +260,7 @@ struct Shared {
   std::atomic<uint64_t> missing_end_cr{0};
   std::atomic<uint64_t> tls_failures{0};
   std::atomic<uint64_t> idle_timeouts{0};
+  std::atomic<uint64_t> idle_timeouts_mid_frame{0};  // of them: a frame begun, never finished
   std::atomic<uint64_t> write_timeouts{0};
   std::atomic<uint64_t> acks_suppressed{0};  // MSH-15 NE/ER/SU said not to send
   std::array<std::atomic<uint64_t>, kAckCodes> ack_counts{};
@@ -228,9 +272,17 @@ struct Shared {
   std::string last_error;
   int64_t last_error_ms = 0;
 
-  // Session registry and stop bookkeeping.
+  // Session registry and stop bookkeeping. A connection chosen for eviction stays registered
+  // until it has closed, but no longer counts against the limits.
+  struct Entry {
+    std::weak_ptr<SessionBase> session;
+    std::string address;  // addressText() of the peer
+    bool evicting = false;
+  };
   std::mutex reg_mu;
-  std::map<uint64_t, std::weak_ptr<SessionBase>> sessions;
+  std::map<uint64_t, Entry> sessions;
+  std::map<std::string, size_t> per_peer;  // registered, not evicting, by address
+  size_t evicting = 0;
   uint64_t next_session = 1;
   bool stopping = false;
   bool stopped = false;
@@ -258,7 +310,15 @@ struct Shared {
     std::vector<std::function<void()>> waiters;
     {
       std::lock_guard lock(reg_mu);
-      sessions.erase(id);
+      if (auto it = sessions.find(id); it != sessions.end()) {
+        if (it->second.evicting) {
+          --evicting;
+        } else if (auto p = per_peer.find(it->second.address);
+                   p != per_peer.end() && --p->second == 0) {
+          per_peer.erase(p);
+        }
+        sessions.erase(it);
+      }
       if (stopping && !stopped && sessions.empty()) {
         stopped = true;
         waiters.swap(stop_waiters);
@@ -289,20 +349,20 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   // Plain TCP.
   Session(std::shared_ptr<Shared> shared, tcp::socket socket, uint64_t id,
           std::string peer) requires(!kTls)
-      : sh_(std::move(shared)),
+      : SessionBase(std::move(peer)),
+        sh_(std::move(shared)),
         stream_(std::move(socket)),
         timer_(stream_.get_executor()),
         id_(id),
-        peer_(std::move(peer)),
         decoder_(sh_->settings.max_message_bytes) {}
   // TLS.
   Session(std::shared_ptr<Shared> shared, tcp::socket socket, uint64_t id,
           std::string peer) requires(kTls)
-      : sh_(std::move(shared)),
+      : SessionBase(std::move(peer)),
+        sh_(std::move(shared)),
         stream_(std::move(socket), *sh_->tls),
         timer_(stream_.get_executor()),
         id_(id),
-        peer_(std::move(peer)),
         decoder_(sh_->settings.max_message_bytes) {}
 
   ~Session() override { sh_->connections_open.fetch_sub(1, std::memory_order_relaxed); }
@@ -317,6 +377,20 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     auto self = this->shared_from_this();
     asio::post(stream_.get_executor(),
                [self] { guardInvariant("mllp.session_stop", [&] { self->onStop(); }); });
+  }
+
+  void evict() override {
+    auto self = this->shared_from_this();
+    asio::post(stream_.get_executor(), [self] {
+      guardInvariant("mllp.session_evict", [&] {
+        if (!self->closed_ && !self->pending_.empty()) {
+          self->sh_->log.debug("evicted_connection_finishing",
+                               {{"peer", self->peer_},
+                                {"unanswered", static_cast<uint64_t>(self->pending_.size())}});
+        }
+        self->onStop();
+      });
+    });
   }
 
   void forceClose() override {
@@ -347,7 +421,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       return;  // stopped before it started
     }
     const auto now = SteadyClock::now();
-    last_activity_ = now;
+    progress(now);
     buf_size_ = kReadMin;
     buf_ = std::make_unique<char[]>(buf_size_);
     error_code ec;
@@ -393,7 +467,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         sh_->log.debug("tls_client", {{"peer", peer_}, {"cn", std::string_view(cn)}});
       }
     }
-    last_activity_ = SteadyClock::now();
+    progress(SteadyClock::now());
     if (stopping_) {
       closeNow();
       return;
@@ -443,8 +517,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       endOfInput(ec);
       return;
     }
+    // Bytes alone are no progress (a sender trickling a frame that never ends is idle); a whole
+    // frame is (handleChunk).
     const auto now = SteadyClock::now();
-    last_activity_ = now;
     sh_->bytes_in.fetch_add(n, std::memory_order_relaxed);
     handleChunk(std::string_view(buf_.get(), n), now);
     if (n == buf_size_ && buf_size_ < kReadMax) {
@@ -461,6 +536,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     pumpWrites();
     doRead();
     finishIfDone();
+    publishBusy();
   }
 
   void endOfInput(const error_code& ec) {
@@ -476,6 +552,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
     pumpWrites();
     finishIfDone();
+    publishBusy();
   }
 
   struct Pending {
@@ -495,6 +572,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     const int64_t received_ms = sh_->clock->nowMs();
     while (auto ev = decoder_.next()) {
       if (ev->type == MllpEvent::Type::frame) {
+        progress(received);
         onFrame(*ev, received, received_ms, work);
       } else {
         onFault(*ev, received);
@@ -520,6 +598,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   Slot& newSlot(TimePoint received) {
+    busy.store(true, std::memory_order_relaxed);
     Slot& s = pending_.emplace_back();
     s.id = next_slot_++;
     s.received = received;
@@ -634,6 +713,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void commit(Pending work) {
     ++commits_outstanding_;
+    busy.store(true, std::memory_order_relaxed);  // before the store can complete it
     auto self = this->shared_from_this();
     auto record_slots = std::make_shared<std::vector<uint64_t>>(std::move(work.record_slots));
     auto dead_slots = std::make_shared<std::vector<uint64_t>>(std::move(work.dead_slots));
@@ -727,6 +807,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     pumpWrites();
     doRead();
     finishIfDone();
+    publishBusy();
   }
 
   // ---- writing --------------------------------------------------------------------------
@@ -783,7 +864,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       return;
     }
     const auto now = SteadyClock::now();
-    last_activity_ = now;
+    progress(now);
     sh_->bytes_out.fetch_add(n, std::memory_order_relaxed);
     for (const auto& t : write_times_) {
       sh_->latency.record(static_cast<uint64_t>(
@@ -799,6 +880,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     pumpWrites();
     doRead();
     finishIfDone();
+    publishBusy();
   }
 
   // ---- ending ---------------------------------------------------------------------------
@@ -828,6 +910,18 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       timer_.cancel();
     }
     finishIfDone();
+  }
+
+  // Progress: the connection opened or finished its handshake, a whole frame arrived, or an ACK
+  // went out. Idleness (idle timeout, eviction) counts from the last progress.
+  void progress(TimePoint now) {
+    last_activity_ = now;
+    progress_ns.store(steadyNs(now), std::memory_order_relaxed);
+  }
+
+  void publishBusy() {
+    busy.store(!pending_.empty() || writing_ || commits_outstanding_ > 0,
+               std::memory_order_relaxed);
   }
 
   // One timer per connection, re-armed lazily: activity only updates timestamps.
@@ -874,9 +968,16 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
     if (!writing_ && !handshaking_ && pending_.empty() && cfg.idle_timeout.count() > 0 &&
         now - last_activity_ >= cfg.idle_timeout) {
+      // Also a sender that began a frame and trickles bytes that never complete it: nothing of
+      // it was acknowledged, so nothing is lost.
       sh_->idle_timeouts.fetch_add(1, std::memory_order_relaxed);
-      sh_->log.info("idle_timeout",
-                    {{"peer", peer_}, {"idle_s", static_cast<int64_t>(cfg.idle_timeout.count())}});
+      const auto partial = static_cast<uint64_t>(decoder_.buffered());
+      if (partial > 0) {
+        sh_->idle_timeouts_mid_frame.fetch_add(1, std::memory_order_relaxed);
+      }
+      sh_->log.info("idle_timeout", {{"peer", peer_},
+                                     {"idle_s", static_cast<int64_t>(cfg.idle_timeout.count())},
+                                     {"partial_frame_bytes", partial}});
       closeNow();
       return;
     }
@@ -887,7 +988,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   Stream stream_;
   asio::steady_timer timer_;
   uint64_t id_;
-  std::string peer_;
   MllpDecoder decoder_;
   std::unique_ptr<char[]> buf_;
   size_t buf_size_ = 0;
@@ -905,7 +1005,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bool stopping_ = false;
   bool close_after_write_ = false;
   bool unregistered_ = false;
-  TimePoint last_activity_{};
+  TimePoint last_activity_{};  // the last progress()
   TimePoint write_started_{};
   TimePoint handshake_deadline_{};
 };
@@ -978,6 +1078,7 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
         strand_(asio::make_strand(io)),
         sh_(std::move(shared)),
         retry_timer_(strand_),
+        bind_timer_(strand_),
         grace_timer_(strand_),
         name_(sh_->settings.name) {}
 
@@ -989,8 +1090,161 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
     if (state_ != State::stopped || started_) {
       return Error(Errc::invalid_argument, "adapter " + name_ + " already started");
     }
+    auto bound = bindAll();
+    if (!bound) {
+      sh_->setError(bound.error().message);
+      state_ = State::failed;
+      return bound.error();  // acceptors opened so far close here
+    }
+    beginListening(std::move(bound).value());
+    return {};
+  }
+
+  bool retryStartInBackground() override {
+    {
+      std::lock_guard lock(mu_);
+      if (state_ != State::failed || started_) {
+        return false;
+      }
+      state_ = State::retrying;
+      bind_attempts_ = 1;  // the failed start()
+      bind_delay_ = kBindRetryFirst;
+      next_bind_ms_ = sh_->clock->nowMs() + kBindRetryFirst.count() * 1000;
+    }
+    auto self = shared_from_this();
+    asio::post(strand_,
+               [self] { guardInvariant("mllp.bind_retry", [&] { self->armBindRetry(); }); });
+    return true;
+  }
+
+  void stop(std::function<void()> done) override {
+    auto self = shared_from_this();
+    asio::post(strand_, [self, done = std::move(done)]() mutable {
+      guardInvariant("mllp.listener_stop", [&] { self->onStop(std::move(done)); });
+    });
+  }
+
+  SourceStatus status() const override {
+    SourceStatus st;
+    {
+      std::lock_guard lock(mu_);
+      switch (state_) {
+        case State::stopped:
+          st.state = "stopped";
+          break;
+        case State::listening:
+          st.state = "listening";
+          break;
+        case State::stopping:
+          st.state = "stopping";
+          break;
+        case State::failed:
+          st.state = "failed";
+          break;
+        case State::retrying:
+          st.state = "retrying";  // could not bind; tries again (bind_attempts, next_bind_...)
+          break;
+      }
+      st.healthy = state_ != State::failed && state_ != State::retrying;
+      json::Value eps = json::Value::array();
+      for (const auto& b : bound_) {
+        eps.push(json::Value::string(b));
+      }
+      st.detail.set("endpoints", std::move(eps));
+      if (state_ == State::retrying) {
+        st.detail.set("bind_attempts", json::Value::integer(static_cast<int64_t>(bind_attempts_)));
+        st.detail.set("next_bind_attempt_in_ms", json::Value::integer(std::max<int64_t>(
+                                                     0, next_bind_ms_ - sh_->clock->nowMs())));
+      }
+    }
+    const Shared& s = *sh_;
+    st.last_message_ms = s.last_message_ms.load();
+    {
+      std::lock_guard lock(s.err_mu);
+      st.last_error = s.last_error;
+      st.last_error_ms = s.last_error_ms;
+    }
+    auto& c = st.counters;
+    c["connections"] = s.connections_total.load();
+    c["connections_refused"] = s.connections_refused.load();
+    c["connections_over_limit"] = s.connections_over_limit.load();
+    c["connections_over_peer_limit"] = s.connections_over_peer_limit.load();
+    c["connections_evicted"] = s.connections_evicted.load();
+    c["messages"] = s.messages.load();
+    c["accepted"] = s.accepted.load();
+    c["duplicates"] = s.duplicates.load();
+    c["dead_letters"] = s.dead_letters.load();
+    c["store_refused"] = s.store_refused.load();
+    c["bytes_in"] = s.bytes_in.load();
+    c["bytes_out"] = s.bytes_out.load();
+    c["framing_errors"] = s.framing_errors.load();
+    c["oversize"] = s.oversize.load();
+    c["keepalives"] = s.keepalives.load();
+    c["missing_end_cr"] = s.missing_end_cr.load();
+    c["tls_failures"] = s.tls_failures.load();
+    c["idle_timeouts"] = s.idle_timeouts.load();
+    c["idle_timeouts_mid_frame"] = s.idle_timeouts_mid_frame.load();
+    c["write_timeouts"] = s.write_timeouts.load();
+    c["acks_suppressed"] = s.acks_suppressed.load();
+    for (size_t k = 0; k < kAckCodes; ++k) {
+      c[std::string("ack_") + kAckNames[k]] = s.ack_counts[k].load();
+    }
+    json::Value listen = json::Value::array();
+    for (const auto& ep : s.settings.listen) {
+      listen.push(json::Value::string(ep.text));
+    }
+    st.detail.set("listen", std::move(listen));
+    st.detail.set("tls", json::Value::boolean(s.tls != nullptr));
+    st.detail.set("client_certificates",
+                  json::Value::boolean(s.settings.tls && !s.settings.tls->client_ca_file.empty()));
+    st.detail.set("connections_open",
+                  json::Value::integer(static_cast<int64_t>(s.connections_open.load())));
+    st.detail.set("max_connections",
+                  json::Value::integer(static_cast<int64_t>(s.settings.max_connections)));
+    st.detail.set("max_connections_per_peer",
+                  json::Value::integer(static_cast<int64_t>(peerLimit())));
+    {
+      // The peers holding the most connections (addresses only: no PHI), at most three.
+      std::vector<std::pair<size_t, std::string>> peers;
+      {
+        std::lock_guard lock(sh_->reg_mu);
+        for (const auto& [addr, n] : sh_->per_peer) {
+          peers.emplace_back(n, addr);
+        }
+      }
+      std::sort(peers.begin(), peers.end(), [](const auto& a, const auto& b) {
+        return a.first != b.first ? a.first > b.first : a.second < b.second;
+      });
+      st.detail.set("peers_open", json::Value::integer(static_cast<int64_t>(peers.size())));
+      json::Value top = json::Value::array();
+      for (size_t k = 0; k < peers.size() && k < 3; ++k) {
+        json::Value p = json::Value::object();
+        p.set("address", json::Value::string(peers[k].second));
+        p.set("connections", json::Value::integer(static_cast<int64_t>(peers[k].first)));
+        top.push(std::move(p));
+      }
+      st.detail.set("top_peers", std::move(top));
+    }
+    json::Value lat = json::Value::object();
+    lat.set("count", json::Value::integer(static_cast<int64_t>(s.latency.count())));
+    lat.set("p50_us", json::Value::integer(static_cast<int64_t>(s.latency.percentile(0.50))));
+    lat.set("p99_us", json::Value::integer(static_cast<int64_t>(s.latency.percentile(0.99))));
+    st.detail.set("ack_latency", std::move(lat));
+    return st;
+  }
+
+ private:
+  enum class State { stopped, listening, stopping, failed, retrying };
+
+  struct Bound {
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
-    std::vector<std::string> bound;
+    std::vector<std::string> endpoints;
+  };
+
+  // Opens, binds and listens on every configured address; all or nothing. Errors:
+  // Errc::unavailable with the address, the OS's words and a hint.
+  Result<Bound> bindAll() {
+    Bound out;
     for (const auto& ep : sh_->settings.listen) {
       error_code ec;
       const auto addr = asio::ip::make_address(ep.host, ec);
@@ -1021,16 +1275,18 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
         } else if (ec == boost::system::errc::address_not_available) {
           hint = " (no such address on this host)";
         }
-        const std::string text = "listen " + ep.text + ": " + ec.message() + hint;
-        sh_->setError(text);
-        state_ = State::failed;
-        return Error(Errc::unavailable, text);  // acceptors opened so far close here
+        return Error(Errc::unavailable, "listen " + ep.text + ": " + ec.message() + hint);
       }
-      bound.push_back(endpointText(acc->local_endpoint(ec)));
-      acceptors.push_back(std::move(acc));
+      out.endpoints.push_back(endpointText(acc->local_endpoint(ec)));
+      out.acceptors.push_back(std::move(acc));
     }
-    acceptors_ = std::move(acceptors);
-    bound_ = std::move(bound);
+    return out;
+  }
+
+  // Under mu_: takes the bound acceptors and starts accepting (on the strand).
+  void beginListening(Bound bound) {
+    acceptors_ = std::move(bound.acceptors);
+    bound_ = std::move(bound.endpoints);
     started_ = true;
     state_ = State::listening;
     std::string list;
@@ -1040,99 +1296,76 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
     sh_->log.info("listening",
                   {{"endpoints", list},
                    {"tls", sh_->tls != nullptr},
-                   {"max_connections", static_cast<uint64_t>(sh_->settings.max_connections)}});
+                   {"max_connections", static_cast<uint64_t>(sh_->settings.max_connections)},
+                   {"max_connections_per_peer", static_cast<uint64_t>(peerLimit())}});
     auto self = shared_from_this();
     asio::post(strand_, [self] {
       for (size_t k = 0; k < self->acceptors_.size(); ++k) {
         self->accept(k);
       }
     });
-    return {};
   }
 
-  void stop(std::function<void()> done) override {
+  // Strand.
+  void armBindRetry() {
+    if (stopping_) {
+      return;
+    }
+    SteadyClock::duration delay;
+    {
+      std::lock_guard lock(mu_);
+      delay = bind_delay_;
+    }
     auto self = shared_from_this();
-    asio::post(strand_, [self, done = std::move(done)]() mutable {
-      guardInvariant("mllp.listener_stop", [&] { self->onStop(std::move(done)); });
+    bind_timer_.expires_after(delay);
+    bind_timer_.async_wait([self](const error_code& ec) {
+      guardInvariant("mllp.bind_retry", [&] {
+        if (!ec) {
+          self->onBindRetry();
+        }
+      });
     });
   }
 
-  SourceStatus status() const override {
-    SourceStatus st;
-    {
-      std::lock_guard lock(mu_);
-      switch (state_) {
-        case State::stopped:
-          st.state = "stopped";
-          break;
-        case State::listening:
-          st.state = "listening";
-          break;
-        case State::stopping:
-          st.state = "stopping";
-          break;
-        case State::failed:
-          st.state = "failed";
-          break;
-      }
-      st.healthy = state_ != State::failed;
-      json::Value eps = json::Value::array();
-      for (const auto& b : bound_) {
-        eps.push(json::Value::string(b));
-      }
-      st.detail.set("endpoints", std::move(eps));
+  // Strand: one more attempt to bind.
+  void onBindRetry() {
+    if (stopping_) {
+      return;
     }
-    const Shared& s = *sh_;
-    st.last_message_ms = s.last_message_ms.load();
-    {
-      std::lock_guard lock(s.err_mu);
-      st.last_error = s.last_error;
-      st.last_error_ms = s.last_error_ms;
+    auto bound = bindAll();
+    std::lock_guard lock(mu_);
+    ++bind_attempts_;
+    if (bound) {
+      sh_->log.info("bind_recovered", {{"attempts", bind_attempts_}});
+      beginListening(std::move(bound).value());
+      return;
     }
-    auto& c = st.counters;
-    c["connections"] = s.connections_total.load();
-    c["connections_refused"] = s.connections_refused.load();
-    c["connections_over_limit"] = s.connections_over_limit.load();
-    c["messages"] = s.messages.load();
-    c["accepted"] = s.accepted.load();
-    c["duplicates"] = s.duplicates.load();
-    c["dead_letters"] = s.dead_letters.load();
-    c["store_refused"] = s.store_refused.load();
-    c["bytes_in"] = s.bytes_in.load();
-    c["bytes_out"] = s.bytes_out.load();
-    c["framing_errors"] = s.framing_errors.load();
-    c["oversize"] = s.oversize.load();
-    c["keepalives"] = s.keepalives.load();
-    c["missing_end_cr"] = s.missing_end_cr.load();
-    c["tls_failures"] = s.tls_failures.load();
-    c["idle_timeouts"] = s.idle_timeouts.load();
-    c["write_timeouts"] = s.write_timeouts.load();
-    c["acks_suppressed"] = s.acks_suppressed.load();
-    for (size_t k = 0; k < kAckCodes; ++k) {
-      c[std::string("ack_") + kAckNames[k]] = s.ack_counts[k].load();
+    const std::string& error = bound.error().message;
+    sh_->setError(error);
+    bind_delay_ = std::min<SteadyClock::duration>(bind_delay_ * 2, kBindRetryMax);
+    const auto delay_ms = std::chrono::duration_cast<std::chrono::milliseconds>(bind_delay_);
+    next_bind_ms_ = sh_->clock->nowMs() + delay_ms.count();
+    // Logged when it changes, else at most every kBindFailureLogEvery (with the count since).
+    const auto now = SteadyClock::now();
+    if (error != bind_error_logged_ || now - bind_logged_at_ >= kBindFailureLogEvery) {
+      sh_->log.warn("bind_retry_failed", {{"error", error},
+                                          {"attempts", bind_attempts_},
+                                          {"failures_not_logged", bind_failures_unlogged_},
+                                          {"next_attempt_s", delay_ms.count() / 1000}});
+      bind_error_logged_ = error;
+      bind_logged_at_ = now;
+      bind_failures_unlogged_ = 0;
+    } else {
+      ++bind_failures_unlogged_;
     }
-    json::Value listen = json::Value::array();
-    for (const auto& ep : s.settings.listen) {
-      listen.push(json::Value::string(ep.text));
-    }
-    st.detail.set("listen", std::move(listen));
-    st.detail.set("tls", json::Value::boolean(s.tls != nullptr));
-    st.detail.set("client_certificates",
-                  json::Value::boolean(s.settings.tls && !s.settings.tls->client_ca_file.empty()));
-    st.detail.set("connections_open",
-                  json::Value::integer(static_cast<int64_t>(s.connections_open.load())));
-    st.detail.set("max_connections",
-                  json::Value::integer(static_cast<int64_t>(s.settings.max_connections)));
-    json::Value lat = json::Value::object();
-    lat.set("count", json::Value::integer(static_cast<int64_t>(s.latency.count())));
-    lat.set("p50_us", json::Value::integer(static_cast<int64_t>(s.latency.percentile(0.50))));
-    lat.set("p99_us", json::Value::integer(static_cast<int64_t>(s.latency.percentile(0.99))));
-    st.detail.set("ack_latency", std::move(lat));
-    return st;
+    auto self = shared_from_this();
+    asio::post(strand_,
+               [self] { guardInvariant("mllp.bind_retry", [&] { self->armBindRetry(); }); });
   }
 
- private:
-  enum class State { stopped, listening, stopping, failed };
+  size_t peerLimit() const {
+    return std::min(sh_->settings.max_connections_per_peer, sh_->settings.max_connections);
+  }
 
   void accept(size_t k) {
     if (k >= acceptors_.size() || !acceptors_[k]->is_open()) {
@@ -1187,40 +1420,110 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
       socket.close(ignored);
       return;
     }
-    if (sh_->connections_open.load() >= sh_->settings.max_connections) {
-      sh_->connections_over_limit.fetch_add(1, std::memory_order_relaxed);
+    const std::string address = addressText(remote.address());
+    const Admission admission = admit(address);
+    if (!admission.admitted) {
+      const bool per_peer = admission.reason == kPeerLimit;
+      (per_peer ? sh_->connections_over_peer_limit : sh_->connections_over_limit)
+          .fetch_add(1, std::memory_order_relaxed);
       sh_->warn("connection_refused",
                 {{"peer", peer},
-                 {"reason", "max_connections reached"},
-                 {"max_connections", static_cast<uint64_t>(sh_->settings.max_connections)}});
+                 {"reason", std::string(admission.reason) + " reached, every connection busy"},
+                 {"limit",
+                  static_cast<uint64_t>(per_peer ? peerLimit() : sh_->settings.max_connections)}});
       error_code ignored;
       socket.close(ignored);
       return;
     }
+    if (admission.victim) {
+      // Counted against the limit no more; it closes once whatever it received is answered.
+      sh_->connections_evicted.fetch_add(1, std::memory_order_relaxed);
+      const int64_t idle_ms =
+          (steadyNs(SteadyClock::now()) - admission.victim->progress_ns.load()) / 1000000;
+      sh_->warn("connection_evicted", {{"peer", admission.victim->peer()},
+                                       {"idle_ms", idle_ms},
+                                       {"reason", std::string(admission.reason) + " reached"},
+                                       {"for_peer", peer}});
+      admission.victim->evict();
+    }
     sh_->connections_total.fetch_add(1, std::memory_order_relaxed);
     sh_->connections_open.fetch_add(1, std::memory_order_relaxed);
-    uint64_t id = 0;
-    {
-      std::lock_guard lock(sh_->reg_mu);
-      id = sh_->next_session++;
-    }
     std::shared_ptr<SessionBase> base;
     if (sh_->tls) {
-      auto s = std::make_shared<Session<true>>(sh_, std::move(socket), id, peer);
+      auto s = std::make_shared<Session<true>>(sh_, std::move(socket), admission.id, peer);
       base = s;
-      registerSession(id, base);
+      registerSession(admission.id, base, address);
       s->start();
     } else {
-      auto s = std::make_shared<Session<false>>(sh_, std::move(socket), id, peer);
+      auto s = std::make_shared<Session<false>>(sh_, std::move(socket), admission.id, peer);
       base = s;
-      registerSession(id, base);
+      registerSession(admission.id, base, address);
       s->start();
     }
   }
 
-  void registerSession(uint64_t id, const std::shared_ptr<SessionBase>& s) {
+  static constexpr const char* kPeerLimit = "max_connections_per_peer";
+  static constexpr const char* kLimit = "max_connections";
+
+  struct Admission {
+    bool admitted = true;
+    uint64_t id = 0;
+    const char* reason = nullptr;         // the limit that was reached, if one was
+    std::shared_ptr<SessionBase> victim;  // evicted to make room (already marked)
+  };
+
+  // Strand (accepts are serialised, so what is admitted here is registered before the next
+  // decision). A peer at max_connections_per_peer makes room among its own connections, a full
+  // listener among all: the one longest without progress that has no message awaiting its
+  // commit or ACK is evicted. When every candidate is busy, the new connection is refused.
+  Admission admit(const std::string& address) {
+    Admission a;
     std::lock_guard lock(sh_->reg_mu);
-    sh_->sessions.emplace(id, s);
+    auto at = sh_->per_peer.find(address);
+    const size_t of_peer = at == sh_->per_peer.end() ? 0 : at->second;
+    const size_t active = sh_->sessions.size() - sh_->evicting;
+    // (A per-peer limit at or above max_connections is max_connections: the listener is full.)
+    const bool peer_full = sh_->settings.max_connections_per_peer < sh_->settings.max_connections &&
+                           of_peer >= sh_->settings.max_connections_per_peer;
+    if (peer_full || active >= sh_->settings.max_connections) {
+      a.reason = peer_full ? kPeerLimit : kLimit;
+      Shared::Entry* chosen = nullptr;
+      int64_t oldest = 0;
+      for (auto& [id, e] : sh_->sessions) {
+        if (e.evicting || (peer_full && e.address != address)) {
+          continue;
+        }
+        auto s = e.session.lock();
+        if (!s || s->busy.load(std::memory_order_relaxed)) {
+          continue;
+        }
+        const int64_t progress = s->progress_ns.load(std::memory_order_relaxed);
+        if (chosen == nullptr || progress < oldest) {
+          chosen = &e;
+          oldest = progress;
+          a.victim = std::move(s);
+        }
+      }
+      if (chosen == nullptr) {
+        a.admitted = false;
+        return a;
+      }
+      chosen->evicting = true;
+      ++sh_->evicting;
+      if (auto p = sh_->per_peer.find(chosen->address);
+          p != sh_->per_peer.end() && --p->second == 0) {
+        sh_->per_peer.erase(p);
+      }
+    }
+    a.id = sh_->next_session++;
+    return a;
+  }
+
+  void registerSession(uint64_t id, const std::shared_ptr<SessionBase>& s,
+                       const std::string& address) {
+    std::lock_guard lock(sh_->reg_mu);
+    sh_->sessions.emplace(id, Shared::Entry{s, address, false});
+    ++sh_->per_peer[address];
   }
 
   bool allowed(const asio::ip::address& addr) const {
@@ -1257,8 +1560,8 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
               self->finishStop();
             }
           });
-          for (auto& [id, w] : sh_->sessions) {
-            if (auto s = w.lock()) {
+          for (auto& [id, e] : sh_->sessions) {
+            if (auto s = e.session.lock()) {
               live.push_back(std::move(s));
             }
           }
@@ -1283,6 +1586,7 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
         acc->close(ec);
       }
       retry_timer_.cancel();
+      bind_timer_.cancel();
       sh_->log.info("stopping", {{"connections", static_cast<uint64_t>(live.size())}});
       for (auto& s : live) {
         s->stop();
@@ -1298,8 +1602,8 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
           std::vector<std::shared_ptr<SessionBase>> left;
           {
             std::lock_guard lock(self->sh_->reg_mu);
-            for (auto& [id, w] : self->sh_->sessions) {
-              if (auto s = w.lock()) {
+            for (auto& [id, e] : self->sh_->sessions) {
+              if (auto s = e.session.lock()) {
                 left.push_back(std::move(s));
               }
             }
@@ -1336,6 +1640,7 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
   std::shared_ptr<Shared> sh_;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
   asio::steady_timer retry_timer_;
+  asio::steady_timer bind_timer_;  // the next bind attempt while retrying
   asio::steady_timer grace_timer_;
   std::string name_;
   std::string type_ = kType;
@@ -1343,6 +1648,15 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
   State state_ = State::stopped;
   std::vector<std::string> bound_;
   bool started_ = false;
+  // Bind retries (mu_): attempts so far (the failed start() is the first), the current delay,
+  // when the next one is due (clock ms).
+  uint64_t bind_attempts_ = 0;
+  SteadyClock::duration bind_delay_{};
+  int64_t next_bind_ms_ = 0;
+  // Rate limit of bind_retry_failed lines (strand).
+  std::string bind_error_logged_;
+  TimePoint bind_logged_at_{};
+  uint64_t bind_failures_unlogged_ = 0;
   bool stopping_ = false;  // strand
 };
 
@@ -1360,7 +1674,98 @@ Result<SourcePtr> makeMllpListener(MllpSettings settings, SourceContext& ctx) {
   return SourcePtr(std::make_shared<MllpListener>(std::move(shared), ctx.io));
 }
 
-std::vector<CheckResult> checkMllpListener(const MllpSettings& settings) {
+namespace {
+
+// The listening sockets that can have taken a connection to `ep` (the same address, or a
+// wildcard; a wildcard endpoint was probed on loopback), else every one on its port; one per
+// process.
+std::vector<os::TcpListener> holdersOf(const ListenEndpoint& ep,
+                                       const std::vector<os::TcpListener>& all) {
+  const bool wildcard = ep.host == "0.0.0.0" || ep.host == "::";
+  std::vector<os::TcpListener> out;
+  for (const auto& l : all) {
+    const bool match = l.address == ep.host || l.address == "0.0.0.0" || l.address == "::" ||
+                       (wildcard && (l.address == "127.0.0.1" || l.address == "::1"));
+    const bool seen = std::any_of(out.begin(), out.end(), [&](const os::TcpListener& o) {
+      return o.pid == l.pid && o.user == l.user;
+    });
+    if (match && !seen) {
+      out.push_back(l);
+    }
+  }
+  if (out.empty() && !all.empty()) {
+    out.push_back(all.front());
+  }
+  return out;
+}
+
+bool isThisProgram(const os::TcpListener& l) {
+  return l.pid == os::currentProcessId() ||
+         (l.pid >= 0 && !l.process.empty() && l.process == os::currentProcessName());
+}
+
+// "nc (pid 4242)", "pid 4242", "a process of user bob".
+std::string holderText(const os::TcpListener& l) {
+  if (l.pid < 0) {
+    return "a process of user " + (l.user.empty() ? std::string("unknown") : l.user);
+  }
+  return l.process.empty() ? "pid " + std::to_string(l.pid)
+                           : l.process + " (pid " + std::to_string(l.pid) + ")";
+}
+
+// Something accepted a connection on `ep`: the agent, or another program?
+CheckResult listenerHolderCheck(const std::string& name, const ListenEndpoint& ep,
+                                const std::filesystem::path& state_dir) {
+  using Level = CheckResult::Level;
+  auto all = os::tcpListenersOnPort(ep.port);
+  if (!all) {
+    return {Level::warn, name,
+            "something listens on " + ep.text + " but which process could not be told (" +
+                all.error().message + ") ▸ with the agent stopped, another program holds it"};
+  }
+  const std::vector<os::TcpListener> holders = holdersOf(ep, *all);
+  if (holders.empty()) {  // it went away since the connection was made
+    return {Level::warn, name, "something listened on " + ep.text + " a moment ago, gone now"};
+  }
+  for (const auto& h : holders) {
+    if (h.pid >= 0 && !isThisProgram(h)) {
+      return {Level::fail, name,
+              ep.text + " is held by " + holderText(h) +
+                  ", not the agent ▸ stop that program or change listen (the agent takes the "
+                  "port as soon as it is free)"};
+    }
+  }
+  const os::TcpListener& h = holders.front();
+  if (h.pid < 0 && h.user.empty()) {
+    return {Level::warn, name,
+            "something listens on " + ep.text +
+                " but the OS does not say which process ▸ with the agent stopped, another "
+                "program holds it"};
+  }
+  if (h.pid >= 0) {
+    return {Level::ok, name,
+            "listening on " + ep.text + " (" + (h.process.empty() ? "" : h.process + " ") + "pid " +
+                std::to_string(h.pid) + ")"};
+  }
+  // Another account's process, which only root may look into: the agent's account owns the
+  // state dir.
+  const std::string agent_user = os::describeSecretFile(state_dir).owner;
+  if (!agent_user.empty() && h.user == agent_user) {
+    return {Level::ok, name,
+            "listening on " + ep.text + " (" + holderText(h) +
+                ", the agent's account; run as root to see the process)"};
+  }
+  return {
+      Level::fail, name,
+      ep.text + " is held by " + holderText(h) + ", not the agent's account (" +
+          (agent_user.empty() ? std::string("the owner of ") + state_dir.string() : agent_user) +
+          ") ▸ run as root to see the process; stop it or change listen"};
+}
+
+}  // namespace
+
+std::vector<CheckResult> checkMllpListener(const MllpSettings& settings,
+                                           const std::filesystem::path& state_dir) {
   std::vector<CheckResult> out;
   const std::string name = "adapter " + settings.name;
   if (settings.tls) {
@@ -1386,7 +1791,7 @@ std::vector<CheckResult> checkMllpListener(const MllpSettings& settings) {
     opts.port = ep.port;
     opts.timeout = std::chrono::milliseconds(1000);
     if (ep.port != 0 && MllpClient::connect(opts)) {
-      out.push_back({CheckResult::Level::ok, name, "listening on " + ep.text});
+      out.push_back(listenerHolderCheck(name, ep, state_dir));
       continue;
     }
     asio::io_context io;
@@ -1417,9 +1822,14 @@ std::vector<CheckResult> checkMllpListener(const MllpSettings& settings) {
       out.push_back(
           {CheckResult::Level::fail, name, ep.text + ": address not on this host ▸ fix listen"});
     } else {
+      // In use, yet no connection was taken (held on another address, a full backlog).
+      std::string who = "another program";
+      if (auto all = os::tcpListenersOnPort(ep.port); all && !all->empty()) {
+        who = holderText(all->front());
+      }
       out.push_back({CheckResult::Level::fail, name,
-                     ep.text + ": " + ec.message() +
-                         " ▸ another program holds the port; change listen or stop it"});
+                     ep.text + ": " + ec.message() + " ▸ " + who +
+                         " holds the port; change listen or stop it"});
     }
   }
   return out;

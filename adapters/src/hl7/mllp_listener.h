@@ -10,6 +10,7 @@
 // acknowledged that is not on disk.
 #pragma once
 
+#include <filesystem>
 #include <vector>
 
 #include "hl7/mllp_settings.h"
@@ -22,7 +23,10 @@ namespace psa::adapters::hl7 {
 Result<SourcePtr> makeMllpListener(MllpSettings settings, SourceContext& ctx);
 
 /// `pms-agent check` lines for one adapter: TLS files usable, and per listen address whether
-/// something listens there (the running agent) or else whether the port could be bound.
-std::vector<CheckResult> checkMllpListener(const MllpSettings& settings);
+/// something listens there and who (this program, i.e. the agent: OK; another program: FAIL
+/// naming it; another account's process, which only root can name: OK when it is the account
+/// owning `state_dir`) or else whether the port could be bound. Blocking (a second or so).
+std::vector<CheckResult> checkMllpListener(const MllpSettings& settings,
+                                           const std::filesystem::path& state_dir);
 
 }  // namespace psa::adapters::hl7

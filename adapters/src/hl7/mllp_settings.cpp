@@ -300,12 +300,20 @@ schema::ObjectSchemaPtr mllpSchema() {
       Field::array("allow", Type::string)
           .verify(checkAllow)
           .describe("peer networks allowed to connect (CIDR); absent: any"),
-      Field::integer("idle_timeout_s").def(json::Value::integer(600)).range(0, 7 * 86400),
+      Field::integer("idle_timeout_s")
+          .def(json::Value::integer(600))
+          .range(0, 7 * 86400)
+          .describe("close a connection without a whole frame or ACK for this long; 0: never"),
       Field::integer("write_timeout_s").def(json::Value::integer(60)).range(1, 3600),
-      Field::integer("max_connections").def(json::Value::integer(512)).range(1, 65535),
-      Field::integer("max_message_bytes")
-          .def(json::Value::integer(16 << 20))
-          .range(1024, 64 << 20),
+      Field::integer("max_connections")
+          .def(json::Value::integer(512))
+          .range(1, 65535)
+          .describe("when reached, the longest-idle connection makes room for a new one"),
+      Field::integer("max_connections_per_peer")
+          .def(json::Value::integer(64))
+          .range(1, 65535)
+          .describe("open connections from one remote address (at most max_connections)"),
+      Field::integer("max_message_bytes").def(json::Value::integer(16 << 20)).range(1024, 64 << 20),
       Field::integer("max_pipeline")
           .def(json::Value::integer(256))
           .range(1, 4096)
@@ -373,6 +381,7 @@ Result<MllpSettings> parseMllpSettings(const json::Value& in,
   s.idle_timeout = std::chrono::seconds(config.getInt("idle_timeout_s", 600));
   s.write_timeout = std::chrono::seconds(config.getInt("write_timeout_s", 60));
   s.max_connections = static_cast<size_t>(config.getInt("max_connections", 512));
+  s.max_connections_per_peer = static_cast<size_t>(config.getInt("max_connections_per_peer", 64));
   s.max_message_bytes = static_cast<size_t>(config.getInt("max_message_bytes", 16 << 20));
   s.max_pipeline = static_cast<size_t>(config.getInt("max_pipeline", 256));
   auto mode = parseAckMode(config.getString("ack_mode", "auto"));

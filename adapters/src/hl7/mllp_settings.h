@@ -62,10 +62,15 @@ struct MllpSettings {
   std::vector<ListenEndpoint> listen;
   std::optional<MllpTlsSettings> tls;
   std::vector<CidrRange> allow;  ///< empty: every peer may connect
-  std::chrono::seconds idle_timeout{600};  ///< 0: never
+  /// 0: never. Counted from the last progress (opened, a whole frame received, an ACK sent):
+  /// bytes of a frame that never completes do not count.
+  std::chrono::seconds idle_timeout{600};
   std::chrono::seconds write_timeout{60};  ///< a peer that does not read its ACKs
   std::chrono::seconds handshake_timeout{10};
   size_t max_connections = 512;
+  /// Open connections from one remote address (at most max_connections). A peer at its limit
+  /// makes room by evicting its own longest-idle connection.
+  size_t max_connections_per_peer = 64;
   size_t max_message_bytes = 16u << 20;
   size_t max_pipeline = 256;  ///< received, not yet acknowledged messages per connection
   AckMode ack_mode = AckMode::automatic;

@@ -25,7 +25,7 @@ void registerMllpSource(SourceRegistry& registry) {
       return {CheckResult{CheckResult::Level::fail, "adapter " + config.getString("name"),
                           settings.error().message}};
     }
-    return hl7::checkMllpListener(settings.value());
+    return hl7::checkMllpListener(settings.value(), state_dir);
   };
   registry.add(std::move(f));
 }

@@ -51,7 +51,8 @@ TEST(MllpConfig, FullConfigIsValid) {
   EXPECT_EQ(problems(R"({"listen":["0.0.0.0:2575","[::]:2575","localhost:2576"],
       "tls":{"cert_file":"mllp.pem","key_file":"mllp.key","client_ca_file":"pms-ca.pem","min_version":"1.3"},
       "allow":["10.0.0.0/8","192.168.1.20","fd00::/8","::1"],
-      "idle_timeout_s":0,"write_timeout_s":30,"max_connections":1024,"max_message_bytes":1048576,
+      "idle_timeout_s":0,"write_timeout_s":30,"max_connections":1024,"max_connections_per_peer":16,
+      "max_message_bytes":1048576,
       "max_pipeline":64,"ack_mode":"enhanced","dedupe":false,"required_segments":["PID","PV1"],
       "message_types":["ADT","SIU^S12"],"versions":["2.5.1"],"processing_ids":["P"],
       "kind_map":{"ZPM":"patient","MFN^M02":"provider"}})"),
@@ -112,6 +113,8 @@ TEST(MllpConfig, BadTlsSection) {
 TEST(MllpConfig, BadLimitsAndModes) {
   EXPECT_EQ(problems(R"({"listen":"0.0.0.0:2575","max_connections":0})"),
             V{"adapters[0].max_connections: value 0 out of range, expected 1..65535"});
+  EXPECT_EQ(problems(R"({"listen":"0.0.0.0:2575","max_connections_per_peer":0})"),
+            V{"adapters[0].max_connections_per_peer: value 0 out of range, expected 1..65535"});
   EXPECT_EQ(problems(R"({"listen":"0.0.0.0:2575","max_message_bytes":100000000})"),
             V{"adapters[0].max_message_bytes: value 100000000 out of range, expected "
               "1024..67108864"});

@@ -1,11 +1,14 @@
 // The hl7-mllp source in-process on real sockets and the real SqliteStore: records as stored,
-// ACKs, dead letters, duplicates, framing faults, limits, allow list, idle timeout, status.
+// ACKs, dead letters, duplicates, framing faults, limits, allow list, idle timeout, status
+// (connection limits and eviction: mllp_connection_limits_test.cpp; bind retries:
+// mllp_bind_retry_test.cpp).
 #include <gtest/gtest.h>
 
 #include <thread>
 
 #include "mllp_harness.h"
 #include "psa/adapters/hl7/mllp.h"
+#include "psa/store/os/process_info.h"
 
 namespace psa::test {
 namespace {
@@ -284,26 +287,6 @@ TEST(MllpListener, PipelinedMessagesAreAnsweredInOrder) {
   c->close();
 }
 
-TEST(MllpListener, MaxConnectionsRefusesTheNextOne) {
-  MllpHarness h;
-  h.startOrDie(MllpHarness::config(R"({"max_connections":2})"));
-  auto c1 = h.connect();
-  auto c2 = h.connect();
-  EXPECT_EQ(ackOf(c1->exchange(adtMessage("M1"))).code, "AA");
-  EXPECT_EQ(ackOf(c2->exchange(adtMessage("M2"))).code, "AA");
-  auto c3 = h.connect();
-  auto r = c3->exchange(adtMessage("M3"));
-  ASSERT_FALSE(r);
-  EXPECT_TRUE(r.error().is(Errc::closed) || r.error().is(Errc::io)) << r.error().describe();
-  EXPECT_EQ(h.counter("connections_over_limit"), 1u);
-  // When one leaves, a new one gets in.
-  c1->close();
-  ASSERT_TRUE(waitFor(
-      [&] { return h.source().status().detail.find("connections_open")->asInt() == 1; }, 5s));
-  auto c4 = h.connect();
-  EXPECT_EQ(ackOf(c4->exchange(adtMessage("M4"))).code, "AA");
-}
-
 TEST(MllpListener, AllowListRefusesOtherAddresses) {
   {
     MllpHarness h;
@@ -403,8 +386,20 @@ TEST(MllpListener, CheckReportsListeningOrFreePort) {
   auto cfg = MllpHarness::config(R"({"listen":"127.0.0.1:)" + std::to_string(h.port()) + "\"}");
   auto lines = h.factory().check(cfg, h.tmp().path());
   ASSERT_EQ(lines.size(), 1u);
-  EXPECT_EQ(lines[0].level, adapters::CheckResult::Level::ok);
-  EXPECT_EQ(lines[0].text, "listening on 127.0.0.1:" + std::to_string(h.port()));
+  if (runningUnderWine()) {  // no owning process from GetExtendedTcpTable (tests/windows)
+    EXPECT_EQ(lines[0].level, adapters::CheckResult::Level::warn);
+    EXPECT_EQ(lines[0].text.rfind("something listens on 127.0.0.1:", 0), 0u) << lines[0].text;
+  } else {
+    EXPECT_EQ(lines[0].level, adapters::CheckResult::Level::ok);
+  }
+  // This process holds the port: as the agent would, it is the program running the check.
+  const std::string pid = " pid " + std::to_string(os::currentProcessId()) + ")";
+  if (!runningUnderWine()) {
+    EXPECT_EQ(
+        lines[0].text.rfind("listening on 127.0.0.1:" + std::to_string(h.port()) + " (", 0), 0u)
+        << lines[0].text;
+    EXPECT_NE(lines[0].text.find(pid), std::string::npos) << lines[0].text;
+  }
   ASSERT_TRUE(h.stop());
   const int port = freePort();
   auto free_cfg = MllpHarness::config(R"({"listen":"127.0.0.1:)" + std::to_string(port) + "\"}");
@@ -489,7 +484,8 @@ TEST(MllpListener, StoreAtBudgetAnswersArQueueFullAndStoresNothingUnacknowledged
 
 TEST(MllpListener, ManyConcurrentConnectionsAreAllAnswered) {
   MllpHarness h;
-  h.startOrDie(MllpHarness::config());
+  // 300 senders on one host: above the default per-peer limit (64).
+  h.startOrDie(MllpHarness::config(R"({"max_connections_per_peer":300})"));
   constexpr int kConnections = 300;
   constexpr int kPerConnection = 3;
   std::vector<hl7::MllpClientPtr> clients;

@@ -54,6 +54,14 @@ class Source {
   /// nothing running, so a staged config apply can roll back.
   virtual Status start() = 0;
 
+  /// After start() failed: asks the source to keep trying on its own, with capped back-off (a
+  /// listener whose port another program holds binds once the port is free); status() shows
+  /// the state ("retrying"), the attempts and the next one. Returns false when the source does
+  /// not retry (the default): it then stays failed until restart-adapter or a config change.
+  /// Call it at most once, from the thread that called start(); stop() ends the retries. A
+  /// staged apply does not call it (it rolls back instead).
+  virtual bool retryStartInBackground() { return false; }
+
   /// Stops accepting new input, finishes in-flight commits and acknowledgements (a sender
   /// gets its pending ACKs; a file reader or poller finishes its current commit), then calls
   /// `done` exactly once from some thread. Idempotent.
