@@ -395,8 +395,8 @@ TEST(MllpListener, CheckReportsListeningOrFreePort) {
   // This process holds the port: as the agent would, it is the program running the check.
   const std::string pid = " pid " + std::to_string(os::currentProcessId()) + ")";
   if (!runningUnderWine()) {
-    EXPECT_EQ(
-        lines[0].text.rfind("listening on 127.0.0.1:" + std::to_string(h.port()) + " (", 0), 0u)
+    EXPECT_EQ(lines[0].text.rfind("listening on 127.0.0.1:" + std::to_string(h.port()) + " (", 0),
+              0u)
         << lines[0].text;
     EXPECT_NE(lines[0].text.find(pid), std::string::npos) << lines[0].text;
   }

@@ -1,7 +1,6 @@
 // os::tcpListenersOnPort on real sockets: a port this process listens on names this process;
 // a closed port lists nothing.
 #include "psa/store/os/tcp_listeners.h"
-#include "test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -9,6 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "psa/store/os/process_info.h"
+#include "test_support.h"
 
 namespace psa::os {
 namespace {
