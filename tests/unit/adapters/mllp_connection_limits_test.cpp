@@ -92,7 +92,8 @@ class FromAddress {
 };
 
 int64_t detailInt(adapters::Source& s, const std::string& key) {
-  const json::Value* v = s.status().detail.find(key);
+  const adapters::SourceStatus st = s.status();  // keep it alive while reading into it
+  const json::Value* v = st.detail.find(key);
   return v != nullptr && v->isInteger() ? v->asInt() : -1;
 }
 
