@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "psa/store/fatal.h"
+
 namespace psa::adapters {
 
 // Each adapter family registers itself from its own file, so families stay independent.
@@ -9,7 +11,14 @@ void registerMllpSource(SourceRegistry& registry);
 void registerFileDropSource(SourceRegistry& registry);
 void registerApiSources(SourceRegistry& registry);
 
-void SourceRegistry::add(SourceFactory factory) { factories_.push_back(std::move(factory)); }
+// A type registered twice is a programming error (two families claiming one config `type`,
+// the second silently shadowed): the process ends at start-up, before it serves anything.
+void SourceRegistry::add(SourceFactory factory) {
+  if (factory.type.empty() || find(factory.type) != nullptr) {
+    fatalInvariant("adapters.registry.duplicate_type");
+  }
+  factories_.push_back(std::move(factory));
+}
 
 const SourceFactory* SourceRegistry::find(std::string_view type) const {
   for (const auto& f : factories_) {
@@ -41,10 +50,11 @@ std::vector<schema::Field> commonAdapterFields() {
   auto name_check = [](const json::Value& v) -> std::optional<std::string> {
     const std::string& s = v.asString();
     const bool ok = !s.empty() && s.size() <= 63 &&
-                    std::all_of(s.begin(), s.end(), [](char c) {
-                      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                             c == '_' || c == '.';
-                    }) &&
+                    std::all_of(s.begin(), s.end(),
+                                [](char c) {
+                                  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                                         c == '-' || c == '_' || c == '.';
+                                }) &&
                     s.front() != '-' && s.front() != '.';
     if (!ok) {
       return "expected 1-63 characters of a-z, 0-9, '-', '_', '.' (it names topics and files)";

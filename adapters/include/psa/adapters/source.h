@@ -96,6 +96,8 @@ struct SourceFactory {
 /// The adapter types the agent knows. Not thread-safe for registration; read-only afterwards.
 class SourceRegistry {
  public:
+  /// Registers a type. An empty type or one already registered is a broken invariant:
+  /// fatalInvariant("adapters.registry.duplicate_type") ends the process (exit 70).
   void add(SourceFactory factory);
   const SourceFactory* find(std::string_view type) const;
   std::vector<std::string> types() const;
