@@ -6,6 +6,8 @@
 #include <cstring>
 #include <limits>
 
+#include "psa/store/text.h"
+
 namespace psa::json {
 
 Value Value::boolean(bool b) {
@@ -346,24 +348,6 @@ class Parser {
     return true;
   }
 
-  static void appendUtf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-
   // Length of a valid UTF-8 sequence starting at i_, or 0.
   size_t utf8Length() const {
     const auto* p = reinterpret_cast<const unsigned char*>(s_.data()) + i_;
@@ -469,7 +453,7 @@ class Parser {
           } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
             return error("unpaired surrogate in \\u escape");
           }
-          appendUtf8(out, cp);
+          text::appendUtf8(out, cp);
           break;
         }
         default:

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "psa/store/text.h"
+
 namespace psa::adapters::hl7 {
 namespace {
 
@@ -11,16 +13,6 @@ bool alnumRun(std::string_view s, size_t min, size_t max) {
   }
   return std::all_of(s.begin(), s.end(),
                      [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); });
-}
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'a' && c <= 'z') {
-      c = static_cast<char>(c - 'a' + 'A');
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -52,7 +44,7 @@ store::Kind defaultKind(std::string_view type, std::string_view trigger) {
 Result<Classifier> Classifier::withOverrides(const std::map<std::string, store::Kind>& overrides) {
   Classifier c;
   for (const auto& [raw_key, kind] : overrides) {
-    std::string key = upper(raw_key);
+    std::string key = text::asciiUpper(raw_key);
     size_t caret = key.find('^');
     std::string_view k = key;
     bool ok = caret == std::string::npos

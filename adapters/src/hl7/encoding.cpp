@@ -3,6 +3,8 @@
 #include <array>
 #include <cstring>
 
+#include "psa/store/text.h"
+
 namespace psa::adapters::hl7 {
 namespace {
 
@@ -35,24 +37,6 @@ constexpr std::array<uint16_t, 32> kCp1252High = {
     0x20AC, 0,      0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
     0x2039, 0x0152, 0,      0x017D, 0,      0,      0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
     0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,      0x017E, 0x0178};
-
-void appendCodePoint(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 constexpr uint32_t kReplacement = 0xFFFD;
 
@@ -148,7 +132,7 @@ void utf8Repair(std::string_view s, std::string& out) {
   for (size_t i = 0; i < s.size();) {
     size_t len = utf8SequenceLength(s, i);
     if (len == 0) {
-      appendCodePoint(kReplacement, out);
+      text::appendUtf8(out, kReplacement);
       ++i;
     } else {
       out.append(s.data() + i, len);
@@ -164,7 +148,7 @@ void singleByte(std::string_view s, Map map, std::string& out) {
     if (b < 0x80) {
       out.push_back(c);
     } else {
-      appendCodePoint(map(b), out);
+      text::appendUtf8(out, map(b));
     }
   }
 }
@@ -176,13 +160,7 @@ std::string upperTrimmed(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
     s.remove_suffix(1);
   }
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'a' && c <= 'z') {
-      c = static_cast<char>(c - 'a' + 'A');
-    }
-  }
-  return out;
+  return text::asciiUpper(s);
 }
 
 }  // namespace
