@@ -3,6 +3,8 @@
 #include <cstring>
 #include <map>
 
+#include "psa/store/json.h"
+
 namespace psa::adapters::hl7 {
 namespace {
 
@@ -27,68 +29,6 @@ void split(std::string_view s, char sep, Fn&& fn) {
     fn(s.substr(start, end - start), k, count);
     start = end + 1;
   }
-}
-
-// A segment id a path can name (parsePath upper-cases, so lower case would not match).
-bool pathId(std::string_view id) {
-  if (id.size() != 3) {
-    return false;
-  }
-  for (char c : id) {
-    if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-Presence presenceOf(std::string_view raw) {
-  if (raw.empty()) {
-    return Presence::empty;
-  }
-  if (raw == "\"\"") {
-    return Presence::null;
-  }
-  return Presence::value;
-}
-
-void appendJsonString(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        if (u < 0x20 || u == 0x7f) {
-          out += "\\u00";
-          out.push_back(kHex[u >> 4]);
-          out.push_back(kHex[u & 0xF]);
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
 }
 
 void appendTextValue(std::string& out, std::string_view s) {
@@ -132,7 +72,7 @@ void forEachLeaf(const Message& msg, const InspectOptions& options,
     int occurrence = ++seen[id];
     bool header = id == "MSH" || id == "FHS" || id == "BHS";
     std::string seg_path;
-    if (pathId(id)) {
+    if (isSegmentId(id)) {
       seg_path = id;
       if (totals[id] > 1) {
         seg_path += '[' + std::to_string(occurrence) + ']';
@@ -223,17 +163,20 @@ std::string inspectText(const Message& msg, const InspectOptions& options) {
 }
 
 std::string jsonString(std::string_view s) {
-  std::string out;
-  appendJsonString(out, s);
+  // json::quote, plus DEL escaped: inspect prints message bytes to a technician's terminal.
+  std::string out = json::quote(s);
+  for (size_t at = out.find('\x7f'); at != std::string::npos; at = out.find('\x7f', at)) {
+    out.replace(at, 1, "\\u007f");
+  }
   return out;
 }
 
 std::string inspectJson(const Message& msg, const InspectOptions& options) {
   std::string out = "{";
   auto member = [&](std::string_view key, std::string_view utf8_value) {
-    appendJsonString(out, key);
+    out += jsonString(key);
     out.push_back(':');
-    appendJsonString(out, utf8_value);
+    out += jsonString(utf8_value);
     out.push_back(',');
   };
   member("type", msg.decode(msg.get(0, 9, 1, 1)));
@@ -255,12 +198,12 @@ std::string inspectJson(const Message& msg, const InspectOptions& options) {
     }
     first = false;
     out += "{\"path\":";
-    appendJsonString(out, leaf.path);
+    out += jsonString(leaf.path);
     out += ",\"value\":";
     if (leaf.element.isNull()) {
       out += "null";
     } else {
-      appendJsonString(out, leafValue(msg, leaf));
+      out += jsonString(leafValue(msg, leaf));
     }
     out.push_back('}');
   });

@@ -57,8 +57,15 @@ std::string Location::toString() const {
   if (field <= 0) {
     return out;
   }
+  // The first repetition is the field itself: "PID-3", not "PID-3[1]".
+  appendFieldPosition(out, field, repetition > 1 ? repetition : 0, component, subcomponent);
+  return out;
+}
+
+void appendFieldPosition(std::string& out, int field, int repetition, int component,
+                         int subcomponent) {
   out += '-' + std::to_string(field);
-  if (repetition > 1) {
+  if (repetition > 0) {
     out += '[' + std::to_string(repetition) + ']';
   }
   if (component > 0) {
@@ -67,7 +74,6 @@ std::string Location::toString() const {
       out += '.' + std::to_string(subcomponent);
     }
   }
-  return out;
 }
 
 std::string Issue::describe() const {

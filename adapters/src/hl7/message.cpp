@@ -33,28 +33,6 @@ bool isHeaderId(const char* p) {
          (p[0] == 'F' && p[1] == 'H' && p[2] == 'S') || (p[0] == 'B' && p[1] == 'H' && p[2] == 'S');
 }
 
-bool validSegmentId(std::string_view id) {
-  if (id.size() != 3) {
-    return false;
-  }
-  for (char c : id) {
-    if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-Presence presenceOf(std::string_view raw) {
-  if (raw.empty()) {
-    return Presence::empty;
-  }
-  if (raw.size() == 2 && raw[0] == '"' && raw[1] == '"') {
-    return Presence::null;
-  }
-  return Presence::value;
-}
-
 Element makeElement(std::string_view raw) { return Element{raw, presenceOf(raw)}; }
 
 // The n-th (1-based) piece of `s` split on `sep`; nullopt when there are fewer pieces.
@@ -102,21 +80,34 @@ bool parseNumber(std::string_view t, size_t& i, int& out) {
 
 }  // namespace
 
+Presence presenceOf(std::string_view raw) {
+  if (raw.empty()) {
+    return Presence::empty;
+  }
+  if (raw.size() == 2 && raw[0] == '"' && raw[1] == '"') {
+    return Presence::null;
+  }
+  return Presence::value;
+}
+
+bool isSegmentId(std::string_view id) {
+  if (id.size() != 3) {
+    return false;
+  }
+  for (char c : id) {
+    if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
 std::string Path::toString() const {
   std::string out = position > 0 ? "#" + std::to_string(position) : segment;
   if (position == 0 && occurrence > 1) {
     out += '[' + std::to_string(occurrence) + ']';
   }
-  out += '-' + std::to_string(field);
-  if (repetition > 0) {
-    out += '[' + std::to_string(repetition) + ']';
-  }
-  if (component > 0) {
-    out += '.' + std::to_string(component);
-    if (subcomponent > 0) {
-      out += '.' + std::to_string(subcomponent);
-    }
-  }
+  appendFieldPosition(out, field, repetition, component, subcomponent);
   return out;
 }
 
@@ -265,7 +256,7 @@ Location Message::failLocation(const ParseState& ps, int element_index) const {
     return loc;
   }
   std::string_view id = ps.text.substr(ps.seg_begin, fields_[ps.first + 1] - 1 - ps.seg_begin);
-  if (!validSegmentId(id)) {
+  if (!isSegmentId(id)) {
     return loc;
   }
   loc.segment = std::string(id);

@@ -11,14 +11,6 @@ constexpr std::array<std::string_view, 13> kVersions = {"2.1", "2.2",   "2.3",  
                                                         "2.8", "2.8.1", "2.8.2"};
 constexpr std::array<std::string_view, 3> kProcessingIds = {"P", "T", "D"};
 
-bool validSegmentId(std::string_view id) {
-  if (id.size() != 3) {
-    return false;
-  }
-  return std::all_of(id.begin(), id.end(),
-                     [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); });
-}
-
 bool isAlnum(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
@@ -53,7 +45,7 @@ class Collector {
     issue.segment_index = segment;
     issue.byte_offset = msg_.segmentOffset(segment);
     std::string_view id = msg_.segmentId(segment);
-    if (validSegmentId(id)) {
+    if (isSegmentId(id)) {
       issue.location.segment = std::string(id);
       issue.location.sequence = msg_.occurrenceOf(segment);
       issue.location.field = field;
@@ -76,7 +68,7 @@ class Collector {
     issue.errc = Errc::invalid_input;
     issue.segment_index = msg_.segmentCount();
     issue.byte_offset = msg_.text().size();
-    if (validSegmentId(id)) {
+    if (isSegmentId(id)) {
       issue.location.segment = std::string(id);
       issue.location.sequence = 1;
     }
@@ -111,7 +103,7 @@ bool validate(const Message& msg, const ValidationRules& rules, std::vector<Issu
   }
   for (size_t s = 1; s < segments && !c.full(); ++s) {
     std::string_view id = msg.segmentId(s);
-    if (!validSegmentId(id)) {
+    if (!isSegmentId(id)) {
       c.add(ErrorCode::segment_sequence, s, 0, 0,
             "segment " + std::to_string(s + 1) + " has no valid segment id");
     } else if (id == "MSH") {

@@ -54,6 +54,11 @@ struct Location {
   friend bool operator==(const Location&, const Location&) = default;
 };
 
+/// Appends "-F", then "[R]" when repetition > 0, ".C" and ".S" when given: the field part of a
+/// location or a path ("PID-5[2].1"), written one way for both.
+void appendFieldPosition(std::string& out, int field, int repetition, int component,
+                         int subcomponent);
+
 /// One parse or validation problem.
 struct Issue {
   ErrorCode code = ErrorCode::none;

@@ -70,6 +70,12 @@ struct Element {
   bool hasValue() const { return presence == Presence::value; }
 };
 
+/// The presence of a raw (still escaped) value: empty, the HL7 explicit null `""`, or a value.
+Presence presenceOf(std::string_view raw);
+
+/// A segment id as a path names it: exactly 3 upper-case letters or digits ("PID", "ZP1").
+bool isSegmentId(std::string_view id);
+
 /// A parsed path (see the file comment). Numbers are 1-based; 0 = not given.
 struct Path {
   std::string segment;  ///< upper-case segment id, e.g. "PID"; empty when position is used
