@@ -8,58 +8,44 @@
 #include <cerrno>
 #include <cstring>
 
-#include "call_with_deadline.h"
 #include "psa/store/os/system_error.h"
 #include "psa/store/os/tcp_probe.h"
+#include "tcp_probe_os.h"
 
 namespace psa::os {
 
-bool resolveTcp(const std::string& host, int port, std::chrono::milliseconds timeout,
-                std::vector<ResolvedAddress>& out, std::string& error) {
-  struct Lookup {
-    int rc = 0;
-    std::vector<ResolvedAddress> addrs;
-  };
-  auto got = callWithDeadline<Lookup>(
-      [host, port] {
-        addrinfo hints{};
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        addrinfo* res = nullptr;
-        const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
-        std::vector<ResolvedAddress> addrs;
-        for (addrinfo* p = res; rc == 0 && p != nullptr; p = p->ai_next) {
-          ResolvedAddress a;
-          const auto* bytes = reinterpret_cast<const unsigned char*>(p->ai_addr);
-          a.sockaddr_bytes.assign(bytes, bytes + p->ai_addrlen);
-          a.family = p->ai_family;
-          char buf[INET6_ADDRSTRLEN] = {};
-          const void* src =
-              p->ai_family == AF_INET
-                  ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(p->ai_addr)->sin_addr)
-                  : static_cast<const void*>(
-                        &reinterpret_cast<sockaddr_in6*>(p->ai_addr)->sin6_addr);
-          ::inet_ntop(p->ai_family, src, buf, sizeof buf);
-          a.text = buf;
-          addrs.push_back(std::move(a));
-        }
-        if (res != nullptr) {
-          ::freeaddrinfo(res);
-        }
-        return Lookup{rc, std::move(addrs)};
-      },
-      timeout);
-  if (!got) {
-    error = "no answer within " + std::to_string(timeout.count() / 1000) + " s";
-    return false;
+namespace detail {
+
+Lookup lookupTcp(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  Lookup got;
+  got.rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
+  for (addrinfo* p = res; got.rc == 0 && p != nullptr; p = p->ai_next) {
+    ResolvedAddress a;
+    const auto* bytes = reinterpret_cast<const unsigned char*>(p->ai_addr);
+    a.sockaddr_bytes.assign(bytes, bytes + p->ai_addrlen);
+    a.family = p->ai_family;
+    char buf[INET6_ADDRSTRLEN] = {};
+    const void* src =
+        p->ai_family == AF_INET
+            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(p->ai_addr)->sin_addr)
+            : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(p->ai_addr)->sin6_addr);
+    ::inet_ntop(p->ai_family, src, buf, sizeof buf);
+    a.text = buf;
+    got.addrs.push_back(std::move(a));
   }
-  if (got->rc != 0) {
-    error = ::gai_strerror(got->rc);
-    return false;
+  if (res != nullptr) {
+    ::freeaddrinfo(res);
   }
-  out = std::move(got->addrs);
-  return !out.empty();
+  return got;
 }
+
+std::string resolverErrorText(int rc) { return ::gai_strerror(rc); }
+
+}  // namespace detail
 
 SocketHandle connectTcp(const ResolvedAddress& a, std::chrono::milliseconds timeout,
                         std::string& error) {

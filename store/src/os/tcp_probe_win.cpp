@@ -1,9 +1,9 @@
 #include <winsock2.h>
 #include <ws2tcpip.h>
 
-#include "call_with_deadline.h"
 #include "psa/store/os/system_error.h"
 #include "psa/store/os/tcp_probe.h"
+#include "tcp_probe_os.h"
 
 namespace psa::os {
 
@@ -19,53 +19,40 @@ void startWinsock() {
 
 }  // namespace
 
-bool resolveTcp(const std::string& host, int port, std::chrono::milliseconds timeout,
-                std::vector<ResolvedAddress>& out, std::string& error) {
+namespace detail {
+
+Lookup lookupTcp(const std::string& host, int port) {
   startWinsock();
-  struct Lookup {
-    int rc = 0;
-    std::vector<ResolvedAddress> addrs;
-  };
-  auto got = callWithDeadline<Lookup>(
-      [host, port] {
-        addrinfo hints{};
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        addrinfo* res = nullptr;
-        const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
-        std::vector<ResolvedAddress> addrs;
-        for (addrinfo* p = res; rc == 0 && p != nullptr; p = p->ai_next) {
-          ResolvedAddress a;
-          const auto* bytes = reinterpret_cast<const unsigned char*>(p->ai_addr);
-          a.sockaddr_bytes.assign(bytes, bytes + p->ai_addrlen);
-          a.family = p->ai_family;
-          char buf[INET6_ADDRSTRLEN] = {};
-          DWORD len = sizeof buf;
-          ::WSAAddressToStringA(p->ai_addr, static_cast<DWORD>(p->ai_addrlen), nullptr, buf, &len);
-          a.text = buf;
-          if (const auto colon = a.text.rfind(':');
-              colon != std::string::npos && a.text.find('.') != std::string::npos) {
-            a.text.resize(colon);  // "192.0.2.7:8883" -> the address alone
-          }
-          addrs.push_back(std::move(a));
-        }
-        if (res != nullptr) {
-          ::freeaddrinfo(res);
-        }
-        return Lookup{rc, std::move(addrs)};
-      },
-      timeout);
-  if (!got) {
-    error = "no answer within " + std::to_string(timeout.count() / 1000) + " s";
-    return false;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  Lookup got;
+  got.rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
+  for (addrinfo* p = res; got.rc == 0 && p != nullptr; p = p->ai_next) {
+    ResolvedAddress a;
+    const auto* bytes = reinterpret_cast<const unsigned char*>(p->ai_addr);
+    a.sockaddr_bytes.assign(bytes, bytes + p->ai_addrlen);
+    a.family = p->ai_family;
+    char buf[INET6_ADDRSTRLEN] = {};
+    DWORD len = sizeof buf;
+    ::WSAAddressToStringA(p->ai_addr, static_cast<DWORD>(p->ai_addrlen), nullptr, buf, &len);
+    a.text = buf;
+    if (const auto colon = a.text.rfind(':');
+        colon != std::string::npos && a.text.find('.') != std::string::npos) {
+      a.text.resize(colon);  // "192.0.2.7:8883" -> the address alone
+    }
+    got.addrs.push_back(std::move(a));
   }
-  if (got->rc != 0) {
-    error = errorText(got->rc);
-    return false;
+  if (res != nullptr) {
+    ::freeaddrinfo(res);
   }
-  out = std::move(got->addrs);
-  return !out.empty();
+  return got;
 }
+
+std::string resolverErrorText(int rc) { return errorText(rc); }
+
+}  // namespace detail
 
 SocketHandle connectTcp(const ResolvedAddress& a, std::chrono::milliseconds timeout,
                         std::string& error) {
