@@ -242,6 +242,21 @@ int64_t timeOf(const json::Value& payload, std::string_view key) {
   return ms;
 }
 
+// The checks every signed document shares after its schema: meant for this agent, then
+// issued/expires read into `doc` and inside the allowed window. `what` names it in the message.
+template <class Doc>
+std::optional<Rejection> checkAddressee(const json::Value& payload, std::string_view what,
+                                        std::string_view agent_id, int64_t now_ms,
+                                        const DocumentLimits& limits, Doc& doc) {
+  if (doc.agent_id != agent_id) {
+    return reject(RejectReason::wrong_agent, std::string(what) + " is for agent \"" + doc.agent_id +
+                                                 "\", this is \"" + std::string(agent_id) + "\"");
+  }
+  doc.issued_at_ms = timeOf(payload, "issued_at");
+  doc.expires_at_ms = timeOf(payload, "expires_at");
+  return checkWindow(doc.issued_at_ms, doc.expires_at_ms, now_ms, limits);
+}
+
 }  // namespace
 
 std::string_view rejectReasonName(RejectReason reason) {
@@ -562,14 +577,7 @@ Opened<ConfigDocument> openConfigDocument(std::string_view text, const SigningKe
   if ((out.rejection = schemaRejection(payload, configPayloadSchema(), "config document"))) {
     return out;
   }
-  if (out.doc.agent_id != agent_id) {
-    out.rejection = reject(RejectReason::wrong_agent, "document is for agent \"" + out.doc.agent_id +
-                                                          "\", this is \"" + std::string(agent_id) + "\"");
-    return out;
-  }
-  out.doc.issued_at_ms = timeOf(payload, "issued_at");
-  out.doc.expires_at_ms = timeOf(payload, "expires_at");
-  if ((out.rejection = checkWindow(out.doc.issued_at_ms, out.doc.expires_at_ms, now_ms, limits))) {
+  if ((out.rejection = checkAddressee(payload, "document", agent_id, now_ms, limits, out.doc))) {
     return out;
   }
   out.doc.config = std::move(*payload.find("config"));
@@ -603,14 +611,7 @@ Opened<CommandDocument> openCommandDocument(std::string_view text, const Signing
     out.rejection->errors.push_back(PathError{"command", "does not match the topic"});
     return out;
   }
-  if (out.doc.agent_id != agent_id) {
-    out.rejection = reject(RejectReason::wrong_agent, "command is for agent \"" + out.doc.agent_id +
-                                                          "\", this is \"" + std::string(agent_id) + "\"");
-    return out;
-  }
-  out.doc.issued_at_ms = timeOf(payload, "issued_at");
-  out.doc.expires_at_ms = timeOf(payload, "expires_at");
-  if ((out.rejection = checkWindow(out.doc.issued_at_ms, out.doc.expires_at_ms, now_ms, limits))) {
+  if ((out.rejection = checkAddressee(payload, "command", agent_id, now_ms, limits, out.doc))) {
     return out;
   }
   if (const json::Value* a = payload.find("args")) {
