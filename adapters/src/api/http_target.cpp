@@ -2,12 +2,10 @@
 
 #include <cctype>
 
+#include "url.h"
+
 namespace psa::adapters::api {
 namespace {
-
-bool unreserved(unsigned char c) {
-  return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
 
 std::string lower(std::string s) {
   for (char& c : s) {
@@ -98,21 +96,8 @@ Result<HttpTarget> parseHttpTarget(const std::string& url) {
 }
 
 std::string legalizeTarget(std::string_view s) {
-  static constexpr std::string_view kAllowed = "!$&'()*+,;=:@/?%[]";
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size());
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (unreserved(c) || kAllowed.find(ch) != std::string_view::npos) {
-      out += ch;
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
+  // RFC 3986 reserved and '%' pass: the target is already a URL, only the rest is escaped.
+  return percentEncode(s, "!$&'()*+,;=:@/?%[]");
 }
 
 }  // namespace psa::adapters::api

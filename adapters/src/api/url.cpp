@@ -28,13 +28,14 @@ std::optional<std::string> findHeader(const Headers& headers, std::string_view n
   return std::nullopt;
 }
 
-std::string percentEncode(std::string_view s) {
+std::string percentEncode(std::string_view s, std::string_view keep) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   out.reserve(s.size() * 3 / 2);
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' ||
+        keep.find(ch) != std::string_view::npos) {
       out += ch;
     } else {
       out += '%';

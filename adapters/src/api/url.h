@@ -10,8 +10,8 @@ namespace psa::adapters::api {
 
 using Params = std::vector<std::pair<std::string, std::string>>;
 
-/// Percent-encodes everything except RFC 3986 unreserved characters.
-std::string percentEncode(std::string_view s);
+/// Percent-encodes everything except RFC 3986 unreserved characters and those in `keep`.
+std::string percentEncode(std::string_view s, std::string_view keep = {});
 /// Decodes %XX and (form style) '+' as space. Invalid escapes are kept as they are.
 std::string percentDecode(std::string_view s, bool plus_is_space = true);
 /// "a=1&b=x%20y"
