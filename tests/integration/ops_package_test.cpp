@@ -1,6 +1,6 @@
 // The .deb: built with CPack from this build tree, its contents and control data checked,
-// lintian without errors, and (as root, on a machine without a pms-agent package of its own)
-// installed with dpkg -i, removed (the queue and key stay) and purged (they go).
+// lintian without errors. Installing, removing and purging it as a technician does (apt-get)
+// is tests/install/run.sh (ctest: install.deb).
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -114,93 +114,6 @@ TEST(OpsPackage, BuildsWithTheExpectedContentsAndNoLintianErrors) {
   auto lint = runCommand({"lintian", "--tag-display-limit", "0", deb}, 10min);
   std::printf("lintian: %s\n", lint.output.empty() ? "(no tags)" : lint.output.c_str());
   EXPECT_TRUE(linesWith(lint.output, "E: ").empty()) << lint.output;
-}
-
-TEST(OpsPackage, InstallRemovePurge) {
-  if (::geteuid() != 0) {
-    GTEST_SKIP() << "installing a package needs root (CI runs as root)";
-  }
-  if (!have("/usr/bin/cpack") || !have("/usr/bin/dpkg")) {
-    GTEST_SKIP() << "needs cpack and dpkg";
-  }
-  if (runCommand({"dpkg-query", "-W", "-f=${Status}", "pms-agent"}).output.find("installed") !=
-      std::string::npos) {
-    GTEST_SKIP() << "a pms-agent package is already installed on this machine; not touching it";
-  }
-  if (fs::exists("/var/lib/pms-agent") || fs::exists("/etc/pms-agent")) {
-    GTEST_SKIP() << "/var/lib/pms-agent or /etc/pms-agent exists without the package; not "
-                    "touching them";
-  }
-  TempDir tmp("psa-deb-install");
-  const std::string deb = buildPackage(tmp / "out");
-  ASSERT_FALSE(deb.empty());
-  struct Purge {
-    ~Purge() { runCommand({"dpkg", "--purge", "pms-agent"}, 2min); }
-  } purge_at_end;
-
-  auto r = runCommand({"dpkg", "-i", deb}, 5min);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("OK    keys init     /var/lib/pms-agent/queue.key created (mode 0600)"),
-            std::string::npos) << r.output;
-
-  passwd* pw = ::getpwnam("pms-agent");
-  ASSERT_NE(pw, nullptr) << "no pms-agent user";
-  EXPECT_EQ(std::string(pw->pw_dir), "/var/lib/pms-agent");
-  EXPECT_EQ(std::string(pw->pw_shell), "/usr/sbin/nologin");
-  EXPECT_LT(pw->pw_uid, 1000u) << "not a system user";
-  ASSERT_NE(::getgrnam("pms-agent"), nullptr);
-
-  auto expectOwner = [](const fs::path& p, const std::string& user, const std::string& group,
-                        unsigned mode) {
-    Owner o = ownerOf(p);
-    EXPECT_EQ(o.user, user) << p;
-    EXPECT_EQ(o.group, group) << p;
-    EXPECT_EQ(o.mode, mode) << p << " mode " << std::oct << o.mode;
-  };
-  expectOwner("/usr/bin/pms-agent", "root", "root", 0755);
-  expectOwner("/lib/systemd/system/pms-agent.service", "root", "root", 0644);
-  expectOwner("/etc/pms-agent", "root", "pms-agent", 0750);
-  expectOwner("/etc/pms-agent/agent.json", "root", "pms-agent", 0640);
-  expectOwner("/var/lib/pms-agent", "pms-agent", "pms-agent", 0750);
-  expectOwner("/var/lib/pms-agent/queue.key", "pms-agent", "pms-agent", 0600);
-  expectOwner("/var/lib/pms-agent/queue.db", "pms-agent", "pms-agent", 0600);
-  expectOwner("/var/log/pms-agent", "pms-agent", "pms-agent", 0750);
-  EXPECT_TRUE(fs::is_symlink("/etc/systemd/system/multi-user.target.wants/pms-agent.service"))
-      << "the unit is not enabled";
-
-  // The installed CLI finds its config by default and reads the store while the service is down.
-  auto check = runCommand({"/usr/bin/pms-agent", "check"});
-  EXPECT_NE(check.output.find("OK    config        /etc/pms-agent/agent.json valid (0 adapters)"),
-            std::string::npos) << check.output;
-  EXPECT_NE(check.output.find("OK    key file      /var/lib/pms-agent/queue.key 0600 pms-agent"),
-            std::string::npos) << check.output;
-  const std::string key = readFile("/var/lib/pms-agent/queue.key");
-
-  // Reinstall (upgrade path): the key is kept.
-  r = runCommand({"dpkg", "-i", deb}, 5min);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("OK    keys init     /var/lib/pms-agent/queue.key exists"), std::string::npos)
-      << r.output;
-  EXPECT_EQ(readFile("/var/lib/pms-agent/queue.key"), key);
-
-  // Remove: the program goes, the queue, its key and the config stay.
-  r = runCommand({"dpkg", "--remove", "pms-agent"}, 5min);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_FALSE(fs::exists("/usr/bin/pms-agent"));
-  EXPECT_FALSE(fs::exists("/lib/systemd/system/pms-agent.service"));
-  EXPECT_EQ(readFile("/var/lib/pms-agent/queue.key"), key);
-  EXPECT_TRUE(fs::exists("/var/lib/pms-agent/queue.db"));
-  EXPECT_TRUE(fs::exists("/etc/pms-agent/agent.json"));
-
-  // Purge: everything of ours goes.
-  r = runCommand({"dpkg", "--purge", "pms-agent"}, 5min);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_FALSE(fs::exists("/var/lib/pms-agent"));
-  EXPECT_FALSE(fs::exists("/var/log/pms-agent"));
-  EXPECT_FALSE(fs::exists("/etc/pms-agent"));
-  EXPECT_FALSE(fs::exists("/etc/systemd/system/multi-user.target.wants/pms-agent.service"));
-  EXPECT_EQ(runCommand({"dpkg-query", "-W", "-f=${Status}", "pms-agent"}).output.find("installed"),
-            std::string::npos);
 }
 
 }  // namespace
