@@ -182,14 +182,21 @@ schema::ObjectSchemaPtr fhirPollSchema() {
   s->fields.push_back(Field::str("base_url").req().verify(httpUrl).describe("FHIR R4 base URL"));
   s->fields.push_back(Field::array("resources", Type::string).req().range(1, 200)
                           .describe("resource types to sync"));
-  s->fields.push_back(Field::str("sync").oneOf({"bulk", "search", "history"})
-                          .describe("default: the vendor's (bulk for Epic/Cerner/athena/eCW)"));
+  s->fields.push_back(Field::str("sync")
+                          .oneOf({"bulk", "search", "history", "patient-search"})
+                          .describe("default: the vendor's (bulk for Epic/Cerner/athena/eCW); "
+                                    "patient-search fans out per patient (group_id: its members)"));
   s->fields.push_back(Field::str("group_id").describe("Bulk Group id (Group/{id}/$export)"));
   s->fields.push_back(Field::str("export").oneOf({"group", "patient", "system"}));
   s->fields.push_back(Field::integer("page_size").def(json::Value::integer(200)).range(1, 5000));
   s->fields.push_back(Field::integer("batch_records").def(json::Value::integer(1000)).range(1, 100000)
                           .describe("Bulk NDJSON lines per store commit"));
   s->fields.push_back(Field::integer("bulk_timeout_s").def(json::Value::integer(3600)).range(10, 86400));
+  s->fields.push_back(
+      Field::integer("reconcile_s")
+          .def(json::Value::integer(86400))
+          .range(1, 31 * 86400)
+          .describe("search mode: how often complete id listings find deleted resources"));
   for (auto& f : commonApiFields(true)) {
     s->fields.push_back(std::move(f));
   }
