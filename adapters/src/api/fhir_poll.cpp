@@ -819,8 +819,6 @@ constexpr const char* kFhirVendorDefaults = R"({
   "meditech":        {"sync": "search"},
   "practice-fusion": {"sync": "search"},
   "kareo":           {"sync": "search"},
-  "allscripts":      {"sync": "search"},
-  "drchrono":        {"sync": "search"},
   "generic":         {"sync": "search"}
 })";
 

@@ -1578,7 +1578,7 @@ std::vector<CheckResult> checkRestPoll(const json::Value& config,
   if (type == "oauth2-refresh") {
     out.push_back({CheckResult::Level::warn, label + " auth",
                    "refresh token not exercised (it rotates on use; the running agent uses it)"});
-  } else if (type == "kareo" || type == "none" || type == "api-key") {
+  } else if (type == "kareo" || type == "none") {
     out.push_back({CheckResult::Level::ok, label + " auth", set->auth->describe()});
   } else {
     HttpRequest probe;
