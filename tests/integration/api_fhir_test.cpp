@@ -617,6 +617,30 @@ TEST_F(FhirPollTest, CernerSigkillDuringPatientFanOutThenRestartContinues) {
       std::vector<std::string>{});
 }
 
+// athenahealth FHIR: the fan-out carries ah-practice on every request (search_params) and stays
+// within the documented 100 requests/s.
+TEST_F(FhirPollTest, AthenahealthPatientFanOutWithPracticeParameter) {
+  startSim("athenahealth-fhir", {"--patients", "8", "--seed", "26"});
+  const std::string types = R"(["Patient","Encounter","Condition"])";
+  auto cfg = agentConfigWith(adapter(
+      "athenahealth", types,
+      R"({"sync":"patient-search","search_params":{"ah-practice":"Organization/a-1.Practice-195900"},
+          "group_id":")" +
+          sim_->ready().getString("group_id") + R"("})"));
+  AgentProcess agent(state(), cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  sim_->mutate(R"({"create": 3, "update": 6, "types": ["Encounter","Condition"]})");
+  const size_t runs = countOccurrences(agent.log(), "event=run_complete");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", runs + 2)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto held = analyzeFhir(stored());
+  EXPECT_EQ(held.duplicates(), 0u);
+  EXPECT_EQ(compareWithExpected(held, sim_->expected("types=Patient,Encounter,Condition")),
+            std::vector<std::string>{});
+  EXPECT_EQ(sim_->stats().getInt("rate_limit_violations", -1), 0);
+}
+
 // A search never shows a deletion: in their default search mode Meditech and Practice Fusion
 // find them by the periodic reconcile (complete id listings), each carried exactly once.
 TEST_F(FhirPollTest, MeditechAndPracticeFusionSearchCarryDeletionsByReconcile) {

@@ -237,7 +237,9 @@ class Fanout {
   Status readGroup(std::vector<std::string>& ids) {
     ApiClient::Call call;
     call.what = "Group read";
-    const std::string url = opt_.base + "/Group/" + percentEncode(opt_.group_id);
+    // search_params go on the read too: athenahealth wants ah-practice on every request.
+    const std::string url =
+        withQuery(opt_.base + "/Group/" + percentEncode(opt_.group_id), opt_.search_params);
     call.build = [url]() -> Result<HttpRequest> {
       HttpRequest r;
       r.url = url;
