@@ -575,7 +575,8 @@ TEST_F(FhirPollTest, EpicPatientFanOutFullThenIncrementalEqualsExpected) {
   EXPECT_EQ(stats.find("requests")->getInt("bulk-kickoff"), 0);
   // Later passes ask only for what changed since the previous pass's start.
   auto wm = readWatermarks(state() / "queue.db", state() / "queue.key", "epic-fhir");
-  EXPECT_EQ(wm.count("fanout:since"), 1u);
+  EXPECT_EQ(wm.count("fanout:since:Patient"), 1u);
+  EXPECT_EQ(wm.count("fanout:since:Observation"), 1u);
   EXPECT_EQ(wm.count("fanout:run"), 0u);
 }
 

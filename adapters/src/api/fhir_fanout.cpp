@@ -1,6 +1,7 @@
 #include "fhir_fanout.h"
 
 #include <algorithm>
+#include <map>
 
 #include "psa/store/clock.h"
 #include "psa/store/json.h"
@@ -18,24 +19,24 @@ std::string minusOverlap(const std::string& wm, int64_t overlap_s) {
 namespace {
 
 constexpr const char* kRunKey = "fanout:run";
-constexpr const char* kSinceKey = "fanout:since";
+// Per type, so a type added to `resources` later gets its full history.
+constexpr const char* kSincePrefix = "fanout:since:";
 
 // Where a pass stands: patients with an id below `patient` are done; of `patient`, the types
-// before index `type` are done, and of that type the pages before `next` ("" = its first).
+// before `type` (a name, so an edited `resources` list cannot shift it; "" = all done) are
+// done, and of that type the pages before `next` ("" = its first).
 struct FanoutCursor {
-  std::string since;   // the _lastUpdated lower bound of this pass ("" = everything)
   std::string run_wm;  // the next pass's lower bound
   std::string patient;
-  int64_t type = 0;
+  std::string type;
   std::string next;
   bool valid = false;
 
   std::string encode() const {
     json::Value v = json::Value::object();
-    v.set("since", json::Value::string(since));
     v.set("run_wm", json::Value::string(run_wm));
     v.set("patient", json::Value::string(patient));
-    v.set("type", json::Value::integer(type));
+    v.set("type", json::Value::string(type));
     v.set("next", json::Value::string(next));
     return json::serialize(v);
   }
@@ -43,10 +44,9 @@ struct FanoutCursor {
     FanoutCursor c;
     auto doc = json::parse(text);
     if (doc && doc->isObject()) {
-      c.since = doc->getString("since");
       c.run_wm = doc->getString("run_wm");
       c.patient = doc->getString("patient");
-      c.type = doc->getInt("type", 0);
+      c.type = doc->getString("type");
       c.next = doc->getString("next");
       c.valid = true;
     }
@@ -60,9 +60,12 @@ class Fanout {
       : opt_(opt), hooks_(hooks), logger_(logger) {}
 
   Status run() {
-    auto since = hooks_.watermark(kSinceKey);
-    if (!since) {
-      return std::move(since).error();
+    for (const auto& type : opt_.resources) {
+      auto since = hooks_.watermark(std::string(kSincePrefix) + type);
+      if (!since) {
+        return std::move(since).error();
+      }
+      since_[type] = since->value_or("");
     }
     auto saved = hooks_.watermark(kRunKey);
     if (!saved) {
@@ -71,10 +74,6 @@ class Fanout {
     FanoutCursor cur;
     if (saved->has_value()) {
       cur = FanoutCursor::decode(**saved);
-    }
-    if (!cur.valid) {
-      cur = FanoutCursor();
-      cur.since = since->value_or("");
     }
     const bool resumed = cur.valid;
     std::string list_wm;
@@ -85,15 +84,13 @@ class Fanout {
     if (!resumed) {
       cur.run_wm = list_wm;
     }
-    const std::string since_text = cur.since.empty() ? std::string("(full)") : cur.since;
     if (resumed) {
-      logger_.info("fanout_resume", {{"patients", static_cast<uint64_t>(ids->size())},
-                                     {"since", since_text},
-                                     {"at_patient", cur.patient},
-                                     {"type", cur.type}});
+      logger_.info("fanout_resume",
+                   {{"patients", static_cast<uint64_t>(ids->size())},
+                    {"at_patient", cur.patient},
+                    {"type", cur.type.empty() ? std::string("(done)") : cur.type}});
     } else {
-      logger_.info("fanout_started",
-                   {{"patients", static_cast<uint64_t>(ids->size())}, {"since", since_text}});
+      logger_.info("fanout_started", {{"patients", static_cast<uint64_t>(ids->size())}});
     }
     uint64_t records = 0;
     uint64_t pages = 0;
@@ -101,18 +98,19 @@ class Fanout {
       if (cur.valid && id < cur.patient) {
         continue;  // done before a restart
       }
-      const size_t first_type =
-          cur.valid && id == cur.patient ? static_cast<size_t>(std::max<int64_t>(0, cur.type)) : 0;
+      const bool here = cur.valid && id == cur.patient;
+      const size_t first_type = here ? typeIndex(cur.type) : 0;
       for (size_t t = first_type; t < opt_.resources.size(); ++t) {
-        const bool resume_here = cur.valid && id == cur.patient &&
-                                 t == static_cast<size_t>(cur.type) && !cur.next.empty();
+        const bool resume_here = here && opt_.resources[t] == cur.type && !cur.next.empty();
         PSA_TRY(syncOne(cur, id, t, resume_here ? cur.next : std::string(), records, pages));
       }
       cur.valid = true;
     }
     store::AppendBatch done;
     if (!cur.run_wm.empty()) {
-      done.watermarks.push_back({opt_.adapter, kSinceKey, cur.run_wm});
+      for (const auto& type : opt_.resources) {
+        done.watermarks.push_back({opt_.adapter, std::string(kSincePrefix) + type, cur.run_wm});
+      }
     }
     done.watermarks.push_back({opt_.adapter, kRunKey, std::nullopt});
     auto c = hooks_.commit(std::move(done));
@@ -128,8 +126,18 @@ class Fanout {
   }
 
  private:
-  std::string firstUrl(const std::string& since, const std::string& type,
-                       const std::string& patient) const {
+  // Where a resumed patient continues: "" = done; a type no longer configured: from the start.
+  size_t typeIndex(const std::string& type) const {
+    if (type.empty()) {
+      return opt_.resources.size();
+    }
+    auto it = std::find(opt_.resources.begin(), opt_.resources.end(), type);
+    return it == opt_.resources.end() ? 0 : static_cast<size_t>(it - opt_.resources.begin());
+  }
+
+  std::string firstUrl(const std::string& type, const std::string& patient) const {
+    auto found = since_.find(type);
+    const std::string since = found != since_.end() ? found->second : std::string();
     Params params;
     params.emplace_back(type == "Patient" ? "_id" : "patient", patient);
     if (!since.empty()) {
@@ -149,7 +157,7 @@ class Fanout {
     const std::string& type = opt_.resources[t];
     bool resumed = !url.empty();
     if (url.empty()) {
-      url = firstUrl(cur.since, type, patient);
+      url = firstUrl(type, patient);
     }
     const std::string what = "search " + type + " of a patient";
     while (!url.empty()) {
@@ -163,7 +171,7 @@ class Fanout {
           // The saved next link expired: this patient's type starts over (repeats are dropped).
           logger_.warn("cursor_expired", {{"resource", type}, {"error", resp.error().message}});
           resumed = false;
-          url = firstUrl(cur.since, type, patient);
+          url = firstUrl(type, patient);
           continue;
         }
         return Error(resp.error().code, resp.error().message + "; watermark unchanged");
@@ -179,7 +187,9 @@ class Fanout {
       FanoutCursor next = cur;
       next.valid = true;
       next.patient = patient;
-      next.type = static_cast<int64_t>(page->next_url.empty() ? t + 1 : t);
+      next.type = !page->next_url.empty()         ? type
+                  : t + 1 < opt_.resources.size() ? opt_.resources[t + 1]
+                                                  : std::string();
       next.next = page->next_url;
       batch.watermarks.push_back({opt_.adapter, kRunKey, next.encode()});
       auto c = hooks_.commit(std::move(batch));
@@ -275,6 +285,7 @@ class Fanout {
   const FanoutOptions& opt_;
   const FanoutHooks& hooks_;
   const log::Logger& logger_;
+  std::map<std::string, std::string> since_;  // type -> this pass's lower bound ("" = all)
 };
 
 }  // namespace

@@ -53,11 +53,12 @@ std::string minusOverlap(const std::string& wm, int64_t overlap_s);
 
 /// One fan-out pass. Progress (run watermark, patient, type, next page) is committed with
 /// each page's records, so a SIGKILL resumes at the page after the last durable one; the
-/// next pass's `_lastUpdated` is the server time the patient list was read at, minus
-/// `overlap_s`. Patients are visited in id order, so a resumed pass skips those done even if
-/// the list changed meanwhile (a patient added since has only changes after the watermark).
-/// Deletions are not seen: a search shows nothing for a deleted resource (use bulk or history).
-/// Errors: the first failing call's, with the watermark unchanged.
+/// next pass's `_lastUpdated` (one watermark per type, so a type added later is read in full)
+/// is the server time the patient list was read at, minus `overlap_s`. Patients are visited in id
+/// order, so a resumed pass skips those done even if the list changed meanwhile (a patient added
+/// since has only changes after the watermark). Deletions are not seen: a search shows nothing for
+/// a deleted resource (use bulk or history). Errors: the first failing call's, with the watermark
+/// unchanged.
 Status runPatientFanout(const FanoutOptions& opt, const FanoutHooks& hooks,
                         const log::Logger& logger);
 
