@@ -542,6 +542,197 @@ TEST_F(FhirPollTest, PracticeFusionAndTebraSearchWithClientSecrets) {
   }
 }
 
+// Epic refuses population searches: the Group's members, then Patient?_id= and T?patient= per
+// member with _lastUpdated on the next passes, through 429s with Retry-After.
+TEST_F(FhirPollTest, EpicPatientFanOutFullThenIncrementalEqualsExpected) {
+  startSim("epic", {"--patients", "12", "--seed", "21", "--page-size", "4"});
+  sim_->setFaults(R"({"rules": [{"kind": "429", "endpoint": "search:Observation", "count": 2,
+                                 "retry_after": "seconds", "retry_after_s": 1}]})");
+  const std::string types = R"(["Patient","Encounter","Observation","Condition"])";
+  auto cfg = agentConfigWith(adapter("epic", types,
+                                     R"({"sync":"patient-search","page_size":4,"group_id":")" +
+                                         sim_->ready().getString("group_id") + R"("})"));
+  AgentProcess agent(state(), cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  // Search shows no deletions, so only creates, updates and a merge here.
+  sim_->mutate(R"({"create": 6, "update": 12, "merge": 1,
+                   "types": ["Encounter","Observation","Condition"]})");
+  const size_t runs = countOccurrences(agent.log(), "event=run_complete");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", runs + 2)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  const std::string log = agent.log();
+  EXPECT_NE(log.find("sync=patient-search"), std::string::npos) << log;
+  EXPECT_NE(log.find("event=throttled"), std::string::npos) << log;
+  auto held = analyzeFhir(stored());
+  EXPECT_EQ(held.duplicates(), 0u);
+  EXPECT_EQ(
+      compareWithExpected(held, sim_->expected("types=Patient,Encounter,Observation,Condition")),
+      std::vector<std::string>{});
+  auto stats = sim_->stats();
+  EXPECT_EQ(stats.getInt("retry_after_violations", -1), 0);
+  EXPECT_GE(stats.find("requests")->getInt("group-read"), 3);
+  EXPECT_EQ(stats.find("requests")->getInt("bulk-kickoff"), 0);
+  // Later passes ask only for what changed since the previous pass's start.
+  auto wm = readWatermarks(state() / "queue.db", state() / "queue.key", "epic-fhir");
+  EXPECT_EQ(wm.count("fanout:since:Patient"), 1u);
+  EXPECT_EQ(wm.count("fanout:since:Observation"), 1u);
+  EXPECT_EQ(wm.count("fanout:run"), 0u);
+}
+
+// Cerner (opaque pageContext paging, no Bundle.total): SIGKILL three times in the middle of the
+// fan-out; every restart continues at the page after the last durable one, and nothing is lost
+// or stored twice.
+TEST_F(FhirPollTest, CernerSigkillDuringPatientFanOutThenRestartContinues) {
+  startSim("cerner", {"--patients", "24", "--seed", "22"});
+  // Slow pages a little so the run cannot finish before the third kill on a fast machine.
+  sim_->setFaults(
+      R"({"rules": [{"kind": "delay", "endpoint": "search:*", "probability": 1.0, "delay_s": 0.05}]})");
+  const std::string types = R"(["Patient","Encounter","Observation","Condition"])";
+  auto cfg = agentConfigWith(adapter("cerner", types,
+                                     R"({"sync":"patient-search","page_size":3,"group_id":")" +
+                                         sim_->ready().getString("group_id") + R"("})"));
+  AgentProcess agent(state(), cfg);
+  for (size_t kills = 0; kills < 3; ++kills) {
+    ASSERT_TRUE(agent.start()) << agent.log();
+    const size_t pages = countOccurrences(agent.log(), "event=page_committed");
+    ASSERT_TRUE(waitForEvents(agent, "page_committed", pages + 8)) << agent.log();
+    agent.kill();
+  }
+  ASSERT_EQ(countOccurrences(agent.log(), "event=run_complete"), 0u) << "finished too early";
+  sim_->clearFaults();
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1, std::chrono::seconds(300))) << agent.log();
+  const std::string log = agent.log();
+  // One pass, started once and resumed after each kill (never from the first patient again).
+  EXPECT_EQ(countOccurrences(log, "event=fanout_started"), 1u) << log;
+  EXPECT_EQ(countOccurrences(log, "event=fanout_resume"), 3u) << log;
+  EXPECT_EQ(countOccurrences(log, "at_patient=\"\""), 0u) << log;
+  sim_->mutate(R"({"create": 8, "update": 16, "types": ["Patient","Encounter","Observation"]})");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 3, std::chrono::seconds(300))) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto held = analyzeFhir(stored());
+  EXPECT_EQ(held.duplicates(), 0u);
+  EXPECT_EQ(
+      compareWithExpected(held, sim_->expected("types=Patient,Encounter,Observation,Condition")),
+      std::vector<std::string>{});
+}
+
+// athenahealth FHIR: the fan-out carries ah-practice on every request (search_params) and stays
+// within the documented 100 requests/s.
+TEST_F(FhirPollTest, AthenahealthPatientFanOutWithPracticeParameter) {
+  startSim("athenahealth-fhir", {"--patients", "8", "--seed", "26"});
+  const std::string types = R"(["Patient","Encounter","Condition"])";
+  auto cfg = agentConfigWith(adapter(
+      "athenahealth", types,
+      R"({"sync":"patient-search","search_params":{"ah-practice":"Organization/a-1.Practice-195900"},
+          "group_id":")" +
+          sim_->ready().getString("group_id") + R"("})"));
+  AgentProcess agent(state(), cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  sim_->mutate(R"({"create": 3, "update": 6, "types": ["Encounter","Condition"]})");
+  const size_t runs = countOccurrences(agent.log(), "event=run_complete");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", runs + 2)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto held = analyzeFhir(stored());
+  EXPECT_EQ(held.duplicates(), 0u);
+  EXPECT_EQ(compareWithExpected(held, sim_->expected("types=Patient,Encounter,Condition")),
+            std::vector<std::string>{});
+  EXPECT_EQ(sim_->stats().getInt("rate_limit_violations", -1), 0);
+}
+
+// A search never shows a deletion: in their default search mode Meditech and Practice Fusion
+// find them by the periodic reconcile (complete id listings), each carried exactly once.
+TEST_F(FhirPollTest, MeditechAndPracticeFusionSearchCarryDeletionsByReconcile) {
+  for (const std::string vendor : {"meditech", "practice-fusion"}) {
+    SCOPED_TRACE(vendor);
+    startSim(vendor, {"--patients", "8", "--seed", "23"});
+    const std::string types = R"(["Patient","Encounter","Observation","Condition"])";
+    const auto dir = state() / vendor;
+    AgentProcess agent(dir, agentConfigWith(adapter(vendor, types, R"({"reconcile_s":1})")));
+    ASSERT_TRUE(agent.start()) << agent.log();
+    ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+    // No creates: every deleted resource is one the agent holds.
+    sim_->mutate(R"({"update": 6, "delete": 6, "types": ["Encounter","Observation","Condition"]})");
+    // Two reconciles after the change: the first carries the deletions, the second none again.
+    const size_t reconciled = countOccurrences(agent.log(), "event=reconciled");
+    ASSERT_TRUE(waitForEvents(agent, "reconciled", reconciled + 2)) << agent.log();
+    ASSERT_EQ(agent.stop(), 0);
+    const std::string log = agent.log();
+    EXPECT_NE(log.find("sync=search"), std::string::npos) << log;  // the vendor default
+    auto held = analyzeFhir(readStoredRecords(dir / "queue.db", dir / "queue.key"));
+    EXPECT_EQ(held.deleted.size(), 6u);
+    EXPECT_EQ(held.duplicates(), 0u);
+    EXPECT_EQ(
+        compareWithExpected(held, sim_->expected("types=Patient,Encounter,Observation,Condition")),
+        std::vector<std::string>{});
+    auto wm = readWatermarks(dir / "queue.db", dir / "queue.key", vendor + "-fhir");
+    for (const auto& key : held.deleted) {
+      EXPECT_EQ(wm.count("known:" + key), 0u) << key;
+    }
+    sim_.reset();
+  }
+}
+
+// `export`: patient kicks off {base}/Patient/$export, system {base}/$export; both carry
+// everything of the types, incrementally.
+TEST_F(FhirPollTest, EpicPatientAndSystemLevelExports) {
+  for (const std::string level : {"patient", "system"}) {
+    SCOPED_TRACE(level);
+    startSim("epic", {"--patients", "6", "--bulk-job-seconds", "0.2", "--seed", "24"});
+    const auto dir = state() / level;
+    AgentProcess agent(dir,
+                       agentConfigWith(adapter("epic", R"(["Patient","Encounter","Practitioner"])",
+                                               R"({"export":")" + level + R"("})")));
+    ASSERT_TRUE(agent.start()) << agent.log();
+    ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+    sim_->mutate(R"({"create": 2, "update": 4, "delete": 2, "types": ["Encounter"]})");
+    const size_t runs = countOccurrences(agent.log(), "event=run_complete");
+    ASSERT_TRUE(waitForEvents(agent, "run_complete", runs + 2)) << agent.log();
+    ASSERT_EQ(agent.stop(), 0);
+    const std::string base_path = sim_->ready()
+                                      .getString("fhir_base")
+                                      .substr(sim_->ready().getString("fhir_base").find("/api/"));
+    const std::string want = base_path + (level == "patient" ? "/Patient/$export" : "/$export");
+    size_t kickoffs = 0;
+    const json::Value arrivals = sim_->adminGet("/arrivals");
+    for (const auto& a : arrivals.find("arrivals")->items()) {
+      if (a.getString("endpoint") == "bulk-kickoff") {
+        ++kickoffs;
+        EXPECT_EQ(a.getString("path"), want);
+      }
+    }
+    EXPECT_GE(kickoffs, 3u);
+    EXPECT_EQ(
+        compareWithExpected(analyzeFhir(readStoredRecords(dir / "queue.db", dir / "queue.key")),
+                            sim_->expected("types=Patient,Encounter,Practitioner")),
+        std::vector<std::string>{});
+    sim_.reset();
+  }
+}
+
+// vendor "nextgen" without `sync`: the default is Bulk (NextGen offers Bulk FHIR to backend
+// clients; its FHIR search is patient-access only and refuses population searches).
+TEST_F(FhirPollTest, NextGenFhirDefaultsToBulk) {
+  startSim("nextgen-fhir", {"--patients", "6", "--bulk-job-seconds", "0.2", "--seed", "25"});
+  auto cfg =
+      agentConfigWith(adapter("nextgen", R"(["Patient","Encounter","Observation"])",
+                              R"({"group_id":")" + sim_->ready().getString("group_id") + R"("})"));
+  AgentProcess agent(state(), cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  sim_->mutate(R"({"create": 2, "update": 4, "delete": 2, "types": ["Encounter","Observation"]})");
+  const size_t runs = countOccurrences(agent.log(), "event=run_complete");
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", runs + 2)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  EXPECT_NE(agent.log().find("sync=bulk"), std::string::npos) << agent.log();
+  auto held = analyzeFhir(stored());
+  EXPECT_EQ(compareWithExpected(held, sim_->expected("types=Patient,Encounter,Observation")),
+            std::vector<std::string>{});
+  EXPECT_GT(held.deleted.size(), 0u);
+}
+
 TEST_F(FhirPollTest, CheckReportsCapabilityStatementTokenAndTlsTrouble) {
   startSim("epic", {"--patients", "2"});
   adapters::SourceRegistry registry;

@@ -239,6 +239,76 @@ TEST_F(VendorApiTest, NextGenReconcileCarriesEachVanishedRecordOnce) {
   EXPECT_EQ(compareNative(records, exp, "vendor+json"), std::vector<std::string>{});
 }
 
+std::string nextgenAuth(const PmsSim& sim) {
+  const json::Value& r = sim.ready();
+  return R"({"type":"nextgen","client_id":"agent","client_secret":"ng-secret","token_url":")" +
+         sim.tokenUrl() + R"(","site_id":")" + r.getString("site_id") + R"(","enterprise_id":")" +
+         r.getString("enterprise_id") + R"(","practice_id":")" + r.getString("practice_id") +
+         R"("})";
+}
+
+// NextGen stamps are zone-less local time: `utc_offset` puts the watermark in the practice's
+// zone. With it the incremental filter finds every change; without it (UTC read as local, five
+// hours ahead) the same changes are missed, which is what the option is for.
+TEST_F(VendorApiTest, NextGenUtcOffsetPutsTheWatermarkInLocalTime) {
+  for (const bool right : {true, false}) {
+    SCOPED_TRACE(right ? "utc_offset -05:00" : "utc_offset +00:00");
+    startSim("nextgen", {"--client-id", "agent", "--client-secret", "ng-secret", "--patients", "4",
+                         "--seed", "31", "--utc-offset=-05:00"});
+    const auto dir = state() / (right ? "right" : "wrong");
+    AgentProcess agent(dir, agentConfigWith(adapter("nextgen", nextgenAuth(*sim_),
+                                                    right ? R"({"utc_offset":"-05:00"})"
+                                                          : R"({"utc_offset":"+00:00"})")));
+    ASSERT_TRUE(agent.start()) << agent.log();
+    ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+    sim_->mutate(R"({"update": 6, "types": ["Patient", "Encounter"]})");
+    const size_t runs = countOccurrences(agent.log(), "event=run_complete");
+    ASSERT_TRUE(waitForEvents(agent, "run_complete", runs + 2)) << agent.log();
+    ASSERT_EQ(agent.stop(), 0);
+    auto diffs = compareNative(readStoredRecords(dir / "queue.db", dir / "queue.key"),
+                               sim_->expected("digest=1"), "vendor+json");
+    if (right) {
+      EXPECT_EQ(diffs, std::vector<std::string>{});
+    } else {
+      EXPECT_NE(diffs, std::vector<std::string>{});  // the updates were filtered out
+    }
+    sim_.reset();
+  }
+}
+
+// `profile_file` replaces the built-in profile: here only persons, as kind "other".
+TEST_F(VendorApiTest, NextGenProfileFileReplacesTheBuiltInProfile) {
+  startSim("nextgen", {"--client-id", "agent", "--client-secret", "ng-secret", "--patients", "5",
+                       "--seed", "32"});
+  const auto file = tmp_->path() / "persons-only.json";
+  writeFile(file, R"({"strategy": "since-list", "format": "vendor+json", "interval_s": 300,
+    "time_format": "%Y-%m-%dT%H:%M:%S",
+    "paging": {"style": "keyset", "items": ["items"], "limit_param": "$top", "page_size": 1000,
+               "order": "{id_field} asc", "after": "{id_field} gt '{id}'"},
+    "since": {"param": "$filter", "template": "modifyTimestamp ge datetime'{}'",
+              "initial": "1900-01-01T00:00:00"},
+    "headers": {"Accept": "application/json"},
+    "collections": [{"name": "persons", "path": "/persons", "kind": "other", "id": "personId",
+                     "ts": "modifyTimestamp"}]})");
+  AgentProcess agent(state(),
+                     agentConfigWith(adapter("nextgen", nextgenAuth(*sim_),
+                                             R"({"profile_file":")" + file.string() + R"("})")));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitForEvents(agent, "run_complete", 1)) << agent.log();
+  ASSERT_EQ(agent.stop(), 0);
+  auto records = stored();
+  ASSERT_FALSE(records.empty());
+  for (const auto& r : records) {
+    EXPECT_EQ(r.kind, "other") << r.msg_id;
+  }
+  EXPECT_EQ(compareNative(records, sim_->expected("digest=1&collections=persons"), "vendor+json"),
+            std::vector<std::string>{});
+  auto requests = sim_->stats().find("requests");
+  EXPECT_GE(requests->getInt("list:persons"), 1);
+  EXPECT_EQ(requests->getInt("list:appointments"), 0);
+  EXPECT_EQ(requests->getInt("chart:encounters"), 0);
+}
+
 // ---- Kareo SOAP -----------------------------------------------------------------------------
 
 TEST_F(VendorApiTest, KareoSoapBatchesFiltersInBandThrottleAndFaults) {

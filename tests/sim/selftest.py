@@ -192,6 +192,8 @@ VENDORS = {
                           "extra": [("ah-practice", "Organization/a-1.Practice-195900")]},
     "tebra-fhir": {"auth": [("post",), ("basic",)], "strict": False, "history": True,
                    "throttle_retry_after": False},
+    "nextgen-fhir": {"auth": [("jwt", "RS384"), ("jwt", "ES384")], "strict": True, "history": False,
+                     "throttle_retry_after": True},
 }
 
 

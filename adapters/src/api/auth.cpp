@@ -66,29 +66,6 @@ class NoAuth final : public AuthStrategy {
   std::string describe() const override { return "no authentication"; }
 };
 
-class ApiKeyAuth final : public AuthStrategy {
- public:
-  ApiKeyAuth(std::string key, std::string header, std::string query)
-      : key_(std::move(key)), header_(std::move(header)), query_(std::move(query)) {}
-  Status apply(HttpRequest& req) override {
-    if (!query_.empty()) {
-      req.url = withQuery(req.url, {{query_, key_}});
-    } else {
-      req.headers.emplace_back(header_, key_);
-    }
-    return {};
-  }
-  void invalidate() override {}
-  std::string describe() const override {
-    return query_.empty() ? "API key in header " + header_ : "API key in query parameter " + query_;
-  }
-
- private:
-  std::string key_;
-  std::string header_;
-  std::string query_;
-};
-
 // Shared by the bearer-token strategies: cache, refresh before expiry, one fetch at a time.
 class BearerAuth : public AuthStrategy {
  public:
@@ -541,15 +518,6 @@ Result<AuthStrategyPtr> makeAuthStrategy(const json::Value& auth, AuthDeps deps,
   };
   if (type == "none") {
     return AuthStrategyPtr(std::make_shared<NoAuth>());
-  }
-  if (type == "api-key") {
-    auto key = secret("api_key");
-    if (!key) {
-      return std::move(key).error();
-    }
-    PSA_TRY(need(*key, "api_key"));
-    return AuthStrategyPtr(std::make_shared<ApiKeyAuth>(
-        *key, auth.getString("header", "X-API-Key"), auth.getString("query_param")));
   }
   const std::string client_id = auth.getString("client_id");
   if (type == "oauth2-client-credentials") {

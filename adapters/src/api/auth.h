@@ -55,7 +55,7 @@ struct AuthDeps {
 
 /// Builds the strategy an adapter's `auth` object describes. `token_url_fallback` is used when
 /// the object has no token_url (FHIR: from .well-known/smart-configuration). Types:
-/// "none", "api-key", "oauth2-client-credentials", "smart-backend", "oauth2-refresh",
+/// "none", "oauth2-client-credentials", "smart-backend", "oauth2-refresh",
 /// "nextgen", "unity", "kareo". Errors: Errc::invalid_argument / Errc::io with the reason
 /// (a missing key file, an unreadable secret file, a key that does not fit `alg`).
 Result<AuthStrategyPtr> makeAuthStrategy(const json::Value& auth, AuthDeps deps,

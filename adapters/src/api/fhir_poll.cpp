@@ -3,8 +3,11 @@
 //   bulk    - Group/Patient/system $export with _since = last transactionTime (Epic, Cerner,
 //             athenahealth, eClinicalWorks); deletions from the manifest's `deleted` files.
 //   search  - T?_lastUpdated=ge<wm> per resource type, wm = the previous run's first page
-//             Bundle.meta.lastUpdated (Meditech, Practice Fusion, Tebra).
+//             Bundle.meta.lastUpdated (Meditech, Practice Fusion, Tebra); deletions by a
+//             periodic reconcile (complete id listings, reconcile.h).
 //   history - T/_history?_since=<wm>: every version including deletions.
+//   patient-search - per-patient fan-out for servers that refuse population searches (Epic,
+//             Cerner, athenahealth without bulk): fhir_fanout.cpp.
 // Exactly once: every record carries a de-duplication identity (adapter + Type/id/versionId),
 // and every cursor (next link, bulk job progress, the next run's watermark) is committed in the
 // same store transaction as the records it covers, so a SIGKILL at any point neither loses nor
@@ -14,27 +17,22 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "api_common.h"
+#include "fhir_deletions.h"
+#include "fhir_fanout.h"
 #include "poller.h"
 #include "psa/adapters/api/fhir.h"
 #include "psa/adapters/api/http_time.h"
 #include "psa/store/clock.h"
+#include "reconcile.h"
 #include "url.h"
 
 namespace psa::adapters::api {
 namespace {
 
 constexpr size_t kBatchBytes = 8u << 20;
-
-// wm minus `overlap_s`, as an instant with millisecond precision; wm unchanged if unparsable.
-std::string minusOverlap(const std::string& wm, int64_t overlap_s) {
-  int64_t ms = 0;
-  if (overlap_s <= 0 || !parseRfc3339(wm, ms)) {
-    return wm;
-  }
-  return formatRfc3339(ms - overlap_s * 1000);
-}
 
 struct BulkJob {
   std::string status_url;
@@ -104,6 +102,7 @@ class FhirPollSource final : public Poller {
     page_size_ = cfg.getInt("page_size", 200);
     overlap_s_ = cfg.getInt("overlap_s", 2);
     bulk_timeout_s_ = cfg.getInt("bulk_timeout_s", 3600);
+    reconcile_ms_ = cfg.getInt("reconcile_s", 86400) * 1000;
     batch_records_ = static_cast<size_t>(std::max<int64_t>(1, cfg.getInt("batch_records", 1000)));
     if (const json::Value* p = cfg.find("search_params"); p != nullptr && p->isObject()) {
       for (const auto& [k, v] : p->members()) {
@@ -162,6 +161,9 @@ class FhirPollSource final : public Poller {
     if (mode_ == "bulk") {
       return runBulk();
     }
+    if (mode_ == "patient-search") {
+      return runFanout();
+    }
     for (const auto& type : resources_) {
       if (stop_->stopped()) {
         return Error(Errc::closed, "stopped");
@@ -171,7 +173,7 @@ class FhirPollSource final : public Poller {
         return st;
       }
     }
-    return {};
+    return mode_ == "search" ? maybeReconcile() : Status();
   }
 
  private:
@@ -287,6 +289,10 @@ class FhirPollSource final : public Poller {
       batch.records.reserve(page->items.size());
       for (const auto& item : page->items) {
         batch.records.push_back(recordFor(resp->body, item));
+        if (!history && !item.deleted) {
+          // Remembered with the record: the reconcile carries its deletion once it vanishes.
+          batch.watermarks.push_back({name_, knownKey(item.ref.type, item.ref.id), "1"});
+        }
       }
       records += batch.records.size();
       const size_t entries = batch.records.size();
@@ -324,6 +330,49 @@ class FhirPollSource final : public Poller {
                   {{"resource", type}, {"mode", history ? "history" : "search"},
                    {"pages", pages}, {"records", records}});
     return {};
+  }
+
+  Status runFanout() {
+    FanoutOptions opt;
+    opt.adapter = name_;
+    opt.base = base_;
+    opt.resources = resources_;
+    opt.group_id = group_id_;
+    opt.page_size = page_size_;
+    opt.overlap_s = overlap_s_;
+    opt.search_params = search_params_;
+    opt.api = clients_.api;
+    FanoutHooks hooks;
+    hooks.get_page = [this](const std::string& url, const std::string& what,
+                            std::shared_ptr<FhirPage> out) { return getPage(url, what, out); };
+    hooks.record_for = [this](std::string_view text, const FhirItem& item) {
+      return recordFor(text, item);
+    };
+    hooks.commit = [this](store::AppendBatch b) { return commit(std::move(b)); };
+    hooks.watermark = [this](const std::string& key) { return watermark(key); };
+    hooks.stopped = [this] { return stop_->stopped(); };
+    return runPatientFanout(opt, hooks, logger_);
+  }
+
+  // Search shows no deletions: every reconcile_s a complete id listing per type finds them.
+  Status maybeReconcile() {
+    ReconcileHooks hooks;
+    hooks.watermark = [this](const std::string& key) { return watermark(key); };
+    hooks.all_watermarks = [this] { return sink_.watermarks(name_); };
+    hooks.commit = [this](store::AppendBatch b) { return commit(std::move(b)); };
+    hooks.list_ids = [this](const std::string& type, std::set<std::string>& ids) {
+      return listFhirIds([this](const std::string& url, const std::string& what,
+                                std::shared_ptr<FhirPage> out) { return getPage(url, what, out); },
+                         base_, type, page_size_, search_params_,
+                         [this] { return stop_->stopped(); }, ids);
+    };
+    hooks.deletion_record = [this](const std::string& type, const std::string& id, int64_t) {
+      countType(type, 1);
+      addCount("deletions");
+      return makeRecord(kindOf(type), store::format::kFhirJson, fhirDeletionEntry(type, id),
+                        fhirIdentity(FhirRef{type, id, "", ""}, true));
+    };
+    return reconcileIfDue(name_, resources_, reconcile_ms_, clock_->nowMs(), hooks, logger_);
   }
 
   // ---- Bulk $export -------------------------------------------------------------------------
@@ -738,6 +787,7 @@ class FhirPollSource final : public Poller {
   int64_t overlap_s_ = 2;
   int64_t bulk_timeout_s_ = 3600;
   size_t batch_records_ = 1000;
+  int64_t reconcile_ms_ = 86400000;
   Params search_params_;
   std::map<std::string, store::Kind> kind_map_;
   ClientSet clients_;
@@ -769,8 +819,6 @@ constexpr const char* kFhirVendorDefaults = R"({
   "meditech":        {"sync": "search"},
   "practice-fusion": {"sync": "search"},
   "kareo":           {"sync": "search"},
-  "allscripts":      {"sync": "search"},
-  "drchrono":        {"sync": "search"},
   "generic":         {"sync": "search"}
 })";
 

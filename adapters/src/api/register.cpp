@@ -43,10 +43,12 @@ schema::ObjectSchemaPtr limitSchema() {
 schema::ObjectSchemaPtr authSchema() {
   auto s = std::make_shared<ObjectSchema>();
   s->fields = {
-      Field::str("type").req().oneOf({"none", "api-key", "oauth2-client-credentials",
-                                      "smart-backend", "oauth2-refresh", "nextgen", "unity",
-                                      "kareo"}),
-      Field::str("token_url").verify(httpUrl).describe("token endpoint (FHIR: discovered if absent)"),
+      // No "api-key": none of the PMS interfaces we support authenticates with a bare key.
+      Field::str("type").req().oneOf({"none", "oauth2-client-credentials", "smart-backend",
+                                      "oauth2-refresh", "nextgen", "unity", "kareo"}),
+      Field::str("token_url")
+          .verify(httpUrl)
+          .describe("token endpoint (FHIR: discovered if absent)"),
       Field::str("client_id"),
       Field::str("client_secret").hide(),
       Field::str("client_secret_file"),
@@ -55,7 +57,9 @@ schema::ObjectSchemaPtr authSchema() {
       Field::str("private_key_file").describe("PEM private key for the SMART client assertion"),
       Field::str("alg").oneOf({"RS384", "ES384", "RS256", "ES256"}),
       Field::str("kid"),
-      Field::str("refresh_token").hide().describe("initial refresh token (rotated tokens are kept sealed in the store)"),
+      Field::str("refresh_token")
+          .hide()
+          .describe("initial refresh token (rotated tokens are kept sealed in the store)"),
       Field::str("refresh_token_file"),
       Field::str("site_id"),
       Field::str("enterprise_id"),
@@ -68,10 +72,6 @@ schema::ObjectSchemaPtr authSchema() {
       Field::str("appname"),
       Field::str("customer_key").hide(),
       Field::str("customer_key_file"),
-      Field::str("api_key").hide(),
-      Field::str("api_key_file"),
-      Field::str("header"),
-      Field::str("query_param"),
       Field::str("app_user").describe("Unity AppUserID (the EHR user the agent acts as)"),
   };
   s->check = [](const json::Value& v, const std::string& path, std::vector<schema::Issue>& issues) {
@@ -84,14 +84,12 @@ schema::ObjectSchemaPtr authSchema() {
           issues.push_back({schema::childPath(path, name), v.pos().line, v.pos().column,
                             "required for auth type " + type +
                                 (name == "client_secret" || name == "password" ||
-                                         name == "refresh_token" || name == "customer_key" ||
-                                         name == "api_key"
+                                         name == "refresh_token" || name == "customer_key"
                                      ? " (or " + name + "_file)"
                                      : "")});
         }
       }
     };
-    if (type == "api-key") require({"api_key"});
     if (type == "oauth2-client-credentials") require({"client_id", "client_secret", "token_url"});
     if (type == "smart-backend") require({"client_id", "private_key_file"});
     if (type == "oauth2-refresh") require({"client_id", "client_secret", "token_url", "refresh_token"});
@@ -182,18 +180,32 @@ schema::ObjectSchemaPtr fhirPollSchema() {
   s->fields.push_back(Field::str("base_url").req().verify(httpUrl).describe("FHIR R4 base URL"));
   s->fields.push_back(Field::array("resources", Type::string).req().range(1, 200)
                           .describe("resource types to sync"));
-  s->fields.push_back(Field::str("sync").oneOf({"bulk", "search", "history"})
-                          .describe("default: the vendor's (bulk for Epic/Cerner/athena/eCW)"));
+  s->fields.push_back(Field::str("sync")
+                          .oneOf({"bulk", "search", "history", "patient-search"})
+                          .describe("default: the vendor's (bulk for Epic/Cerner/athena/eCW); "
+                                    "patient-search fans out per patient (group_id: its members)"));
   s->fields.push_back(Field::str("group_id").describe("Bulk Group id (Group/{id}/$export)"));
   s->fields.push_back(Field::str("export").oneOf({"group", "patient", "system"}));
   s->fields.push_back(Field::integer("page_size").def(json::Value::integer(200)).range(1, 5000));
   s->fields.push_back(Field::integer("batch_records").def(json::Value::integer(1000)).range(1, 100000)
                           .describe("Bulk NDJSON lines per store commit"));
   s->fields.push_back(Field::integer("bulk_timeout_s").def(json::Value::integer(3600)).range(10, 86400));
+  s->fields.push_back(
+      Field::integer("reconcile_s")
+          .def(json::Value::integer(86400))
+          .range(1, 31 * 86400)
+          .describe("search mode: how often complete id listings find deleted resources"));
   for (auto& f : commonApiFields(true)) {
     s->fields.push_back(std::move(f));
   }
   s->check = [](const json::Value& v, const std::string& path, std::vector<schema::Issue>& issues) {
+    // These vendors document no FHIR API (pms-interfaces.md §3, §8): their data comes through
+    // rest-poll (Unity, DrChrono REST) or files.
+    if (const std::string vendor = v.getString("vendor");
+        vendor == "allscripts" || vendor == "drchrono") {
+      issues.push_back({schema::childPath(path, "vendor"), v.pos().line, v.pos().column,
+                        vendor + " offers no FHIR API the agent supports; use type rest-poll"});
+    }
     if (v.getString("export") == "group" && v.getString("group_id").empty()) {
       issues.push_back({schema::childPath(path, "group_id"), v.pos().line, v.pos().column,
                         "required when export is \"group\""});

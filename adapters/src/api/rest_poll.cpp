@@ -27,6 +27,7 @@
 #include "psa/store/clock.h"
 #include "psa/store/digest.h"
 #include "psa/store/fatal.h"
+#include "reconcile.h"
 #include "state_file.h"
 #include "url.h"
 
@@ -604,50 +605,25 @@ class RestPollSource final : public Poller {
     if (!reconcile_) {
       return {};
     }
-    auto last = watermark("reconcile:last");
-    if (!last) {
-      return last.error();
-    }
-    const int64_t now = clock_->nowMs();
-    if (!last->has_value()) {
-      return commitWatermarks({{name_, "reconcile:last", std::to_string(now)}});  // just loaded
-    }
-    if (now - std::stoll(**last) < reconcile_ms_) {
-      return {};
-    }
-    auto known = sink_.watermarks(name_);
-    if (!known) {
-      return known.error();
-    }
-    const std::string stamp = formatLocalTime(now, 0, "%Y-%m-%dT%H:%M:%SZ");
-    uint64_t deletions = 0;
+    std::vector<std::string> names;
     for (const auto& c : collections_) {
-      std::set<std::string> listed;
-      auto st = completeIds(c, listed);
-      if (!st) {
-        return Error(st.error().code, st.error().message + "; reconcile of " + c.name + " postponed");
-      }
-      const std::string prefix = "known:" + c.name + "/";
-      store::AppendBatch batch;
-      for (auto it = known->lower_bound(prefix);
-           it != known->end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-        const std::string id = it->first.substr(prefix.size());
-        if (listed.count(id) == 0) {
-          batch.records.push_back(deletionRecord(c, id, "", stamp));
-          batch.watermarks.push_back({name_, it->first, std::nullopt});
-        }
-      }
-      if (!batch.records.empty()) {
-        deletions += batch.records.size();
-        auto committed = commit(std::move(batch));
-        if (!committed) {
-          return std::move(committed).error();
-        }
-      }
+      names.push_back(c.name);
     }
-    PSA_TRY(commitWatermarks({{name_, "reconcile:last", std::to_string(now)}}));
-    logger_.info("reconciled", {{"deletions", deletions}});
-    return {};
+    auto byName = [this](const std::string& name) -> const Collection& {
+      return *std::find_if(collections_.begin(), collections_.end(),
+                           [&](const Collection& c) { return c.name == name; });
+    };
+    ReconcileHooks hooks;
+    hooks.watermark = [this](const std::string& key) { return watermark(key); };
+    hooks.all_watermarks = [this] { return sink_.watermarks(name_); };
+    hooks.commit = [this](store::AppendBatch b) { return commit(std::move(b)); };
+    hooks.list_ids = [&](const std::string& name, std::set<std::string>& ids) {
+      return completeIds(byName(name), ids);
+    };
+    hooks.deletion_record = [&](const std::string& name, const std::string& id, int64_t now) {
+      return deletionRecord(byName(name), id, "", formatLocalTime(now, 0, "%Y-%m-%dT%H:%M:%SZ"));
+    };
+    return reconcileIfDue(name_, names, reconcile_ms_, clock_->nowMs(), hooks, logger_);
   }
 
   Status syncCollection(const Collection& c) {
@@ -1602,7 +1578,7 @@ std::vector<CheckResult> checkRestPoll(const json::Value& config,
   if (type == "oauth2-refresh") {
     out.push_back({CheckResult::Level::warn, label + " auth",
                    "refresh token not exercised (it rotates on use; the running agent uses it)"});
-  } else if (type == "kareo" || type == "none" || type == "api-key") {
+  } else if (type == "kareo" || type == "none") {
     out.push_back({CheckResult::Level::ok, label + " auth", set->auth->describe()});
   } else {
     HttpRequest probe;

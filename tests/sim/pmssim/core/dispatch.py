@@ -61,7 +61,7 @@ class Dispatcher:
             scopes = (scopes,)
         received = time.time()
         resp = self._handle_routed(req, endpoint, handler, scopes)
-        ctx.stats.log_arrival(endpoint, scopes, received, time.time(), resp.status)
+        ctx.stats.log_arrival(endpoint, scopes, received, time.time(), resp.status, req.path)
         return resp
 
     def _handle_routed(self, req, endpoint, handler, scopes):

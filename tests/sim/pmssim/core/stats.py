@@ -57,16 +57,17 @@ class Stats:
             if status == 429:
                 self.counters["throttled_429"] += 1
 
-    def log_arrival(self, endpoint, scopes, received, answered, status):
+    def log_arrival(self, endpoint, scopes, received, answered, status, path=""):
         with self._lock:
-            self.arrivals.append((endpoint, tuple(s for s in scopes if s), received, answered, status))
+            self.arrivals.append((endpoint, tuple(s for s in scopes if s), received, answered, status, path))
 
     def arrivals_list(self, scope=None):
         """Admin `GET /_sim/arrivals[?scope=S]`: the logged requests, oldest first."""
         with self._lock:
             items = list(self.arrivals)
-        return [{"endpoint": e, "scopes": list(sc), "received": r, "answered": a, "status": st}
-                for e, sc, r, a, st in items if scope is None or scope in sc]
+        return [{"endpoint": e, "scopes": list(sc), "received": r, "answered": a, "status": st,
+                 "path": p}
+                for e, sc, r, a, st, p in items if scope is None or scope in sc]
 
     def inc(self, name, n=1):
         with self._lock:

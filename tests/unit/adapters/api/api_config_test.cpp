@@ -86,6 +86,29 @@ TEST(ApiConfig, AuthRequirementsPerType) {
   EXPECT_EQ(q[1], "adapters[0].auth.site_id: required for auth type nextgen");
 }
 
+// Claims the agent could not make true were removed: an API key (no supported PMS uses one)
+// and FHIR for vendors that document no FHIR API. Both are refused with a clear message.
+TEST(ApiConfig, RemovedOptionsAreRefusedClearly) {
+  auto p = problems("rest-poll", R"({"name":"k","type":"rest-poll","vendor":"nextgen",
+      "base_url":"https://x/api","auth":{"type":"api-key","api_key":"k"}})");
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0],
+            "adapters[0].auth.type: \"api-key\" is not one of: none, "
+            "oauth2-client-credentials, smart-backend, oauth2-refresh, nextgen, unity, kareo");
+  EXPECT_EQ(p[1].rfind("adapters[0].auth.api_key: ", 0), 0u) << p[1];  // unknown key
+  for (const std::string vendor : {"drchrono", "allscripts"}) {
+    auto q = problems("fhir-poll", R"({"name":"f","type":"fhir-poll","vendor":")" + vendor +
+                                       R"(","base_url":"https://x/fhir","resources":["Patient"]})");
+    EXPECT_EQ(
+        q, std::vector<std::string>{"adapters[0].vendor: " + vendor +
+                                    " offers no FHIR API the agent supports; use type rest-poll"});
+  }
+  EXPECT_EQ(problems("fhir-poll", R"({"name":"f","type":"fhir-poll","vendor":"epic",
+      "base_url":"https://x/fhir","resources":["Patient","Encounter"],"sync":"patient-search",
+      "group_id":"g","reconcile_s":3600})"),
+            std::vector<std::string>{});
+}
+
 TEST(ApiConfig, SecretsAreMasked) {
   adapters::SourceRegistry registry;
   adapters::registerBuiltinSources(registry);
