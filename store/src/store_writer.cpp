@@ -106,8 +106,9 @@ void SqliteStore::Impl::enqueue(Op op) {
   {
     std::lock_guard lock(mu);
     if (opts.read_only) {
-      reject = Error(Errc::closed, "the store is open read-only (inspection); the running agent "
-                                   "makes changes");
+      reject = Error(Errc::closed,
+                     "the store is open read-only (inspection); the running agent "
+                     "makes changes");
     } else if (closing) {
       reject = Error(Errc::closed, "store closed");
     } else {
@@ -221,8 +222,8 @@ Status SqliteStore::Impl::computeUsage() {
   if (rc1 != SQLITE_ROW || rc2 != SQLITE_ROW) {
     return wdb.error(rc1 != SQLITE_ROW ? rc1 : rc2, "read page counts");
   }
-  usage_base = static_cast<uint64_t>(std::max<int64_t>(0, pages - free_pages) * page_size) +
-               walBytes();
+  usage_base =
+      static_cast<uint64_t>(std::max<int64_t>(0, pages - free_pages) * page_size) + walBytes();
   round_bytes = 0;
   return {};
 }
@@ -361,7 +362,8 @@ void SqliteStore::Impl::runRound(std::vector<Op>& round_ops) {
         unlease.push_back(d->seq);
       }
       if (errors[i] && unlease.size() > before) {
-        lost_unlease = std::min(lost_unlease, *std::min_element(unlease.begin() + before, unlease.end()));
+        lost_unlease =
+            std::min(lost_unlease, *std::min_element(unlease.begin() + before, unlease.end()));
       }
     }
   }
@@ -654,8 +656,8 @@ Status SqliteStore::Impl::runAppend(AppendBatch& batch, OpCtx& ctx, AppendResult
       e.at_ms = now;
       e.actor = rec.source;
       e.action = "record.dead_lettered";
-      e.detail = "{\"msg_id\":" + audit::jsonString(msg_id) + ",\"origin\":\"ingest\",\"reason\":" +
-                 audit::jsonString(reason) + "}";
+      e.detail = "{\"msg_id\":" + audit::jsonString(msg_id) +
+                 ",\"origin\":\"ingest\",\"reason\":" + audit::jsonString(reason) + "}";
       ctx.audits.push_back(std::move(e));
       out.dead_ids.push_back(std::move(msg_id));
     }
@@ -676,7 +678,8 @@ Status SqliteStore::Impl::runAppend(AppendBatch& batch, OpCtx& ctx, AppendResult
       if (!w.value) {
         continue;
       }
-      const crypto::Digest mac = crypto::hmacSha256(key.name_mac.data(), key.name_mac.size(), w.key);
+      const crypto::Digest mac =
+          crypto::hmacSha256(key.name_mac.data(), key.name_mac.size(), w.key);
       if (!crypto::seal(key.raw, watermarkAad(w.scope, key.id), encodeWatermark(w.key, *w.value),
                         seal_buf)) {
         return Error(Errc::crypto, "encryption failed");
@@ -878,9 +881,9 @@ Status SqliteStore::Impl::runDead(const DeadOp& op, OpCtx& ctx) {
   e.at_ms = now;
   e.actor = "agent";
   e.action = "record.dead_lettered";
-  e.detail = "{\"msg_id\":" + audit::jsonString(msg_id) + ",\"source\":" +
-             audit::jsonString(source) + ",\"origin\":\"delivery\",\"reason\":" +
-             audit::jsonString(reason) + "}";
+  e.detail = "{\"msg_id\":" + audit::jsonString(msg_id) +
+             ",\"source\":" + audit::jsonString(source) +
+             ",\"origin\":\"delivery\",\"reason\":" + audit::jsonString(reason) + "}";
   ctx.audits.push_back(std::move(e));
   ctx.on_commit.push_back([this, msg_id, reason] {
     log.warn("store.dead_lettered", {{"msg_id", msg_id}, {"reason", reason}});
@@ -1104,8 +1107,9 @@ Status SqliteStore::Impl::pruneDedupe(OpCtx& ctx, int64_t now, bool& more) {
              {{"max_entries", dedupeCap()},
               {"window_s", dedupe_window_effective_ms / 1000},
               {"configured_window_s", static_cast<int64_t>(opts.dedupe_window.count())},
-              {"hint", "duplicates older than window_s are stored again; raise "
-                       "store.dedupe_max_entries (about 160 bytes each) to keep more"}});
+              {"hint",
+               "duplicates older than window_s are stored again; raise "
+               "store.dedupe_max_entries (about 160 bytes each) to keep more"}});
   }
   return {};
 }
@@ -1117,8 +1121,7 @@ Status SqliteStore::Impl::pruneDelivered(OpCtx& ctx, int64_t now, bool& more) {
   auto n = deleteChunk(
       "DELETE FROM queue WHERE seq IN (SELECT seq FROM queue WHERE state=2 AND delivered_at<?1 "
       "ORDER BY delivered_at LIMIT ?2) RETURNING key_id",
-      cutoff, kPruneChunk, "prune delivered records", ctx,
-      [&](Stmt&) { ctx.delta.retained -= 1; });
+      cutoff, kPruneChunk, "prune delivered records", ctx, [&](Stmt&) { ctx.delta.retained -= 1; });
   if (!n) {
     return std::move(n).error();
   }
@@ -1175,8 +1178,9 @@ Status SqliteStore::Impl::pruneAudit(OpCtx& ctx, int64_t now) {
     e.at_ms = now;
     e.actor = "agent";
     e.action = std::string(audit::kPrunedAction);
-    e.detail = "{\"before_seq\":" + std::to_string(before_seq) + ",\"count\":" +
-               std::to_string(wdb.changes()) + ",\"cutoff_ms\":" + std::to_string(cutoff) + "}";
+    e.detail = "{\"before_seq\":" + std::to_string(before_seq) +
+               ",\"count\":" + std::to_string(wdb.changes()) +
+               ",\"cutoff_ms\":" + std::to_string(cutoff) + "}";
     ctx.audits.push_back(std::move(e));
     log.info("store.audit_pruned", {{"before_seq", before_seq}, {"count", wdb.changes()}});
   } else if (rc != SQLITE_DONE) {
@@ -1227,8 +1231,8 @@ Status SqliteStore::Impl::dropKey(uint32_t key_id, OpCtx& ctx) {
     log.error("store.key_counter_mismatch", {{"key_id", key_id}});
     return {};
   }
-  const std::string del = "DELETE FROM keys WHERE key_id=" + id +
-                          "; DELETE FROM counters WHERE name='key." + id + "'";
+  const std::string del =
+      "DELETE FROM keys WHERE key_id=" + id + "; DELETE FROM counters WHERE name='key." + id + "'";
   PSA_TRY(wdb.run(del.c_str(), "drop key"));
   AuditEntry e;
   e.at_ms = clock->nowMs();
@@ -1286,35 +1290,36 @@ void SqliteStore::Impl::maintenance() {
       last_retain_prune_ms = now;
     }
     std::vector<Op> round;
-    round.emplace_back(TaskOp{[=, this](OpCtx& ctx) -> Status {
-                                bool more = false;
-                                if (prune_dedupe) {
-                                  PSA_TRY(pruneDedupe(ctx, now, more));
-                                  if (more) {
-                                    last_dedupe_prune_ms = now - kDedupePruneEveryMs;
-                                  }
-                                }
-                                if (prune_retained) {
-                                  PSA_TRY(pruneDelivered(ctx, now, more));
-                                  if (more) {
-                                    last_retain_prune_ms = now - kRetainPruneEveryMs;
-                                  }
-                                }
-                                for (uint32_t id : drop) {
-                                  PSA_TRY(dropKey(id, ctx));
-                                }
-                                if (prune_audit) {
-                                  OpCtx audit_ctx;
-                                  PSA_TRY(pruneAudit(audit_ctx, now));
-                                  ctx.merge(std::move(audit_ctx));
-                                }
-                                return {};
-                              },
-                              [this](const Status& st) {
-                                if (!st) {
-                                  log.warn("store.maintenance_failed", {{"error", st.error().code}});
-                                }
-                              }});
+    round.emplace_back(
+        TaskOp{[=, this](OpCtx& ctx) -> Status {
+                 bool more = false;
+                 if (prune_dedupe) {
+                   PSA_TRY(pruneDedupe(ctx, now, more));
+                   if (more) {
+                     last_dedupe_prune_ms = now - kDedupePruneEveryMs;
+                   }
+                 }
+                 if (prune_retained) {
+                   PSA_TRY(pruneDelivered(ctx, now, more));
+                   if (more) {
+                     last_retain_prune_ms = now - kRetainPruneEveryMs;
+                   }
+                 }
+                 for (uint32_t id : drop) {
+                   PSA_TRY(dropKey(id, ctx));
+                 }
+                 if (prune_audit) {
+                   OpCtx audit_ctx;
+                   PSA_TRY(pruneAudit(audit_ctx, now));
+                   ctx.merge(std::move(audit_ctx));
+                 }
+                 return {};
+               },
+               [this](const Status& st) {
+                 if (!st) {
+                   log.warn("store.maintenance_failed", {{"error", st.error().code}});
+                 }
+               }});
     runRound(round);
   }
   bool idle;
