@@ -280,10 +280,11 @@ Status SqliteStore::Impl::openReadOnly() {
   // The first read takes the shared lock: a process holding the file exclusively shows here.
   const int probe = db.exec("SELECT count(*) FROM sqlite_master");
   if ((probe & 0xff) == SQLITE_BUSY || (probe & 0xff) == SQLITE_LOCKED) {
-    return Error(Errc::unavailable, "the queue database " + opts.db_path.string() +
-                                        " is locked by another process");
+    return Error(Errc::unavailable,
+                 "the queue database " + opts.db_path.string() + " is locked by another process");
   }
-  auto tables = db.prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='queue'");
+  auto tables =
+      db.prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='queue'");
   if (!tables) {
     return std::move(tables).error();
   }
@@ -301,10 +302,10 @@ Status SqliteStore::Impl::openReadOnly() {
     return std::move(version).error();
   }
   if (*version != kSchemaVersion) {
-    return Error(Errc::invalid_argument,
-                 "database " + opts.db_path.string() + " has schema version " +
-                     std::to_string(*version) + "; this agent understands version " +
-                     std::to_string(kSchemaVersion));
+    return Error(Errc::invalid_argument, "database " + opts.db_path.string() +
+                                             " has schema version " + std::to_string(*version) +
+                                             "; this agent understands version " +
+                                             std::to_string(kSchemaVersion));
   }
   PSA_TRY(loadState(db));
   auto keys = db.queryInt("SELECT count(*) FROM keys");
@@ -448,9 +449,9 @@ Status SqliteStore::Impl::configureWriteConnection(Db& db, bool& is_new) {
     return Error(Errc::io, "cannot switch " + opts.db_path.string() + " to WAL mode");
   }
   mode->reset();
-  const std::string pragmas = "PRAGMA synchronous=FULL; PRAGMA journal_size_limit=" +
-                              std::to_string(kJournalSizeLimit) +
-                              "; PRAGMA cache_size=-4096; PRAGMA temp_store=MEMORY;";
+  const std::string pragmas =
+      "PRAGMA synchronous=FULL; PRAGMA journal_size_limit=" + std::to_string(kJournalSizeLimit) +
+      "; PRAGMA cache_size=-4096; PRAGMA temp_store=MEMORY;";
   PSA_TRY(db.run(pragmas.c_str(), "configure database"));
   if (opts.sqlite_max_pages > 0) {
     const std::string cap = "PRAGMA max_page_count=" + std::to_string(opts.sqlite_max_pages);
@@ -464,7 +465,7 @@ Status SqliteStore::Impl::integrityCheck(Db& db) {
     return {};
   }
   auto st = db.prepare(opts.integrity_check == IntegrityCheck::full ? "PRAGMA integrity_check(8)"
-                                                                     : "PRAGMA quick_check(8)");
+                                                                    : "PRAGMA quick_check(8)");
   if (!st) {
     return std::move(st).error();
   }
@@ -594,10 +595,10 @@ Status SqliteStore::Impl::ensureSchema(bool& created) {
     return std::move(version).error();
   }
   if (*version != kSchemaVersion) {
-    return Error(Errc::invalid_argument,
-                 "database " + opts.db_path.string() + " has schema version " +
-                     std::to_string(*version) + "; this agent understands version " +
-                     std::to_string(kSchemaVersion));
+    return Error(Errc::invalid_argument, "database " + opts.db_path.string() +
+                                             " has schema version " + std::to_string(*version) +
+                                             "; this agent understands version " +
+                                             std::to_string(kSchemaVersion));
   }
   return wdb.run(kAuditCheckpointIndexSql, "create audit checkpoint index");
 }
@@ -738,11 +739,11 @@ Status SqliteStore::Impl::reconcileKeys(bool key_exists, std::optional<KeyRing> 
       sealed = *n;
     }
     if (sealed > 0) {
-      return fail(Error(Errc::key_file,
-                        "key file " + opts.key_file.string() + " is missing but database " +
-                            opts.db_path.string() + " has " + std::to_string(sealed) +
-                            " sealed records; restore the key file from backup (a new key "
-                            "cannot decrypt them)"));
+      return fail(
+          Error(Errc::key_file, "key file " + opts.key_file.string() + " is missing but database " +
+                                    opts.db_path.string() + " has " + std::to_string(sealed) +
+                                    " sealed records; restore the key file from backup (a new key "
+                                    "cannot decrypt them)"));
     }
     auto key = DataKey::generate(max_key_id + 1);
     if (!key) {
@@ -767,18 +768,18 @@ Status SqliteStore::Impl::reconcileKeys(bool key_exists, std::optional<KeyRing> 
       const int64_t rows = rowsFor(dk.id);
       if (fk == nullptr) {
         if (rows > 0) {
-          return fail(Error(Errc::key_file,
-                            "key file " + opts.key_file.string() + " lacks key " +
-                                std::to_string(dk.id) + ", which " + std::to_string(rows) +
-                                " sealed records in " + opts.db_path.string() +
-                                " need; restore the key file from backup"));
+          return fail(Error(Errc::key_file, "key file " + opts.key_file.string() + " lacks key " +
+                                                std::to_string(dk.id) + ", which " +
+                                                std::to_string(rows) + " sealed records in " +
+                                                opts.db_path.string() +
+                                                " need; restore the key file from backup"));
         }
         const std::string del = "DELETE FROM keys WHERE key_id=" + std::to_string(dk.id);
         wdb.exec(del.c_str());
         continue;
       }
-      if (dk.check != std::string_view(reinterpret_cast<const char*>(fk->check.data()),
-                                       fk->check.size())) {
+      if (dk.check !=
+          std::string_view(reinterpret_cast<const char*>(fk->check.data()), fk->check.size())) {
         return fail(Error(Errc::key_file, "key file " + opts.key_file.string() +
                                               " does not match database " + opts.db_path.string() +
                                               ": key " + std::to_string(dk.id) +
@@ -790,12 +791,13 @@ Status SqliteStore::Impl::reconcileKeys(bool key_exists, std::optional<KeyRing> 
   // Keys in the file that the database does not know yet (new file, or a rotation whose
   // database commit did not happen) are registered now.
   for (const DataKey& k : ring.keys()) {
-    const bool known = std::any_of(db_keys.begin(), db_keys.end(),
-                                   [&](const DbKey& d) { return d.id == k.id; });
+    const bool known =
+        std::any_of(db_keys.begin(), db_keys.end(), [&](const DbKey& d) { return d.id == k.id; });
     if (known) {
       continue;
     }
-    auto ins = wdb.prepare("INSERT OR REPLACE INTO keys(key_id, check_value, created_at) VALUES(?1,?2,?3)");
+    auto ins = wdb.prepare(
+        "INSERT OR REPLACE INTO keys(key_id, check_value, created_at) VALUES(?1,?2,?3)");
     if (!ins) {
       return fail(std::move(ins).error());
     }
@@ -806,8 +808,8 @@ Status SqliteStore::Impl::reconcileKeys(bool key_exists, std::optional<KeyRing> 
     }
   }
   max_key_id = std::max(max_key_id, ring.maxId());
-  const std::string mk = "INSERT OR REPLACE INTO meta(k,v) VALUES('max_key_id'," +
-                         std::to_string(max_key_id) + ")";
+  const std::string mk =
+      "INSERT OR REPLACE INTO meta(k,v) VALUES('max_key_id'," + std::to_string(max_key_id) + ")";
   if (wdb.exec(mk.c_str()) != SQLITE_OK) {
     return fail(wdb.error(SQLITE_ERROR, "write max_key_id"));
   }
@@ -874,7 +876,8 @@ Status SqliteStore::Impl::prepareWriter() {
   for (const Item& item : items) {
     auto st = wdb.prepare(item.sql);
     if (!st) {
-      return Error(st.error().code, "prepare '" + std::string(item.sql) + "': " + st.error().message);
+      return Error(st.error().code,
+                   "prepare '" + std::string(item.sql) + "': " + st.error().message);
     }
     *item.stmt = std::move(st).value();
   }

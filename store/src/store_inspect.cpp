@@ -106,8 +106,8 @@ struct SalvageRow {
 // ---------------------------------------------------------------------------------------------
 // Watermarks
 
-Result<std::optional<std::string>> readWatermark(Db& db, const KeyRing& keys, const std::string& scope,
-                                                 const std::string& key) {
+Result<std::optional<std::string>> readWatermark(Db& db, const KeyRing& keys,
+                                                 const std::string& scope, const std::string& key) {
   auto st = db.prepare("SELECT key_id, sealed FROM watermarks WHERE scope=?1 AND name_mac=?2");
   if (!st) {
     return std::move(st).error();
@@ -243,9 +243,9 @@ Result<QueueStats> SqliteStore::stats() {
   s.db_bytes = static_cast<uint64_t>(std::max<int64_t>(0, *pages - *free_pages) * m.page_size) +
                m.walBytes();
   // O(1) through the primary key while delivered rows are not retained.
-  auto oldest =
-      m.rdb.queryInt("SELECT coalesce((SELECT received_at FROM queue WHERE state<2 ORDER BY seq "
-                     "LIMIT 1),0)");
+  auto oldest = m.rdb.queryInt(
+      "SELECT coalesce((SELECT received_at FROM queue WHERE state<2 ORDER BY seq "
+      "LIMIT 1),0)");
   if (!oldest) {
     return std::move(oldest).error();
   }
@@ -265,11 +265,11 @@ Result<std::vector<RecordInfo>> SqliteStore::list(ListFilter filter, int64_t aft
   if (m.read_closed) {
     return closedError();
   }
-  const std::string sql =
-      filter == ListFilter::queued
-          ? std::string("SELECT ") + kQueueInfoCols +
-                " FROM queue WHERE seq>?1 AND state<2 ORDER BY seq LIMIT ?2"
-          : std::string("SELECT ") + kDeadInfoCols + " FROM dead WHERE seq>?1 ORDER BY seq LIMIT ?2";
+  const std::string sql = filter == ListFilter::queued
+                              ? std::string("SELECT ") + kQueueInfoCols +
+                                    " FROM queue WHERE seq>?1 AND state<2 ORDER BY seq LIMIT ?2"
+                              : std::string("SELECT ") + kDeadInfoCols +
+                                    " FROM dead WHERE seq>?1 ORDER BY seq LIMIT ?2";
   auto st = m.rdb.prepare(sql);
   if (!st) {
     return std::move(st).error();
@@ -298,7 +298,8 @@ Result<RecordInfo> SqliteStore::show(const std::string& msg_id) {
     return closedError();
   }
   {
-    auto st = m.rdb.prepare(std::string("SELECT ") + kQueueInfoCols + " FROM queue WHERE msg_id=?1");
+    auto st =
+        m.rdb.prepare(std::string("SELECT ") + kQueueInfoCols + " FROM queue WHERE msg_id=?1");
     if (!st) {
       return std::move(st).error();
     }
@@ -616,7 +617,8 @@ Result<uint32_t> SqliteStore::rotateKey() {
       if (!decodeWatermark(plain, name, value)) {
         continue;
       }
-      const crypto::Digest mac = crypto::hmacSha256(key->name_mac.data(), key->name_mac.size(), name);
+      const crypto::Digest mac =
+          crypto::hmacSha256(key->name_mac.data(), key->name_mac.size(), name);
       if (!crypto::seal(key->raw, watermarkAad(w.scope, id), plain, sealed)) {
         return Error(Errc::crypto, "encryption failed");
       }
@@ -707,8 +709,8 @@ Result<AuditVerifyResult> SqliteStore::verifyAudit() {
   if (m.read_closed) {
     return closedError();
   }
-  auto st = m.rdb.prepare(
-      "SELECT seq,at_ms,actor,action,detail,prev_hash,hash FROM audit ORDER BY seq");
+  auto st =
+      m.rdb.prepare("SELECT seq,at_ms,actor,action,detail,prev_hash,hash FROM audit ORDER BY seq");
   if (!st) {
     return std::move(st).error();
   }
@@ -755,8 +757,8 @@ Result<AuditVerifyResult> SqliteStore::verifyAudit() {
         bad(seq, "prev_hash does not match the hash of entry " + std::to_string(prev_seq));
       }
     }
-    const std::string computed = audit::entryHash(stored_prev, seq, st->i64(1), st->text(2), action,
-                                                  st->text(4));
+    const std::string computed =
+        audit::entryHash(stored_prev, seq, st->i64(1), st->text(2), action, st->text(4));
     if (computed != stored_hash) {
       bad(seq, "hash does not match the entry's contents");
     }
@@ -933,8 +935,8 @@ Result<SalvageReport> SqliteStore::salvage(const fs::path& file) {
           dead ? "seq,msg_id,source,vendor,kind,format,received_at,key_id,sealed,attempts,origin,"
                  "reason,dead_at"
                : "seq,msg_id,source,vendor,kind,format,received_at,key_id,sealed,state";
-      auto range = src.prepare("SELECT " + cols + " FROM " + table +
-                               " WHERE seq>?1 ORDER BY seq LIMIT 256");
+      auto range =
+          src.prepare("SELECT " + cols + " FROM " + table + " WHERE seq>?1 ORDER BY seq LIMIT 256");
       auto point = src.prepare("SELECT " + cols + " FROM " + table + " WHERE seq=?1");
       if (!range || !point) {
         m.log.warn("store.salvage_table_unreadable", {{"table", table}});
