@@ -195,6 +195,34 @@ std::string watermarkAad(std::string_view scope, uint32_t key_id) {
   return aad;
 }
 
+std::string encodeWatermark(std::string_view name, std::string_view value) {
+  std::string out;
+  out.reserve(4 + name.size() + value.size());
+  const auto n = static_cast<uint32_t>(name.size());
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((n >> shift) & 0xff));
+  }
+  out.append(name);
+  out.append(value);
+  return out;
+}
+
+bool decodeWatermark(std::string_view plain, std::string& name, std::string& value) {
+  if (plain.size() < 4) {
+    return false;
+  }
+  uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) {
+    n = n << 8 | static_cast<uint8_t>(plain[static_cast<size_t>(i)]);
+  }
+  if (plain.size() - 4 < n) {
+    return false;
+  }
+  name.assign(plain.substr(4, n));
+  value.assign(plain.substr(4 + n));
+  return true;
+}
+
 std::string openRecord(const KeyRing& ring, uint32_t key_id, std::string_view msg_id,
                        std::string_view sealed, std::string& out) {
   const DataKey* key = ring.find(key_id);

@@ -297,6 +297,13 @@ void SqliteStore::Impl::complete(Fn& fn, Arg&& arg) noexcept {
 std::string recordAad(std::string_view msg_id, uint32_t key_id);
 /// AAD of a sealed watermark (scope, key id); the name is inside the sealed value.
 std::string watermarkAad(std::string_view scope, uint32_t key_id);
+/// The plaintext of a sealed watermark: the name's length (4 bytes, big-endian), the name, the
+/// value.
+std::string encodeWatermark(std::string_view name, std::string_view value);
+/// encodeWatermark()'s inverse; false if `plain` is shorter than the name length it gives.
+bool decodeWatermark(std::string_view plain, std::string& name, std::string& value);
+/// Errc::closed for what a read-only (inspection) store cannot do: no key is loaded.
+Error readOnlyError();
 /// The value of watermark (scope, key) read through `db` (the caller's connection, so the
 /// writer sees its own transaction), or nullopt if absent. Errc::crypto if it fails to open.
 Result<std::optional<std::string>> readWatermark(Db& db, const KeyRing& keys, const std::string& scope,

@@ -73,18 +73,6 @@ uint64_t rowBytes(const Record& r) {
          kRowOverheadBytes;
 }
 
-std::string encodeWatermark(std::string_view name, std::string_view value) {
-  std::string out;
-  out.reserve(4 + name.size() + value.size());
-  const auto n = static_cast<uint32_t>(name.size());
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    out.push_back(static_cast<char>((n >> shift) & 0xff));
-  }
-  out.append(name);
-  out.append(value);
-  return out;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
