@@ -46,6 +46,10 @@ inline constexpr int kStatePending = 0;
 inline constexpr int kStateRetry = 1;
 inline constexpr int kStateDelivered = 2;
 inline constexpr size_t kKindCount = kAllKinds.size();
+/// The longest source, vendor, format, watermark scope, audit actor or action (bytes).
+inline constexpr size_t kMaxFieldBytes = 256;
+/// The writer repeats a warning about a lasting condition (full, over budget) at most this often.
+inline constexpr int64_t kLogEveryMs = 60'000;
 
 /// Queue counters kept in the `counters` table and in memory, so stats() never scans.
 struct Counters {
