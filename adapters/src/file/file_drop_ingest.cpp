@@ -382,6 +382,19 @@ FileDropSource::Outcome FileDropSource::pump(Ingest& in) {
         {{"file", in.c.rel}, {"records", in.committed.records}, {"dead", in.committed.dead}});
   };
 
+  // Waits for a submitted batch: true once it is committed and its progress applied; false
+  // when it failed, with `restart` set (read again from the committed checkpoint) or else `out`
+  // saying how the file ends.
+  auto settle = [&](Inflight& f, Progress& work, bool& restart, Outcome& out) -> bool {
+    auto res = f.result.get();
+    if (!res) {
+      restart = onFailure(res.error(), out);
+      return false;
+    }
+    applyCommitted(f, *res, work);
+    return true;
+  };
+
   for (;;) {  // (re)start at the committed checkpoint
     auto reader_r = makeReader(in.rctx, in.committed.cp);
     if (!reader_r) {
@@ -434,16 +447,13 @@ FileDropSource::Outcome FileDropSource::pump(Ingest& in) {
       work.cp = reader->checkpoint();
       work.updated_ms = now;
       if (inflight) {  // the previous batch settles first
-        auto res = inflight->result.get();
-        if (!res) {
-          Outcome out;
-          if (!onFailure(res.error(), out)) {
+        Outcome out;
+        if (!settle(*inflight, work, restart, out)) {
+          if (!restart) {
             return out;
           }
-          restart = true;
           break;
         }
-        applyCommitted(*inflight, *res, work);
         inflight.reset();
       }
       if (fatal) {
@@ -456,16 +466,13 @@ FileDropSource::Outcome FileDropSource::pump(Ingest& in) {
         work.error = reader->fatal().message;
         Inflight last = std::move(next);
         submit(std::move(batch), work, last);
-        auto res = last.result.get();
-        if (!res) {
-          Outcome out;
-          if (!onFailure(res.error(), out)) {
+        Outcome out;
+        if (!settle(last, work, restart, out)) {
+          if (!restart) {
             return out;
           }
-          restart = true;
           break;
         }
-        applyCommitted(last, *res, work);
         return failFile(in, reader->fatal(), false);
       }
       if (stopping_ && !eof) {
@@ -478,16 +485,13 @@ FileDropSource::Outcome FileDropSource::pump(Ingest& in) {
       inflight.emplace(std::move(next));
       submit(std::move(batch), work, *inflight);
       if (eof) {
-        auto res = inflight->result.get();
-        if (!res) {
-          Outcome out;
-          if (!onFailure(res.error(), out)) {
+        Outcome out;
+        if (!settle(*inflight, work, restart, out)) {
+          if (!restart) {
             return out;
           }
-          restart = true;
           break;
         }
-        applyCommitted(*inflight, *res, work);
         return finishDone(in, false);
       }
     }
