@@ -145,7 +145,7 @@ struct SqliteStore::Impl {
   explicit Impl(StoreOptions options);
   ~Impl();
 
-  // ---- open / close (sqlite_store.cpp)
+  // ---- open (store_open.cpp); prepareWriter, close (sqlite_store.cpp)
   Status openAll();
   Status openReadOnly();
   Status openDatabase(bool& created);
@@ -159,7 +159,8 @@ struct SqliteStore::Impl {
   Result<Db> openReader(int cache_kib);
   void close();
 
-  // ---- writer (store_writer.cpp)
+  // ---- writer (store_writer.cpp; the operations of a round: store_ops.cpp; maintenance:
+  // store_maintenance.cpp; retryDeadRow: store_actions.cpp)
   void enqueue(Op op);
   void failOp(Op& op, const Error& error);
   void writerMain();

@@ -79,6 +79,21 @@ CREATE TABLE audit(seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, actor TEXT N
 constexpr const char* kAuditCheckpointIndexSql =
     "CREATE INDEX IF NOT EXISTS audit_checkpoints ON audit(seq) WHERE action='audit.checkpoint'";
 
+// Errc::invalid_argument unless the database has the schema version this agent understands.
+Status checkSchemaVersion(Db& db, const fs::path& db_path) {
+  auto version = db.queryInt("SELECT v FROM meta WHERE k='schema_version'");
+  if (!version) {
+    return std::move(version).error();
+  }
+  if (*version != kSchemaVersion) {
+    return Error(Errc::invalid_argument, "database " + db_path.string() + " has schema version " +
+                                             std::to_string(*version) +
+                                             "; this agent understands version " +
+                                             std::to_string(kSchemaVersion));
+  }
+  return {};
+}
+
 }  // namespace
 
 Status SqliteStore::Impl::openReadOnly() {
@@ -125,16 +140,7 @@ Status SqliteStore::Impl::openReadOnly() {
   if (!has_queue) {
     return Error(Errc::not_found, "database " + opts.db_path.string() + " holds no queue yet");
   }
-  auto version = db.queryInt("SELECT v FROM meta WHERE k='schema_version'");
-  if (!version) {
-    return std::move(version).error();
-  }
-  if (*version != kSchemaVersion) {
-    return Error(Errc::invalid_argument, "database " + opts.db_path.string() +
-                                             " has schema version " + std::to_string(*version) +
-                                             "; this agent understands version " +
-                                             std::to_string(kSchemaVersion));
-  }
+  PSA_TRY(checkSchemaVersion(db, opts.db_path));
   PSA_TRY(loadState(db));
   auto keys = db.queryInt("SELECT count(*) FROM keys");
   auto max_key = db.queryInt("SELECT coalesce(max(key_id),0) FROM keys");
@@ -418,16 +424,7 @@ Status SqliteStore::Impl::ensureSchema(bool& created) {
     created = true;
     return {};
   }
-  auto version = wdb.queryInt("SELECT v FROM meta WHERE k='schema_version'");
-  if (!version) {
-    return std::move(version).error();
-  }
-  if (*version != kSchemaVersion) {
-    return Error(Errc::invalid_argument, "database " + opts.db_path.string() +
-                                             " has schema version " + std::to_string(*version) +
-                                             "; this agent understands version " +
-                                             std::to_string(kSchemaVersion));
-  }
+  PSA_TRY(checkSchemaVersion(wdb, opts.db_path));
   return wdb.run(kAuditCheckpointIndexSql, "create audit checkpoint index");
 }
 
