@@ -68,6 +68,18 @@ RecordInfo deadInfo(const Stmt& s) {
   return r;
 }
 
+// The name and value of a sealed watermark row of `scope`; false when its key is gone or it
+// does not open.
+bool openWatermark(const KeyRing& keys, const std::string& scope, uint32_t key_id,
+                   std::string_view sealed, std::string& name, std::string& value) {
+  const DataKey* dk = keys.find(key_id);
+  std::string plain;
+  return dk != nullptr &&
+         crypto::open(dk->raw, watermarkAad(scope, key_id), sealed, plain) ==
+             crypto::OpenError::ok &&
+         decodeWatermark(plain, name, value);
+}
+
 }  // namespace
 
 Error readOnlyError() {
@@ -95,12 +107,8 @@ Result<std::optional<std::string>> readWatermark(Db& db, const KeyRing& keys,
       return db.error(rc, "read watermark");
     }
     const auto key_id = static_cast<uint32_t>(st->i64(0));
-    const DataKey* dk = keys.find(key_id);
-    std::string plain, name, value;
-    if (dk == nullptr ||
-        crypto::open(dk->raw, watermarkAad(scope, key_id), st->blob(1), plain) !=
-            crypto::OpenError::ok ||
-        !decodeWatermark(plain, name, value) || name != key) {
+    std::string name, value;
+    if (!openWatermark(keys, scope, key_id, st->blob(1), name, value) || name != key) {
       return Error(Errc::crypto, "watermark of scope " + scope + " failed to decrypt (key " +
                                      std::to_string(key_id) + ")");
     }
@@ -142,12 +150,8 @@ Result<std::map<std::string, std::string>> SqliteStore::watermarks(const std::st
   int rc;
   while ((rc = st->step()) == SQLITE_ROW) {
     const auto key_id = static_cast<uint32_t>(st->i64(0));
-    const DataKey* dk = keys->find(key_id);
-    std::string plain, name, value;
-    if (dk == nullptr ||
-        crypto::open(dk->raw, watermarkAad(scope, key_id), st->blob(1), plain) !=
-            crypto::OpenError::ok ||
-        !decodeWatermark(plain, name, value)) {
+    std::string name, value;
+    if (!openWatermark(*keys, scope, key_id, st->blob(1), name, value)) {
       return Error(Errc::crypto, "a watermark of scope " + scope + " failed to decrypt (key " +
                                      std::to_string(key_id) + ")");
     }
