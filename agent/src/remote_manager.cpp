@@ -20,7 +20,6 @@ constexpr auto kTick = std::chrono::seconds(1);
 constexpr size_t kAuditBatchEntries = 200;
 constexpr size_t kAuditBatchBytes = 256 * 1024;
 constexpr size_t kBundleChunkBytes = 128 * 1024;
-constexpr int kUnauthAuditsPerMinute = 10;
 constexpr const char* kAgentScope = kAuditUploadScope;
 constexpr const char* kAuditCursorKey = kAuditUploadKey;
 
@@ -764,23 +763,16 @@ void RemoteManager::audit(std::string actor, std::string action, json::Value det
 void RemoteManager::auditUnauthenticated(const std::string& action, const Rejection& rejection) {
   // Anyone who can publish to our topics can send junk: audit it, but at a bounded rate so a
   // flood cannot grow the audit log without limit. The next entry counts what was skipped.
-  const int64_t now = Clock::system()->nowMs();
-  if (now - unauth_window_start_ >= 60'000) {
-    unauth_window_start_ = now;
-    unauth_in_window_ = 0;
-  }
-  if (unauth_in_window_ >= kUnauthAuditsPerMinute) {
-    ++unauth_suppressed_;
+  uint64_t suppressed = 0;
+  if (!unauth_audits_.take(suppressed)) {
     return;
   }
-  ++unauth_in_window_;
   json::Value detail = json::Value::object();
   detail.set("reason", str(std::string(rejectReasonName(rejection.reason))));
   detail.set("error", str(rejection.message.substr(0, 500)));
   detail.set("authenticated", json::Value::boolean(false));
-  if (unauth_suppressed_ > 0) {
-    detail.set("suppressed_before", i64(static_cast<int64_t>(unauth_suppressed_)));
-    unauth_suppressed_ = 0;
+  if (suppressed > 0) {
+    detail.set("suppressed_before", i64(static_cast<int64_t>(suppressed)));
   }
   audit("unauthenticated", action, std::move(detail));
 }

@@ -29,6 +29,7 @@
 #include "agent_context.h"
 #include "psa/agent/signed_document.h"
 #include "psa/cloudlink/cloud_link.h"
+#include "psa/store/log_budget.h"
 #include "remote_state.h"
 
 namespace psa::agent {
@@ -141,9 +142,8 @@ class RemoteManager final : public cloudlink::ControlSink {
   std::chrono::steady_clock::time_point last_status_{};
   int64_t audit_cursor_ = 0;        ///< highest seq the cloud acknowledged
   bool audit_inflight_ = false;
-  int64_t unauth_window_start_ = 0;  ///< rate limit for auditing unauthenticated junk
-  int unauth_in_window_ = 0;
-  uint64_t unauth_suppressed_ = 0;
+  /// At most 10 audit entries of unauthenticated junk a minute (auditUnauthenticated).
+  LogBudget unauth_audits_{10, std::chrono::minutes(1)};
 };
 
 /// Registers config.lock / config.unlock on the control socket.

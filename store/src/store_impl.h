@@ -46,6 +46,10 @@ inline constexpr int kStatePending = 0;
 inline constexpr int kStateRetry = 1;
 inline constexpr int kStateDelivered = 2;
 inline constexpr size_t kKindCount = kAllKinds.size();
+/// The longest source, vendor, format, watermark scope, audit actor or action (bytes).
+inline constexpr size_t kMaxFieldBytes = 256;
+/// The writer repeats a warning about a lasting condition (full, over budget) at most this often.
+inline constexpr int64_t kLogEveryMs = 60'000;
 
 /// Queue counters kept in the `counters` table and in memory, so stats() never scans.
 struct Counters {
@@ -141,7 +145,7 @@ struct SqliteStore::Impl {
   explicit Impl(StoreOptions options);
   ~Impl();
 
-  // ---- open / close (sqlite_store.cpp)
+  // ---- open (store_open.cpp); prepareWriter, close (sqlite_store.cpp)
   Status openAll();
   Status openReadOnly();
   Status openDatabase(bool& created);
@@ -155,7 +159,8 @@ struct SqliteStore::Impl {
   Result<Db> openReader(int cache_kib);
   void close();
 
-  // ---- writer (store_writer.cpp)
+  // ---- writer (store_writer.cpp; the operations of a round: store_ops.cpp; maintenance:
+  // store_maintenance.cpp; retryDeadRow: store_actions.cpp)
   void enqueue(Op op);
   void failOp(Op& op, const Error& error);
   void writerMain();
@@ -297,6 +302,13 @@ void SqliteStore::Impl::complete(Fn& fn, Arg&& arg) noexcept {
 std::string recordAad(std::string_view msg_id, uint32_t key_id);
 /// AAD of a sealed watermark (scope, key id); the name is inside the sealed value.
 std::string watermarkAad(std::string_view scope, uint32_t key_id);
+/// The plaintext of a sealed watermark: the name's length (4 bytes, big-endian), the name, the
+/// value.
+std::string encodeWatermark(std::string_view name, std::string_view value);
+/// encodeWatermark()'s inverse; false if `plain` is shorter than the name length it gives.
+bool decodeWatermark(std::string_view plain, std::string& name, std::string& value);
+/// Errc::closed for what a read-only (inspection) store cannot do: no key is loaded.
+Error readOnlyError();
 /// The value of watermark (scope, key) read through `db` (the caller's connection, so the
 /// writer sees its own transaction), or nullopt if absent. Errc::crypto if it fails to open.
 Result<std::optional<std::string>> readWatermark(Db& db, const KeyRing& keys, const std::string& scope,

@@ -34,11 +34,6 @@ class PortHolder {
   uint16_t port_ = 0;
 };
 
-int64_t detailInt(const adapters::SourceStatus& st, const std::string& key) {
-  const json::Value* v = st.detail.find(key);
-  return v != nullptr && v->isInteger() ? v->asInt() : -1;
-}
-
 TEST(MllpBindRetry, AHeldPortIsBoundOnceFreeAndTheListenerServes) {
   PortHolder holder;
   MllpHarness h;

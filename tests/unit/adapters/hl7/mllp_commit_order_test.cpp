@@ -13,31 +13,11 @@ namespace {
 namespace hl7 = psa::adapters::hl7;
 using namespace std::chrono_literals;
 
-hl7::AckSummary ackOf(const Result<std::string>& raw) {
-  EXPECT_TRUE(raw.ok()) << (raw ? "" : raw.error().describe());
-  if (!raw) {
-    return {};
-  }
-  auto s = hl7::summarizeAck(raw.value());
-  EXPECT_TRUE(s.ok()) << raw.value();
-  return s ? s.value() : hl7::AckSummary{};
-}
-
-hl7::MllpClientPtr connectShort(MllpHarness& h, std::chrono::milliseconds timeout) {
-  auto o = h.clientOptions();
-  o.timeout = timeout;
-  auto c = hl7::MllpClient::connect(o);
-  if (!c) {
-    throw std::runtime_error(c.error().describe());
-  }
-  return std::move(c).value();
-}
-
 TEST(MllpCommitOrder, NoAckBeforeTheCommitCompletes) {
   ManualSink sink;
   MllpHarness h(sink);
   h.startOrDie(MllpHarness::config());
-  auto c = connectShort(h, 300ms);
+  auto c = h.connect(300ms);
   ASSERT_TRUE(c->send(adtMessage("WAIT1")));
   ASSERT_TRUE(sink.waitHeld(1));
   EXPECT_EQ(sink.records(0), 1u);
@@ -66,7 +46,7 @@ TEST(MllpCommitOrder, AcksFollowArrivalOrderWhenCommitsCompleteOutOfOrder) {
   ManualSink sink;
   MllpHarness h(sink);
   h.startOrDie(MllpHarness::config());
-  auto c = connectShort(h, 300ms);
+  auto c = h.connect(300ms);
   ASSERT_TRUE(c->send(adtMessage("FIRST")));
   ASSERT_TRUE(sink.waitHeld(1));
   ASSERT_TRUE(c->send(adtMessage("SECOND")));
@@ -89,8 +69,8 @@ TEST(MllpCommitOrder, ConnectionsDoNotWaitForEachOther) {
   ManualSink sink;
   MllpHarness h(sink);
   h.startOrDie(MllpHarness::config());
-  auto a = connectShort(h, 2000ms);
-  auto b = connectShort(h, 2000ms);
+  auto a = h.connect(2000ms);
+  auto b = h.connect(2000ms);
   ASSERT_TRUE(a->send(adtMessage("A1")));
   ASSERT_TRUE(sink.waitHeld(1));
   ASSERT_TRUE(b->send(adtMessage("B1")));
@@ -105,12 +85,12 @@ TEST(MllpCommitOrder, PipelinedMessagesOfOneReadShareOneAppend) {
   ManualSink sink;
   MllpHarness h(sink);
   h.startOrDie(MllpHarness::config(R"({"required_segments":["IN1"]})"));
-  auto c = connectShort(h, 2000ms);
+  auto c = h.connect(2000ms);
   std::string good = adtMessage("G1");
   good.replace(good.find("DG1|"), 0, "IN1|1|PLAN001\r");
   // Two valid, one invalid, in one write (one read on the listener side, usually).
-  ASSERT_TRUE(c->sendRaw(hl7::mllpFrame(good) + hl7::mllpFrame(adtMessage("BAD1")) +
-                         hl7::mllpFrame(good)));
+  ASSERT_TRUE(
+      c->sendRaw(hl7::mllpFrame(good) + hl7::mllpFrame(adtMessage("BAD1")) + hl7::mllpFrame(good)));
   ASSERT_TRUE(waitFor(
       [&] {
         size_t recs = 0;
@@ -147,7 +127,7 @@ TEST(MllpCommitOrder, StoreFullClosedAndIoErrorsAnswerRetryLater) {
   ManualSink sink;
   MllpHarness h(sink);
   h.startOrDie(MllpHarness::config());
-  auto c = connectShort(h, 2000ms);
+  auto c = h.connect(2000ms);
   struct Case {
     Errc code;
     const char* id;
@@ -185,7 +165,7 @@ TEST(MllpCommitOrder, RefusedMessageWhoseSenderForbidsRejectsClosesTheConnection
   ManualSink sink;
   MllpHarness h(sink);
   h.startOrDie(MllpHarness::config());
-  auto c = connectShort(h, 2000ms);
+  auto c = h.connect(2000ms);
   ASSERT_TRUE(c->send(adtMessage("SU1", "DOE", 900, "|||SU|NE")));  // SU: success only
   ASSERT_TRUE(sink.waitHeld(1));
   sink.fail(0, Errc::full, "test");
@@ -198,7 +178,7 @@ TEST(MllpCommitOrder, StopAnswersPendingMessagesAfterTheirCommitThenCloses) {
   ManualSink sink;
   MllpHarness h(sink);
   h.startOrDie(MllpHarness::config());
-  auto c = connectShort(h, 2000ms);
+  auto c = h.connect(2000ms);
   ASSERT_TRUE(c->send(adtMessage("PEND1")));
   ASSERT_TRUE(sink.waitHeld(1));
   auto src = h.sourcePtr();
@@ -221,10 +201,11 @@ TEST(MllpCommitOrder, PipelineLimitPausesReading) {
   ManualSink sink;
   MllpHarness h(sink);
   h.startOrDie(MllpHarness::config(R"({"max_pipeline":4})"));
-  auto c = connectShort(h, 2000ms);
+  auto c = h.connect(2000ms);
   for (int i = 0; i < 10; ++i) {
     ASSERT_TRUE(c->send(adtMessage("PL" + std::to_string(i))));
-    ASSERT_TRUE(waitFor([&] { return h.counter("messages") >= static_cast<uint64_t>(std::min(i + 1, 4)); }, 5s));
+    ASSERT_TRUE(waitFor(
+        [&] { return h.counter("messages") >= static_cast<uint64_t>(std::min(i + 1, 4)); }, 5s));
   }
   // Four unanswered messages: the listener stops reading until they are answered.
   ASSERT_TRUE(waitFor([&] { return h.counter("messages") == 4; }, 5s));

@@ -22,16 +22,6 @@ namespace hl7 = psa::adapters::hl7;
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
-hl7::AckSummary ackOf(const Result<std::string>& raw) {
-  EXPECT_TRUE(raw.ok()) << (raw ? "" : raw.error().describe());
-  if (!raw) {
-    return {};
-  }
-  auto s = hl7::summarizeAck(raw.value());
-  EXPECT_TRUE(s.ok()) << raw.value();
-  return s ? s.value() : hl7::AckSummary{};
-}
-
 // The listener closed this connection: the next receive ends (not a timeout).
 bool closedByListener(hl7::MllpClient& c) {
   auto r = c.receive();
@@ -90,12 +80,6 @@ class FromAddress {
   std::string buf_;
   boost::system::error_code error_;
 };
-
-int64_t detailInt(adapters::Source& s, const std::string& key) {
-  const adapters::SourceStatus st = s.status();  // keep it alive while reading into it
-  const json::Value* v = st.detail.find(key);
-  return v != nullptr && v->isInteger() ? v->asInt() : -1;
-}
 
 TEST(MllpConnectionLimits, FullListenerEvictsTheLongestIdleConnectionInsteadOfRefusing) {
   MllpHarness h;

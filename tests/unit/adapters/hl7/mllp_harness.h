@@ -1,7 +1,8 @@
 // In-process harness for the hl7-mllp source: a real io_context with two threads, the source
 // built through the public SourceRegistry, and either the real SqliteStore on temp files or a
 // ManualSink whose commits the test completes by hand (to prove "no ACK before commit" and the
-// ACK order when commits complete out of order).
+// ACK order when commits complete out of order); plus the helpers every MLLP test uses
+// (ackOf, detailInt).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -69,7 +70,8 @@ class ManualSink final : public store::RecordSink {
       std::lock_guard lock(mu_);
       auto& h = held_.at(k);
       for (size_t i = 0; i < h.batch.records.size(); ++i) {
-        r.records.push_back({"01TESTMSGID" + std::to_string(k) + "_" + std::to_string(i), duplicate});
+        r.records.push_back(
+            {"01TESTMSGID" + std::to_string(k) + "_" + std::to_string(i), duplicate});
       }
       for (size_t i = 0; i < h.batch.dead.size(); ++i) {
         r.dead_ids.push_back("01TESTDEAD" + std::to_string(k) + "_" + std::to_string(i));
@@ -125,18 +127,7 @@ class InstantSink final : public store::RecordSink {
 class MllpHarness {
  public:
   /// With the real store in a temp dir.
-  MllpHarness() : tmp_("psa-mllp") {
-    store::StoreOptions o;
-    o.db_path = tmp_ / "queue.db";
-    o.key_file = tmp_ / "queue.key";
-    auto s = store::SqliteStore::open(std::move(o));
-    if (!s) {
-      throw std::runtime_error(s.error().describe());
-    }
-    store_ = std::move(s).value();
-    sink_ = store_.get();
-    init();
-  }
+  MllpHarness() : MllpHarness(store::StoreOptions{}) {}
   /// With a store opened by the caller's options (db_path/key_file are set here).
   explicit MllpHarness(store::StoreOptions o) : tmp_("psa-mllp") {
     o.db_path = tmp_ / "queue.db";
@@ -229,8 +220,12 @@ class MllpHarness {
     o.timeout = std::chrono::seconds(10);
     return o;
   }
-  adapters::hl7::MllpClientPtr connect() {
-    auto c = adapters::hl7::MllpClient::connect(clientOptions());
+  /// A client of the source (receives time out after `timeout`).
+  adapters::hl7::MllpClientPtr connect(
+      std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    auto o = clientOptions();
+    o.timeout = timeout;
+    auto c = adapters::hl7::MllpClient::connect(o);
     if (!c) {
       throw std::runtime_error(c.error().describe());
     }
@@ -271,5 +266,28 @@ class MllpHarness {
   adapters::SourcePtr source_;
   uint16_t port_ = 0;
 };
+
+/// The summary of an ACK a client received, failing the test when there is none or it does
+/// not parse.
+inline adapters::hl7::AckSummary ackOf(const Result<std::string>& raw) {
+  EXPECT_TRUE(raw.ok()) << (raw ? "" : raw.error().describe());
+  if (!raw) {
+    return {};
+  }
+  auto s = adapters::hl7::summarizeAck(raw.value());
+  EXPECT_TRUE(s.ok()) << raw.value();
+  return s ? s.value() : adapters::hl7::AckSummary{};
+}
+
+/// An integer member of a status' detail; -1 when absent or not an integer.
+inline int64_t detailInt(const adapters::SourceStatus& st, const std::string& key) {
+  const json::Value* v = st.detail.find(key);
+  return v != nullptr && v->isInteger() ? v->asInt() : -1;
+}
+/// The same of the source's status now (kept alive while it is read).
+inline int64_t detailInt(adapters::Source& s, const std::string& key) {
+  const adapters::SourceStatus st = s.status();
+  return detailInt(st, key);
+}
 
 }  // namespace psa::test

@@ -16,16 +16,6 @@ namespace {
 namespace hl7 = psa::adapters::hl7;
 using namespace std::chrono_literals;
 
-hl7::AckSummary ackOf(const Result<std::string>& raw) {
-  EXPECT_TRUE(raw.ok()) << (raw ? "" : raw.error().describe());
-  if (!raw) {
-    return {};
-  }
-  auto s = hl7::summarizeAck(raw.value());
-  EXPECT_TRUE(s.ok()) << raw.value();
-  return s ? s.value() : hl7::AckSummary{};
-}
-
 TEST(MllpListener, StoresTheRecordThenAcknowledgesIt) {
   MllpHarness h;
   h.startOrDie(MllpHarness::config());
