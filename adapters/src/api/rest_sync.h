@@ -5,8 +5,9 @@
 // de-duplication identity (adapter, collection/id and a SHA-256 of the exact bytes), so repeats
 // from overlaps, replays and restarts are dropped by the store; cursors and watermarks commit
 // in the same transaction as the records they cover.
-// Threads: everything here runs on the adapter's worker thread (the one that runs the pass),
-// except SyncHost::addCount, which the host makes safe for status() readers.
+// Threads: everything here runs on the adapter's worker thread (the one that runs the pass);
+// the host keeps the counters (SyncHost::addCount, countCollection) safe for status() readers.
+// Errors are Result/Status values, as the ApiClient and the store report them.
 #pragma once
 
 #include <cstdint>
