@@ -15,14 +15,30 @@ void StopSignal::stop() {
 
 bool StopSignal::stopped() const {
   std::lock_guard lock(mu_);
-  return stopped_;
+  return stoppedLocked();
+}
+
+bool StopSignal::stoppedLocked() const {
+  return stopped_ || (deadline_ && std::chrono::steady_clock::now() >= *deadline_);
+}
+
+void StopSignal::stopAfter(std::chrono::nanoseconds d) {
+  std::lock_guard lock(mu_);
+  deadline_ = std::chrono::steady_clock::now() + d;
+  cv_.notify_all();
 }
 
 bool StopSignal::sleepFor(std::chrono::nanoseconds d) {
   std::unique_lock lock(mu_);
-  cv_.wait_for(lock, d, [&] { return stopped_ || poked_; });
+  if (deadline_) {
+    const auto now = std::chrono::steady_clock::now();
+    const auto until = d < *deadline_ - now ? now + d : *deadline_;
+    cv_.wait_until(lock, until, [&] { return stopped_ || poked_; });
+  } else {
+    cv_.wait_for(lock, d, [&] { return stopped_ || poked_; });
+  }
   poked_ = false;
-  return !stopped_;
+  return !stoppedLocked();
 }
 
 void StopSignal::poke() {

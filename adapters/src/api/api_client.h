@@ -30,16 +30,23 @@ class StopSignal {
  public:
   void stop();
   bool stopped() const;
+  /// Makes the signal stop by itself once `d` (real time) has passed: from then on stopped()
+  /// is true, and a sleepFor() in progress ends at that instant. Bounds a whole call (every
+  /// wait in it) without a thread of its own. Any thread.
+  void stopAfter(std::chrono::nanoseconds d);
   /// Waits `d` unless stopped first; false when stopped.
   bool sleepFor(std::chrono::nanoseconds d);
   /// Wakes a sleeper without stopping (e.g. "poll now").
   void poke();
 
  private:
+  bool stoppedLocked() const;
+
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopped_ = false;
   bool poked_ = false;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
 };
 
 /// A documented limit: `limit` requests per `window`. Rolling limits become a token bucket;

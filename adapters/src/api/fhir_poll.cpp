@@ -135,26 +135,14 @@ class FhirPollSource final : public Poller {
       return std::move(set).error();
     }
     clients_ = std::move(set).value();
-    logger_.info("configured", {{"base_url", base_},
-                                {"sync", mode_},
-                                {"resources", static_cast<uint64_t>(resources_.size())},
-                                {"auth", clients_.auth->describe()}});
+    logConfigured(base_, "sync", mode_, "resources", resources_.size(), clients_);
     return {};
   }
 
   void interrupt() override { clients_.cancelAll(); }
 
   void fillStatus(SourceStatus& s) const override {
-    s.detail.set("sync", json::Value::string(mode_));
-    json::Value per = json::Value::object();
-    {
-      std::lock_guard lock(type_mu_);
-      for (const auto& [t, n] : per_type_) {
-        per.set(t, json::Value::integer(static_cast<int64_t>(n)));
-      }
-    }
-    s.detail.set("resources", std::move(per));
-    clients_.addCounters(s.counters);
+    addApiStatus(s, "sync", mode_, "resources", per_type_, type_mu_, clients_);
   }
 
   Status runOnce() override {

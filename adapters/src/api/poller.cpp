@@ -157,6 +157,31 @@ void Poller::setState(const std::string& state) {
   status_.state = state;
 }
 
+void Poller::logConfigured(const std::string& base_url, const std::string& mode_key,
+                           const std::string& mode, const std::string& items_key, size_t items,
+                           const ClientSet& clients) const {
+  logger_.info("configured", {{"base_url", base_url},
+                              {mode_key, mode},
+                              {items_key, static_cast<uint64_t>(items)},
+                              {"auth", clients.auth->describe()}});
+}
+
+void Poller::addApiStatus(SourceStatus& s, const std::string& mode_key, const std::string& mode,
+                          const std::string& items_key,
+                          const std::map<std::string, uint64_t>& counts, std::mutex& counts_mu,
+                          const ClientSet& clients) {
+  s.detail.set(mode_key, json::Value::string(mode));
+  json::Value per = json::Value::object();
+  {
+    std::lock_guard lock(counts_mu);
+    for (const auto& [name, n] : counts) {
+      per.set(name, json::Value::integer(static_cast<int64_t>(n)));
+    }
+  }
+  s.detail.set(items_key, std::move(per));
+  clients.addCounters(s.counters);
+}
+
 Result<size_t> Poller::commit(store::AppendBatch batch) {
   const size_t n = batch.records.size();
   bool paused = false;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "api_client.h"
+#include "api_common.h"
 #include "auth.h"
 #include "psa/adapters/source.h"
 #include "psa/store/log.h"
@@ -75,6 +76,19 @@ class Poller : public Source {
 
   void addCount(const std::string& counter, uint64_t n = 1);
   void setState(const std::string& state);
+
+  /// Logs "configured" at the end of prepare(): the base URL, the poller's mode (`mode_key`:
+  /// `mode`, e.g. "sync": "bulk"), how many things it syncs (`items_key`: `items`) and the auth.
+  void logConfigured(const std::string& base_url, const std::string& mode_key,
+                     const std::string& mode, const std::string& items_key, size_t items,
+                     const ClientSet& clients) const;
+  /// The status detail every API poller adds (from fillStatus(), any thread): `mode_key`:
+  /// `mode`, `items_key`: the records carried per collection or resource type (`counts`, read
+  /// under `counts_mu`), and the HTTP clients' counters.
+  static void addApiStatus(SourceStatus& s, const std::string& mode_key, const std::string& mode,
+                           const std::string& items_key,
+                           const std::map<std::string, uint64_t>& counts, std::mutex& counts_mu,
+                           const ClientSet& clients);
 
   std::string name_;
   std::string type_;

@@ -1,8 +1,8 @@
 // Declarative vendor profiles of rest-poll (pms-interfaces.md §3, §4, §6, §8, §9 and
 // tests/sim/README.md §12): endpoints, auth, paging, watermark parameters and formats, limits,
-// the collection -> data kind map. The engine (rest_poll.cpp) implements the four sync
-// strategies these vendors need; a new vendor with the same mechanics is a new profile (or a
-// `profile_file`), not new C++.
+// the collection -> data kind map. The engine (rest_poll.cpp, with one SyncStrategy per
+// mechanism: sync_strategy.h) implements the four sync strategies these vendors need; a new
+// vendor with the same mechanics is a new profile (or a `profile_file`), not new C++.
 #include <string>
 #include <vector>
 
