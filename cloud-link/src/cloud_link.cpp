@@ -7,8 +7,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <deque>
-#include <mutex>
+#include <future>
 #include <queue>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -211,17 +212,66 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
 
   // ---------------------------------------------------------------- plumbing
 
-  /// Every handler runs under gate_, so ~CloudLink can wait for the one that is running and
-  /// be sure no later one touches the reader (they all see destroyed_ first).
+  /// Queues `f` on the strand: the one place link state is touched. Never runs `f` inline,
+  /// so it is safe from any thread, the strand included.
   template <class F>
-  void dispatch(F&& f) {
+  void post(F&& f) {
     asio::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
-      std::lock_guard gate(self->gate_);
-      if (self->destroyed_) {
-        return;
-      }
-      guardInvariant("cloud_link.handler", f);
+      self->runHandler("cloud_link.handler", f);
     });
+  }
+
+  /// The body of every strand handler (posts and timers). Once the link is destroyed a handler
+  /// returns at once. `busy_` is not a lock: handlers are already serialised by the strand; it
+  /// only lets ~CloudLink (on another thread) wait for the one handler running right now.
+  template <class F>
+  void runHandler(const char* place, F&& f) {
+    busy_.store(true);
+    if (!destroyed_.load()) {
+      guardInvariant(place, f);
+    }
+    busy_.store(false);
+  }
+
+  /// Runs `f` on the strand and returns its result: inline when called on the strand (e.g. from
+  /// a ControlSink or status-provider callback), else posted and waited for. Needs a thread
+  /// running the io_context; once the io_context has stopped no handler can run, so `f` then
+  /// runs on the caller's thread after the last handler finished.
+  template <class F>
+  auto call(F f) -> decltype(f()) {
+    using R = decltype(f());
+    if (strand_.running_in_this_thread()) {
+      return f();
+    }
+    if (!io_.stopped()) {
+      auto done = std::make_shared<std::promise<R>>();
+      std::future<R> result = done->get_future();
+      asio::post(strand_, [self = shared_from_this(), done, f]() mutable {
+        self->runHandler("cloud_link.call", [&] { done->set_value(f()); });
+      });
+      // Poll, so that an io_context stopped while we wait cannot leave us waiting forever.
+      while (result.wait_for(milliseconds(50)) != std::future_status::ready) {
+        if (io_.stopped()) {
+          break;
+        }
+      }
+      if (result.wait_for(milliseconds(0)) == std::future_status::ready) {
+        return result.get();
+      }
+    }
+    waitForIdleHandler();
+    return f();
+  }
+
+  /// Waits until no strand handler is running (one may be finishing on another thread).
+  void waitForIdleHandler() const {
+    for (int spins = 0; busy_.load(); ++spins) {
+      if (spins < 100) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(milliseconds(1));
+      }
+    }
   }
 
   SteadyTime steadyNow() const { return clock_->steady(); }
@@ -230,7 +280,6 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
 
   template <class F>
   void updateStatus(F&& f) {
-    std::lock_guard lock(status_mu_);
     f(status_);
   }
 
@@ -272,7 +321,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     reader_.setDeliverableListener([weak] {
       // Store writer thread: only post.
       if (auto self = weak.lock()) {
-        self->dispatch([self] {
+        self->post([self] {
           self->deliverable_hint_ = true;
           self->pump();
         });
@@ -300,15 +349,12 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     auto session = std::make_shared<MqttSession>(std::move(cfg), [weak, generation](SessionEvent ev) {
       // Session thread: copy and post only.
       if (auto self = weak.lock()) {
-        self->dispatch([self, generation, ev = std::move(ev)]() mutable {
+        self->post([self, generation, ev = std::move(ev)]() mutable {
           self->onSessionEvent(generation, std::move(ev));
         });
       }
     });
-    {
-      std::lock_guard lock(session_mu_);
-      session_ = session;
-    }
+    session_ = session;
     tcp_up_ = false;
     slow_connect_reported_ = false;
     session_broken_ = false;
@@ -318,10 +364,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     session->start();
   }
 
-  std::shared_ptr<MqttSession> session() {
-    std::lock_guard lock(session_mu_);
-    return session_;
-  }
+  std::shared_ptr<MqttSession> session() const { return session_; }
 
   void abortSession(const std::string& words) {
     if (auto s = session()) {
@@ -422,10 +465,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
 
   void onSessionEnded(std::string words, milliseconds join_timeout = kJoinTimeout) {
     std::shared_ptr<MqttSession> ended;
-    {
-      std::lock_guard lock(session_mu_);
-      ended.swap(session_);
-    }
+    ended.swap(session_);
     ++generation_;  // ignore anything else the old session still had queued
     if (ended) {
       ended->closeSink();
@@ -531,11 +571,10 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     log_.info("link.retry_in", {{"ms", static_cast<int64_t>(delay.count())}});
     reconnect_timer_.expires_after(delay);
     reconnect_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      std::lock_guard gate(self->gate_);
-      if (ec || self->destroyed_ || self->stopping_ || self->state_ != LinkState::backoff) {
-        return;
-      }
-      guardInvariant("cloud_link.reconnect", [&] {
+      self->runHandler("cloud_link.reconnect", [&] {
+        if (ec || self->stopping_ || self->state_ != LinkState::backoff) {
+          return;
+        }
         self->updateStatus([](LinkStatus& s) { ++s.reconnects; });
         self->connectNow();
       });
@@ -589,7 +628,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     lease_requested_ = n;
     auto self = shared_from_this();
     reader_.lease(n, [self](Result<std::vector<store::Leased>> result) {
-      self->dispatch([self, result = std::move(result)]() mutable {
+      self->post([self, result = std::move(result)]() mutable {
         self->onLeased(std::move(result));
       });
     });
@@ -743,7 +782,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     retry_due_.push(steadyNow() + delay);
     auto self = shared_from_this();
     reader_.nack(seq, delay, std::move(reason), [self](Status st) {
-      self->dispatch([self, st = std::move(st)] {
+      self->post([self, st = std::move(st)] {
         self->storeResult("nack", st);
         self->deliverable_hint_ = true;
         self->pump();
@@ -761,7 +800,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     log_.warn("record.dead_letter", {{"msg_id", msg_id}, {"code", code}, {"reason", reason}});
     auto self = shared_from_this();
     reader_.deadLetter(seq, std::move(reason), [self](Status st) {
-      self->dispatch([self, st = std::move(st)] { self->storeResult("dead_letter", st); });
+      self->post([self, st = std::move(st)] { self->storeResult("dead_letter", st); });
     });
   }
 
@@ -840,7 +879,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     }
     ack_flush_posted_ = true;
     // Posting lets every PUBACK already queued on the strand join this batch.
-    dispatch([this] {
+    post([this] {
       ack_flush_posted_ = false;
       flushAcks(false);
     });
@@ -858,7 +897,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     ++acks_outstanding_;
     auto self = shared_from_this();
     reader_.ack(std::move(batch), [self, n](Status st) {
-      self->dispatch([self, n, st = std::move(st)] {
+      self->post([self, n, st = std::move(st)] {
         --self->acks_outstanding_;
         if (st) {
           self->acked_total_ += n;
@@ -881,7 +920,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     release_outstanding_ = true;
     auto self = shared_from_this();
     reader_.releaseAll([self](Status st) {
-      self->dispatch([self, st = std::move(st)] {
+      self->post([self, st = std::move(st)] {
         self->release_outstanding_ = false;
         self->storeResult("release_all", st);
         self->deliverable_hint_ = true;
@@ -1047,12 +1086,13 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   void scheduleTick() {
     tick_timer_.expires_after(kTick);
     tick_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      std::lock_guard gate(self->gate_);
-      if (ec || self->destroyed_ || !self->started_) {
-        return;
-      }
-      guardInvariant("cloud_link.tick", [&] { self->onTick(); });
-      self->scheduleTick();
+      self->runHandler("cloud_link.tick", [&] {
+        if (ec || !self->started_) {
+          return;
+        }
+        self->onTick();
+        self->scheduleTick();
+      });
     });
   }
 
@@ -1127,7 +1167,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
       auto self = shared_from_this();
       released_seqs_.insert(seq);
       reader_.nack(seq, milliseconds(0), "receipt timeout", [self](Status st) {
-        self->dispatch([self, st = std::move(st)] {
+        self->post([self, st = std::move(st)] {
           self->storeResult("nack", st);
           self->deliverable_hint_ = true;
           self->pump();
@@ -1267,20 +1307,17 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
     }
   }
 
-  /// ~CloudLink on an arbitrary thread: only thread-safe steps.
+  /// ~CloudLink, on any thread (the strand included, e.g. from a stop() callback). After
+  /// destroyed_ is set every handler returns at once; once the one running right now (on
+  /// another thread) has finished, this thread is the only one touching the state.
   void shutdownNow() {
-    destroyed_ = true;
-    {
-      // Wait for a handler that is running right now (recursive: the destructor may be called
-      // from a handler, e.g. a stop() callback).
-      std::lock_guard gate(gate_);
+    destroyed_.store(true);
+    if (!strand_.running_in_this_thread()) {
+      waitForIdleHandler();
     }
     reader_.setDeliverableListener({});
     std::shared_ptr<MqttSession> s;
-    {
-      std::lock_guard lock(session_mu_);
-      s.swap(session_);
-    }
+    s.swap(session_);
     if (s) {
       s->closeSink();
       s->abort();
@@ -1304,8 +1341,8 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   ControlSink* sink_ = nullptr;
   std::function<std::string()> status_provider_;
 
-  std::atomic<bool> destroyed_{false};
-  std::recursive_mutex gate_;
+  std::atomic<bool> destroyed_{false};  ///< set by ~CloudLink; every later handler returns
+  std::atomic<bool> busy_{false};       ///< a strand handler is running (see runHandler)
   bool started_ = false;
   bool stopping_ = false;
   StopPhase stop_phase_ = StopPhase::none;
@@ -1314,7 +1351,6 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   std::vector<std::function<void()>> stop_callbacks_;
   LinkState state_ = LinkState::stopped;
 
-  std::mutex session_mu_;  ///< session_ is read by the destructor from another thread
   std::shared_ptr<MqttSession> session_;
   uint64_t generation_ = 0;
   bool tcp_up_ = false;
@@ -1365,7 +1401,6 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   std::deque<ControlItem> control_queue_;
   std::unordered_map<int, ControlItem> control_inflight_;
 
-  mutable std::mutex status_mu_;
   LinkStatus status_;
 };
 
@@ -1389,34 +1424,34 @@ CloudLink::~CloudLink() {
 
 void CloudLink::setControlSink(ControlSink* sink) {
   auto impl = impl_;
-  impl->dispatch([impl, sink] { impl->sink_ = sink; });
+  impl->post([impl, sink] { impl->sink_ = sink; });
 }
 
 void CloudLink::setStatusProvider(std::function<std::string()> provider) {
   auto impl = impl_;
-  impl->dispatch([impl, provider = std::move(provider)]() mutable {
+  impl->post([impl, provider = std::move(provider)]() mutable {
     impl->status_provider_ = std::move(provider);
   });
 }
 
 void CloudLink::start() {
   auto impl = impl_;
-  impl->dispatch([impl] { impl->doStart(); });
+  impl->post([impl] { impl->doStart(); });
 }
 
 void CloudLink::stop(std::function<void()> done) {
   auto impl = impl_;
-  impl->dispatch([impl, done = std::move(done)]() mutable { impl->doStop(std::move(done)); });
+  impl->post([impl, done = std::move(done)]() mutable { impl->doStop(std::move(done)); });
 }
 
 LinkStatus CloudLink::status() const {
-  std::lock_guard lock(impl_->status_mu_);
-  return impl_->status_;
+  Impl* impl = impl_.get();
+  return impl->call([impl] { return impl->status_; });
 }
 
 void CloudLink::publishStatus(std::string json) {
   auto impl = impl_;
-  impl->dispatch([impl, json = std::move(json)]() mutable { impl->queueStatus(std::move(json)); });
+  impl->post([impl, json = std::move(json)]() mutable { impl->queueStatus(std::move(json)); });
 }
 
 namespace {
@@ -1439,7 +1474,7 @@ void CloudLink::publishAudit(std::string json, PublishCallback done) {
 namespace {
 void publishOn(const std::shared_ptr<CloudLink::Impl>& impl, std::string topic, std::string json,
                CloudLink::PublishCallback done) {
-  impl->dispatch([impl, topic = std::move(topic), json = std::move(json),
+  impl->post([impl, topic = std::move(topic), json = std::move(json),
                   done = std::move(done)]() mutable {
     ControlItem item;
     item.topic = std::move(topic);
