@@ -178,33 +178,30 @@ void RemoteManager::start() {
       audit_cursor_ = std::strtoll((*cursor)->c_str(), nullptr, 10);
     }
   }
-  ticker_ = std::thread([this] {
-    guardInvariant("remote.ticker", [this] {
-      std::unique_lock lock(ticker_mu_);
-      while (!stopping_) {
-        ticker_cv_.wait_for(lock, kTick, [this] { return stopping_.load(); });
-        if (!stopping_ && !tick_pending_.exchange(true)) {
-          post([this] {
-            tick_pending_ = false;
-            tick();
-          });
-        }
-      }
+  post([this] { armTick(); });
+}
+
+void RemoteManager::armTick() {
+  // Worker thread. The next tick is a second after this one ended: ticks never pile up behind a
+  // long apply.
+  tick_timer_.expires_after(kTick);
+  tick_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_) {
+      return;
+    }
+    guardInvariant("remote.tick", [this] {
+      tick();
+      armTick();
     });
   });
 }
 
 void RemoteManager::stop() {
-  {
-    std::lock_guard lock(ticker_mu_);
-    if (stopping_.exchange(true)) {
-      return;
-    }
+  if (stopping_.exchange(true)) {
+    return;
   }
-  ticker_cv_.notify_all();
-  if (ticker_.joinable()) {
-    ticker_.join();
-  }
+  // The timer is touched only on the worker; join() then waits for the cancelled wait too.
+  asio::post(worker_, [this] { tick_timer_.cancel(); });
   worker_.join();
 }
 
