@@ -11,19 +11,19 @@
 //
 // Threads: everything that blocks (verifying, applying, store reads, file writes) runs on one
 // private worker thread, so documents and commands are handled strictly one at a time. The
-// ControlSink callbacks only post there. Control-socket handlers call lockConfig/unlockConfig
-// from the control pool (they take the state's mutex, never the worker).
+// once-a-second status/audit tick is an Asio timer on that worker's executor (no thread of its
+// own). The ControlSink callbacks only post there. Control-socket handlers call
+// lockConfig/unlockConfig from the control pool (they take the state's mutex, never the worker).
 #pragma once
 
-#include <boost/asio/thread_pool.hpp>
 #include <atomic>
-#include <condition_variable>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "adapter_set.h"
 #include "agent_context.h"
@@ -107,6 +107,7 @@ class RemoteManager final : public cloudlink::ControlSink {
   void auditUnauthenticated(const std::string& action, const Rejection& rejection);
   void publishBundle(const CommandDocument& cmd);
 
+  void armTick();
   void tick();
   void checkStatus(bool force);
   void uploadAudit();
@@ -125,22 +126,20 @@ class RemoteManager final : public cloudlink::ControlSink {
   ConfigPtr current_;
   std::string config_source_ = "local";  ///< "local", "cloud", "cloud-last-known-good"
   std::string startup_problem_;
-  json::Value last_result_;  ///< last config/state document sent
+  json::Value last_result_;                   ///< last config/state document sent
   std::vector<std::string> pending_restart_;  ///< applied tuning values that need a restart
   std::string cached_status_;
 
   boost::asio::thread_pool worker_{1};
-  std::thread ticker_;  ///< posts tick() to the worker once a second
-  std::mutex ticker_mu_;
-  std::condition_variable ticker_cv_;
+  /// Runs tick() on the worker a second after the previous tick ended (worker only).
+  boost::asio::steady_timer tick_timer_{worker_};
   std::atomic<bool> stopping_{false};
-  std::atomic<bool> tick_pending_{false};
   bool started_ = false;
 
   // Worker-only state.
   std::string status_signature_;
   std::chrono::steady_clock::time_point last_status_{};
-  int64_t audit_cursor_ = 0;        ///< highest seq the cloud acknowledged
+  int64_t audit_cursor_ = 0;  ///< highest seq the cloud acknowledged
   bool audit_inflight_ = false;
   /// At most 10 audit entries of unauthenticated junk a minute (auditUnauthenticated).
   LogBudget unauth_audits_{10, std::chrono::minutes(1)};

@@ -9,6 +9,7 @@
 // stdout once the link is started. Exit codes: 0 clean stop, 1 failure, 2 usage.
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
@@ -106,7 +107,8 @@ int main(int argc, char** argv) {
     });
   });
   (*link)->start();
-  tick();
+  // status() answers from the link's strand: the first tick runs once a thread serves `io`.
+  boost::asio::post(io, tick);
   std::cout << "ready" << std::endl;
   std::thread second([&] { io.run(); });
   io.run();

@@ -124,6 +124,42 @@ TEST(CloudLink, DestroyingARunningLinkIsSafe) {
   link->reset();  // no stop(): the destructor's hard path
 }
 
+TEST(CloudLink, DestroyingItInsideItsStopCallbackIsSafe) {
+  // The destructor then runs on the link's own strand: it must not wait for itself.
+  LinkHarness h;
+  test::MemoryQueue queue;
+  auto link = CloudLink::create(h.io_, queue, goodOptions());
+  ASSERT_TRUE(link.ok());
+  CloudLinkPtr owned = std::move(link).value();
+  owned->start();
+  ASSERT_TRUE(test::waitFor([&] { return owned->status().reconnects >= 1; }, 10s));
+  std::promise<void> destroyed;
+  owned->stop([&] {
+    owned.reset();
+    destroyed.set_value();
+  });
+  EXPECT_EQ(destroyed.get_future().wait_for(10s), std::future_status::ready);
+}
+
+TEST(CloudLink, StatusAnswersAfterTheIoContextStopped) {
+  test::MemoryQueue queue;
+  CloudLinkPtr link;
+  {
+    LinkHarness h;
+    auto created = CloudLink::create(h.io_, queue, goodOptions());
+    ASSERT_TRUE(created.ok());
+    link = std::move(created).value();
+    std::promise<void> done;
+    link->stop([&] { done.set_value(); });
+    ASSERT_EQ(done.get_future().wait_for(5s), std::future_status::ready);
+    h.io_.stop();
+    // status() must read the state directly now instead of waiting for a strand that no
+    // thread serves; so must the destructor.
+    EXPECT_EQ(link->status().state, LinkState::stopped);
+    link.reset();
+  }
+}
+
 TEST(LinkStatus, JsonHasStableKeys) {
   LinkStatus st;
   st.state = LinkState::backoff;

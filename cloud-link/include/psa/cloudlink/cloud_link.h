@@ -4,6 +4,13 @@
 // only when the broker acknowledged it with a success reason code (or, in receipt mode, when
 // the cloud's receipt names it). It keeps the retained P/status (Last Will: offline), receives
 // P/config/set and P/cmd/+ for the agent, and reconnects with back-off and jitter.
+//
+// Threads: all link state lives on one Asio strand of the io_context given to create(), and is
+// touched only there; there is no lock. Every public method may be called from any thread: it
+// posts its work to the strand and returns (status() waits for the strand's answer, or answers
+// inline when called on the strand). Callbacks (ControlSink, the status provider, `done`
+// callbacks) run on the strand and must not block. libmosquitto's thread and the store's
+// threads only post to the strand.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -72,7 +79,7 @@ struct CloudLinkOptions {
 Status validateOptions(const CloudLinkOptions& options);
 
 /// Receives what the cloud sends the agent. Implemented by the agent. Called on the link's
-/// strand; must not block (post heavy work elsewhere). Payloads are outside input: verify the
+/// strand; must not block (post heavy work elsewhere), may call the link back (e.g. status()). Payloads are outside input: verify the
 /// signature before acting on them.
 class ControlSink {
  public:
@@ -137,27 +144,35 @@ class CloudLink {
                                                    CloudLinkOptions options,
                                                    ClockPtr clock = Clock::system());
   /// Hard stop if still running: drops the connection without waiting for PUBACKs (the store
-  /// keeps every unacknowledged record). Joins the MQTT thread (gives up after 3 s if it is
-  /// stuck in a blocking connect; it then cleans up on its own). noexcept; no I/O waits.
+  /// keeps every unacknowledged record). Any thread, the strand included (e.g. inside a stop()
+  /// callback); whether or not the io_context still runs. Waits for a strand handler running
+  /// right now on another thread to finish; handlers still queued then do nothing. Joins the
+  /// MQTT thread (gives up after 3 s if it is stuck in a blocking connect; it then cleans up on
+  /// its own). noexcept; no I/O waits.
   ~CloudLink();
   CloudLink(const CloudLink&) = delete;
   CloudLink& operator=(const CloudLink&) = delete;
 
   /// Where config documents and commands go. Set before start(); `sink` must outlive the link.
+  /// Any thread (posted to the strand).
   void setControlSink(ControlSink* sink);
   /// Produces the JSON for the retained P/status on each connect and every status_interval
   /// (e.g. the agent's `status --json`; it should contain "state":"online"). Called on the
-  /// link's strand. Default: {"state":"online","agent_id":...,"at":...}.
+  /// link's strand. Default: {"state":"online","agent_id":...,"at":...}. Any thread (posted).
   void setStatusProvider(std::function<std::string()> provider);
 
-  /// Starts connecting (asynchronously). Idempotent.
+  /// Starts connecting (asynchronously). Idempotent. Any thread (posted to the strand).
   void start();
   /// Graceful stop: stops leasing, waits up to drain_timeout for in-flight PUBACKs, commits
   /// their acks, publishes the Last Will (DISCONNECT 0x04: status offline), disconnects,
-  /// returns every still-leased record to the store, then calls `done` on the link's strand.
+  /// returns every still-leased record to the store, then calls `done` on the link's strand
+  /// (the link may be destroyed inside `done`). Any thread (posted); never blocks.
   void stop(std::function<void()> done = {});
 
-  /// Thread-safe snapshot.
+  /// A snapshot, taken on the strand. Any thread: on the strand it answers inline; elsewhere
+  /// it posts and blocks until the strand answers, so it needs a thread running the
+  /// io_context (do not call it from a handler on the io_context's only thread). After the
+  /// io_context has stopped it reads the state directly (no handler can run any more).
   LinkStatus status() const;
 
   using PublishCallback = std::function<void(Status)>;
