@@ -524,9 +524,21 @@ TEST(StoreQueue, BudgetRefusesBatchThenAcceptsAfterAcks) {
   }
   ASSERT_EQ(seqs.size(), stored);
   ASSERT_TRUE(ackSync(*store, seqs).ok());
-  std::vector<Record> rs;
-  rs.push_back(makeRecord(big));
-  auto after = store->appendSync(batchOf(std::move(rs)));
+  // The acks' pages sit in the WAL (it counts against the budget) until the writer's next
+  // checkpoint truncates it: on a loaded machine that may be a moment later, so wait for it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  Status after = Error(Errc::full, "not tried");
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::vector<Record> rs;
+    rs.push_back(makeRecord(big));
+    auto r = store->appendSync(batchOf(std::move(rs)));
+    if (r.ok() || !r.error().is(Errc::full)) {
+      after = r.ok() ? Status() : Status(r.error());
+      break;
+    }
+    after = r.error();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   EXPECT_TRUE(after.ok()) << after.error().describe();
 }
 
