@@ -1,6 +1,8 @@
 #include "api_common.h"
 
+#include "psa/store/clock.h"
 #include "psa/store/os/utf8_path.h"
+#include "url.h"
 
 namespace psa::adapters::api {
 
@@ -92,6 +94,26 @@ Result<ClientSet> buildClients(const json::Value& config, const ClientParams& p)
   set.auth = *strategy;
   set.api->setAuth(set.auth);
   return set;
+}
+
+Result<ClientSet> buildCheckClients(const json::Value& config,
+                                    const std::filesystem::path& state_dir,
+                                    std::string token_url_fallback) {
+  ClientParams p;
+  p.adapter = config.getString("name");
+  p.vendor = config.getString("vendor");
+  p.api_base = trimSlash(config.getString("base_url"));
+  p.token_url_fallback = std::move(token_url_fallback);
+  p.state_dir = state_dir;
+  p.clock = Clock::system();
+  p.stop = std::make_shared<StopSignal>();
+  p.retry.max_attempts = 2;
+  p.retry.max_throttled = 2;
+  json::Value cfg = config;
+  if (!cfg.find("timeout_s")) {
+    cfg.set("timeout_s", json::Value::integer(10));
+  }
+  return buildClients(cfg, p);
 }
 
 }  // namespace psa::adapters::api

@@ -54,4 +54,11 @@ struct ClientParams {
 /// `tls_verify`, `timeout_s`, `max_attempts`, `auth`). Errors: Errc::invalid_argument / io.
 Result<ClientSet> buildClients(const json::Value& config, const ClientParams& params);
 
+/// The clients `pms-agent check` probes an adapter's endpoint with: the adapter's own settings,
+/// but 2 attempts, a 10 s timeout unless `timeout_s` is configured, the system clock, and no
+/// vault (check never rotates a refresh token: that would need the store).
+Result<ClientSet> buildCheckClients(const json::Value& config,
+                                    const std::filesystem::path& state_dir,
+                                    std::string token_url_fallback = {});
+
 }  // namespace psa::adapters::api

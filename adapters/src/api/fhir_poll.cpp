@@ -120,16 +120,9 @@ class FhirPollSource final : public Poller {
 
  protected:
   Status prepare() override {
-    ClientParams p;
-    p.adapter = name_;
-    p.vendor = vendor_;
-    p.api_base = base_;
+    ClientParams p = clientParams(base_);
     p.api_limits = parseLimitRules(config_.find("rate_limits"));
     p.token_limits = parseLimitRules(config_.find("token_rate_limits"));
-    p.state_dir = state_dir_;
-    p.clock = clock_;
-    p.stop = stop_;
-    p.vault = vault();
     auto set = buildClients(config_, p);
     if (!set) {
       return std::move(set).error();

@@ -1,8 +1,7 @@
 // fhir-poll's vendor defaults (which `sync` and rate limits each vendor gets unless the config
 // says otherwise) and its `pms-agent check` probe: the CapabilityStatement and a token.
-#include "fhir_poll.h"
-
 #include "api_common.h"
+#include "fhir_poll.h"
 #include "psa/store/clock.h"
 #include "url.h"
 
@@ -41,28 +40,15 @@ json::Value withFhirVendorDefaults(const json::Value& config) {
   return out;
 }
 
-std::vector<CheckResult> checkFhirPoll(const json::Value& raw, const std::filesystem::path& state_dir) {
+std::vector<CheckResult> checkFhirPoll(const json::Value& raw,
+                                       const std::filesystem::path& state_dir) {
   const json::Value config = withFhirVendorDefaults(raw);
   const std::string label = "adapter " + config.getString("name");
   std::vector<CheckResult> out;
   auto fail = [&](const std::string& what, const std::string& text) {
     out.push_back({CheckResult::Level::fail, label + " " + what, text});
   };
-  ClientParams p;
-  p.adapter = config.getString("name");
-  p.vendor = config.getString("vendor");
-  p.api_base = trimSlash(config.getString("base_url"));
-  p.state_dir = state_dir;
-  p.clock = Clock::system();
-  p.stop = std::make_shared<StopSignal>();
-  p.retry.max_attempts = 2;
-  p.retry.max_throttled = 2;
-  json::Value cfg = config;
-  if (!cfg.find("timeout_s")) {
-    cfg.set("timeout_s", json::Value::integer(10));
-  }
-  // No vault: check never rotates a refresh token (that would need the store).
-  auto set = buildClients(cfg, p);
+  auto set = buildCheckClients(config, state_dir);
   if (!set) {
     fail("config", set.error().message);
     return out;
@@ -70,7 +56,7 @@ std::vector<CheckResult> checkFhirPoll(const json::Value& raw, const std::filesy
   ApiClient::Call meta;
   meta.what = "metadata";
   meta.authenticate = false;
-  const std::string url = p.api_base + "/metadata";
+  const std::string url = trimSlash(config.getString("base_url")) + "/metadata";
   meta.build = [url]() -> Result<HttpRequest> {
     HttpRequest r;
     r.url = url;
@@ -87,7 +73,8 @@ std::vector<CheckResult> checkFhirPoll(const json::Value& raw, const std::filesy
     fail("fhir", url + " did not return a CapabilityStatement - is base_url the FHIR base?");
   } else {
     size_t types = 0;
-    if (const json::Value* rest = doc->find("rest"); rest && rest->isArray() && !rest->items().empty()) {
+    if (const json::Value* rest = doc->find("rest");
+        rest && rest->isArray() && !rest->items().empty()) {
       if (const json::Value* res = rest->items()[0].find("resource"); res && res->isArray()) {
         types = res->items().size();
       }

@@ -271,6 +271,18 @@ Result<std::optional<std::string>> Poller::watermark(const std::string& key) {
   return sink_.watermark(name_, key);
 }
 
+ClientParams Poller::clientParams(std::string api_base) {
+  ClientParams p;
+  p.adapter = name_;
+  p.vendor = vendor_;
+  p.api_base = std::move(api_base);
+  p.state_dir = state_dir_;
+  p.clock = clock_;
+  p.stop = stop_;
+  p.vault = vault();
+  return p;
+}
+
 SecretVault Poller::vault() {
   SecretVault v;
   v.load = [this](const std::string& key) { return sink_.watermark(name_, key); };

@@ -69,6 +69,9 @@ class Poller : public Source {
   Result<std::optional<std::string>> watermark(const std::string& key);
   /// A store-backed vault for rotating secrets (scope = adapter name, key "auth:...").
   SecretVault vault();
+  /// What every poller's clients share: this adapter's name, vendor, state dir, clock, stop
+  /// signal and vault, and `api_base`; the subclass adds limits and fallbacks.
+  ClientParams clientParams(std::string api_base);
 
   /// Makes a record of this adapter.
   store::Record makeRecord(store::Kind kind, std::string_view format, std::string payload,

@@ -48,10 +48,7 @@ class RestPollSource final : public Poller, private SyncHost {
     if (s.collections.empty()) {
       return Error(Errc::invalid_argument, "no collections to sync (check `collections`)");
     }
-    ClientParams p;
-    p.adapter = name_;
-    p.vendor = vendor_;
-    p.api_base = s.base;
+    ClientParams p = clientParams(s.base);
     if (info_ != nullptr && !info_->token_path.empty()) {
       p.token_url_fallback = s.base + std::string(info_->token_path);
     }
@@ -60,10 +57,6 @@ class RestPollSource final : public Poller, private SyncHost {
     const json::Value* tlimits = config_.find("token_rate_limits");
     p.token_limits =
         parseLimitRules(tlimits != nullptr ? tlimits : profile_.find("token_rate_limits"));
-    p.state_dir = state_dir_;
-    p.clock = clock_;
-    p.stop = stop_;
-    p.vault = vault();
     auto set = buildClients(config_, p);
     if (!set) {
       return std::move(set).error();
@@ -178,24 +171,12 @@ std::vector<CheckResult> checkRestPoll(const json::Value& config,
     return out;
   }
   const std::string strategy = profile->getString("strategy");
-  ClientParams p;
-  p.adapter = config.getString("name");
-  p.vendor = config.getString("vendor");
-  p.api_base = trimSlash(config.getString("base_url"));
+  std::string token_url_fallback;
   if (const StrategyInfo* info = findStrategy(strategy);
       info != nullptr && !info->token_path.empty()) {
-    p.token_url_fallback = p.api_base + std::string(info->token_path);
+    token_url_fallback = trimSlash(config.getString("base_url")) + std::string(info->token_path);
   }
-  p.state_dir = state_dir;
-  p.clock = Clock::system();
-  p.stop = std::make_shared<StopSignal>();
-  p.retry.max_attempts = 2;
-  p.retry.max_throttled = 2;
-  json::Value cfg = config;
-  if (!cfg.find("timeout_s")) {
-    cfg.set("timeout_s", json::Value::integer(10));
-  }
-  auto set = buildClients(cfg, p);
+  auto set = buildCheckClients(config, state_dir, std::move(token_url_fallback));
   if (!set) {
     out.push_back({CheckResult::Level::fail, label + " config", set.error().message});
     return out;
