@@ -16,4 +16,4 @@ fi
 cmake --build "$build" --target pms-agent -j"${PSA_JOBS:-2}" >&2
 rm -f "$build"/pms-agent_*.deb
 (cd "$build" && cpack -G DEB >&2)
-ls "$PWD/$build"/pms-agent_*.deb
+ls "$(cd "$build" && pwd)"/pms-agent_*.deb
