@@ -210,13 +210,23 @@ TEST(MllpCommitOrder, PipelineLimitPausesReading) {
   // Four unanswered messages: the listener stops reading until they are answered.
   ASSERT_TRUE(waitFor([&] { return h.counter("messages") == 4; }, 5s));
   EXPECT_FALSE(waitFor([&] { return h.counter("messages") > 4; }, 300ms));
-  // Answering them lets the rest in.
+  // Answering them lets the rest in. A message is counted when it is read and reaches the
+  // sink a moment later (after validation, possibly several in one append): keep answering
+  // until all ten records are held.
+  auto heldRecords = [&] {
+    size_t n = 0;
+    for (size_t k = 0; k < sink.held(); ++k) {
+      n += sink.records(k);
+    }
+    return n;
+  };
   ASSERT_TRUE(waitFor(
       [&] {
         sink.commitAll();
-        return h.counter("messages") == 10;
+        return h.counter("messages") == 10 && heldRecords() == 10;
       },
-      10s));
+      10s))
+      << heldRecords() << " records held in " << sink.held() << " appends";
   sink.commitAll();
   for (int i = 0; i < 10; ++i) {
     EXPECT_EQ(ackOf(c->receive()).control_id, "PL" + std::to_string(i));
