@@ -1,5 +1,6 @@
-// HL7 v2 test messages for MLLP tests and benchmarks, and a look into a store from outside
-// (which control ids does it hold?). Header-only: needs psa::store only.
+// HL7 v2 test messages for MLLP tests and benchmarks, the checked-in corpus
+// (tests/data/hl7/), and a look into a store from outside (which control ids does it hold?).
+// Header-only: needs psa::store only.
 #pragma once
 
 #include <filesystem>
@@ -9,8 +10,20 @@
 #include <string_view>
 
 #include "psa/store/sqlite_store.h"
+#include "test_support.h"
 
 namespace psa::test {
+
+/// A file of the HL7 corpus (tests/data/hl7/NAME). Files stay loaded for the whole run, so
+/// parsed messages may keep views into them. Not thread-safe (call from the test's thread).
+inline const std::string& hl7Corpus(const std::string& name) {
+  static std::map<std::string, std::string> cache;
+  auto it = cache.find(name);
+  if (it == cache.end()) {
+    it = cache.emplace(name, readFile(std::string(PSA_TEST_DATA_DIR) + "/hl7/" + name)).first;
+  }
+  return it->second;
+}
 
 /// An ADT^A01 v2.5.1 message with control id `control_id`, CR segment terminators, padded
 /// with a Z segment to exactly `size` bytes (when above ~600). `family_name` goes into PID-5.1
@@ -74,7 +87,7 @@ struct StoreContents {
   std::map<std::string, std::string> dead_reason;  ///< control id -> reason
   size_t queued_total = 0;
   size_t dead_total = 0;
-  std::map<std::string, std::string> payload;  ///< control id -> payload of a queued record
+  std::map<std::string, std::string> payload;     ///< control id -> payload of a queued record
   std::map<std::string, store::RecordInfo> info;  ///< control id -> metadata (queued)
 };
 

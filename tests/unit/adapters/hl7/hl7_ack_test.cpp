@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "hl7_samples.h"
 #include "psa/adapters/hl7/ack.h"
 #include "psa/adapters/hl7/validate.h"
 #include "test_support.h"
@@ -45,16 +46,7 @@ AckBuilder builder(AckMode mode = AckMode::automatic) {
   return AckBuilder(options);
 }
 
-// Corpus files stay loaded for the whole run, so messages may keep views into them.
-const std::string& corpus(const std::string& name) {
-  static std::map<std::string, std::string> cache;
-  auto it = cache.find(name);
-  if (it == cache.end()) {
-    it = cache.emplace(name, psa::test::readFile(std::string(PSA_TEST_DATA_DIR) + "/hl7/" + name))
-             .first;
-  }
-  return it->second;
-}
+const std::string& corpus(const std::string& name) { return psa::test::hl7Corpus(name); }
 
 // Parses a corpus file; the text must outlive the message, so keep both.
 struct Parsed {

@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 
+#include "hl7_samples.h"
 #include "psa/adapters/hl7/inspect.h"
 #include "test_support.h"
 
@@ -11,16 +12,7 @@ namespace hl7 = psa::adapters::hl7;
 
 namespace {
 
-// Corpus files stay loaded for the whole run, so messages may keep views into them.
-const std::string& corpus(const std::string& name) {
-  static std::map<std::string, std::string> cache;
-  auto it = cache.find(name);
-  if (it == cache.end()) {
-    it = cache.emplace(name, psa::test::readFile(std::string(PSA_TEST_DATA_DIR) + "/hl7/" + name))
-             .first;
-  }
-  return it->second;
-}
+const std::string& corpus(const std::string& name) { return psa::test::hl7Corpus(name); }
 
 const std::string kMsg =
     "MSH|^~\\&|APP|FAC|R|RF|20240101||ADT^A04|C1|P|2.5\r"

@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 
+#include "hl7_samples.h"
 #include "psa/adapters/hl7/message.h"
 #include "test_support.h"
 
@@ -16,16 +17,7 @@ using psa::Errc;
 
 namespace {
 
-// Corpus files stay loaded for the whole run, so messages may keep views into them.
-const std::string& corpus(const std::string& name) {
-  static std::map<std::string, std::string> cache;
-  auto it = cache.find(name);
-  if (it == cache.end()) {
-    it = cache.emplace(name, psa::test::readFile(std::string(PSA_TEST_DATA_DIR) + "/hl7/" + name))
-             .first;
-  }
-  return it->second;
-}
+const std::string& corpus(const std::string& name) { return psa::test::hl7Corpus(name); }
 
 // Builds a CR-terminated message from lines.
 std::string msg(std::initializer_list<std::string_view> segments) {
