@@ -144,4 +144,17 @@ CommandResult runCommand(const std::vector<std::string>& argv, std::chrono::mill
   return r;
 }
 
+Process holdTcpPort(int port) {
+  Process::Options po;
+  po.argv = {"/usr/bin/python3", "-c",
+             "import socket, time\n"
+             "s = socket.socket()\n"
+             "s.bind(('127.0.0.1', " +
+                 std::to_string(port) +
+                 "))\n"
+                 "s.listen()\n"
+                 "time.sleep(120)\n"};
+  return Process(std::move(po));
+}
+
 }  // namespace psa::test

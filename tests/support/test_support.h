@@ -61,6 +61,10 @@ class Process {
   std::optional<int> status_;
 };
 
+/// Another program (python3) listening on 127.0.0.1:`port` for two minutes, as a PMS interface
+/// engine holding the MLLP port would. Not connectable at once: wait with canConnect().
+Process holdTcpPort(int port);
+
 /// Runs a command to completion; returns exit code and captures combined output.
 struct CommandResult {
   int exit_code = -1;

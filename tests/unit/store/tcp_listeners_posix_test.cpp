@@ -13,16 +13,7 @@ using namespace std::chrono_literals;
 
 TEST(TcpListeners, NamesAnotherProcessHoldingThePort) {
   const int port = test::freePort();
-  test::Process::Options po;
-  po.argv = {"/usr/bin/python3", "-c",
-             "import socket, time\n"
-             "s = socket.socket()\n"
-             "s.bind(('127.0.0.1', " +
-                 std::to_string(port) +
-                 "))\n"
-                 "s.listen()\n"
-                 "time.sleep(120)\n"};
-  test::Process holder(std::move(po));
+  test::Process holder = test::holdTcpPort(port);
   std::vector<TcpListener> found;
   ASSERT_TRUE(test::waitFor(
       [&] {

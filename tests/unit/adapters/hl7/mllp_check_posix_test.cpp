@@ -11,16 +11,7 @@ using namespace std::chrono_literals;
 
 TEST(MllpCheck, NamesAnotherProgramHoldingThePort) {
   const int port = freePort();
-  Process::Options po;
-  po.argv = {"/usr/bin/python3", "-c",
-             "import socket, time\n"
-             "s = socket.socket()\n"
-             "s.bind(('127.0.0.1', " +
-                 std::to_string(port) +
-                 "))\n"
-                 "s.listen()\n"
-                 "time.sleep(120)\n"};
-  Process holder(std::move(po));
+  Process holder = holdTcpPort(port);
   ASSERT_TRUE(waitFor([&] { return canConnect("127.0.0.1", port); }, 20s));
 
   MllpHarness h;
