@@ -11,10 +11,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
-#include "hl7/listen_socket.h"
+#include "psa/adapters/net/listen_socket.h"
 #include "hl7/mllp_session.h"
 #include "hl7/mllp_shared.h"
-#include "hl7/mllp_tls.h"
+#include "psa/adapters/net/server_tls.h"
 #include "psa/store/fatal.h"
 
 namespace psa::adapters::hl7::mllp {
@@ -214,7 +214,7 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
       auto acc = std::make_unique<tcp::acceptor>(strand_);
       acc->open(endpoint.protocol(), ec);
       if (!ec) {
-        setListenOptions(*acc, ec);
+        net::setListenOptions(*acc, ec);
       }
       if (!ec && ep.v6) {
         acc->set_option(asio::ip::v6_only(true), ec);
@@ -230,7 +230,7 @@ class MllpListener final : public Source, public std::enable_shared_from_this<Ml
         if (ec == asio::error::address_in_use) {
           hint = " (another program listens there; change listen or stop it)";
         } else if (ec == asio::error::access_denied) {
-          hint = " (" + listenAccessDeniedMeaning() + ")";
+          hint = " (" + net::listenAccessDeniedMeaning() + ")";
         } else if (ec == boost::system::errc::address_not_available) {
           hint = " (no such address on this host)";
         }
@@ -620,7 +620,7 @@ Result<SourcePtr> makeMllpListener(MllpSettings settings, SourceContext& ctx) {
   auto shared = std::make_shared<mllp::Shared>(std::move(settings), ctx.sink, ctx.clock);
   if (shared->settings.tls) {
     std::string error;
-    shared->tls = makeServerTls(*shared->settings.tls, error);
+    shared->tls = net::makeServerTls(*shared->settings.tls, error);
     if (!shared->tls) {
       return Error(Errc::io, error);
     }

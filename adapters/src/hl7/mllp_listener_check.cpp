@@ -5,9 +5,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 
-#include "hl7/listen_socket.h"
+#include "psa/adapters/net/listen_socket.h"
 #include "hl7/mllp_listener.h"
-#include "hl7/mllp_tls.h"
+#include "psa/adapters/net/server_tls.h"
 #include "psa/adapters/hl7/mllp_client.h"
 #include "psa/store/os/process_info.h"
 #include "psa/store/os/secret_file.h"
@@ -114,7 +114,7 @@ std::vector<CheckResult> checkMllpListener(const MllpSettings& settings,
   const std::string name = "adapter " + settings.name;
   if (settings.tls) {
     std::string error;
-    if (!makeServerTls(*settings.tls, error)) {
+    if (!net::makeServerTls(*settings.tls, error)) {
       out.push_back({CheckResult::Level::fail, name, error});
     } else {
       out.push_back(
@@ -146,7 +146,7 @@ std::vector<CheckResult> checkMllpListener(const MllpSettings& settings,
       acc.open(addr.is_v6() ? tcp::v6() : tcp::v4(), ec);
     }
     if (!ec) {
-      setListenOptions(acc, ec);
+      net::setListenOptions(acc, ec);
     }
     if (!ec && addr.is_v6()) {
       acc.set_option(asio::ip::v6_only(true), ec);
@@ -158,10 +158,10 @@ std::vector<CheckResult> checkMllpListener(const MllpSettings& settings,
       out.push_back({CheckResult::Level::warn, name,
                      "nothing listens on " + ep.text +
                          " but the port is free ▸ is the agent running? (" +
-                         serviceStatusCommand() + ")"});
+                         net::serviceStatusCommand() + ")"});
     } else if (ec == asio::error::access_denied) {
       out.push_back({CheckResult::Level::fail, name,
-                     ep.text + ": permission denied ▸ " + listenAccessDeniedMeaning()});
+                     ep.text + ": permission denied ▸ " + net::listenAccessDeniedMeaning()});
     } else if (ec == boost::system::errc::address_not_available) {
       out.push_back(
           {CheckResult::Level::fail, name, ep.text + ": address not on this host ▸ fix listen"});

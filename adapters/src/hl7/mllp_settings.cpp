@@ -1,50 +1,12 @@
 #include "hl7/mllp_settings.h"
 
 #include <algorithm>
-#include <boost/asio/ip/address.hpp>
 #include <map>
 
 #include "psa/adapters/source.h"
-#include "psa/store/os/utf8_path.h"
 
 namespace psa::adapters::hl7 {
 namespace {
-
-bool parsePort(std::string_view text, uint16_t& port) {
-  if (text.empty() || text.size() > 5) {
-    return false;
-  }
-  uint32_t v = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') {
-      return false;
-    }
-    v = v * 10 + static_cast<uint32_t>(c - '0');
-  }
-  if (v > 65535) {
-    return false;
-  }
-  port = static_cast<uint16_t>(v);
-  return true;
-}
-
-bool parseIp(const std::string& host, bool v6, uint8_t* out) {
-  boost::system::error_code ec;
-  if (v6) {
-    const auto a = boost::asio::ip::make_address_v6(host, ec);
-    if (!ec) {
-      const auto bytes = a.to_bytes();
-      std::copy(bytes.begin(), bytes.end(), out);
-    }
-  } else {
-    const auto a = boost::asio::ip::make_address_v4(host, ec);
-    if (!ec) {
-      const auto bytes = a.to_bytes();
-      std::copy(bytes.begin(), bytes.end(), out);
-    }
-  }
-  return !ec;
-}
 
 bool alnumUpper(std::string_view s, size_t lo, size_t hi) {
   return s.size() >= lo && s.size() <= hi && std::all_of(s.begin(), s.end(), [](char c) {
@@ -139,13 +101,6 @@ std::optional<std::string> checkMessageTypes(const json::Value& v) {
   return std::nullopt;
 }
 
-std::optional<std::string> checkNonEmpty(const json::Value& v) {
-  if (v.asString().empty()) {
-    return std::string("must not be empty");
-  }
-  return std::nullopt;
-}
-
 void checkKindMap(const json::Value& v, const std::string& path,
                   std::vector<schema::Issue>& issues) {
   if (!v.isObject()) {
@@ -176,115 +131,13 @@ std::map<std::string, std::string> kindMap(const json::Value* v) {
   return out;
 }
 
-std::filesystem::path resolve(const std::filesystem::path& state_dir, const std::string& p) {
-  return os::resolveUtf8Path(state_dir, p);
-}
-
 }  // namespace
-
-Result<ListenEndpoint> parseListenEndpoint(std::string_view text) {
-  ListenEndpoint ep;
-  ep.text = std::string(text);
-  auto bad = [&](const std::string& why) {
-    return Error(Errc::invalid_argument, "\"" + std::string(text) + "\": " + why);
-  };
-  std::string_view host;
-  std::string_view port;
-  if (!text.empty() && text.front() == '[') {
-    const size_t close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return bad("expected [IPV6]:PORT");
-    }
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-    ep.v6 = true;
-  } else {
-    const size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) {
-      return bad("expected HOST:PORT (e.g. 0.0.0.0:2575 or [::]:2575)");
-    }
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) {
-      return bad("an IPv6 address needs brackets: [ADDRESS]:PORT");
-    }
-  }
-  if (!parsePort(port, ep.port)) {
-    return bad("port must be a number 0..65535");
-  }
-  ep.host = std::string(host);
-  if (!ep.v6 && ep.host == "localhost") {
-    ep.host = "127.0.0.1";
-  }
-  uint8_t buf[16];
-  if (!parseIp(ep.host, ep.v6, buf)) {
-    return bad(ep.v6 ? "not an IPv6 address" : "not an IPv4 address (or localhost)");
-  }
-  return ep;
-}
-
-bool CidrRange::contains(const uint8_t* addr, bool addr_v6) const {
-  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (addr_v6 && !v6 && std::equal(kMapped, kMapped + 12, addr)) {
-    addr += 12;
-    addr_v6 = false;
-  }
-  if (addr_v6 != v6) {
-    return false;
-  }
-  int bits = prefix;
-  for (size_t k = 0; bits > 0; ++k, bits -= 8) {
-    const uint8_t mask = bits >= 8 ? 0xff : static_cast<uint8_t>(0xff << (8 - bits));
-    if ((addr[k] & mask) != bytes[k]) {
-      return false;
-    }
-  }
-  return true;
-}
-
-Result<CidrRange> parseCidr(std::string_view text) {
-  CidrRange r;
-  r.text = std::string(text);
-  auto bad = [&](const std::string& why) {
-    return Error(Errc::invalid_argument, "\"" + std::string(text) + "\": " + why);
-  };
-  const size_t slash = text.find('/');
-  std::string host(text.substr(0, slash));
-  r.v6 = host.find(':') != std::string::npos;
-  if (!parseIp(host, r.v6, r.bytes.data())) {
-    return bad("expected an IPv4 or IPv6 address or network (e.g. 10.0.0.0/8, fd00::/8)");
-  }
-  const int max_prefix = r.v6 ? 128 : 32;
-  r.prefix = max_prefix;
-  if (slash != std::string_view::npos) {
-    uint16_t p = 0;
-    if (!parsePort(text.substr(slash + 1), p) || p > max_prefix) {
-      return bad("prefix length must be 0.." + std::to_string(max_prefix));
-    }
-    r.prefix = p;
-  }
-  for (int bit = r.prefix; bit < max_prefix; ++bit) {
-    if (r.bytes[static_cast<size_t>(bit / 8)] & (0x80 >> (bit % 8))) {
-      return bad("host bits set after /" + std::to_string(r.prefix) +
-                 " (write the network address)");
-    }
-  }
-  return r;
-}
 
 schema::ObjectSchemaPtr mllpSchema() {
   using schema::Field;
   using schema::ObjectSchema;
   using schema::Type;
-  auto tls = std::make_shared<ObjectSchema>();
-  tls->fields = {
-      Field::str("cert_file").req().verify(checkNonEmpty).describe("server certificate (PEM, chain)"),
-      Field::str("key_file").req().verify(checkNonEmpty).describe("server private key (PEM)"),
-      Field::str("client_ca_file")
-          .verify(checkNonEmpty)
-          .describe("CA for client certificates; when set, a client certificate is required"),
-      Field::str("min_version").def(json::Value::string("1.2")).oneOf({"1.2", "1.3"}),
-  };
+
   auto kind_map = std::make_shared<ObjectSchema>();
   kind_map->allow_unknown = true;
   kind_map->check = checkKindMap;
@@ -296,7 +149,7 @@ schema::ObjectSchemaPtr mllpSchema() {
           .req()
           .verify(checkListen)
           .describe("HOST:PORT or a list of them, e.g. 0.0.0.0:2575 or [::]:2575"),
-      Field::obj("tls", tls).describe("serve MLLP over TLS"),
+      Field::obj("tls", net::serverTlsSchema()).describe("serve MLLP over TLS"),
       Field::array("allow", Type::string)
           .verify(checkAllow)
           .describe("peer networks allowed to connect (CIDR); absent: any"),
@@ -359,17 +212,11 @@ Result<MllpSettings> parseMllpSettings(const json::Value& in,
     return Error(Errc::invalid_argument, "listen: expected HOST:PORT or a list of them");
   }
   if (const json::Value* tls = config.find("tls"); tls != nullptr && tls->isObject()) {
-    MllpTlsSettings t;
-    t.cert_file = resolve(state_dir, tls->getString("cert_file"));
-    t.key_file = resolve(state_dir, tls->getString("key_file"));
-    if (std::string ca = tls->getString("client_ca_file"); !ca.empty()) {
-      t.client_ca_file = resolve(state_dir, ca);
+    auto t = net::readServerTls(*tls, state_dir);
+    if (!t) {
+      return t.error();
     }
-    t.min_version = tls->getString("min_version", "1.2");
-    if (tls->getString("cert_file").empty() || tls->getString("key_file").empty()) {
-      return Error(Errc::invalid_argument, "tls: cert_file and key_file are required");
-    }
-    s.tls = std::move(t);
+    s.tls = std::move(t).value();
   }
   for (const auto& text : strings(config.find("allow"))) {
     auto r = parseCidr(text);

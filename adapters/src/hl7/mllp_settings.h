@@ -15,46 +15,20 @@
 #include "psa/adapters/hl7/ack.h"
 #include "psa/adapters/hl7/classify.h"
 #include "psa/adapters/hl7/validate.h"
+#include "psa/adapters/net/address.h"
+#include "psa/adapters/net/server_tls.h"
 #include "psa/store/json.h"
 #include "psa/store/result.h"
 #include "psa/store/schema.h"
 
 namespace psa::adapters::hl7 {
 
-/// One `listen` entry: an IP literal ("0.0.0.0", "[::]", "127.0.0.1") or "localhost", and a
-/// port (0 = any free port; tests use it).
-struct ListenEndpoint {
-  std::string host;  ///< without brackets: "0.0.0.0", "::", "127.0.0.1"
-  uint16_t port = 0;
-  bool v6 = false;
-  std::string text;  ///< as configured, for messages
-};
+using net::CidrRange;
+using net::ListenEndpoint;
+using net::parseCidr;
+using net::parseListenEndpoint;
 
-/// "HOST:PORT", "[V6]:PORT" or "localhost:PORT". Errors: Errc::invalid_argument, in words.
-Result<ListenEndpoint> parseListenEndpoint(std::string_view text);
-
-/// An allow-list entry: an IPv4 or IPv6 network. A single address is a /32 or /128.
-struct CidrRange {
-  std::array<uint8_t, 16> bytes{};  ///< network address (IPv4 uses the first 4 bytes)
-  bool v6 = false;
-  int prefix = 0;
-  std::string text;
-
-  /// Whether `addr` (4 or 16 bytes, network order) lies in the range. IPv4-mapped IPv6
-  /// addresses (::ffff:a.b.c.d) are compared as IPv4.
-  bool contains(const uint8_t* addr, bool addr_v6) const;
-};
-
-/// "10.0.0.0/8", "192.168.1.20", "fd00::/8", "::1". Host bits must be zero.
-/// Errors: Errc::invalid_argument, in words.
-Result<CidrRange> parseCidr(std::string_view text);
-
-struct MllpTlsSettings {
-  std::filesystem::path cert_file;
-  std::filesystem::path key_file;
-  std::filesystem::path client_ca_file;  ///< empty: no client certificate asked for
-  std::string min_version = "1.2";       ///< "1.2" or "1.3"
-};
+using MllpTlsSettings = net::ServerTlsSettings;
 
 struct MllpSettings {
   std::string name;

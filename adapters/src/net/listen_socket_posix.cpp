@@ -1,6 +1,6 @@
-#include "hl7/listen_socket.h"
+#include "psa/adapters/net/listen_socket.h"
 
-namespace psa::adapters::hl7 {
+namespace psa::adapters::net {
 
 void setListenOptions(boost::asio::ip::tcp::acceptor& acceptor, boost::system::error_code& ec) {
   acceptor.set_option(boost::asio::ip::tcp::acceptor::reuse_address(true), ec);
@@ -10,4 +10,4 @@ std::string listenAccessDeniedMeaning() { return "ports below 1024 need CAP_NET_
 
 std::string serviceStatusCommand() { return "systemctl status pms-agent"; }
 
-}  // namespace psa::adapters::hl7
+}  // namespace psa::adapters::net

@@ -9,7 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <string>
 
-namespace psa::adapters::hl7 {
+namespace psa::adapters::net {
 
 /// Sets the options on an opened, not yet bound acceptor.
 void setListenOptions(boost::asio::ip::tcp::acceptor& acceptor, boost::system::error_code& ec);
@@ -20,4 +20,4 @@ std::string listenAccessDeniedMeaning();
 /// The command that shows whether the agent's service runs.
 std::string serviceStatusCommand();
 
-}  // namespace psa::adapters::hl7
+}  // namespace psa::adapters::net

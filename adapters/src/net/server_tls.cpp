@@ -1,4 +1,4 @@
-#include "hl7/mllp_tls.h"
+#include "psa/adapters/net/server_tls.h"
 
 #include <openssl/ssl.h>
 
@@ -10,8 +10,9 @@
 
 #include "psa/store/os/system_error.h"
 #include "psa/store/os/utf8_path.h"
+#include "psa/store/schema.h"
 
-namespace psa::adapters::hl7 {
+namespace psa::adapters::net {
 namespace {
 
 namespace ssl = boost::asio::ssl;
@@ -26,9 +27,48 @@ std::optional<std::string> unreadable(const std::filesystem::path& file) {
   return std::nullopt;
 }
 
+std::optional<std::string> checkNonEmpty(const json::Value& v) {
+  if (v.asString().empty()) {
+    return "must not be empty";
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
-std::unique_ptr<ssl::context> makeServerTls(const MllpTlsSettings& t, std::string& error) {
+schema::ObjectSchemaPtr serverTlsSchema() {
+  using schema::Field;
+  static const schema::ObjectSchemaPtr tls = [] {
+    auto s = std::make_shared<schema::ObjectSchema>();
+    s->fields = {
+        Field::str("cert_file").req().verify(checkNonEmpty).describe("server certificate (PEM, chain)"),
+        Field::str("key_file").req().verify(checkNonEmpty).describe("server private key (PEM)"),
+        Field::str("client_ca_file")
+            .verify(checkNonEmpty)
+            .describe("CA for client certificates; when set, a client certificate is required"),
+        Field::str("min_version").def(json::Value::string("1.2")).oneOf({"1.2", "1.3"}),
+    };
+    return s;
+  }();
+  return tls;
+}
+
+Result<ServerTlsSettings> readServerTls(const json::Value& tls,
+                                        const std::filesystem::path& state_dir) {
+  if (tls.getString("cert_file").empty() || tls.getString("key_file").empty()) {
+    return Error(Errc::invalid_argument, "tls: cert_file and key_file are required");
+  }
+  ServerTlsSettings t;
+  t.cert_file = os::resolveUtf8Path(state_dir, tls.getString("cert_file"));
+  t.key_file = os::resolveUtf8Path(state_dir, tls.getString("key_file"));
+  if (std::string ca = tls.getString("client_ca_file"); !ca.empty()) {
+    t.client_ca_file = os::resolveUtf8Path(state_dir, ca);
+  }
+  t.min_version = tls.getString("min_version", "1.2");
+  return t;
+}
+
+std::unique_ptr<ssl::context> makeServerTls(const ServerTlsSettings& t, std::string& error) {
   for (const auto& [key, file] :
        {std::pair<const char*, const std::filesystem::path*>{"tls.cert_file", &t.cert_file},
         {"tls.key_file", &t.key_file},
@@ -80,4 +120,4 @@ std::unique_ptr<ssl::context> makeServerTls(const MllpTlsSettings& t, std::strin
   return ctx;
 }
 
-}  // namespace psa::adapters::hl7
+}  // namespace psa::adapters::net

@@ -1,8 +1,8 @@
 #include <winsock2.h>
 
-#include "hl7/listen_socket.h"
+#include "psa/adapters/net/listen_socket.h"
 
-namespace psa::adapters::hl7 {
+namespace psa::adapters::net {
 
 void setListenOptions(boost::asio::ip::tcp::acceptor& acceptor, boost::system::error_code& ec) {
   using exclusive = boost::asio::detail::socket_option::boolean<SOL_SOCKET, SO_EXCLUSIVEADDRUSE>;
@@ -16,4 +16,4 @@ std::string listenAccessDeniedMeaning() {
 
 std::string serviceStatusCommand() { return "sc query pms-agent"; }
 
-}  // namespace psa::adapters::hl7
+}  // namespace psa::adapters::net
