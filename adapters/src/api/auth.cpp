@@ -5,6 +5,7 @@
 #include "psa/adapters/api/fhir.h"
 #include "psa/store/digest.h"
 #include "psa/store/json.h"
+#include "psa/store/os/secret_file.h"
 #include "psa/store/os/utf8_path.h"
 #include "state_file.h"
 
@@ -494,7 +495,7 @@ Result<std::string> secretFrom(const json::Value& auth, const std::string& name,
   if (file.empty()) {
     return std::string();
   }
-  auto s = readSecretFile(os::resolveUtf8Path(state_dir, file));
+  auto s = os::readSecretLine(os::resolveUtf8Path(state_dir, file));
   if (!s) {
     return Error(s.error().code, "auth." + name + "_file: " + s.error().message);
   }

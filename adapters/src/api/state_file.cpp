@@ -43,22 +43,4 @@ Result<std::optional<std::string>> readStateFile(const std::filesystem::path& pa
   return std::optional<std::string>(ss.str());
 }
 
-Result<std::string> readSecretFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Error(Errc::io,
-                 "cannot read secret file " + path.string() + ": " + os::errnoText(errno));
-  }
-  std::string line;
-  std::getline(in, line);
-  while (!line.empty() && (line.back() == '\r' || line.back() == '\n' || line.back() == ' ' ||
-                           line.back() == '\t')) {
-    line.pop_back();
-  }
-  if (line.empty()) {
-    return Error(Errc::invalid_input, "secret file " + path.string() + " is empty");
-  }
-  return line;
-}
-
 }  // namespace psa::adapters::api

@@ -19,8 +19,4 @@ Status writeStateFile(const std::filesystem::path& path, std::string_view data);
 /// refused (Errc::limit): state files are small.
 Result<std::optional<std::string>> readStateFile(const std::filesystem::path& path);
 
-/// Reads a secret from a file: the first line, trailing CR/LF and spaces trimmed.
-/// Errors: Errc::io (unreadable), Errc::invalid_input (empty).
-Result<std::string> readSecretFile(const std::filesystem::path& path);
-
 }  // namespace psa::adapters::api

@@ -47,4 +47,8 @@ Result<std::string> sealSecretText(std::string_view plain);
 /// and `keys import` on the new one).
 Result<std::string> unsealSecretText(std::string_view stored);
 
+/// Reads a secret (a token, a client secret) from a file: the first line, trailing CR/LF and
+/// spaces trimmed. Errors: Errc::io (unreadable), Errc::invalid_input (empty).
+Result<std::string> readSecretLine(const std::filesystem::path& path);
+
 }  // namespace psa::os
