@@ -9,9 +9,9 @@
 #include "cli_support.h"
 #include "http/status_page_assets.h"
 #include "http/traffic_chart.h"
+#include "psa/agent/signed_document.h"
 #include "psa/store/clock.h"
 #include "psa/store/digest.h"
-#include "psa/agent/signed_document.h"
 #include "queue_budget.h"
 
 namespace psa::agent::http {
@@ -21,10 +21,14 @@ enum class Tone { ok, warn, fail, idle };
 
 const char* toneClass(Tone t) {
   switch (t) {
-    case Tone::ok: return "ok";
-    case Tone::warn: return "warn";
-    case Tone::fail: return "fail";
-    case Tone::idle: return "idle";
+    case Tone::ok:
+      return "ok";
+    case Tone::warn:
+      return "warn";
+    case Tone::fail:
+      return "fail";
+    case Tone::idle:
+      return "idle";
   }
   return "idle";
 }
@@ -39,6 +43,10 @@ std::string attr(std::string_view name, std::string_view value) {
 }
 
 std::string count(int64_t n) { return humanCount(static_cast<uint64_t>(std::max<int64_t>(0, n))); }
+
+std::string plural(int64_t n, const std::string& noun) {
+  return count(n) + " " + noun + (n == 1 ? "" : "s");
+}
 
 // "5 min ago", with the exact time on hover; empty when `rfc3339` is empty or invalid.
 std::string agoHtml(const std::string& rfc3339, int64_t now) {
@@ -67,7 +75,7 @@ std::string errorHtml(const json::Value& v, int64_t now) {
 
 void renderHeader(std::string& out, const json::Value& s, int64_t now) {
   const bool online = s.getString("state") == "online";
-  out += "<header data-part=\"header\"><h1>pms-agent <span class=\"sub\">" +
+  out += "<div data-part=\"header\"><h1>pms-agent <span class=\"sub\">" +
          htmlEscape(s.getString("agent_id")) + " (" + htmlEscape(s.getString("tenant")) +
          ")</span></h1><p class=\"facts\"><span>" +
          badge(online ? Tone::ok : Tone::fail, online ? "running" : "not running") +
@@ -82,7 +90,7 @@ void renderHeader(std::string& out, const json::Value& s, int64_t now) {
            hint("systemctl start pms-agent; journalctl -u pms-agent -n 50") +
            " The figures below come from the agent's files.</p>";
   }
-  out += "</header>";
+  out += "</div>";
 }
 
 std::string linkStateValue(const json::Value& s, const json::Value& c) {
@@ -153,14 +161,15 @@ void renderQueueKinds(std::string& out, const json::Value& by_kind) {
       continue;
     }
     rows += "<tr><td>" + htmlEscape(kind) + "</td><td class=\"n\">" + count(k.getInt("pending")) +
-            "</td><td class=\"n\">" + htmlEscape(humanBytes(static_cast<uint64_t>(
-                                          std::max<int64_t>(0, k.getInt("bytes"))))) +
+            "</td><td class=\"n\">" +
+            htmlEscape(humanBytes(static_cast<uint64_t>(std::max<int64_t>(0, k.getInt("bytes"))))) +
             "</td><td class=\"n\">" + count(k.getInt("dead")) + "</td></tr>";
   }
   if (!rows.empty()) {
-    out += "<table><thead><tr><th>Kind</th><th class=\"n\">Pending</th><th class=\"n\">Size</th>"
-           "<th class=\"n\">Dead</th></tr></thead><tbody>" +
-           rows + "</tbody></table>";
+    out +=
+        "<table><thead><tr><th>Kind</th><th class=\"n\">Pending</th><th class=\"n\">Size</th>"
+        "<th class=\"n\">Dead</th></tr></thead><tbody>" +
+        rows + "</tbody></table>";
   }
 }
 
@@ -172,8 +181,9 @@ void renderQueue(std::string& out, const json::Value& s, int64_t now) {
     return;
   }
   if (q->find("error") != nullptr) {
-    out += "<p class=\"state\">" + badge(Tone::fail, "FAIL") + "<span>cannot read the queue: " +
-           htmlEscape(q->getString("error")) + "</span></p></section>";
+    out += "<p class=\"state\">" + badge(Tone::fail, "FAIL") +
+           "<span>cannot read the queue: " + htmlEscape(q->getString("error")) +
+           "</span></p></section>";
     return;
   }
   const int64_t pending = q->getInt("pending");
@@ -193,8 +203,8 @@ void renderQueue(std::string& out, const json::Value& s, int64_t now) {
                 htmlEscape(budget.text) + " " + hint(budget.fix));
   }
   const json::Value* age = q->find("oldest_pending_age_s");
-  row(out, "Oldest pending", age != nullptr && age->isNumber() ? humanSeconds(age->asNumber())
-                                                              : std::string("none"));
+  row(out, "Oldest pending",
+      age != nullptr && age->isNumber() ? humanSeconds(age->asNumber()) : std::string("none"));
   row(out, "In flight", count(q->getInt("leased")));
   if (q->getInt("retry") > 0) {
     row(out, "Waiting to retry", count(q->getInt("retry")));
@@ -221,13 +231,18 @@ Tone adapterTone(const json::Value& a) {
 void renderAdapter(std::string& out, const json::Value& a, int64_t now) {
   const Tone tone = adapterTone(a);
   const std::string state = a.getString("state");
-  out += "<article class=\"adapter\"" + attr("data-adapter", a.getString("name")) + "><header><h3>" +
-         htmlEscape(a.getString("name")) + "</h3><span class=\"type\">" +
+  out += "<article class=\"adapter\"" + attr("data-adapter", a.getString("name")) +
+         "><header><h3>" + htmlEscape(a.getString("name")) + "</h3><span class=\"type\">" +
          htmlEscape(a.getString("type")) + "</span>" +
          badge(tone, tone == Tone::fail ? "FAIL " + state : state) + "</header><dl>";
   if (const json::Value* d = a.find("detail"); d != nullptr && d->isObject()) {
-    std::string where = adapterDetailText(*d);
-    where.erase(0, where.find_first_not_of(' '));
+    // The CLI separates the facts by two spaces; a dot reads better in a wrapping cell.
+    std::string where;
+    const std::string facts = adapterDetailText(*d);
+    for (size_t from = 2, to = 0; from <= facts.size(); from = to + 2) {
+      to = std::min(facts.find("  ", from), facts.size());
+      where += (where.empty() ? "" : " · ") + facts.substr(from, to - from);
+    }
     if (!where.empty()) {
       row(out, "Where", where);
     }
@@ -293,7 +308,7 @@ void renderErrors(std::string& out, const json::Value& s, int64_t now) {
     out += "<p class=\"empty\">none reported by the cloud link or the adapters</p></section>";
     return;
   }
-  out += "<ul class=\"list\">";
+  out += "<ul class=\"list errors\">";
   for (const auto& e : entries) {
     const std::string ago = agoHtml(e.from->getString("last_error_at"), now);
     out += "<li><span class=\"name\">" + htmlEscape(e.where) + "</span><span class=\"when\">" +
@@ -305,18 +320,19 @@ void renderErrors(std::string& out, const json::Value& s, int64_t now) {
 
 void renderDisk(std::string& out, const json::Value& d) {
   if (d.find("error") != nullptr) {
-    rowHtml(out, "Disk", htmlEscape(d.getString("path")) + " " + badge(Tone::fail, "FAIL") + " " +
-                             htmlEscape(d.getString("error")));
+    rowHtml(out, "Disk",
+            htmlEscape(d.getString("path")) + " " + badge(Tone::fail, "FAIL") + " " +
+                htmlEscape(d.getString("error")));
     return;
   }
   const json::Value* used_v = d.find("used_percent");
   const double used = used_v != nullptr ? used_v->asNumber() : 0;
   char pct[16];
   std::snprintf(pct, sizeof pct, "%.0f%%", used);
-  std::string html = htmlEscape(d.getString("path")) + ": " + pct + " used (" +
-                     htmlEscape(humanBytes(static_cast<uint64_t>(
-                         std::max<int64_t>(0, d.getInt("free_bytes"))))) +
-                     " free)";
+  std::string html =
+      htmlEscape(d.getString("path")) + ": " + pct + " used (" +
+      htmlEscape(humanBytes(static_cast<uint64_t>(std::max<int64_t>(0, d.getInt("free_bytes"))))) +
+      " free)";
   if (used >= 90) {
     html += " " + badge(Tone::warn, "WARN") + " " + hint("free space or lower store.max_bytes");
   }
@@ -337,12 +353,11 @@ void renderKey(std::string& out, const json::Value& k, const json::Value* q) {
     html += ", data key " + std::to_string(q->getInt("key_id")) + " (" +
             std::to_string(q->getInt("keys")) + (q->getInt("keys") == 1 ? " key)" : " keys)");
   }
-  html += " " + (k.getBool("ok") ? badge(Tone::ok, "OK")
-                                  : badge(Tone::fail, "FAIL") + " " +
-                                        htmlEscape(k.getString("problem")) +
-                                        (k.getString("fix").empty()
-                                             ? std::string()
-                                             : " " + hint(k.getString("fix"))));
+  html += " " +
+          (k.getBool("ok")
+               ? badge(Tone::ok, "OK")
+               : badge(Tone::fail, "FAIL") + " " + htmlEscape(k.getString("problem")) +
+                     (k.getString("fix").empty() ? std::string() : " " + hint(k.getString("fix"))));
   rowHtml(out, "Key file", html);
 }
 
@@ -374,43 +389,49 @@ void renderHost(std::string& out, const json::Value& s, int64_t now) {
     renderDisk(out, *d);
   }
   if (const json::Value* l = s.find("log")) {
-    row(out, "Log", "level " + l->getString("level") + ", " + count(l->getInt("errors")) +
-                        " errors, " + count(l->getInt("warnings")) + " warnings since start" +
-                        (l->getString("file").empty() ? "" : " · " + l->getString("file")));
+    row(out, "Log",
+        "level " + l->getString("level") + ", " + count(l->getInt("errors")) + " errors, " +
+            count(l->getInt("warnings")) + " warnings since start" +
+            (l->getString("file").empty() ? "" : " · " + l->getString("file")));
   }
   if (const json::Value* p = s.find("process")) {
-    row(out, "Memory", humanBytes(static_cast<uint64_t>(std::max<int64_t>(0, p->getInt("rss_bytes")))) +
-                           " resident, " + count(p->getInt("open_handles")) + " open handles");
+    row(out, "Memory",
+        humanBytes(static_cast<uint64_t>(std::max<int64_t>(0, p->getInt("rss_bytes")))) +
+            " resident, " + count(p->getInt("open_handles")) + " open handles");
   }
   out += "</dl></section>";
 }
 
 Tone checkTone(const std::string& level) {
-  return level == "OK" ? Tone::ok : level == "WARN" ? Tone::warn : level == "FAIL" ? Tone::fail
-                                                                                 : Tone::idle;
+  return level == "OK"     ? Tone::ok
+         : level == "WARN" ? Tone::warn
+         : level == "FAIL" ? Tone::fail
+                           : Tone::idle;
 }
 
 void renderChecks(std::string& out, const json::Value* checks, int64_t now) {
   out += "<section class=\"card wide\" data-part=\"checks\"><h2>Checks</h2>";
   if (checks == nullptr || checks->getBool("pending") || checks->find("checks") == nullptr) {
     out += "<p class=\"empty\">not run yet " + hint("pms-agent check runs them now") +
-           "</p><ul class=\"list\" data-checks></ul></section>";
+           "</p><ul class=\"list checks\" data-checks></ul></section>";
     return;
   }
   const int64_t failures = checks->getInt("failures");
   const int64_t warnings = checks->getInt("warnings");
   out += "<p class=\"state\">" +
-         badge(failures > 0 ? Tone::fail : warnings > 0 ? Tone::warn : Tone::ok,
-               std::to_string(failures) + " failed, " + std::to_string(warnings) + " warnings");
+         badge(failures > 0   ? Tone::fail
+               : warnings > 0 ? Tone::warn
+                              : Tone::ok,
+               plural(failures, "failure") + ", " + plural(warnings, "warning"));
   if (const std::string ago = agoHtml(checks->getString("at"), now); !ago.empty()) {
     out += "<span class=\"when\">run " + ago + "</span>";
   }
-  out += "</p><ul class=\"list\" data-checks>";
+  out += "</p><ul class=\"list checks\" data-checks>";
   for (const auto& c : checks->find("checks")->items()) {
     const std::string level = c.getString("level");
     out += "<li" + attr("data-check-level", level) + ">" + badge(checkTone(level), level) +
-           "<span class=\"name\">" + htmlEscape(c.getString("name")) + "</span><span class=\"text\">" +
-           htmlEscape(c.getString("text")) + "</span></li>";
+           "<span class=\"name\">" + htmlEscape(c.getString("name")) +
+           "</span><span class=\"text\">" + htmlEscape(c.getString("text")) + "</span></li>";
   }
   out += "</ul></section>";
 }
@@ -422,12 +443,23 @@ std::string htmlEscape(std::string_view s) {
   out.reserve(s.size());
   for (char ch : s) {
     switch (ch) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(ch);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(ch);
     }
   }
   return out;
@@ -437,15 +469,19 @@ std::string renderStatusPage(const json::Value& status, const json::Value* check
                              const std::vector<TrafficHistory::Point>& history, int64_t now_ms) {
   std::string out;
   out.reserve(24 * 1024);
-  out += "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-         "<meta name=\"referrer\" content=\"no-referrer\"><title>pms-agent " +
-         htmlEscape(status.getString("agent_id")) + "</title><style>" + kStatusPageCss +
-         "</style></head><body" + attr("data-refresh-s", std::to_string(kStatusPageRefreshSeconds)) +
-         ">";
+  out +=
+      "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+      "<meta name=\"referrer\" content=\"no-referrer\"><title>pms-agent " +
+      htmlEscape(status.getString("agent_id")) + "</title><style>" + kStatusPageCss +
+      "</style></head><body" + attr("data-refresh-s", std::to_string(kStatusPageRefreshSeconds)) +
+      ">";
+  out += "<header class=\"top\">";
   renderHeader(out, status, now_ms);
-  out += "<noscript><p class=\"note\">JavaScript is off: this page does not refresh. Reload it "
-         "to see new figures.</p></noscript><p id=\"live\" class=\"live\" hidden></p><main>";
+  out +=
+      "<noscript><p class=\"note\">JavaScript is off: this page does not refresh. Reload it "
+      "to see new figures.</p></noscript><p id=\"live\" class=\"live\" hidden></p></header>"
+      "<main>";
   renderLink(out, status, now_ms);
   renderQueue(out, status, now_ms);
   renderTrafficChart(out, history, now_ms);
@@ -463,8 +499,8 @@ std::string statusPageCsp() {
   auto pin = [](const char* text) {
     const auto digest = sha256(text);
     return "'sha256-" +
-           base64Encode(std::string_view(reinterpret_cast<const char*>(digest.data()),
-                                         digest.size())) +
+           base64Encode(
+               std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size())) +
            "'";
   };
   return "default-src 'none'; connect-src 'self'; script-src " + pin(kStatusPageScript) +

@@ -12,7 +12,7 @@ const char* const kStatusPageCss = R"CSS(
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--ink);
 font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
-header{padding:16px 20px;background:var(--card);border-bottom:1px solid var(--line)}
+.top{padding:14px 20px;background:var(--card);border-bottom:1px solid var(--line)}
 h1{margin:0 0 4px;font-size:20px;font-weight:600}
 h1 .sub{font-weight:400;color:var(--mute)}
 h2{margin:0 0 10px;font-size:13px;letter-spacing:.06em;text-transform:uppercase;color:var(--mute)}
@@ -20,8 +20,9 @@ h3{margin:0;font-size:16px;word-break:break-all}
 .facts{margin:0;color:var(--mute)}
 .facts span+span:before{content:" · "}
 .note{margin:6px 0 0;font-size:13px;color:var(--mute)}
-main{display:grid;grid-template-columns:1fr;gap:14px;padding:14px;max-width:1280px;margin:0 auto}
-@media (min-width:820px){main{grid-template-columns:1fr 1fr}.wide{grid-column:1/-1}}
+main{display:grid;grid-template-columns:1fr;gap:12px;padding:10px;max-width:1280px;margin:0 auto}
+@media (min-width:820px){main{grid-template-columns:1fr 1fr;gap:14px;padding:14px}
+.wide{grid-column:1/-1}}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:14px 16px;
 min-width:0}
 .badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:13px;font-weight:600;
@@ -38,17 +39,20 @@ meter{width:100%;height:12px}
 table{border-collapse:collapse;width:100%;margin-top:10px;font-size:14px}
 th,td{text-align:left;padding:4px 8px 4px 0;border-top:1px solid var(--line)}
 th{color:var(--mute);font-weight:500}td.n,th.n{text-align:right}
-.adapters{display:grid;grid-template-columns:repeat(auto-fill,minmax(290px,1fr));gap:12px}
+.adapters{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:12px}
 .adapter{border:1px solid var(--line);border-radius:6px;padding:10px 12px}
-.adapter header{padding:0;border:0;background:none;display:flex;gap:8px;align-items:baseline;
-flex-wrap:wrap;margin-bottom:8px}
+.adapter header{display:flex;gap:8px;align-items:baseline;flex-wrap:wrap;margin-bottom:8px}
 .type{color:var(--mute);font-size:13px}
 .counters{list-style:none;padding:0;margin:0;display:flex;flex-wrap:wrap;gap:4px 12px}
 .list{list-style:none;padding:0;margin:0}
-.list li{padding:6px 0;border-top:1px solid var(--line);display:flex;gap:8px;
-align-items:baseline;flex-wrap:wrap}
+.list li{padding:6px 0;border-top:1px solid var(--line);display:grid;gap:4px 10px;
+align-items:baseline;grid-template-columns:9em 6.5em 1fr}
+.list li>*{justify-self:start}
+.checks li{grid-template-columns:4.5em 9em 1fr}
 .list li:first-child{border-top:0}
-.list .name{font-weight:600;min-width:8em}.list .text{flex:1 1 16em;overflow-wrap:anywhere}
+.list .name{font-weight:600;overflow-wrap:anywhere}.list .text{overflow-wrap:anywhere}
+@media (max-width:560px){.list li,.checks li{grid-template-columns:auto 1fr}
+.list .text{grid-column:1/-1}}
 .when{color:var(--mute);font-size:13px;white-space:nowrap}
 .empty{color:var(--mute);margin:0}
 svg{display:block;width:100%;height:140px;background:#fafbfc;border:1px solid var(--line);
@@ -57,7 +61,8 @@ border-radius:4px}
 .legend{display:flex;flex-wrap:wrap;gap:4px 18px;margin:8px 0 0}
 .line-in{stroke:var(--in)}.line-out{stroke:var(--out)}
 .key-in,.key-out{font-weight:600}.key-in{color:var(--in)}.key-out{color:var(--out)}
-.live{margin:6px 0 0;font-size:13px}
+.live{margin:6px 0 0;font-size:13px;color:var(--mute)}
+.live.stale{color:var(--fail);font-weight:600}
 )CSS";
 
 // Re-fetches the page and swaps in each [data-part] element's fresh content: the server stays
@@ -68,9 +73,9 @@ const char* const kStatusPageScript = R"JS(
   'use strict';
   var live = document.getElementById('live');
   var period = 1000 * (parseInt(document.body.getAttribute('data-refresh-s'), 10) || 5);
-  function say(cls, text) {
+  function say(stale, text) {
     live.hidden = false;
-    live.className = 'live ' + cls;
+    live.className = stale ? 'live stale' : 'live';
     live.textContent = text;
   }
   function swap(doc) {
@@ -94,15 +99,15 @@ const char* const kStatusPageScript = R"JS(
       })
       .then(function (text) {
         swap(new DOMParser().parseFromString(text, 'text/html'));
-        say('hint', 'Live: refreshes every ' + period / 1000 + ' s (last ' +
+        say(false, 'Live: refreshes every ' + period / 1000 + ' s (last ' +
             new Date().toLocaleTimeString() + ')');
       })
       .catch(function () {
-        say('badge fail', 'Cannot reach the agent: the figures below are from ' +
-            'the last successful refresh');
+        say(true, 'Cannot reach the agent: the figures below are from the last ' +
+            'successful refresh');
       });
   }
-  say('hint', 'Live: refreshes every ' + period / 1000 + ' s');
+  say(false, 'Live: refreshes every ' + period / 1000 + ' s');
   setInterval(refresh, period);
 })();
 )JS";

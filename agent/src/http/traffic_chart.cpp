@@ -16,8 +16,8 @@ constexpr double kWidth = 600;
 constexpr double kHeight = 140;
 constexpr double kTop = 8;  // room so a peak's line is not cut by the border
 
-std::string polyline(const std::vector<TrafficHistory::Point>& points, int64_t start,
-                     uint64_t peak, uint64_t TrafficHistory::Point::*field, const char* cls) {
+std::string polyline(const std::vector<TrafficHistory::Point>& points, int64_t start, uint64_t peak,
+                     uint64_t TrafficHistory::Point::*field, const char* cls) {
   std::string coords;
   char buf[48];
   for (const auto& p : points) {
@@ -53,9 +53,10 @@ void renderTrafficChart(std::string& out, const std::vector<TrafficHistory::Poin
       out_recent += p.out;
     }
   }
-  out += "<section class=\"card wide\" data-part=\"traffic\"><h2>Records in and out, last hour"
-         "</h2><svg viewBox=\"0 0 600 140\" preserveAspectRatio=\"none\" role=\"img\" "
-         "aria-label=\"records stored and acknowledged per interval over the last hour\">";
+  out +=
+      "<section class=\"card wide\" data-part=\"traffic\"><h2>Records in and out, last hour"
+      "</h2><svg viewBox=\"0 0 600 140\" preserveAspectRatio=\"none\" role=\"img\" "
+      "aria-label=\"records stored and acknowledged per interval over the last hour\">";
   for (int i = 1; i < 4; ++i) {
     const std::string y = std::to_string(static_cast<int>(kTop + (kHeight - kTop) * i / 4));
     out += "<line x1=\"0\" x2=\"600\" y1=\"" + y + "\" y2=\"" + y +
@@ -65,13 +66,15 @@ void renderTrafficChart(std::string& out, const std::vector<TrafficHistory::Poin
     out += polyline(shown, start, peak, &TrafficHistory::Point::in, "line-in");
     out += polyline(shown, start, peak, &TrafficHistory::Point::out, "line-out");
   }
-  out += "</svg><div class=\"axis\"><span>60 min ago</span><span>30 min ago</span><span>now"
-         "</span></div>";
+  out +=
+      "</svg><div class=\"axis\"><span>60 min ago</span><span>30 min ago</span><span>now"
+      "</span></div>";
   if (shown.empty()) {
     out += "<p class=\"empty\">no figures yet: the chart fills in over the first minutes</p>";
   } else {
     out += "<p class=\"legend\"><span><span class=\"key-in\">━ in</span> " + humanCount(in_hour) +
-           " stored (" + humanCount(in_recent) + " in the last 5 min)</span><span><span "
+           " stored (" + humanCount(in_recent) +
+           " in the last 5 min)</span><span><span "
            "class=\"key-out\">━ out</span> " +
            humanCount(out_hour) + " acknowledged by the cloud (" + humanCount(out_recent) +
            " in the last 5 min)</span><span class=\"when\">top of chart: " + humanCount(peak) +

@@ -51,7 +51,8 @@ double TrafficHistory::rate(std::chrono::seconds window, uint64_t Point::*field)
     return 0.0;
   }
   const int64_t newest = ring_[(next_ + capacity_ - 1) % capacity_].point.at_ms;
-  const int64_t cut = newest - std::chrono::duration_cast<std::chrono::milliseconds>(window).count();
+  const int64_t cut =
+      newest - std::chrono::duration_cast<std::chrono::milliseconds>(window).count();
   uint64_t count = 0;
   int64_t covered_ms = 0;
   for (const Slot& s : ring_) {

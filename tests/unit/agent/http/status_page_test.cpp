@@ -76,8 +76,8 @@ const int64_t kNow = at("2026-12-07T10:00:00Z");
 std::string render(const json::Value& status, const json::Value* checks = nullptr) {
   std::vector<TrafficHistory::Point> history;
   for (int i = 0; i < 30; ++i) {
-    history.push_back({kNow - (30 - i) * 10'000, static_cast<uint64_t>(i % 7),
-                       static_cast<uint64_t>(i % 5)});
+    history.push_back(
+        {kNow - (30 - i) * 10'000, static_cast<uint64_t>(i % 7), static_cast<uint64_t>(i % 5)});
   }
   return renderStatusPage(status, checks, history, kNow);
 }
@@ -105,12 +105,12 @@ TEST(StatusPageTest, ShowsTheCliWords) {
   const std::string page = render(sampleStatus(), &checks);
   // Check texts as-is, ages and sizes as the CLI words them.
   EXPECT_TRUE(has(page, "connection refused ▸ check cloud.url"));
-  EXPECT_TRUE(has(page, "15 min"));                          // oldest pending
-  EXPECT_TRUE(has(page, "1 MB of 1 GB"));                  // bytes vs budget
-  EXPECT_TRUE(has(page, ">1,204</b> messages"));             // telltale counters
-  EXPECT_TRUE(has(page, "0.0.0.0:2575"));                    // adapter detail
-  EXPECT_TRUE(has(page, "intake directory not readable"));   // recent errors
-  EXPECT_TRUE(has(page, "reasons: pms-agent queue dead"));   // dead letters point to the CLI
+  EXPECT_TRUE(has(page, "15 min"));                         // oldest pending
+  EXPECT_TRUE(has(page, "1 MB of 1 GB"));                   // bytes vs budget
+  EXPECT_TRUE(has(page, ">1,204</b> messages"));            // telltale counters
+  EXPECT_TRUE(has(page, "0.0.0.0:2575"));                   // adapter detail
+  EXPECT_TRUE(has(page, "intake directory not readable"));  // recent errors
+  EXPECT_TRUE(has(page, "reasons: pms-agent queue dead"));  // dead letters point to the CLI
   EXPECT_TRUE(has(page, "<meta name=\"viewport\""));
   EXPECT_TRUE(has(page, "<noscript>"));
 }
@@ -142,8 +142,7 @@ TEST(StatusPageTest, ChecksNotRunYet) {
 }
 
 TEST(StatusPageTest, EscapesHostileNamesEverywhere) {
-  EXPECT_EQ(htmlEscape(kHostile),
-            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&#39;&amp;");
+  EXPECT_EQ(htmlEscape(kHostile), "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&#39;&amp;");
   json::Value s = sampleStatus();
   s.set("agent_id", json::Value::string(kHostile));
   json::Value& adapter = s.find("adapters")->items()[0];
@@ -159,7 +158,8 @@ TEST(StatusPageTest, EscapesHostileNamesEverywhere) {
   const std::string page = render(s, &checks);
   EXPECT_FALSE(has(page, "alert(\"x\")"));
   EXPECT_FALSE(has(page, "<script>alert"));
-  EXPECT_TRUE(has(page, R"(data-adapter="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&#39;&amp;")"));
+  EXPECT_TRUE(
+      has(page, R"(data-adapter="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&#39;&amp;")"));
   // Only our own script element.
   size_t scripts = 0;
   for (size_t p = page.find("<script"); p != std::string::npos; p = page.find("<script", p + 1)) {
