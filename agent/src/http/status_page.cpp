@@ -86,9 +86,9 @@ void renderHeader(std::string& out, const json::Value& s, int64_t now) {
   }
   out += "<span>as of " + htmlEscape(s.getString("at", formatRfc3339(now))) + "</span></p>";
   if (!online) {
-    out += "<p class=\"note\">" + htmlEscape(s.getString("reason")) + " " +
-           hint("systemctl start pms-agent; journalctl -u pms-agent -n 50") +
-           " The figures below come from the agent's files.</p>";
+    out += "<p class=\"note\">" + htmlEscape(s.getString("reason")) +
+           ". The figures below come from the agent's files. " +
+           hint("systemctl start pms-agent; journalctl -u pms-agent -n 50") + "</p>";
   }
   out += "</div>";
 }
