@@ -7,6 +7,8 @@
 #include <iosfwd>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "command.h"
 #include "control_handlers.h"
@@ -80,6 +82,16 @@ void renderStatus(std::ostream& out, const json::Value& status);
 /// printing why) when neither works.
 bool fetchStatus(CommandContext& ctx, const Config& config, json::Value& doc, bool& running,
                  bool quiet_offline);
+/// A queue's `by_kind` as one line: "hl7 1,204 · file 12 (dead 3)"; kinds with nothing pending
+/// or dead are left out (empty when all are).
+std::string queueKindsText(const json::Value& by_kind);
+/// The few facts of an adapter's `detail` a technician needs first (where it listens or looks,
+/// TLS, connections, next poll), in a fixed order, each preceded by two spaces; the rest is in
+/// `status --json`.
+std::string adapterDetailText(const json::Value& detail);
+/// An adapter's non-zero `counters`, the telling ones first (messages, accepted, ACK codes,
+/// errors), at most six.
+std::vector<std::pair<std::string, int64_t>> telltaleCounters(const json::Value& counters);
 
 // ---- formatting (people, not scripts)
 std::string humanBytes(uint64_t bytes);          ///< "0.1 MB", "10 GB", "512 B"

@@ -15,22 +15,6 @@ namespace {
 
 constexpr const char* kArrow = "▸";
 
-std::string kindLine(const json::Value& by_kind) {
-  std::string out;
-  for (const auto& [kind, k] : by_kind.members()) {
-    const int64_t pending = k.getInt("pending");
-    const int64_t dead = k.getInt("dead");
-    if (pending == 0 && dead == 0) {
-      continue;
-    }
-    out += (out.empty() ? "" : " · ") + kind + " " + humanCount(static_cast<uint64_t>(pending));
-    if (dead > 0) {
-      out += " (dead " + humanCount(static_cast<uint64_t>(dead)) + ")";
-    }
-  }
-  return out;
-}
-
 std::string scalarText(const json::Value& v) {
   switch (v.type()) {
     case json::Value::Type::string: return v.asString();
@@ -53,58 +37,9 @@ std::string listText(const json::Value& v) {
   return out;
 }
 
-// The few facts of an adapter's detail a technician needs first (where it listens or looks,
-// connections, next poll), in a fixed order; the rest is in `status --json`.
-std::string detailText(const json::Value& d) {
-  std::string out;
-  for (const char* key : {"listen", "path", "base_url"}) {
-    if (const json::Value* v = d.find(key)) {
-      const std::string t = listText(*v);
-      if (!t.empty()) {
-        out += "  " + t;
-      }
-    }
-  }
-  if (d.getBool("tls")) {
-    out += "  TLS";
-  }
-  if (const json::Value* v = d.find("connections_open"); v && v->isInteger()) {
-    out += "  " + std::to_string(v->asInt()) + (v->asInt() == 1 ? " conn" : " conns");
-  }
-  if (const json::Value* v = d.find("next_poll_in_ms"); v && v->isNumber()) {
-    out += "  next poll in " + humanSeconds(v->asNumber() / 1000.0);
-  }
-  if (const json::Value* v = d.find("next_bind_attempt_in_ms"); v && v->isNumber()) {
-    out += "  next bind attempt in " + humanSeconds(v->asNumber() / 1000.0);
-    if (const json::Value* n = d.find("bind_attempts"); n && n->isInteger()) {
-      out += " (" + std::to_string(n->asInt()) + " failed)";
-    }
-  }
-  return out;
-}
-
-// Non-zero counters, the telling ones first, at most six.
 std::string countersText(const json::Value& c) {
-  static const std::vector<std::string> first = {
-      "messages", "accepted", "records", "files", "rows", "ack_AA", "ack_CA", "ack_AE", "ack_AR",
-      "dead_letters", "errors", "framing_errors", "store_refused", "duplicates"};
-  std::vector<std::pair<std::string, int64_t>> shown;
-  auto take = [&](const std::string& k, const json::Value& v) {
-    if (shown.size() < 6 && v.isInteger() && v.asInt() > 0 &&
-        std::none_of(shown.begin(), shown.end(), [&](const auto& p) { return p.first == k; })) {
-      shown.emplace_back(k, v.asInt());
-    }
-  };
-  for (const auto& k : first) {
-    if (const json::Value* v = c.find(k)) {
-      take(k, *v);
-    }
-  }
-  for (const auto& [k, v] : c.members()) {
-    take(k, v);
-  }
   std::string out;
-  for (const auto& [k, n] : shown) {
+  for (const auto& [k, n] : telltaleCounters(c)) {
     out += "  " + k + " " + humanCount(static_cast<uint64_t>(n));
   }
   return out;
@@ -207,7 +142,7 @@ void renderQueue(std::ostream& out, const json::Value& q, const json::Value* clo
   }
   out << "\n";
   if (const json::Value* k = q.find("by_kind")) {
-    const std::string kinds = kindLine(*k);
+    const std::string kinds = queueKindsText(*k);
     if (!kinds.empty()) {
       out << "        " << kinds << "\n";
     }
@@ -274,7 +209,7 @@ void renderAdapters(std::ostream& out, const json::Value& list, int64_t now) {
     const bool healthy = a.getBool("healthy", true);
     line += healthy ? state : "FAIL " + state;
     if (const json::Value* d = a.find("detail"); d && d->isObject()) {
-      line += detailText(*d);
+      line += adapterDetailText(*d);
     }
     if (const json::Value* c = a.find("counters"); c && c->isObject()) {
       line += countersText(*c);
@@ -293,6 +228,72 @@ void renderAdapters(std::ostream& out, const json::Value& list, int64_t now) {
 }
 
 }  // namespace
+
+std::string queueKindsText(const json::Value& by_kind) {
+  std::string out;
+  for (const auto& [kind, k] : by_kind.members()) {
+    const int64_t pending = k.getInt("pending");
+    const int64_t dead = k.getInt("dead");
+    if (pending == 0 && dead == 0) {
+      continue;
+    }
+    out += (out.empty() ? "" : " · ") + kind + " " + humanCount(static_cast<uint64_t>(pending));
+    if (dead > 0) {
+      out += " (dead " + humanCount(static_cast<uint64_t>(dead)) + ")";
+    }
+  }
+  return out;
+}
+
+std::string adapterDetailText(const json::Value& d) {
+  std::string out;
+  for (const char* key : {"listen", "path", "base_url"}) {
+    if (const json::Value* v = d.find(key)) {
+      const std::string t = listText(*v);
+      if (!t.empty()) {
+        out += "  " + t;
+      }
+    }
+  }
+  if (d.getBool("tls")) {
+    out += "  TLS";
+  }
+  if (const json::Value* v = d.find("connections_open"); v && v->isInteger()) {
+    out += "  " + std::to_string(v->asInt()) + (v->asInt() == 1 ? " conn" : " conns");
+  }
+  if (const json::Value* v = d.find("next_poll_in_ms"); v && v->isNumber()) {
+    out += "  next poll in " + humanSeconds(v->asNumber() / 1000.0);
+  }
+  if (const json::Value* v = d.find("next_bind_attempt_in_ms"); v && v->isNumber()) {
+    out += "  next bind attempt in " + humanSeconds(v->asNumber() / 1000.0);
+    if (const json::Value* n = d.find("bind_attempts"); n && n->isInteger()) {
+      out += " (" + std::to_string(n->asInt()) + " failed)";
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, int64_t>> telltaleCounters(const json::Value& c) {
+  static const std::vector<std::string> first = {
+      "messages", "accepted", "records", "files", "rows", "ack_AA", "ack_CA", "ack_AE", "ack_AR",
+      "dead_letters", "errors", "framing_errors", "store_refused", "duplicates"};
+  std::vector<std::pair<std::string, int64_t>> shown;
+  auto take = [&](const std::string& k, const json::Value& v) {
+    if (shown.size() < 6 && v.isInteger() && v.asInt() > 0 &&
+        std::none_of(shown.begin(), shown.end(), [&](const auto& p) { return p.first == k; })) {
+      shown.emplace_back(k, v.asInt());
+    }
+  };
+  for (const auto& k : first) {
+    if (const json::Value* v = c.find(k)) {
+      take(k, *v);
+    }
+  }
+  for (const auto& [k, v] : c.members()) {
+    take(k, v);
+  }
+  return shown;
+}
 
 /// Renders a status document (from the agent or built from the files) for people.
 void renderStatus(std::ostream& out, const json::Value& s) {
