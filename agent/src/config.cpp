@@ -175,6 +175,7 @@ ObjectSchema buildConfigSchema() {
       Field::obj("store", store),
       Field::obj("cloud", cloud),
       Field::obj("control", control),
+      Field::obj("http", httpSchema()).describe("local status page and Prometheus /metrics"),
       Field::array("adapters", Type::object).def(json::Value::array()),
   };
   return root;
@@ -329,6 +330,15 @@ ConfigLoad parseConfig(std::string_view text, const std::filesystem::path& sourc
     s.status_interval_s = static_cast<int>(c.getInt("status_interval_s"));
   }
   cfg->control_socket = cfg->resolve(cfg->doc.find("control")->getString("socket"));
+  if (const json::Value* http = cfg->doc.find("http")) {
+    auto settings = readHttpSettings(*http, cfg->state_dir);
+    if (!settings) {
+      out.issues.push_back(Issue{"http", http->pos().line, http->pos().column,
+                                 settings.error().message});
+      return out;
+    }
+    cfg->http = std::move(settings).value();
+  }
 
   for (const auto& a : cfg->doc.find("adapters")->items()) {
     const auto* factory = registry.find(a.getString("type"));

@@ -4,10 +4,12 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "psa/adapters/source.h"
+#include "psa/agent/http_settings.h"
 #include "psa/agent/platform_defaults.h"
 #include "psa/store/json.h"
 #include "psa/store/log.h"
@@ -53,6 +55,8 @@ struct Config {
   store::StoreOptions store;
   CloudSettings cloud;
   std::filesystem::path control_socket;
+  /// The status page and /metrics; absent: nothing of it is loaded.
+  std::optional<HttpSettings> http;
   /// One validated object per adapter (defaults filled in), in file order.
   std::vector<json::Value> adapters;
 
