@@ -65,9 +65,11 @@ struct CounterFamily {
   std::string_view help;
   double per_unit = 1.0;
 };
+constexpr CounterFamily kReceived = {
+    "messages", "pms_agent_adapter_received_records_total",
+    "Messages or records the adapter received (accepted, duplicate or rejected)."};
 constexpr std::array<CounterFamily, 10> kAdapterCounters = {{
-    {"messages", "pms_agent_adapter_received_records_total",
-     "Messages or records the adapter received (accepted, duplicate or rejected)."},
+    kReceived,
     {"accepted", "pms_agent_adapter_accepted_records_total",
      "Records the adapter handed to the queue (duplicates excluded)."},
     {"records", "pms_agent_adapter_accepted_records_total",
@@ -134,15 +136,14 @@ void adapterMetrics(PrometheusText& out, const json::Value& a) {
       continue;
     }
     out.family(known->family, kCounter, known->help).sample(labels, v / known->per_unit);
-    has_received = has_received || name == "messages";
+    has_received = has_received || name == kReceived.counter;
     if (name == "records" || name == "duplicates" || name == "duplicate_records" ||
         name == "dead_letters") {
       received += v;
     }
   }
   if (!has_received) {
-    out.family(kAdapterCounters[0].family, kCounter, kAdapterCounters[0].help)
-        .sample(labels, received);
+    out.family(kReceived.family, kCounter, kReceived.help).sample(labels, received);
   }
 }
 

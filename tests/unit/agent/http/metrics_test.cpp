@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "agent_context.h"
 #include "metrics_fixture.h"
+#include "test_store.h"
 #include "test_support.h"
 
 namespace psa::agent::http {
@@ -161,6 +163,30 @@ TEST(Metrics, MissingPartsAreLeftOut) {
     EXPECT_EQ(text.find(absent), std::string::npos) << absent;
   }
   expectFamiliesWrittenOnce(text);
+}
+
+TEST(Metrics, CollectTakesTheStatusDocumentAndTheStoreHistograms) {
+  psa::test::TempDir dir;
+  psa::test::TestStore queue(dir.path());
+  store::Record r;
+  r.source = "lab-drop";
+  r.vendor = "lab";
+  r.kind = store::Kind::clinical;
+  r.format = std::string(store::format::kHl7v2);
+  r.payload = Sensitive<std::string>("MSH|^~\\&|");
+  std::vector<store::Record> records;
+  records.push_back(std::move(r));
+  queue.append(std::move(records));
+  AgentContext ctx;
+  ctx.store = &queue.store();
+  ctx.status = [] { return testing::parsed(R"({"version":"9.9.9"})"); };
+
+  const MetricsInput in = collectMetrics(ctx);
+  EXPECT_EQ(in.status.getString("version"), "9.9.9");
+  EXPECT_GE(in.writer.commit_us.count, 1u);
+  EXPECT_GE(in.writer.group_records.sum, 1u);
+  EXPECT_GT(in.process.rss_bytes, 0u);
+  EXPECT_NE(renderMetrics(in).find("\npms_agent_store_commits_total "), std::string::npos);
 }
 
 }  // namespace
