@@ -324,7 +324,7 @@ void processMetrics(PrometheusText& out, const MetricsInput& in) {
 
 void storeMetrics(PrometheusText& out, const store::WriterMetrics& w) {
   if (w.commit_us.bounds.empty()) {
-    return;  // no store (a read-only one has empty histograms too, with their bounds)
+    return;  // no store in the context
   }
   out.family("pms_agent_store_commit_duration_seconds", MetricType::histogram,
              "Time of one group commit, from BEGIN to COMMIT returning (fsync included).")

@@ -194,7 +194,7 @@ class SqliteStore final : public RecordSink, public QueueReader {
   // Inspection and technician actions (blocking; not from I/O threads)
   Result<QueueStats> stats();
   /// The writer's commit latency and group size histograms since open. Any thread; never
-  /// blocks (atomic counters). Empty for a read-only store.
+  /// blocks (atomic counters). All counts stay zero for a read-only store.
   WriterMetrics writerMetrics() const;
   /// Rows after `after_seq` in seq order, at most `limit`.
   Result<std::vector<RecordInfo>> list(ListFilter filter, int64_t after_seq, size_t limit);
