@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "key_ring.h"
+#include "psa/store/bucket_histogram.h"
 #include "psa/store/fatal.h"
 #include "psa/store/sqlite_store.h"
 #include "sqlite_db.h"
@@ -280,6 +281,11 @@ struct SqliteStore::Impl {
   std::atomic<uint64_t> delivered_total{0};
   std::atomic<uint64_t> duplicates_total{0};
   std::atomic<uint64_t> commits_total{0};
+  // Committed rounds only (writerMetrics()); bounds in µs (250 µs .. 10 s, around a typical fsync)
+  // and in records (up to max_batch_records' default and beyond).
+  BucketHistogram commit_us{250,    500,    1000,    2500,    5000,    10000,   25000,   50000,
+                            100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
+  BucketHistogram group_records{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
   std::atomic<bool> closed{false};
 
   // ---- read-only (inspection) mode: key facts read from the `keys` table

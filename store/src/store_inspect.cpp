@@ -166,6 +166,10 @@ Result<std::map<std::string, std::string>> SqliteStore::watermarks(const std::st
 // ---------------------------------------------------------------------------------------------
 // Stats and listing
 
+WriterMetrics SqliteStore::writerMetrics() const {
+  return {impl_->commit_us.snapshot(), impl_->group_records.snapshot()};
+}
+
 Result<QueueStats> SqliteStore::stats() {
   Impl& m = *impl_;
   QueueStats s;

@@ -24,6 +24,17 @@ constexpr auto kTick = std::chrono::milliseconds(1000);
 // second under load and grow the table by gigabytes a day.
 constexpr int64_t kAuditAggregateMs = 10'000;
 
+// Records an op writes or settles (the group size of writerMetrics()).
+uint64_t recordsIn(const Op& op) {
+  if (const auto* a = std::get_if<AppendOp>(&op)) {
+    return a->batch.records.size() + a->batch.dead.size();
+  }
+  if (const auto* k = std::get_if<AckOp>(&op)) {
+    return k->seqs.size();
+  }
+  return std::holds_alternative<NackOp>(op) || std::holds_alternative<DeadOp>(op) ? 1 : 0;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -172,6 +183,8 @@ void SqliteStore::Impl::runRound(std::vector<Op>& round_ops) {
   std::vector<int64_t> unlease;
   int64_t lost_unlease = INT64_MAX;  // lowest seq of a failed ack/nack/dead letter
   if (any_write) {
+    const auto began = clock->steady();
+    auto committed_at = began;
     std::optional<Error> abort_error;
     const int64_t saved_audit_seq = last_audit_seq;
     const std::string saved_audit_hash = last_audit_hash;
@@ -222,6 +235,7 @@ void SqliteStore::Impl::runRound(std::vector<Op>& round_ops) {
       Status fin = finishRound(round, false);
       if (fin) {
         committed = true;
+        committed_at = clock->steady();
       } else {
         abort_error = fin.error();
       }
@@ -274,6 +288,13 @@ void SqliteStore::Impl::runRound(std::vector<Op>& round_ops) {
       duplicates_total += round.duplicates;
       delivered_total += round.delivered;
       commits_total += 1;
+      commit_us.record(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(committed_at - began).count()));
+      uint64_t group = 0;
+      for (size_t i = 0; i < n; ++i) {
+        group += errors[i] ? 0 : recordsIn(round_ops[i]);
+      }
+      group_records.record(group);
       if (round.retry_at != 0 && (next_retry_wake_ms == 0 || round.retry_at < next_retry_wake_ms)) {
         next_retry_wake_ms = round.retry_at;
       }

@@ -15,6 +15,7 @@
 #include "psa/store/queue_reader.h"
 #include "psa/store/record_sink.h"
 #include "psa/store/result.h"
+#include "psa/store/writer_metrics.h"
 
 namespace psa::store {
 
@@ -192,6 +193,9 @@ class SqliteStore final : public RecordSink, public QueueReader {
 
   // Inspection and technician actions (blocking; not from I/O threads)
   Result<QueueStats> stats();
+  /// The writer's commit latency and group size histograms since open. Any thread; never
+  /// blocks (atomic counters). All counts stay zero for a read-only store.
+  WriterMetrics writerMetrics() const;
   /// Rows after `after_seq` in seq order, at most `limit`.
   Result<std::vector<RecordInfo>> list(ListFilter filter, int64_t after_seq, size_t limit);
   /// Metadata of one record by msg_id (queued or dead). Errc::not_found if absent.
