@@ -95,6 +95,7 @@ state=$work/state
 drop=$work/drop
 mkdir -p "$state" "$drop"
 mllp_port=$(free_port)
+http_port=$(free_port)
 cat > "$work/agent.json" <<JSON
 {
   "agent":   { "id": "$agent_id", "tenant": "$tenant", "state_dir": "$state", "log_level": "info" },
@@ -102,6 +103,7 @@ cat > "$work/agent.json" <<JSON
   "cloud":   { "url": "mqtts://localhost:$mqtt_port", "ca_file": "$pki/ca.pem",
                "cert_file": "$pki/agent.pem", "key_file": "$pki/agent.key" },
   "control": { "socket": "$state/control.sock" },
+  "http":    { "listen": "127.0.0.1:$http_port" },
   "adapters": [
     { "name": "cerner-adt", "type": "hl7-mllp", "vendor": "cerner", "listen": "127.0.0.1:$mllp_port" },
     { "name": "ecw-export", "type": "file-drop", "vendor": "eclinicalworks", "path": "$drop",
@@ -145,6 +147,17 @@ PY
 
 echo "== pms-agent status"
 "$bin/pms-agent" --config "$work/agent.json" status | sed 's/^/  /' || true
+
+echo "== the local status page http://127.0.0.1:$http_port/ and Prometheus metrics (a few of them)"
+python3 - "$http_port" <<'PY'
+import sys, urllib.request
+body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=10).read().decode()
+wanted = ("pms_agent_adapter_accepted_records_total", "pms_agent_queue_pending_records",
+          "pms_agent_cloud_connected", "pms_agent_cloud_acked_records_total")
+for line in body.splitlines():
+    if line.startswith(wanted):
+        print("  " + line)
+PY
 
 echo "== stopping the agent (SIGTERM: pending ACKs sent, commits finished)"
 kill -TERM "$agent_pid"

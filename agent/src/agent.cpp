@@ -14,6 +14,7 @@
 #include "adapter_set.h"
 #include "agent_context.h"
 #include "control_server.h"
+#include "http/status_endpoint.h"
 #include "link_options.h"
 #include "process_signals.h"
 #include "psa/adapters/source.h"
@@ -45,6 +46,7 @@ struct Agent::Impl {
   std::unique_ptr<ControlServer> control;
   cloudlink::CloudLinkPtr link;
   std::unique_ptr<RemoteManager> remote;
+  std::unique_ptr<http::StatusEndpoint> http;  ///< only with an `http` section
   AgentContext context;
   std::mutex stop_mu;
   std::condition_variable stop_cv;
@@ -113,6 +115,9 @@ Agent::Agent(ConfigPtr config, std::unique_ptr<ServiceHost> host, adapters::Sour
 }
 
 Agent::~Agent() {
+  if (impl_->http) {
+    impl_->http->stop();
+  }
   if (impl_->control) {
     impl_->control->stop();
   }
@@ -190,6 +195,10 @@ Status Agent::start() {
   d.context.status = [&d] { return buildStatus(d.context); };
   d.context.currentConfig = [&d] { return d.remote->currentConfig(); };
   d.context.config_state = [&d] { return d.remote->configStatus(); };
+  if (cfg.http) {
+    d.http = std::make_unique<http::StatusEndpoint>(d.io, d.context, *cfg.http);
+    d.context.http_state = [&d] { return d.http->describe(); };
+  }
   // The link is created (not started) here, before anything serves: the context is complete
   // before the control pool or an io thread can read it, and stays unchanged while they run.
   if (cfg.cloud.configured) {
@@ -233,6 +242,14 @@ Status Agent::start() {
 
   d.adapters->startAll(cfg);
   d.remote->start();
+  if (d.http) {
+    // The page is for people: a bad TLS or token file is logged and shown by `check`, and
+    // never keeps records from flowing.
+    if (auto st = d.http->start(); !st) {
+      d.logger.error("http_unavailable", {{"error", st.error().message},
+                                          {"hint", "fix the http section, then restart"}});
+    }
+  }
   if (d.link) {
     d.link->start();
     d.logger.info("cloud_link_started", {{"url", cfg.cloud.url}, {"confirm", cfg.cloud.confirm}});
@@ -255,6 +272,9 @@ int Agent::run() {
   // Order matters: no new remote work (the apply in progress finishes), stop accepting and
   // finish acknowledgements, then let the link collect outstanding PUBACKs, then drain the
   // store.
+  if (d.http) {
+    d.http->stop();
+  }
   d.control->stop();
   d.remote->stop();
   d.adapters->stopAll();

@@ -39,6 +39,9 @@ struct AgentContext {
   /// Optional: the `config` object of the status document (version, origin, applied_at,
   /// locked). Remote management sets it; unset, a local-file placeholder is shown.
   std::function<json::Value()> config_state;
+  /// Optional: the `http` object of the status document (the local endpoint's listen address
+  /// and state); unset when the config has no `http` section.
+  std::function<json::Value()> http_state;
 };
 
 class ControlServer;

@@ -229,6 +229,9 @@ json::Value buildStatus(const AgentContext& ctx) {
   process.set("open_handles", i64(usage.open_handles));
   s.set("process", std::move(process));
   s.set("config", ctx.config_state ? ctx.config_state() : localConfigState(cfg));
+  if (ctx.http_state) {
+    s.set("http", ctx.http_state());
+  }
   json::Value list = json::Value::array();
   std::vector<std::string> running;
   if (ctx.sources) {

@@ -374,12 +374,12 @@ void HttpServer::stop() {
   if (d.io.stopped()) {
     close();
   } else {
-    std::promise<void> done;
-    asio::post(d.strand, [&] {
+    auto done = std::make_shared<std::promise<void>>();
+    asio::post(d.strand, [close, done] {
       close();
-      done.set_value();
+      done->set_value();
     });
-    if (done.get_future().wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    if (done->get_future().wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
       d.logger.error("http_stop_timeout");
     }
   }

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <future>
 
 #include "agent_context.h"
 #include "http/check_cache.h"
@@ -125,15 +126,15 @@ Status StatusEndpoint::start() {
 void StatusEndpoint::stop() {
   Impl& d = *impl_;
   d.server.stop();
-  std::promise<void> cancelled;
   if (d.io.stopped()) {
     d.sample_timer.cancel();
   } else {
-    asio::post(d.io, [&] {
+    auto cancelled = std::make_shared<std::promise<void>>();
+    asio::post(d.io, [&d, cancelled] {
       d.sample_timer.cancel();
-      cancelled.set_value();
+      cancelled->set_value();
     });
-    cancelled.get_future().wait_for(std::chrono::seconds(10));
+    cancelled->get_future().wait_for(std::chrono::seconds(10));
   }
   d.sampler.stop();
   d.sampler.join();
