@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "build_info.h"
+#include "http/request_reader.h"
 #include "psa/adapters/net/listen_socket.h"
 #include "psa/store/fatal.h"
 #include "psa/store/log.h"
@@ -30,8 +31,6 @@ namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
-constexpr size_t kHeaderLimit = 8 * 1024;  // a browser's GET is well under 2 KiB
-constexpr size_t kBodyLimit = 1024;        // GET and HEAD carry no body
 constexpr auto kBindRetry = std::chrono::seconds(30);
 constexpr size_t kMinTokenLength = 16;
 
@@ -130,8 +129,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
 
   void read() {
     parser_.emplace();
-    parser_->header_limit(kHeaderLimit);
-    parser_->body_limit(kBodyLimit);
+    applyLimits(*parser_);
     lowest().expires_after(server_->settings.request_timeout);
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = this->shared_from_this()](const error_code& ec, size_t) {
@@ -144,12 +142,9 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
       return finish();
     }
     if (ec) {
-      if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category()) {
+      if (const int status = parseRefusal(ec); status != 0) {
         // Refused before any handler: say why, then close.
         keep_alive_ = false;
-        const int status = ec == bhttp::error::header_limit ? 431
-                           : ec == bhttp::error::body_limit ? 413
-                                                            : 400;
         Response r;
         r.status = status;
         r.body = std::string(reasonText(status)) + "\n";
@@ -158,11 +153,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
       return;  // timeout, reset, TLS error: nothing to answer
     }
     const auto& req = parser_->get();
-    Request request;
-    request.method = std::string(req.method_string());
-    request.target = std::string(req.target());
-    request.host = std::string(req[bhttp::field::host]);
-    request.authorization = std::string(req[bhttp::field::authorization]);
+    Request request = toRequest(req);
     keep_alive_ = req.keep_alive();
     head_ = req.method() == bhttp::verb::head;
     version_ = req.version();
