@@ -61,7 +61,7 @@ struct StatusEndpoint::Impl {
       Response r;
       r.content_type = "text/html; charset=utf-8";
       const json::Value report = checks.current(now);
-      r.body = renderStatusPage(ctx.status(), &report, history.points(), now);
+      r.body = renderStatusPage(ctx.status(), &report, history.points(), now, settings.refresh_s);
       r.headers["Content-Security-Policy"] = statusPageCsp();
       return r;
     }

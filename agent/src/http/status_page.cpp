@@ -466,7 +466,8 @@ std::string htmlEscape(std::string_view s) {
 }
 
 std::string renderStatusPage(const json::Value& status, const json::Value* checks,
-                             const std::vector<TrafficHistory::Point>& history, int64_t now_ms) {
+                             const std::vector<TrafficHistory::Point>& history, int64_t now_ms,
+                             int refresh_s) {
   std::string out;
   out.reserve(24 * 1024);
   out +=
@@ -474,7 +475,7 @@ std::string renderStatusPage(const json::Value& status, const json::Value* check
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
       "<meta name=\"referrer\" content=\"no-referrer\"><title>pms-agent " +
       htmlEscape(status.getString("agent_id")) + "</title><style>" + kStatusPageCss +
-      "</style></head><body" + attr("data-refresh-s", std::to_string(kStatusPageRefreshSeconds)) +
+      "</style></head><body" + attr("data-refresh-s", std::to_string(refresh_s)) +
       ">";
   out += "<header class=\"top\">";
   renderHeader(out, status, now_ms);

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "http/status_page_assets.h"
 #include "http/traffic_history.h"
 #include "psa/store/json.h"
 
@@ -19,9 +20,11 @@ namespace psa::agent::http {
 /// elements (so the words are always the server's, the same the CLI prints). `status` is the
 /// status document (buildStatus / buildOfflineStatus); `checks` is checkReportJson() plus "at",
 /// `{"pending":true}`, or null (not run yet); `history` oldest first; ages are relative to
-/// `now_ms`. Never fails: missing members are shown as missing.
+/// `now_ms`; the script polls every `refresh_s` seconds. Never fails: missing members are shown
+/// as missing.
 std::string renderStatusPage(const json::Value& status, const json::Value* checks,
-                             const std::vector<TrafficHistory::Point>& history, int64_t now_ms);
+                             const std::vector<TrafficHistory::Point>& history, int64_t now_ms,
+                             int refresh_s = kStatusPageRefreshSeconds);
 
 /// `s` safe in HTML text and in double- or single-quoted attribute values (& < > " '). The one
 /// escape every dynamic string of the page goes through.

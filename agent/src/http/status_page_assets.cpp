@@ -65,18 +65,39 @@ border-radius:4px}
 .live.stale{color:var(--fail);font-weight:600}
 )CSS";
 
-// Re-fetches the page and swaps in each [data-part] element's fresh content: the server stays
-// the only renderer, so the words match the CLI. DOMParser documents are inert (their scripts do
-// not run) and nodes are moved with DOM APIs, never innerHTML.
+// Polls /status.json (the `status --json` document) every few seconds; when what the page shows
+// has changed, or every half minute for the ages and the chart, it re-fetches the page and swaps
+// in each [data-part] element's fresh content: the server stays the only renderer, so the words
+// match the CLI. DOMParser documents are inert (their scripts do not run) and nodes are moved
+// with DOM APIs, never innerHTML.
 const char* const kStatusPageScript = R"JS(
 (function () {
   'use strict';
   var live = document.getElementById('live');
   var period = 1000 * (parseInt(document.body.getAttribute('data-refresh-s'), 10) || 5);
+  var fullEvery = Math.max(period, 30000);
+  var shown = null;
+  var swappedAt = Date.now();
   function say(stale, text) {
     live.hidden = false;
     live.className = stale ? 'live stale' : 'live';
     live.textContent = text;
+  }
+  function get(url, as) {
+    return fetch(url, {cache: 'no-store', credentials: 'same-origin'}).then(function (r) {
+      if (!r.ok) { throw new Error('HTTP ' + r.status); }
+      return as === 'json' ? r.json() : r.text();
+    });
+  }
+  // What the page shows in words or counts; ages and process figures move on their own.
+  function signature(s) {
+    var c = s.cloud || {};
+    var q = s.queue || {};
+    return JSON.stringify([s.state, c.state, c.connected, c.last_error, c.in_flight, c.acked,
+      c.reconnects, q.pending, q.leased, q.dead, q.db_bytes, q.error, s.log, s.config,
+      (s.adapters || []).map(function (a) {
+        return [a.name, a.state, a.healthy, a.last_error, a.last_message_at, a.counters];
+      })]);
   }
   function swap(doc) {
     document.querySelectorAll('[data-part]').forEach(function (el) {
@@ -92,14 +113,19 @@ const char* const kStatusPageScript = R"JS(
     });
   }
   function refresh() {
-    fetch(window.location.pathname, {cache: 'no-store', credentials: 'same-origin'})
-      .then(function (r) {
-        if (!r.ok) { throw new Error('HTTP ' + r.status); }
-        return r.text();
+    get('status.json', 'json')
+      .then(function (s) {
+        var now = signature(s);
+        if (shown === null) { shown = now; }  // the page was rendered moments ago
+        if (now === shown && Date.now() - swappedAt < fullEvery) { return; }
+        return get(window.location.pathname, 'text').then(function (text) {
+          swap(new DOMParser().parseFromString(text, 'text/html'));
+          shown = now;
+          swappedAt = Date.now();
+        });
       })
-      .then(function (text) {
-        swap(new DOMParser().parseFromString(text, 'text/html'));
-        say(false, 'Live: refreshes every ' + period / 1000 + ' s (last ' +
+      .then(function () {
+        say(false, 'Live: checks every ' + period / 1000 + ' s (last ' +
             new Date().toLocaleTimeString() + ')');
       })
       .catch(function () {
@@ -107,7 +133,8 @@ const char* const kStatusPageScript = R"JS(
             'successful refresh');
       });
   }
-  say(false, 'Live: refreshes every ' + period / 1000 + ' s');
+  say(false, 'Live: checks every ' + period / 1000 + ' s');
+  refresh();
   setInterval(refresh, period);
 })();
 )JS";

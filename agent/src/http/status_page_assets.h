@@ -6,9 +6,10 @@ namespace psa::agent::http {
 
 /// The contents of the page's <style> element.
 extern const char* const kStatusPageCss;
-/// The contents of the page's <script> element: refreshes the [data-part] elements.
+/// The contents of the page's <script> element: polls /status.json, refreshes the [data-part]
+/// elements when it changed.
 extern const char* const kStatusPageScript;
-/// Seconds between two refreshes (the script's period; said on the page).
+/// Default seconds between two polls (`http.refresh_s`; said on the page).
 constexpr int kStatusPageRefreshSeconds = 5;
 
 }  // namespace psa::agent::http
