@@ -330,14 +330,19 @@ ConfigLoad parseConfig(std::string_view text, const std::filesystem::path& sourc
     s.status_interval_s = static_cast<int>(c.getInt("status_interval_s"));
   }
   cfg->control_socket = cfg->resolve(cfg->doc.find("control")->getString("socket"));
-  if (const json::Value* http = cfg->doc.find("http")) {
-    auto settings = readHttpSettings(*http, cfg->state_dir);
+  // Served only when the file has the section. withDefaults() fills in absent optional sections:
+  // drop that copy, or `config show` would list a section that is off and a config rebuilt from
+  // the document (remote config: buildEffectiveConfig) would turn the endpoint on.
+  if (const json::Value* http = doc.find("http")) {
+    auto settings = readHttpSettings(*cfg->doc.find("http"), cfg->state_dir);
     if (!settings) {
       out.issues.push_back(Issue{"http", http->pos().line, http->pos().column,
                                  settings.error().message});
       return out;
     }
     cfg->http = std::move(settings).value();
+  } else {
+    cfg->doc.erase("http");
   }
 
   for (const auto& a : cfg->doc.find("adapters")->items()) {
