@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <optional>
+#include <set>
 #include <string_view>
 
 #include "agent_context.h"
@@ -110,6 +111,7 @@ void adapterMetrics(PrometheusText& out, const json::Value& a) {
   if (counters == nullptr || !counters->isObject()) {
     return;
   }
+  std::set<std::string_view> emitted;
   bool has_received = false;
   double received = 0;  // for adapters without a "messages" counter: the sum of the outcomes
   for (const auto& [name, value] : counters->members()) {
@@ -134,6 +136,9 @@ void adapterMetrics(PrometheusText& out, const json::Value& a) {
                  "Other adapter counters, by the counter's name in the status document.")
           .sample(event, v);
       continue;
+    }
+    if (!emitted.insert(known->family).second) {
+      continue;  // two names of one figure (accepted/records): one series, never two
     }
     out.family(known->family, kCounter, known->help).sample(labels, v / known->per_unit);
     has_received = has_received || name == kReceived.counter;

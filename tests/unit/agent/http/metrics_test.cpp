@@ -165,6 +165,23 @@ TEST(Metrics, MissingPartsAreLeftOut) {
   expectFamiliesWrittenOnce(text);
 }
 
+TEST(Metrics, TwoNamesOfOneFigureMakeOneSeries) {
+  // "accepted" (MLLP) and "records" (files, APIs) are one family; an adapter reporting both
+  // must not produce a duplicate series (Prometheus refuses the whole scrape).
+  MetricsInput in;
+  in.status = testing::parsed(
+      R"({"adapters":[{"name":"a","type":"rest-poll","state":"polling","healthy":true,)"
+      R"("counters":{"accepted":4,"records":4,"bytes_in":10,"bytes":10}}]})");
+  const std::string text = "\n" + renderMetrics(in);
+  const std::string series = "\npms_agent_adapter_accepted_records_total{adapter=\"a\"";
+  const size_t first = text.find(series);
+  ASSERT_NE(first, std::string::npos) << text;
+  EXPECT_EQ(text.find(series, first + 1), std::string::npos) << text;
+  const std::string bytes = "\npms_agent_adapter_received_bytes_total{adapter=\"a\"";
+  EXPECT_EQ(text.find(bytes, text.find(bytes) + 1), std::string::npos) << text;
+  expectFamiliesWrittenOnce(text);
+}
+
 TEST(Metrics, CollectTakesTheStatusDocumentAndTheStoreHistograms) {
   psa::test::TempDir dir;
   psa::test::TestStore queue(dir.path());
