@@ -265,6 +265,30 @@ Result<std::vector<RecordInfo>> SqliteStore::list(ListFilter filter, int64_t aft
   return out;
 }
 
+Result<std::vector<DeadReason>> SqliteStore::deadReasons(size_t limit) {
+  Impl& m = *impl_;
+  std::lock_guard lock(m.read_mu);
+  if (m.read_closed) {
+    return closedError();
+  }
+  auto st = m.rdb.prepare(
+      "SELECT reason,count(*),max(dead_at) FROM dead GROUP BY reason ORDER BY 2 DESC, 1 "
+      "LIMIT ?1");
+  if (!st) {
+    return std::move(st).error();
+  }
+  st->bind(1, static_cast<int64_t>(std::min<size_t>(limit, 1000)));
+  std::vector<DeadReason> out;
+  int rc;
+  while ((rc = st->step()) == SQLITE_ROW) {
+    out.push_back({std::string(st->text(0)), static_cast<uint64_t>(st->i64(1)), st->i64(2)});
+  }
+  if (rc != SQLITE_DONE) {
+    return m.rdb.error(rc, "dead reasons");
+  }
+  return out;
+}
+
 Result<RecordInfo> SqliteStore::show(const std::string& msg_id) {
   Impl& m = *impl_;
   std::unordered_set<int64_t> leased;

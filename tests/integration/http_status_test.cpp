@@ -508,6 +508,8 @@ TEST_F(HttpStatus, PageAndDocumentsShowTheTrafficButNoPhi) {
   EXPECT_NE(page.body.find(std::string("data-adapter=\"") + kHl7Adapter + "\""), std::string::npos);
   EXPECT_NE(page.body.find(std::string("data-adapter=\"") + kFileAdapter + "\""),
             std::string::npos);
+  // The bad HL7 message and the ragged row: dead letters listed by their (PHI-free) reason.
+  EXPECT_NE(page.body.find("data-dead-reasons"), std::string::npos) << page.body;
 
   const auto chromium = findChromium();
   if (!chromium) {
@@ -523,6 +525,8 @@ TEST_F(HttpStatus, PageAndDocumentsShowTheTrafficButNoPhi) {
       << dom.out;
   EXPECT_EQ(attributeValue(dom.out, "data-link-state"), "connected") << dom.out;
   EXPECT_EQ(attributeValue(dom.out, "data-queue-pending"), "0") << dom.out;
+  // The script ran under the page's CSP and its first poll of /status.json succeeded.
+  EXPECT_NE(dom.out.find("Live: checks every 5 s (last "), std::string::npos) << dom.out;
   expectNoMarker("the page's DOM in chromium", dom.out, marker_);
 
   const fs::path png = tmp() / "status-page.png";

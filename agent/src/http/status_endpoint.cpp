@@ -24,6 +24,7 @@ constexpr auto kSampleEvery = std::chrono::seconds(10);
 constexpr size_t kHistoryPoints = 360;                 // one hour at kSampleEvery
 constexpr auto kCheckMaxAge = std::chrono::minutes(5);  // the page re-runs check at most this often
 constexpr auto kRateWindow = std::chrono::seconds(60);
+constexpr size_t kDeadReasonsShown = 10;
 
 Response json(const json::Value& doc) {
   Response r;
@@ -54,6 +55,30 @@ struct StatusEndpoint::Impl {
   HttpServer server;
   log::Logger logger{"http"};
 
+  /// The status document plus what only the page shows: dead letters grouped by reason (a
+  /// scan of the dead table, too dear for every `status` call).
+  json::Value pageStatus() const {
+    json::Value status = ctx.status();
+    json::Value* queue = status.find("queue");
+    if (queue == nullptr || queue->getInt("dead") == 0 || ctx.store == nullptr) {
+      return status;
+    }
+    auto reasons = ctx.store->deadReasons(kDeadReasonsShown);
+    if (!reasons) {
+      return status;  // the queue card already says what the store cannot read
+    }
+    json::Value list = json::Value::array();
+    for (const auto& r : *reasons) {
+      json::Value item = json::Value::object();
+      item.set("reason", json::Value::string(r.reason));
+      item.set("count", json::Value::integer(static_cast<int64_t>(r.count)));
+      item.set("last_at", json::Value::string(formatRfc3339(r.last_dead_at_ms)));
+      list.push(std::move(item));
+    }
+    queue->set("dead_reasons", std::move(list));
+    return status;
+  }
+
   Response answer(const Request& request) {
     const std::string path = request.path();
     const int64_t now = Clock::system()->nowMs();
@@ -61,7 +86,7 @@ struct StatusEndpoint::Impl {
       Response r;
       r.content_type = "text/html; charset=utf-8";
       const json::Value report = checks.current(now);
-      r.body = renderStatusPage(ctx.status(), &report, history.points(), now, settings.refresh_s);
+      r.body = renderStatusPage(pageStatus(), &report, history.points(), now, settings.refresh_s);
       r.headers["Content-Security-Policy"] = statusPageCsp();
       return r;
     }

@@ -173,6 +173,21 @@ void renderQueueKinds(std::string& out, const json::Value& by_kind) {
   }
 }
 
+void renderDeadReasons(std::string& out, const json::Value& reasons, int64_t now) {
+  if (reasons.items().empty()) {
+    return;
+  }
+  out +=
+      "<table data-dead-reasons><thead><tr><th>Dead-letter reason</th><th class=\"n\">Count</th>"
+      "<th>Last</th></tr></thead><tbody>";
+  for (const json::Value& r : reasons.items()) {
+    out += "<tr><td>" + htmlEscape(r.getString("reason")) + "</td><td class=\"n\">" +
+           count(r.getInt("count")) + "</td><td>" + agoHtml(r.getString("last_at"), now) +
+           "</td></tr>";
+  }
+  out += "</tbody></table>";
+}
+
 void renderQueue(std::string& out, const json::Value& s, int64_t now) {
   out += "<section class=\"card\" data-part=\"queue\"><h2>Queue</h2>";
   const json::Value* q = s.find("queue");
@@ -210,13 +225,14 @@ void renderQueue(std::string& out, const json::Value& s, int64_t now) {
     row(out, "Waiting to retry", count(q->getInt("retry")));
   }
   const int64_t dead = q->getInt("dead");
-  // The status document counts dead letters by kind, not by reason: point at the command that
-  // lists them with their reasons.
   rowHtml(out, "Dead letters",
-          count(dead) + (dead > 0 ? " " + hint("reasons: pms-agent queue dead") : std::string()));
+          count(dead) + (dead > 0 ? " " + hint("each one: pms-agent queue dead") : std::string()));
   out += "</dl>";
   if (const json::Value* k = q->find("by_kind"); k != nullptr && k->isObject()) {
     renderQueueKinds(out, *k);
+  }
+  if (const json::Value* r = q->find("dead_reasons"); r != nullptr && r->isArray()) {
+    renderDeadReasons(out, *r, now);
   }
   out += "</section>";
 }

@@ -57,6 +57,37 @@ std::vector<std::string> fill(SqliteStore& store) {
   return ids;
 }
 
+TEST(StoreOps, DeadReasonsGroupsMostFrequentFirst) {
+  psa::test::TempDir dir;
+  auto store = openOk(optionsIn(dir));
+  auto none = store->deadReasons(10);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  AppendBatch dead;
+  const std::vector<std::string> reasons = {"puback 0x97 quota exceeded", "HL7 parse error",
+                                            "puback 0x97 quota exceeded", "oversize",
+                                            "puback 0x97 quota exceeded", "HL7 parse error"};
+  for (size_t i = 0; i < reasons.size(); ++i) {
+    DeadLetterInput d;
+    d.record = testing::makeRecord("bad-" + std::to_string(i));
+    d.reason = reasons[i];
+    dead.dead.push_back(std::move(d));
+  }
+  ASSERT_TRUE(store->appendSync(std::move(dead)).ok());
+  auto grouped = store->deadReasons(10);
+  ASSERT_TRUE(grouped.ok());
+  ASSERT_EQ(grouped->size(), 3u);
+  EXPECT_EQ(grouped->at(0).reason, "puback 0x97 quota exceeded");
+  EXPECT_EQ(grouped->at(0).count, 3u);
+  EXPECT_EQ(grouped->at(1).reason, "HL7 parse error");
+  EXPECT_EQ(grouped->at(1).count, 2u);
+  EXPECT_EQ(grouped->at(2).count, 1u);
+  EXPECT_GT(grouped->at(0).last_dead_at_ms, 0);
+  auto top = store->deadReasons(1);
+  ASSERT_TRUE(top.ok());
+  EXPECT_EQ(top->size(), 1u);
+}
+
 TEST(StoreOps, ReadOnlyOpenInspectsWithoutKeyOrWrites) {
   psa::test::TempDir dir;
   std::vector<std::string> ids;

@@ -111,6 +111,13 @@ struct QueueStats {
   size_t key_count = 0;
 };
 
+/// Dead letters that share one reason (reasons are PHI-free by contract).
+struct DeadReason {
+  std::string reason;
+  uint64_t count = 0;
+  int64_t last_dead_at_ms = 0;
+};
+
 /// Which rows list() returns.
 enum class ListFilter { queued, dead };
 
@@ -198,6 +205,9 @@ class SqliteStore final : public RecordSink, public QueueReader {
   WriterMetrics writerMetrics() const;
   /// Rows after `after_seq` in seq order, at most `limit`.
   Result<std::vector<RecordInfo>> list(ListFilter filter, int64_t after_seq, size_t limit);
+  /// Dead letters grouped by reason, most frequent first, at most `limit` reasons. Reads every
+  /// dead row: for the status page, not for a hot path.
+  Result<std::vector<DeadReason>> deadReasons(size_t limit);
   /// Metadata of one record by msg_id (queued or dead). Errc::not_found if absent.
   Result<RecordInfo> show(const std::string& msg_id);
   /// The decrypted payload. The caller audits the act.

@@ -110,9 +110,24 @@ TEST(StatusPageTest, ShowsTheCliWords) {
   EXPECT_TRUE(has(page, ">1,204</b> messages"));            // telltale counters
   EXPECT_TRUE(has(page, "0.0.0.0:2575"));                   // adapter detail
   EXPECT_TRUE(has(page, "intake directory not readable"));  // recent errors
-  EXPECT_TRUE(has(page, "reasons: pms-agent queue dead"));  // dead letters point to the CLI
+  EXPECT_TRUE(has(page, "each one: pms-agent queue dead"));  // dead letters point to the CLI
   EXPECT_TRUE(has(page, "<meta name=\"viewport\""));
   EXPECT_TRUE(has(page, "<noscript>"));
+}
+
+TEST(StatusPageTest, DeadLettersByReasonWhenGiven) {
+  json::Value s = sampleStatus();
+  EXPECT_FALSE(has(render(s), "data-dead-reasons"));  // the status document has none
+  json::Value reasons = json::Value::array();
+  reasons.push(json::Value::object({{"reason", json::Value::string("HL7 <parse> error")},
+                                    {"count", json::Value::integer(1204)},
+                                    {"last_at", json::Value::string("2026-12-07T09:58:00.000Z")}}));
+  s.find("queue")->set("dead_reasons", std::move(reasons));
+  const std::string page = render(s);
+  EXPECT_TRUE(has(page, "data-dead-reasons"));
+  EXPECT_TRUE(has(page, "HL7 &lt;parse&gt; error"));  // escaped like every dynamic string
+  EXPECT_TRUE(has(page, ">1,204<"));
+  EXPECT_TRUE(has(page, "2 min ago"));
 }
 
 TEST(StatusPageTest, LinkStateWhenNotConfiguredOrNotRunning) {
