@@ -19,6 +19,8 @@ test_pkgs=(
   python3-cryptography # vendor simulators verify JWT client assertions (RS384/ES384)
   lintian dpkg-dev fakeroot file  # package checks
   systemd              # systemd-analyze verify/security on the unit
+  prometheus           # promtool check metrics on the agent's /metrics
+  chromium             # a real headless browser loads the status page (DOM dump, screenshot)
 )
 
 want=("${build_pkgs[@]}" "${runtime_pkgs[@]}" "${test_pkgs[@]}")
