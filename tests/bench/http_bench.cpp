@@ -68,8 +68,9 @@ std::string get(int port, const std::string& target) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   std::string out;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" +
-                            std::to_string(port) + "\r\nConnection: close\r\n\r\n";
+    const std::string req = "GET " + target +
+                            " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+                            "\r\nConnection: close\r\n\r\n";
     if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
       char buf[16384];
       ssize_t n;
@@ -114,12 +115,14 @@ void fill(const std::filesystem::path& state, size_t records, size_t dead) {
 json::Value agentConfig(int mllp_port, int http_port) {
   json::Value cfg = *json::parse(
       R"({"agent":{"id":"bench-0001","tenant":"bench","log_level":"info"},"adapters":[]})");
-  json::Value adapter = *json::parse(R"({"name":"cerner-adt","type":"hl7-mllp","vendor":"cerner"})");
+  json::Value adapter =
+      *json::parse(R"({"name":"cerner-adt","type":"hl7-mllp","vendor":"cerner"})");
   adapter.set("listen", json::Value::string("127.0.0.1:" + std::to_string(mllp_port)));
   cfg.find("adapters")->push(std::move(adapter));
   if (http_port != 0) {
-    cfg.set("http", json::Value::object(
-                        {{"listen", json::Value::string("127.0.0.1:" + std::to_string(http_port))}}));
+    cfg.set("http",
+            json::Value::object(
+                {{"listen", json::Value::string("127.0.0.1:" + std::to_string(http_port))}}));
   }
   return cfg;
 }
@@ -176,7 +179,8 @@ int main(int argc, char** argv) {
     } else if (a == "--summary") {
       summary = true;
     } else {
-      std::fprintf(stderr, "usage: http_bench [--records N] [--dead N] [--scrapes N] [--summary]\n");
+      std::fprintf(stderr,
+                   "usage: http_bench [--records N] [--dead N] [--scrapes N] [--summary]\n");
       return 2;
     }
   }

@@ -63,10 +63,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   AccessPolicy policy;
   std::unique_ptr<asio::ssl::context> tls;
   asio::strand<asio::io_context::executor_type> strand;
-  tcp::acceptor acceptor;       // strand
+  tcp::acceptor acceptor;          // strand
   asio::steady_timer retry_timer;  // strand
-  std::string bind_error;       // strand: the last bind failure logged
-  bool closed = false;          // strand
+  std::string bind_error;          // strand: the last bind failure logged
+  bool closed = false;             // strand
   asio::thread_pool worker{1};
   std::atomic<State> state{State::stopped};
   std::atomic<uint16_t> port{0};
@@ -101,16 +101,15 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
   void start() {
     if constexpr (kTls) {
       lowest().expires_after(server_->settings.request_timeout);
-      stream_.async_handshake(asio::ssl::stream_base::server,
-                              [self = this->shared_from_this()](const error_code& ec) {
-                                if (ec) {
-                                  // Scanners and wrong clients: not worth a log line each.
-                                  self->server_->logger.debug("tls_handshake_failed",
-                                                              {{"error", ec.message()}});
-                                  return;
-                                }
-                                self->read();
-                              });
+      stream_.async_handshake(
+          asio::ssl::stream_base::server, [self = this->shared_from_this()](const error_code& ec) {
+            if (ec) {
+              // Scanners and wrong clients: not worth a log line each.
+              self->server_->logger.debug("tls_handshake_failed", {{"error", ec.message()}});
+              return;
+            }
+            self->read();
+          });
     } else {
       read();
     }
@@ -131,10 +130,9 @@ class Session : public Connection, public std::enable_shared_from_this<Session<S
     parser_.emplace();
     applyLimits(*parser_);
     lowest().expires_after(server_->settings.request_timeout);
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = this->shared_from_this()](const error_code& ec, size_t) {
-                        self->onRead(ec);
-                      });
+    bhttp::async_read(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](const error_code& ec, size_t) { self->onRead(ec); });
   }
 
   void onRead(const error_code& ec) {
@@ -242,27 +240,27 @@ void HttpServer::Impl::serve(Stream stream) {
 }
 
 void HttpServer::Impl::accept() {
-  acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](const error_code& ec,
-                                                                          tcp::socket socket) {
-    if (self->closed) {
-      return;
-    }
-    if (!ec) {
-      if (self->connections.fetch_add(1) >= self->settings.max_connections) {
-        // Over the bound: close at once rather than queue (a scrape retries).
-        self->connections.fetch_sub(1);
-        self->logger.debug("connection_refused", {{"reason", "max_connections"}});
-        error_code ignored;
-        socket.close(ignored);
-      } else if (self->tls) {
-        self->serve(beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)),
-                                                          *self->tls));
-      } else {
-        self->serve(beast::tcp_stream(std::move(socket)));
-      }
-    }
-    self->accept();
-  });
+  acceptor.async_accept(
+      asio::make_strand(io), [self = shared_from_this()](const error_code& ec, tcp::socket socket) {
+        if (self->closed) {
+          return;
+        }
+        if (!ec) {
+          if (self->connections.fetch_add(1) >= self->settings.max_connections) {
+            // Over the bound: close at once rather than queue (a scrape retries).
+            self->connections.fetch_sub(1);
+            self->logger.debug("connection_refused", {{"reason", "max_connections"}});
+            error_code ignored;
+            socket.close(ignored);
+          } else if (self->tls) {
+            self->serve(beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)),
+                                                             *self->tls));
+          } else {
+            self->serve(beast::tcp_stream(std::move(socket)));
+          }
+        }
+        self->accept();
+      });
 }
 
 void HttpServer::Impl::bindAndAccept() {
@@ -297,7 +295,8 @@ void HttpServer::Impl::bindAndAccept() {
     }
     if (error != bind_error) {
       logger.error("http_bind_failed",
-                   {{"listen", settings.listen.text}, {"error", error},
+                   {{"listen", settings.listen.text},
+                    {"error", error},
                     {"hint", "another program holds the port? retrying every 30 s"}});
       bind_error = error;
     }
@@ -343,9 +342,10 @@ Status HttpServer::start() {
       return Error(token.error().code, "http.bearer_token_file: " + token.error().message);
     }
     if (token->size() < kMinTokenLength) {
-      return Error(Errc::invalid_argument,
-                   "http.bearer_token_file " + d.settings.bearer_token_file.string() +
-                       ": the token is shorter than 16 characters (openssl rand -hex 32 makes one)");
+      return Error(
+          Errc::invalid_argument,
+          "http.bearer_token_file " + d.settings.bearer_token_file.string() +
+              ": the token is shorter than 16 characters (openssl rand -hex 32 makes one)");
     }
     d.policy.bearer_token = std::move(token).value();
   }

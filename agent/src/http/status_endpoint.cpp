@@ -21,7 +21,7 @@ namespace {
 namespace asio = boost::asio;
 
 constexpr auto kSampleEvery = std::chrono::seconds(10);
-constexpr size_t kHistoryPoints = 360;                 // one hour at kSampleEvery
+constexpr size_t kHistoryPoints = 360;                  // one hour at kSampleEvery
 constexpr auto kCheckMaxAge = std::chrono::minutes(5);  // the page re-runs check at most this often
 constexpr auto kRateWindow = std::chrono::seconds(60);
 constexpr size_t kDeadReasonsShown = 10;
@@ -41,7 +41,8 @@ struct StatusEndpoint::Impl {
       : io(context),
         ctx(c),
         settings(std::move(s)),
-        checks(c.config->source_file, std::chrono::duration_cast<std::chrono::seconds>(kCheckMaxAge)),
+        checks(c.config->source_file,
+               std::chrono::duration_cast<std::chrono::seconds>(kCheckMaxAge)),
         sample_timer(context),
         server(context, settings, [this](const Request& r) { return answer(r); }) {}
 
@@ -110,8 +111,9 @@ struct StatusEndpoint::Impl {
     }
     Response r;
     r.status = 404;
-    r.body = "not found: this endpoint serves /, /status.json, /checks.json, /history.json and "
-             "/metrics\n";
+    r.body =
+        "not found: this endpoint serves /, /status.json, /checks.json, /history.json and "
+        "/metrics\n";
     return r;
   }
 

@@ -491,8 +491,7 @@ std::string renderStatusPage(const json::Value& status, const json::Value* check
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
       "<meta name=\"referrer\" content=\"no-referrer\"><title>pms-agent " +
       htmlEscape(status.getString("agent_id")) + "</title><style>" + kStatusPageCss +
-      "</style></head><body" + attr("data-refresh-s", std::to_string(refresh_s)) +
-      ">";
+      "</style></head><body" + attr("data-refresh-s", std::to_string(refresh_s)) + ">";
   out += "<header class=\"top\">";
   renderHeader(out, status, now_ms);
   out +=

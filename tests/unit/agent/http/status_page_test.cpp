@@ -105,11 +105,11 @@ TEST(StatusPageTest, ShowsTheCliWords) {
   const std::string page = render(sampleStatus(), &checks);
   // Check texts as-is, ages and sizes as the CLI words them.
   EXPECT_TRUE(has(page, "connection refused ▸ check cloud.url"));
-  EXPECT_TRUE(has(page, "15 min"));                         // oldest pending
-  EXPECT_TRUE(has(page, "1 MB of 1 GB"));                   // bytes vs budget
-  EXPECT_TRUE(has(page, ">1,204</b> messages"));            // telltale counters
-  EXPECT_TRUE(has(page, "0.0.0.0:2575"));                   // adapter detail
-  EXPECT_TRUE(has(page, "intake directory not readable"));  // recent errors
+  EXPECT_TRUE(has(page, "15 min"));                          // oldest pending
+  EXPECT_TRUE(has(page, "1 MB of 1 GB"));                    // bytes vs budget
+  EXPECT_TRUE(has(page, ">1,204</b> messages"));             // telltale counters
+  EXPECT_TRUE(has(page, "0.0.0.0:2575"));                    // adapter detail
+  EXPECT_TRUE(has(page, "intake directory not readable"));   // recent errors
   EXPECT_TRUE(has(page, "each one: pms-agent queue dead"));  // dead letters point to the CLI
   EXPECT_TRUE(has(page, "<meta name=\"viewport\""));
   EXPECT_TRUE(has(page, "<noscript>"));
