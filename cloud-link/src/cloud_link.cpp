@@ -78,6 +78,7 @@ void CloudLink::Impl::connectNow() {
       std::min<size_t>(options_.max_inflight + ControlChannel::kMaxInflight, 65535));
   cfg.will_topic = topics_.status();
   cfg.will_payload = "{\"state\":\"offline\"}";
+  cfg.will_retain = retain_available_;
   cfg.tls = {address_.host, options_.ca_file, options_.cert_file, options_.key_file};
   cfg.max_incoming_bytes = options_.max_control_bytes;
 
@@ -121,6 +122,20 @@ void CloudLink::Impl::onSessionEvent(uint64_t generation, SessionEvent ev) {
     case SessionEvent::Type::connack:
       if (ev.code == 0) {
         onConnected(ev);
+      } else if (ev.code == 0x9A && retain_available_) {
+        // The broker keeps no retained messages and refused our retained will: the next
+        // attempt sends it unretained (and so the online status).
+        retain_available_ = false;
+        abortSession(ev.error + "; reconnecting with an unretained will");
+        log_.warn("link.retain_unavailable",
+                  {{"effect", "the online status and the will are published unretained"}});
+      } else if (ev.code == 0x9B) {
+        // Our will is QoS 1: a broker limited to QoS 0 refuses the CONNECT before it could
+        // announce Maximum QoS. Same verdict as an announced QoS 0.
+        BrokerLimits qos0;
+        qos0.maximum_qos = 0;
+        abortSession(brokerUnusable(qos0) + " (CONNACK: QoS not supported)");
+        log_.error("link.broker_unusable", {{"reason", "CONNACK 0x9B QoS not supported"}});
       } else {
         setLastError(ev.error);
       }
@@ -153,6 +168,19 @@ void CloudLink::Impl::onConnected(const SessionEvent& ev) {
   if (stopping_) {
     return;  // stop() already asked this session to go away
   }
+  if (std::string why = brokerUnusable(ev.limits); !why.empty()) {
+    // Before anything is published: the records stay queued until the broker is fixed.
+    log_.error("link.broker_unusable", {{"reason", why}, {"maximum_qos", ev.limits.maximum_qos}});
+    updateStatus([&](LinkStatus& s) { s.broker = ev.limits; });
+    abortSession(why);
+    return;
+  }
+  broker_ = ev.limits;
+  if (!broker_.retain_available && retain_available_) {
+    retain_available_ = false;
+    log_.warn("link.retain_unavailable",
+              {{"effect", "the online status and the will are published unretained"}});
+  }
   setState(LinkState::connected);
   tls_causes_.forget(endpointName());
   connected_at_ = steadyNow();
@@ -162,11 +190,14 @@ void CloudLink::Impl::onConnected(const SessionEvent& ev) {
   updateStatus([&](LinkStatus& s) {
     ++s.connects;
     s.session_present = ev.session_present;
-    s.broker_receive_maximum = ev.receive_maximum;
+    s.broker_receive_maximum = ev.limits.receive_maximum;
+    s.broker = ev.limits;
   });
   log_.info("link.connected", {{"url", options_.url},
                                {"session_present", ev.session_present},
-                               {"receive_maximum", ev.receive_maximum}});
+                               {"receive_maximum", ev.limits.receive_maximum},
+                               {"window", recordWindow(options_.max_inflight, broker_)},
+                               {"broker_limits", brokerLimitsText(ev.limits)}});
   if (auto s = session()) {
     int mid = 0;
     const int rc =
@@ -315,7 +346,7 @@ void CloudLink::Impl::flushControl() {
     return;
   }
   if (auto s = session()) {
-    control_.flush(*s, steadyNow());
+    control_.flush(*s, steadyNow(), retain_available_);
   }
 }
 

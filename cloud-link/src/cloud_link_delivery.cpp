@@ -36,7 +36,8 @@ bool CloudLink::Impl::canLease() const {
 }
 
 void CloudLink::Impl::pump() {
-  while (!ready_.empty() && window_.inFlight() < window_.window(options_.max_inflight) &&
+  while (!ready_.empty() &&
+         window_.inFlight() < window_.window(recordWindow(options_.max_inflight, broker_)) &&
          canPublish()) {
     store::Leased next = std::move(ready_.front());
     ready_.pop_front();

@@ -272,6 +272,8 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   bool deliverable_hint_ = true;
   bool need_release_ = false;
   bool release_outstanding_ = false;
+  BrokerLimits broker_;           ///< the current connection's CONNACK (records' window, retain)
+  bool retain_available_ = true;  ///< false once a broker said it keeps no retained messages
   LinkStatus status_;
   DeliveryWindow window_;   ///< records between publish and release
   ControlChannel control_;  ///< config/commands in, status/results/audit out

@@ -126,6 +126,7 @@ std::string LinkStatus::toJson() const {
   v.set("control_rejected", json::Value::integer(static_cast<int64_t>(control_rejected)));
   v.set("store_errors", json::Value::integer(static_cast<int64_t>(store_errors)));
   v.set("broker_receive_maximum", json::Value::integer(broker_receive_maximum));
+  v.set("broker", broker.toJson());
   return json::serialize(v);
 }
 

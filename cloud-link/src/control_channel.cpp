@@ -94,13 +94,14 @@ void ControlChannel::queue(ControlItem item) {
   queue_.push_back(std::move(item));
 }
 
-void ControlChannel::flush(MqttSession& session, SteadyTime now) {
+void ControlChannel::flush(MqttSession& session, SteadyTime now, bool retain_available) {
   while (!queue_.empty() && inflight_.size() < kMaxInflight) {
     ControlItem& item = queue_.front();
     mosquitto_property* props = nullptr;
     mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, "application/json");
     int mid = 0;
-    const int rc = session.publish(&mid, item.topic, item.payload, item.retain, props);
+    const int rc =
+        session.publish(&mid, item.topic, item.payload, item.retain && retain_available, props);
     mosquitto_property_free_all(&props);
     if (rc == MOSQ_ERR_NO_CONN) {
       return;

@@ -56,7 +56,8 @@ class ControlChannel {
   void queue(ControlItem item);
   /// Publishes queued items on `session` while fewer than kMaxInflight are in flight. Stops at
   /// MOSQ_ERR_NO_CONN (the connection is going away); other publish errors go to `done`.
-  void flush(MqttSession& session, SteadyTime now);
+  /// Without `retain_available` (the broker keeps no retained messages) nothing is retained.
+  void flush(MqttSession& session, SteadyTime now, bool retain_available);
   /// The PUBACK for `mid`: runs its `done` and returns true, or false if `mid` is not a
   /// control message.
   bool onPuback(int mid, int rc);

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "connack_properties.h"
 #include "psa/store/fatal.h"
 #include "psa/store/log.h"
 #include "psa/store/os/process_info.h"
@@ -162,9 +163,9 @@ void MqttSession::run() {
 
     mosquitto_property* will_props = nullptr;
     mosquitto_property_add_string(&will_props, MQTT_PROP_CONTENT_TYPE, "application/json");
-    if (mosquitto_will_set_v5(m, config_.will_topic.c_str(),
-                              static_cast<int>(config_.will_payload.size()),
-                              config_.will_payload.data(), 1, true, will_props) != MOSQ_ERR_SUCCESS) {
+    if (mosquitto_will_set_v5(
+            m, config_.will_topic.c_str(), static_cast<int>(config_.will_payload.size()),
+            config_.will_payload.data(), 1, config_.will_retain, will_props) != MOSQ_ERR_SUCCESS) {
       mosquitto_property_free_all(&will_props);
     }
 
@@ -350,17 +351,8 @@ void MqttSession::onConnect(mosquitto*, void* obj, int rc, int flags,
   if (rc == 0) {
     self->connack_ok_ = true;
     ev.session_present = (flags & 1) != 0;
-    uint16_t receive_max = 0;
-    if (mosquitto_property_read_int16(props, MQTT_PROP_RECEIVE_MAXIMUM, &receive_max, false) !=
-        nullptr) {
-      ev.receive_maximum = receive_max;
-    }
-    uint32_t max_packet = 0;
-    if (mosquitto_property_read_int32(props, MQTT_PROP_MAXIMUM_PACKET_SIZE, &max_packet, false) !=
-        nullptr) {
-      ev.maximum_packet_size = max_packet;
-      self->max_packet_size_ = max_packet;
-    }
+    ev.limits = readConnackProperties(props);
+    self->max_packet_size_ = ev.limits.maximum_packet_size;
   } else {
     ev.error = "broker refused: " + lowerFirst(mosquitto_reason_string(rc));
     std::lock_guard lock(self->words_mu_);

@@ -44,6 +44,7 @@
 #include <utility>
 #include <vector>
 
+#include "psa/cloudlink/broker_limits.h"
 #include "tls_context.h"
 
 namespace psa::cloudlink::detail {
@@ -57,6 +58,7 @@ struct SessionConfig {
   int send_maximum = 100;  ///< libmosquitto's own in-flight cap (the broker may lower it)
   std::string will_topic;
   std::string will_payload;
+  bool will_retain = true;  ///< false once the broker said it keeps no retained messages
   TlsSettings tls;
   size_t max_incoming_bytes = 1u << 20;
 };
@@ -73,8 +75,7 @@ struct SessionEvent {
   Type type = Type::ended;
   int code = 0;
   bool session_present = false;
-  int receive_maximum = 0;
-  uint32_t maximum_packet_size = 0;
+  BrokerLimits limits;  ///< connack with code 0: what the broker announced
   std::vector<int> granted;
   std::string topic;
   std::string payload;

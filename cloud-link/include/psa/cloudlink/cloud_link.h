@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 
+#include "psa/cloudlink/broker_limits.h"
 #include "psa/store/clock.h"
 #include "psa/store/queue_reader.h"
 #include "psa/store/result.h"
@@ -128,7 +129,8 @@ struct LinkStatus {
   uint64_t control_received = 0;  ///< config/cmd documents handed to the ControlSink
   uint64_t control_rejected = 0;  ///< config/cmd messages dropped (too big, bad name, no sink)
   uint64_t store_errors = 0;     ///< lease/ack/nack/release calls the store failed
-  int broker_receive_maximum = 0;  ///< from CONNACK (0 = not sent)
+  int broker_receive_maximum = 0;  ///< from CONNACK (0 = not connected yet)
+  BrokerLimits broker;             ///< everything the last successful CONNACK announced
 
   /// Compact JSON object with the fields above (stable keys for `status --json`).
   std::string toJson() const;
