@@ -6,6 +6,7 @@
 
 #include "cli_support.h"
 #include "command.h"
+#include "psa/cloudlink/broker_limits.h"
 #include "psa/store/clock.h"
 #include "queue_budget.h"
 #include "status_document.h"
@@ -110,6 +111,13 @@ void renderCloud(std::ostream& out, const json::Value& c, bool running, int64_t 
     }
   }
   out << "\n";
+  if (const json::Value* b = c.find("broker"); b != nullptr && b->isObject()) {
+    if (const std::string limits =
+            cloudlink::brokerLimitsText(cloudlink::BrokerLimits::fromJson(*b));
+        !limits.empty()) {
+      out << "        broker: " << limits << "\n";
+    }
+  }
 }
 
 void renderQueue(std::ostream& out, const json::Value& q, const json::Value* cloud, int64_t now) {

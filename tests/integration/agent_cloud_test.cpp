@@ -124,5 +124,41 @@ TEST(AgentCloud, SigkillMidDrainLosesNothing) {
   EXPECT_EQ(agent.stop(), 0);
 }
 
+TEST(AgentCloud, StatusShowsWhatTheBrokerAnnounced) {
+  // A broker with small limits: `status` names them under CLOUD, `status --json` carries them.
+  MosquittoOptions limits;
+  limits.extra_conf = {"max_inflight_messages 5", "max_packet_size 200000",
+                       "retain_available false"};
+  CloudEnv env(limits, "psa-agent-broker");
+  CloudSim sim(env.simOptions());
+  const auto state = env.tmp / "state";
+  std::filesystem::create_directories(state);
+  auto ids = prefill(state, 50);
+  AgentProcess agent(state, agentConfig(env));
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(sim.waitForUnique(50, 60s)) << agent.log();
+  CommandResult text;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        text = agent.cli({"status"});
+        return text.output.find("broker: receive maximum 5") != std::string::npos;
+      },
+      30s))
+      << text.output;
+  EXPECT_NE(text.output.find("maximum packet 200000 bytes"), std::string::npos) << text.output;
+  EXPECT_NE(text.output.find("no retained messages (status and will unretained)"),
+            std::string::npos)
+      << text.output;
+  const CommandResult doc = agent.cli({"status", "--json"});
+  auto parsed = json::parse(doc.output);
+  ASSERT_TRUE(parsed) << doc.output;
+  const json::Value* broker = parsed->find("cloud")->find("broker");
+  ASSERT_NE(broker, nullptr) << doc.output;
+  EXPECT_EQ(broker->getInt("receive_maximum"), 5);
+  EXPECT_FALSE(broker->getBool("retain_available", true));
+  EXPECT_NE(agent.log().find("event=link.retain_unavailable"), std::string::npos);
+  EXPECT_EQ(agent.stop(), 0);
+}
+
 }  // namespace
 }  // namespace psa::test

@@ -89,6 +89,9 @@ void MosquittoBroker::writeConfig() {
        << "require_certificate true\n"
        << "use_identity_as_username true\n"
        << "tls_version tlsv1.2\n";
+  for (const auto& line : options_.listener_conf) {
+    conf << line << "\n";
+  }
 }
 
 void MosquittoBroker::start() {

@@ -28,6 +28,8 @@ struct MosquittoOptions {
   bool persistence = true;
   /// Extra global lines for mosquitto.conf (before the listener), e.g. "max_packet_size 2000".
   std::vector<std::string> extra_conf;
+  /// Extra lines for the TLS listener itself, e.g. "max_qos 0".
+  std::vector<std::string> listener_conf;
   /// "debug" logging (every PUBLISH/PUBACK in the log); default notice level.
   bool verbose_log = false;
 };

@@ -245,6 +245,16 @@ void cloudMetrics(PrometheusText& out, const json::Value& c, double drain_rate) 
       number(c, "in_flight"));
   put(out, "pms_agent_cloud_awaiting_receipt_records", kGauge,
       "Records PUBACKed, awaiting the cloud's receipt.", none, number(c, "awaiting_receipt"));
+  if (const json::Value* b = c.find("broker"); b != nullptr && b->isObject()) {
+    put(out, "pms_agent_cloud_broker_receive_maximum", kGauge,
+        "The broker's Receive Maximum (caps the records in flight).", none,
+        number(*b, "receive_maximum"));
+    put(out, "pms_agent_cloud_broker_maximum_packet_bytes", kGauge,
+        "The broker's Maximum Packet Size (0: none announced).", none,
+        number(*b, "maximum_packet_size"));
+    put(out, "pms_agent_cloud_broker_retain_available", kGauge,
+        "1 if the broker keeps retained messages, else 0.", none, boolean(*b, "retain_available"));
+  }
   struct Count {
     std::string_view key, family, help;
   };

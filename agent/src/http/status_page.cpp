@@ -10,6 +10,7 @@
 #include "http/status_page_assets.h"
 #include "http/traffic_chart.h"
 #include "psa/agent/signed_document.h"
+#include "psa/cloudlink/broker_limits.h"
 #include "psa/store/clock.h"
 #include "psa/store/digest.h"
 #include "queue_budget.h"
@@ -150,6 +151,13 @@ void renderLink(std::string& out, const json::Value& s, int64_t now) {
   }
   if (!c.getString("last_error").empty()) {
     rowHtml(out, "Last error", errorHtml(c, now));
+  }
+  if (const json::Value* b = c.find("broker"); b != nullptr && b->isObject()) {
+    if (const std::string limits =
+            cloudlink::brokerLimitsText(cloudlink::BrokerLimits::fromJson(*b));
+        !limits.empty()) {
+      row(out, "Broker limits", limits);
+    }
   }
   out += "</dl></section>";
 }

@@ -182,6 +182,24 @@ TEST(Metrics, TwoNamesOfOneFigureMakeOneSeries) {
   expectFamiliesWrittenOnce(text);
 }
 
+TEST(Metrics, BrokerLimitsOnceAnnounced) {
+  MetricsInput in;
+  in.status = testing::parsed(
+      R"({"cloud":{"configured":true,"state":"connected","connected":true,"broker":null}})");
+  EXPECT_EQ(renderMetrics(in).find("pms_agent_cloud_broker_"), std::string::npos);
+  in.status = testing::parsed(
+      R"({"cloud":{"configured":true,"state":"connected","connected":true,"broker":)"
+      R"({"receive_maximum":20,"maximum_packet_size":32768,"maximum_qos":1,)"
+      R"("retain_available":false}}})");
+  const std::string text = "\n" + renderMetrics(in);
+  EXPECT_EQ(missingLines(text, {"pms_agent_cloud_broker_receive_maximum 20",
+                                "pms_agent_cloud_broker_maximum_packet_bytes 32768",
+                                "pms_agent_cloud_broker_retain_available 0"}),
+            std::vector<std::string>{})
+      << text;
+  expectFamiliesWrittenOnce(text);
+}
+
 TEST(Metrics, CollectTakesTheStatusDocumentAndTheStoreHistograms) {
   psa::test::TempDir dir;
   psa::test::TestStore queue(dir.path());
