@@ -12,6 +12,8 @@
 #include <mutex>
 #include <thread>
 
+#include "psa/cloudlink/broker_limits.h"
+#include "psa/cloudlink/connack.h"
 #include "psa/cloudlink/policy.h"
 #include "psa/store/os/system_error.h"
 #include "psa/store/os/tcp_probe.h"
@@ -23,6 +25,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using Level = ProbeStep::Level;
+
+// A CONNACK carries a few properties; brokers that add user properties stay far below this.
+constexpr size_t kMaxConnackBytes = 64 * 1024;
 
 ProbeStep ok(std::string name, std::string text) {
   return {Level::ok, std::move(name), std::move(text)};
@@ -473,69 +478,79 @@ std::vector<ProbeStep> probeBroker(const CloudLinkOptions& link, const ProbeOpti
     }
     off += static_cast<size_t>(n);
   }
-  if (level == Level::ok) {
-    unsigned char buf[64];
-    size_t have = 0;
-    size_t flags_at = 0;  // index of the CONNACK flags byte once the header is complete
-    // Fixed header (1) + remaining length (1..4) + flags (1) + reason code (1).
-    auto complete = [&] {
-      size_t i = 1;
-      while (i < have && i < 5 && (buf[i] & 0x80) != 0) {
-        ++i;
-      }
-      if (i >= have) {
-        return false;
-      }
-      flags_at = i + 1;
-      return have >= flags_at + 2;
-    };
-    while (!complete() && have < sizeof buf) {
-      const int n = sslWait(ssl.get(), fd, mqtt_deadline, timed_out, [&] {
-        return SSL_read(ssl.get(), buf + have, static_cast<int>(sizeof buf - have));
-      });
-      if (n <= 0) {
-        const std::string errs = timed_out ? std::string() : sslErrors();
-        level = Level::fail;
-        if (timed_out) {
-          result_text = "no CONNACK within " + std::to_string(o.timeout.count() / 1000) +
-                        " s ▸ is this an MQTT broker?";
-        } else {
-          result_text = closedAfterHandshake(errs);
-        }
-        break;
-      }
-      have += static_cast<size_t>(n);
+  std::string got;  // the broker's answer, until one whole packet is in
+  size_t total = 0;
+  while (level == Level::ok) {
+    auto length = mqttPacketLength(got);
+    if (!length || (!got.empty() && static_cast<uint8_t>(got[0]) != 0x20)) {
+      level = Level::fail;
+      result_text = "unexpected answer to CONNECT (not an MQTT 5 CONNACK)";
+      break;
     }
-    if (level == Level::ok) {
-      if (buf[0] != 0x20 || flags_at == 0 || have < flags_at + 2) {
-        level = Level::fail;
-        result_text = "unexpected answer to CONNECT (not an MQTT 5 CONNACK)";
+    total = *length;
+    if (total != 0 && got.size() >= total) {
+      break;
+    }
+    if (total > kMaxConnackBytes) {
+      level = Level::fail;
+      result_text = "the broker's CONNACK is " + std::to_string(total) + " bytes (more than " +
+                    std::to_string(kMaxConnackBytes) + " is not a CONNACK we can use)";
+      break;
+    }
+    char buf[512];
+    const int n = sslWait(ssl.get(), fd, mqtt_deadline, timed_out,
+                          [&] { return SSL_read(ssl.get(), buf, static_cast<int>(sizeof buf)); });
+    if (n <= 0) {
+      const std::string errs = timed_out ? std::string() : sslErrors();
+      level = Level::fail;
+      if (timed_out) {
+        result_text = "no CONNACK within " + std::to_string(o.timeout.count() / 1000) +
+                      " s ▸ is this an MQTT broker?";
       } else {
-        const int code = buf[flags_at + 1];
-        if (code == 0) {
-          result_text =
-              "MQTT 5 CONNECT accepted (certificate identity, client id " + client_id + ")";
-          static const char kDisconnect[] = {'\xe0', '\x00'};
-          sslWait(ssl.get(), fd, mqtt_deadline, timed_out,
-                  [&] { return SSL_write(ssl.get(), kDisconnect, 2); });
-        } else {
-          level = Level::fail;
-          result_text = "the broker refused CONNECT: 0x";
-          char hex[8];
-          std::snprintf(hex, sizeof hex, "%02X", static_cast<unsigned>(code));
-          result_text += std::string(hex) + " " + connackReasonName(code);
-          if (code == 0x84) {
-            result_text += " ▸ the broker must speak MQTT 5";
-          } else if (code == 0x86 || code == 0x87 || code == 0x8A || code == 0x8C) {
-            result_text +=
-                " ▸ the broker does not accept this agent's certificate identity; "
-                "ask the cloud operator to register it";
-          } else if (code == 0x85) {
-            result_text += " (the check connects as " + client_id +
-                           "; the broker may allow only the agent's own id) ▸ see the CLOUD line "
-                           "of pms-agent status";
-          }
-        }
+        result_text = closedAfterHandshake(errs);
+      }
+      break;
+    }
+    got.append(buf, static_cast<size_t>(n));
+  }
+  if (level == Level::ok) {
+    auto connack = parseConnack(std::string_view(got).substr(0, total));
+    if (!connack) {
+      level = Level::fail;
+      result_text = "unexpected answer to CONNECT (" + connack.error().message + ")";
+    } else if (const int code = connack->reason_code; code == 0) {
+      static const char kDisconnect[] = {'\xe0', '\x00'};
+      sslWait(ssl.get(), fd, mqtt_deadline, timed_out,
+              [&] { return SSL_write(ssl.get(), kDisconnect, 2); });
+      result_text = "MQTT 5 CONNECT accepted (certificate identity, client id " + client_id + ")";
+      if (const std::string why = brokerUnusable(connack->limits); !why.empty()) {
+        level = Level::fail;
+        result_text += ", but the " + why;
+      } else if (const std::string limits = brokerLimitsText(connack->limits); !limits.empty()) {
+        result_text += "; broker: " + limits;
+      }
+    } else {
+      level = Level::fail;
+      result_text = "the broker refused CONNECT: 0x";
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "%02X", static_cast<unsigned>(code) & 0xffu);
+      result_text += std::string(hex) + " " + connackReasonName(code);
+      if (!connack->reason_string.empty()) {
+        result_text += " (\"" + connack->reason_string + "\")";
+      }
+      if (code == 0x84) {
+        result_text += " ▸ the broker must speak MQTT 5";
+      } else if (code == 0x86 || code == 0x87 || code == 0x8A || code == 0x8C) {
+        result_text +=
+            " ▸ the broker does not accept this agent's certificate identity; "
+            "ask the cloud operator to register it";
+      } else if (code == 0x85) {
+        result_text += " (the check connects as " + client_id +
+                       "; the broker may allow only the agent's own id) ▸ see the CLOUD line "
+                       "of pms-agent status";
+      } else if ((code == 0x9C || code == 0x9D) && !connack->server_reference.empty()) {
+        result_text += "; it points to " + connack->server_reference +
+                       " ▸ the cloud operator should update cloud.url";
       }
     }
   }

@@ -65,6 +65,34 @@ TEST(OpsCheck, AllGoodAgainstARealBrokerWithTheAgentDown) {
   EXPECT_TRUE(auth);
 }
 
+TEST(OpsCheck, ShowsTheBrokersLimitsAndFailsAQosZeroBroker) {
+  {
+    MosquittoOptions small;
+    small.extra_conf = {"max_inflight_messages 5", "max_packet_size 200000",
+                        "retain_available false"};
+    CloudEnv env(small, "psa-check-limits");
+    CheckSetup s(env, "limits");
+    const auto r = s.check();
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(lineStarting(r.output, "OK    broker auth   "),
+              "OK    broker auth   MQTT 5 CONNECT accepted (certificate identity, client id "
+              "practice-0042-check); broker: receive maximum 5 · maximum packet 200000 bytes · no "
+              "retained messages (status and will unretained)")
+        << r.output;
+  }
+  MosquittoOptions qos0;
+  qos0.listener_conf = {"max_qos 0"};
+  CloudEnv env(qos0, "psa-check-qos0");
+  CheckSetup s(env, "qos0");
+  const auto r = s.check();
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  const std::string line = lineStarting(r.output, "FAIL  broker auth   ");
+  EXPECT_NE(line.find("MQTT 5 CONNECT accepted (certificate identity, client id "
+                      "practice-0042-check), but the broker grants QoS 0 only"),
+            std::string::npos)
+      << r.output;
+}
+
 TEST(OpsCheck, NamesTlsProblemsWithTheirFix) {
   CloudEnv env({}, "psa-check-tls");
   const std::string skipped = "WARN  broker auth   skipped (the step before failed)";
