@@ -89,6 +89,35 @@ std::optional<std::string> checkMqttUrl(const json::Value& v) {
   return std::nullopt;
 }
 
+// cloud.urls: the endpoints of one broker cluster, each a cloud.url.
+std::optional<std::string> checkMqttUrls(const json::Value& v) {
+  if (!v.isArray() || v.items().empty()) {
+    return "expected a list of mqtts://HOST:PORT (at least one)";
+  }
+  for (size_t i = 0; i < v.items().size(); ++i) {
+    const json::Value& u = v.items()[i];
+    if (!u.isString()) {
+      return "item " + std::to_string(i + 1) + ": expected mqtts://HOST:PORT";
+    }
+    if (auto problem = checkMqttUrl(u)) {
+      return "item " + std::to_string(i + 1) + ": " + *problem;
+    }
+  }
+  return std::nullopt;
+}
+
+// A config names the broker by exactly one of cloud.url and cloud.urls.
+void checkOneEndpointKey(const json::Value& cloud, const std::string& path,
+                         std::vector<schema::Issue>& issues) {
+  const bool url = cloud.find("url") != nullptr;
+  const bool urls = cloud.find("urls") != nullptr;
+  if (url == urls) {
+    issues.push_back(schema::Issue{path, cloud.pos().line, cloud.pos().column,
+                                   url ? "give cloud.url or cloud.urls, not both"
+                                       : "missing cloud.url (or cloud.urls, a list of them)"});
+  }
+}
+
 std::shared_ptr<ObjectSchema> makeSchema(std::vector<Field> fields) {
   auto s = std::make_shared<ObjectSchema>();
   s->fields = std::move(fields);
@@ -151,19 +180,31 @@ ObjectSchema buildConfigSchema() {
     return "expected a file name or a list of file names";
   };
   auto cloud = makeSchema({
-      Field::str("url").req().verify(checkMqttUrl).describe("mqtts://HOST:PORT of the broker"),
-      Field::str("ca_file").req().verify(checkNonEmpty).describe("CA that signs the broker's certificate"),
-      Field::str("cert_file").req().verify(checkNonEmpty).describe("this agent's client certificate"),
+      Field::str("url").verify(checkMqttUrl).describe("mqtts://HOST:PORT of the broker"),
+      Field::anyValue("urls")
+          .verify(checkMqttUrls)
+          .describe("several endpoints of one broker cluster, instead of url"),
+      Field::str("ca_file")
+          .req()
+          .verify(checkNonEmpty)
+          .describe("CA that signs the broker's certificate"),
+      Field::str("cert_file")
+          .req()
+          .verify(checkNonEmpty)
+          .describe("this agent's client certificate"),
       Field::str("key_file").req().verify(checkNonEmpty).describe("this agent's client key"),
       Field::integer("max_inflight").def(json::Value::integer(100)).range(1, 1000),
       Field::str("confirm").def(json::Value::string("broker")).oneOf({"broker", "receipt"}),
       Field::anyValue("config_signing_key").verify(signing_key),
       Field::integer("keepalive_s").def(json::Value::integer(30)).range(5, 3600),
-      Field::integer("session_expiry_s").def(json::Value::integer(7 * 86400)).range(0, 4294967295.0),
+      Field::integer("session_expiry_s")
+          .def(json::Value::integer(7 * 86400))
+          .range(0, 4294967295.0),
       Field::integer("receipt_timeout_s").def(json::Value::integer(120)).range(1, 86400),
       Field::integer("puback_timeout_s").def(json::Value::integer(30)).range(1, 3600),
       Field::integer("status_interval_s").def(json::Value::integer(300)).range(5, 86400),
   });
+  cloud->check = checkOneEndpointKey;
   auto control = makeSchema({
       Field::str("socket")
           .def(json::Value::string(os::pathToUtf8(platformDefaults().control_address)))
@@ -310,7 +351,14 @@ ConfigLoad parseConfig(std::string_view text, const std::filesystem::path& sourc
     (void)cl;
     CloudSettings& s = cfg->cloud;
     s.configured = true;
-    s.url = c.getString("url");
+    if (const json::Value* urls = c.find("urls")) {
+      for (const auto& u : urls->items()) {
+        s.urls.push_back(u.asString());
+      }
+      s.url = s.urls.front();  // what one-endpoint readers (status, logs) show
+    } else {
+      s.url = c.getString("url");
+    }
     std::string problem;
     splitMqttUrl(s.url, s.host, s.port, problem);
     s.ca_file = cfg->resolve(c.getString("ca_file"));

@@ -268,8 +268,18 @@ CheckReport runChecks(const fs::path& config_path, const CheckOptions& o) {
         bo.mqtt_skip_reason = "the running agent is connected (MQTT session authenticated)";
       }
     }
-    for (auto& c : cloudlink::probeBroker(link, bo)) {
-      add(fromProbe(std::move(c)));
+    // Every endpoint of a cluster: the agent may fail over to any of them.
+    const std::vector<std::string> urls = cloudlink::brokerUrls(link);
+    for (const std::string& url : urls) {
+      cloudlink::CloudLinkOptions one = link;
+      one.url = url;
+      one.urls.clear();
+      for (auto& c : cloudlink::probeBroker(one, bo)) {
+        if (urls.size() > 1) {
+          c.text = url + ": " + c.text;
+        }
+        add(fromProbe(std::move(c)));
+      }
     }
     if (running) {
       const json::Value* cloud = live.find("cloud");

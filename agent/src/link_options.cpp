@@ -5,7 +5,11 @@ namespace psa::agent {
 cloudlink::CloudLinkOptions linkOptions(const Config& cfg) {
   const CloudSettings& c = cfg.cloud;
   cloudlink::CloudLinkOptions o;
-  o.url = c.url;
+  if (c.urls.empty()) {
+    o.url = c.url;
+  } else {
+    o.urls = c.urls;
+  }
   o.ca_file = c.ca_file;
   o.cert_file = c.cert_file;
   o.key_file = c.key_file;

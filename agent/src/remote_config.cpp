@@ -29,7 +29,8 @@ std::string forbiddenMessage(const std::string& dotted) {
   if (dotted == "cloud.ca_file" || dotted == "cloud.config_signing_key") {
     return "trust anchors cannot be changed remotely";
   }
-  if (dotted == "cloud.cert_file" || dotted == "cloud.key_file" || dotted == "cloud.url") {
+  if (dotted == "cloud.cert_file" || dotted == "cloud.key_file" || dotted == "cloud.url" ||
+      dotted.rfind("cloud.urls", 0) == 0) {
     return "the cloud identity and endpoint cannot be changed remotely";
   }
   return std::string("a local setting cannot be changed remotely (") + kSettableHint + ")";

@@ -69,8 +69,8 @@ void CloudLink::Impl::doStart() {
 void CloudLink::Impl::connectNow() {
   const uint64_t generation = ++generation_;
   detail::SessionConfig cfg;
-  cfg.host = address_.host;
-  cfg.port = address_.port;
+  cfg.host = address().host;
+  cfg.port = address().port;
   cfg.client_id = options_.client_id.empty() ? options_.agent_id : options_.client_id;
   cfg.keepalive_s = static_cast<int>(options_.keepalive.count());
   cfg.session_expiry_s = static_cast<uint32_t>(options_.session_expiry.count());
@@ -79,7 +79,7 @@ void CloudLink::Impl::connectNow() {
   cfg.will_topic = topics_.status();
   cfg.will_payload = "{\"state\":\"offline\"}";
   cfg.will_retain = retain_available_;
-  cfg.tls = {address_.host, options_.ca_file, options_.cert_file, options_.key_file};
+  cfg.tls = {address().host, options_.ca_file, options_.cert_file, options_.key_file};
   cfg.max_incoming_bytes = options_.max_control_bytes;
 
   std::weak_ptr<Impl> weak = weak_from_this();
@@ -97,7 +97,7 @@ void CloudLink::Impl::connectNow() {
   session_broken_ = false;
   session_started_at_ = steadyNow();
   setState(LinkState::connecting);
-  log_.info("link.connecting", {{"url", options_.url}});
+  log_.info("link.connecting", {{"url", currentUrl()}});
   session->start();
 }
 
@@ -193,7 +193,7 @@ void CloudLink::Impl::onConnected(const SessionEvent& ev) {
     s.broker_receive_maximum = ev.limits.receive_maximum;
     s.broker = ev.limits;
   });
-  log_.info("link.connected", {{"url", options_.url},
+  log_.info("link.connected", {{"url", currentUrl()},
                                {"session_present", ev.session_present},
                                {"receive_maximum", ev.limits.receive_maximum},
                                {"window", recordWindow(options_.max_inflight, broker_)},
@@ -287,7 +287,20 @@ void CloudLink::Impl::onSessionEnded(std::string words, milliseconds join_timeou
     advanceStop();
     return;
   }
+  if (!words.empty()) {
+    failOver(words);
+  }
   scheduleReconnect();
+}
+
+void CloudLink::Impl::failOver(const std::string& why) {
+  if (endpoints_.size() < 2) {
+    return;
+  }
+  const std::string from = currentUrl();
+  endpoint_ = (endpoint_ + 1) % endpoints_.size();
+  updateStatus([&](LinkStatus& s) { s.url = currentUrl(); });
+  log_.info("link.failover", {{"from", from}, {"to", currentUrl()}, {"reason", why}});
 }
 
 void CloudLink::Impl::scheduleReconnect() {
@@ -356,9 +369,12 @@ Result<std::unique_ptr<CloudLink>> CloudLink::create(asio::io_context& io,
                                                      store::QueueReader& reader,
                                                      CloudLinkOptions options, ClockPtr clock) {
   PSA_TRY(validateOptions(options));
-  auto address = parseBrokerUrl(options.url);
+  std::vector<Endpoint> endpoints;
+  for (const std::string& url : brokerUrls(options)) {
+    endpoints.push_back({url, parseBrokerUrl(url).value()});
+  }
   auto impl = std::make_shared<Impl>(io, reader, std::move(options), std::move(clock),
-                                     std::move(address).value());
+                                     std::move(endpoints));
   return std::unique_ptr<CloudLink>(new CloudLink(std::move(impl)));
 }
 

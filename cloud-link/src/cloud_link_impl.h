@@ -43,19 +43,25 @@ using detail::SessionEvent;
 using detail::SteadyTime;
 using std::chrono::milliseconds;
 
+/// One broker endpoint: its URL as configured and where it points.
+struct Endpoint {
+  std::string url;
+  BrokerAddress address;
+};
+
 struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   static constexpr milliseconds kTick{500};
   static constexpr milliseconds kGracefulDisconnectTimeout{2000};
   static constexpr milliseconds kJoinTimeout{3000};
   static constexpr size_t kMinReady = 64;
   Impl(asio::io_context& io, store::QueueReader& reader, CloudLinkOptions options, ClockPtr clock,
-       BrokerAddress address)
+       std::vector<Endpoint> endpoints)
       : io_(io),
         strand_(asio::make_strand(io)),
         reader_(reader),
         options_(std::move(options)),
         clock_(clock ? std::move(clock) : Clock::system()),
-        address_(std::move(address)),
+        endpoints_(std::move(endpoints)),
         topics_(options_.tenant, options_.agent_id),
         log_("cloudlink", options_.agent_id),
         backoff_(options_.backoff_initial, options_.backoff_max),
@@ -63,7 +69,9 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
         tick_timer_(strand_),
         window_(options_.confirm, options_.receipt_timeout),
         control_(topics_, options_.max_control_bytes, options_.max_control_queue, status_, log_) {
-    status_.url = options_.url;
+    // A random first endpoint: after a cluster restart, agents spread over its nodes.
+    endpoint_ = std::uniform_int_distribution<size_t>(0, endpoints_.size() - 1)(rng_);
+    status_.url = endpoints_[endpoint_].url;
     status_.confirm = std::string(confirmName(options_.confirm));
     status_.since_ms = clock_->nowMs();
   }
@@ -125,7 +133,12 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   void waitForIdleHandler() const;
   SteadyTime steadyNow() const { return clock_->steady(); }
 
-  std::string endpointName() const { return address_.host + ":" + std::to_string(address_.port); }
+  const BrokerAddress& address() const { return endpoints_[endpoint_].address; }
+  const std::string& currentUrl() const { return endpoints_[endpoint_].url; }
+  std::string endpointName() const { return address().host + ":" + std::to_string(address().port); }
+  /// After a failed attempt or a lost connection: the next endpoint of the cluster (no-op with
+  /// one endpoint).
+  void failOver(const std::string& why);
 
   template <class F>
   void updateStatus(F&& f) {
@@ -226,7 +239,8 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   store::QueueReader& reader_;
   const CloudLinkOptions options_;
   const ClockPtr clock_;
-  const BrokerAddress address_;
+  const std::vector<Endpoint> endpoints_;
+  size_t endpoint_ = 0;  ///< the endpoint of the current (or next) attempt
   const Topics topics_;
   const log::Logger log_;
   std::function<std::string()> status_provider_;

@@ -40,10 +40,23 @@ std::string_view linkStateName(LinkState state) {
   return "unknown";
 }
 
+std::vector<std::string> brokerUrls(const CloudLinkOptions& o) {
+  return o.urls.empty() ? std::vector<std::string>{o.url} : o.urls;
+}
+
 Status validateOptions(const CloudLinkOptions& o) {
-  auto url = parseBrokerUrl(o.url);
-  if (!url) {
-    return Error(Errc::invalid_argument, "cloud.url: " + url.error().message);
+  if (!o.url.empty() && !o.urls.empty()) {
+    return Error(Errc::invalid_argument, "cloud.url and cloud.urls: give one of the two");
+  }
+  const std::vector<std::string> urls = brokerUrls(o);
+  for (size_t i = 0; i < urls.size(); ++i) {
+    auto url = parseBrokerUrl(urls[i]);
+    if (!url) {
+      return Error(Errc::invalid_argument,
+                   (o.urls.empty() ? std::string("cloud.url: ")
+                                   : "cloud.urls item " + std::to_string(i + 1) + ": ") +
+                       url.error().message);
+    }
   }
   if (!Topics::validLevel(o.tenant)) {
     return Error(Errc::invalid_argument,

@@ -65,8 +65,8 @@ void CloudLink::Impl::onTick() {
   if (state_ == LinkState::connecting && !tcp_up_ && !slow_connect_reported_ &&
       now - session_started_at_ > options_.connect_timeout) {
     slow_connect_reported_ = true;
-    setLastError("no answer from " + address_.host + ":" + std::to_string(address_.port) + " for " +
-                 std::to_string(options_.connect_timeout.count()) +
+    setLastError("no answer from " + address().host + ":" + std::to_string(address().port) +
+                 " for " + std::to_string(options_.connect_timeout.count()) +
                  " ms (TCP connect pending; a firewall may be dropping the packets)");
   }
   // Receipt timeouts: put unreceipted records back for a resend with the same msg-id.

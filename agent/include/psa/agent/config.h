@@ -22,7 +22,8 @@ namespace psa::agent {
 /// The cloud link settings (`cloud` section).
 struct CloudSettings {
   bool configured = false;  ///< false when the file has no `cloud` section (queue locally only)
-  std::string url;          ///< mqtts://host:port
+  std::string url;          ///< mqtts://host:port (the first of `urls` when that is given)
+  std::vector<std::string> urls;  ///< cloud.urls: the endpoints of a broker cluster; else empty
   std::string host;
   int port = 8883;
   std::filesystem::path ca_file;

@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "psa/cloudlink/broker_limits.h"
 #include "psa/store/clock.h"
@@ -45,6 +46,11 @@ std::optional<Confirm> parseConfirm(std::string_view text);
 /// deliberately no option to disable certificate or host name verification.
 struct CloudLinkOptions {
   std::string url;                  ///< "mqtts://host[:port]" (port defaults to 8883)
+  /// Instead of `url`: the endpoints of one broker cluster. The link starts at a random one and
+  /// moves to the next after each failed attempt or lost connection (same back-off, same client
+  /// id and session, same msg-ids on resend). Each endpoint's certificate is verified against
+  /// `ca_file` for its own host name.
+  std::vector<std::string> urls;
   std::filesystem::path ca_file;    ///< PEM CA(s) that must sign the broker certificate
   std::filesystem::path cert_file;  ///< PEM client certificate (chain) for mutual TLS
   std::filesystem::path key_file;   ///< PEM private key of cert_file
@@ -74,6 +80,9 @@ struct CloudLinkOptions {
   size_t max_control_bytes = 1u << 20;        ///< incoming config/cmd/receipt payload limit
   size_t max_control_queue = 1000;            ///< outgoing status/result/audit messages held while offline
 };
+
+/// The broker endpoints `options` names: `urls`, or `url` alone.
+std::vector<std::string> brokerUrls(const CloudLinkOptions& options);
 
 /// Checks options without touching the network or files: URL, ids usable as topic levels,
 /// ranges. Errors: Errc::invalid_argument naming the option.
