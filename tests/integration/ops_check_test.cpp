@@ -93,6 +93,21 @@ TEST(OpsCheck, ShowsTheBrokersLimitsAndFailsAQosZeroBroker) {
       << r.output;
 }
 
+TEST(OpsCheck, ProbesEveryEndpointOfACluster) {
+  // cloud.urls: one node up, one with nothing listening; each line says which endpoint it is.
+  CloudEnv env({}, "psa-check-urls");
+  CheckSetup s(env, "urls");
+  const std::string up = env.broker->url();
+  const std::string down = "mqtts://localhost:" + std::to_string(freePort());
+  s.cloud().erase("url");
+  s.cloud().set("urls", json::Value::array({json::Value::string(up), json::Value::string(down)}));
+  const auto r = s.check();
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(lineStarting(r.output, "OK    broker auth   " + up + ": MQTT 5 CONNECT accepted"), "")
+      << r.output;
+  EXPECT_NE(lineStarting(r.output, "FAIL  broker tcp    " + down + ": "), "") << r.output;
+}
+
 TEST(OpsCheck, NamesTlsProblemsWithTheirFix) {
   CloudEnv env({}, "psa-check-tls");
   const std::string skipped = "WARN  broker auth   skipped (the step before failed)";
