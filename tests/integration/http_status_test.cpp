@@ -25,7 +25,6 @@
 #include <optional>
 #include <regex>
 #include <sstream>
-#include <thread>
 
 #include "mllp_senders.h"
 #include "ops_harness.h"
@@ -42,7 +41,6 @@ namespace hl7 = adapters::hl7;
 constexpr auto kDeadline = 60s;          // every wait for a condition
 constexpr auto kHttpTimeout = 15s;       // one request, connect to last byte
 constexpr auto kBrowserTimeout = 90s;    // one chromium run; killed after it
-constexpr auto kScrapeInterval = 100ms;  // between scrapes while waiting
 constexpr const char* kPromtool = "/usr/bin/promtool";
 constexpr const char* kHl7Adapter = "front-desk-adt";
 constexpr const char* kFileAdapter = "ecw-export";
@@ -357,17 +355,12 @@ class HttpStatus : public ::testing::Test {
   /// Scrapes /metrics until `condition` holds (true) or kDeadline passes (false); last_ keeps
   /// the last scrape.
   bool waitForScrape(const std::function<bool(const Scrape&)>& condition) {
-    const auto deadline = std::chrono::steady_clock::now() + kDeadline;
-    for (;;) {
-      last_ = scrape();
-      if (last_.ok() && condition(last_)) {
-        return true;
-      }
-      if (std::chrono::steady_clock::now() >= deadline) {
-        return false;
-      }
-      std::this_thread::sleep_for(kScrapeInterval);
-    }
+    return waitFor(
+        [&] {
+          last_ = scrape();
+          return last_.ok() && condition(last_);
+        },
+        kDeadline);
   }
 
   /// Sends `good` ADT messages (each must be answered AA) and `bad` ones without MSH-9 (AE)
