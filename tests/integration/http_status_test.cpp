@@ -38,9 +38,9 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace hl7 = adapters::hl7;
 
-constexpr auto kDeadline = 60s;          // every wait for a condition
-constexpr auto kHttpTimeout = 15s;       // one request, connect to last byte
-constexpr auto kBrowserTimeout = 90s;    // one chromium run; killed after it
+constexpr auto kDeadline = 60s;        // every wait for a condition
+constexpr auto kHttpTimeout = 15s;     // one request, connect to last byte
+constexpr auto kBrowserTimeout = 90s;  // one chromium run; killed after it
 constexpr const char* kPromtool = "/usr/bin/promtool";
 constexpr const char* kHl7Adapter = "front-desk-adt";
 constexpr const char* kFileAdapter = "ecw-export";
