@@ -106,9 +106,22 @@ std::optional<std::string> checkMqttUrls(const json::Value& v) {
   return std::nullopt;
 }
 
-// A config names the broker by exactly one of cloud.url and cloud.urls.
-void checkOneEndpointKey(const json::Value& cloud, const std::string& path,
-                         std::vector<schema::Issue>& issues) {
+// A config names the broker by exactly one of cloud.url and cloud.urls, and the MQTT user name
+// at most one way; a password needs a user name.
+void checkCloudSection(const json::Value& cloud, const std::string& path,
+                       std::vector<schema::Issue>& issues) {
+  const bool username = cloud.find("username") != nullptr;
+  const json::Value* from_cert = cloud.find("username_from_certificate");
+  const bool cert_name = from_cert != nullptr && from_cert->isBool() && from_cert->asBool();
+  auto issue = [&](const char* words) {
+    issues.push_back(schema::Issue{path, cloud.pos().line, cloud.pos().column, words});
+  };
+  if (username && cert_name) {
+    issue("give cloud.username or cloud.username_from_certificate, not both");
+  }
+  if (cloud.find("password_file") != nullptr && !username && !cert_name) {
+    issue("cloud.password_file needs cloud.username (or cloud.username_from_certificate)");
+  }
   const bool url = cloud.find("url") != nullptr;
   const bool urls = cloud.find("urls") != nullptr;
   if (url == urls) {
@@ -193,6 +206,15 @@ ObjectSchema buildConfigSchema() {
           .verify(checkNonEmpty)
           .describe("this agent's client certificate"),
       Field::str("key_file").req().verify(checkNonEmpty).describe("this agent's client key"),
+      Field::str("username")
+          .verify(checkNonEmpty)
+          .describe("MQTT user name, for brokers that want one beside the certificate"),
+      Field::boolean("username_from_certificate")
+          .def(json::Value::boolean(false))
+          .describe("send the client certificate's common name as the MQTT user name"),
+      Field::str("password_file")
+          .verify(checkNonEmpty)
+          .describe("file whose first line is the MQTT password (readable by the service only)"),
       Field::integer("max_inflight").def(json::Value::integer(100)).range(1, 1000),
       Field::str("confirm").def(json::Value::string("broker")).oneOf({"broker", "receipt"}),
       Field::anyValue("config_signing_key").verify(signing_key),
@@ -204,7 +226,7 @@ ObjectSchema buildConfigSchema() {
       Field::integer("puback_timeout_s").def(json::Value::integer(30)).range(1, 3600),
       Field::integer("status_interval_s").def(json::Value::integer(300)).range(5, 86400),
   });
-  cloud->check = checkOneEndpointKey;
+  cloud->check = checkCloudSection;
   auto control = makeSchema({
       Field::str("socket")
           .def(json::Value::string(os::pathToUtf8(platformDefaults().control_address)))
@@ -364,6 +386,11 @@ ConfigLoad parseConfig(std::string_view text, const std::filesystem::path& sourc
     s.ca_file = cfg->resolve(c.getString("ca_file"));
     s.cert_file = cfg->resolve(c.getString("cert_file"));
     s.key_file = cfg->resolve(c.getString("key_file"));
+    s.username = c.getString("username");
+    if (const std::string f = c.getString("password_file"); !f.empty()) {
+      s.password_file = cfg->resolve(f);
+    }
+    s.username_from_certificate = c.getBool("username_from_certificate");
     s.max_inflight = static_cast<int>(c.getInt("max_inflight"));
     s.confirm = c.getString("confirm");
     if (const json::Value* keys = c.find("config_signing_key")) {

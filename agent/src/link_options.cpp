@@ -13,6 +13,9 @@ cloudlink::CloudLinkOptions linkOptions(const Config& cfg) {
   o.ca_file = c.ca_file;
   o.cert_file = c.cert_file;
   o.key_file = c.key_file;
+  o.username = c.username;
+  o.password_file = c.password_file;
+  o.username_from_certificate = c.username_from_certificate;
   o.tenant = cfg.tenant;
   o.agent_id = cfg.agent_id;
   o.max_inflight = static_cast<size_t>(c.max_inflight);

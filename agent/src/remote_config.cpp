@@ -30,7 +30,8 @@ std::string forbiddenMessage(const std::string& dotted) {
     return "trust anchors cannot be changed remotely";
   }
   if (dotted == "cloud.cert_file" || dotted == "cloud.key_file" || dotted == "cloud.url" ||
-      dotted.rfind("cloud.urls", 0) == 0) {
+      dotted.rfind("cloud.urls", 0) == 0 || dotted == "cloud.username" ||
+      dotted == "cloud.password_file" || dotted == "cloud.username_from_certificate") {
     return "the cloud identity and endpoint cannot be changed remotely";
   }
   return std::string("a local setting cannot be changed remotely (") + kSettableHint + ")";

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "credentials.h"
 #include "psa/cloudlink/broker_limits.h"
 #include "psa/cloudlink/connack.h"
 #include "psa/cloudlink/policy.h"
@@ -187,21 +188,38 @@ void putVarint(std::string& out, size_t n) {
   } while (n > 0);
 }
 
-std::string connectPacket(const std::string& client_id) {
+void putString(std::string& out, const std::string& s) {
+  out.push_back(static_cast<char>((s.size() >> 8) & 0xff));
+  out.push_back(static_cast<char>(s.size() & 0xff));
+  out += s;
+}
+
+std::string connectPacket(const std::string& client_id, const detail::MqttCredentials& creds) {
   std::string body;
   body += std::string("\x00\x04MQTT", 6);
-  body.push_back(5);                   // protocol version 5
-  body.push_back(0x02);                // clean start, no will, no user name/password
+  body.push_back(5);  // protocol version 5
+  // Clean start, no will; user name and password flags as configured.
+  char flags = 0x02;
+  if (creds.username) {
+    flags = static_cast<char>(flags | 0x80);
+  }
+  if (creds.password) {
+    flags = static_cast<char>(flags | 0x40);
+  }
+  body.push_back(flags);
   body += std::string("\x00\x0a", 2);  // keep alive 10 s
   body.push_back(0);                   // no properties
-  body.push_back(static_cast<char>(client_id.size() >> 8));
-  body.push_back(static_cast<char>(client_id.size() & 0xff));
-  body += client_id;
+  putString(body, client_id);
+  if (creds.username) {
+    putString(body, *creds.username);
+  }
+  if (creds.password) {
+    putString(body, *creds.password);
+  }
   std::string pkt(1, '\x10');
   putVarint(pkt, body.size());
   return pkt + body;
 }
-
 }  // namespace
 
 std::string connackReasonName(int code) {
@@ -461,7 +479,17 @@ std::vector<ProbeStep> probeBroker(const CloudLinkOptions& link, const ProbeOpti
     os::closeSocket(fd);
     return out;
   }
-  const std::string pkt = connectPacket(client_id);
+  auto credentials = detail::loadCredentials(detail::credentialSources(link));
+  if (!credentials) {
+    SSL_shutdown(ssl.get());
+    os::closeSocket(fd);
+    out.push_back(fail("broker auth", credentials.error().message));
+    return out;
+  }
+  const std::string identity = credentials->username
+                                   ? "certificate identity and user name " + *credentials->username
+                                   : std::string("certificate identity");
+  const std::string pkt = connectPacket(client_id, *credentials);
   size_t off = 0;
   const auto mqtt_deadline = Clock::now() + o.timeout;
   std::string result_text;
@@ -522,7 +550,7 @@ std::vector<ProbeStep> probeBroker(const CloudLinkOptions& link, const ProbeOpti
       static const char kDisconnect[] = {'\xe0', '\x00'};
       sslWait(ssl.get(), fd, mqtt_deadline, timed_out,
               [&] { return SSL_write(ssl.get(), kDisconnect, 2); });
-      result_text = "MQTT 5 CONNECT accepted (certificate identity, client id " + client_id + ")";
+      result_text = "MQTT 5 CONNECT accepted (" + identity + ", client id " + client_id + ")";
       if (const std::string why = brokerUnusable(connack->limits); !why.empty()) {
         level = Level::fail;
         result_text += ", but the " + why;
@@ -540,6 +568,10 @@ std::vector<ProbeStep> probeBroker(const CloudLinkOptions& link, const ProbeOpti
       }
       if (code == 0x84) {
         result_text += " ▸ the broker must speak MQTT 5";
+      } else if ((code == 0x86 || code == 0x87) && credentials->username) {
+        result_text +=
+            " ▸ check cloud.username and the password in cloud.password_file, or ask the cloud "
+            "operator to register this agent";
       } else if (code == 0x86 || code == 0x87 || code == 0x8A || code == 0x8C) {
         result_text +=
             " ▸ the broker does not accept this agent's certificate identity; "

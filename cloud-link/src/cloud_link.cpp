@@ -80,6 +80,7 @@ void CloudLink::Impl::connectNow() {
   cfg.will_payload = "{\"state\":\"offline\"}";
   cfg.will_retain = retain_available_;
   cfg.tls = {address().host, options_.ca_file, options_.cert_file, options_.key_file};
+  cfg.credentials = detail::credentialSources(options_);
   cfg.max_incoming_bytes = options_.max_control_bytes;
 
   std::weak_ptr<Impl> weak = weak_from_this();

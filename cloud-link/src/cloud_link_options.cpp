@@ -73,6 +73,17 @@ Status validateOptions(const CloudLinkOptions& o) {
     return Error(Errc::invalid_argument,
                  "cloud.ca_file, cloud.cert_file and cloud.key_file are all required (mutual TLS)");
   }
+  if (!o.username.empty() && o.username_from_certificate) {
+    return Error(Errc::invalid_argument,
+                 "cloud.username and cloud.username_from_certificate: give one of the two");
+  }
+  if (o.username.size() > 65535) {
+    return Error(Errc::invalid_argument, "cloud.username: longer than MQTT allows");
+  }
+  if (!o.password_file.empty() && o.username.empty() && !o.username_from_certificate) {
+    return Error(Errc::invalid_argument,
+                 "cloud.password_file needs cloud.username (or cloud.username_from_certificate)");
+  }
   if (o.max_inflight < 1 || o.max_inflight > 65535) {
     return Error(Errc::invalid_argument, "cloud.max_inflight: must be 1..65535");
   }

@@ -144,6 +144,11 @@ void MqttSession::run() {
       finish(ctx.error().message);
       return;
     }
+    auto credentials = loadCredentials(config_.credentials);
+    if (!credentials) {
+      finish(credentials.error().message);
+      return;
+    }
     mosquitto* m = mosquitto_new(config_.client_id.c_str(), /*clean_start=*/false, this);
     if (m == nullptr) {
       finish("cannot create the MQTT client: " + os::errnoText(errno));
@@ -160,6 +165,15 @@ void MqttSession::run() {
     mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_int_option(m, MOSQ_OPT_SEND_MAXIMUM, config_.send_maximum);
     mosquitto_int_option(m, MOSQ_OPT_RECEIVE_MAXIMUM, 100);
+
+    if (credentials->username) {
+      const std::optional<std::string>& password = credentials->password;
+      if (mosquitto_username_pw_set(m, credentials->username->c_str(),
+                                    password ? password->c_str() : nullptr) != MOSQ_ERR_SUCCESS) {
+        finish("cannot set the MQTT user name (out of memory)");
+        return;
+      }
+    }
 
     mosquitto_property* will_props = nullptr;
     mosquitto_property_add_string(&will_props, MQTT_PROP_CONTENT_TYPE, "application/json");

@@ -44,6 +44,7 @@
 #include <utility>
 #include <vector>
 
+#include "credentials.h"
 #include "psa/cloudlink/broker_limits.h"
 #include "tls_context.h"
 
@@ -60,6 +61,7 @@ struct SessionConfig {
   std::string will_payload;
   bool will_retain = true;  ///< false once the broker said it keeps no retained messages
   TlsSettings tls;
+  CredentialSources credentials;
   size_t max_incoming_bytes = 1u << 20;
 };
 

@@ -93,6 +93,39 @@ TEST(OpsCheck, ShowsTheBrokersLimitsAndFailsAQosZeroBroker) {
       << r.output;
 }
 
+TEST(OpsCheck, AuthenticatesWithTheUserNameAndPasswordFile) {
+  MosquittoOptions o;
+  o.use_identity_as_username = false;
+  o.passwords = {{"practice-0042", "right-pw-0b7d3e"}};
+  CloudEnv env(o, "psa-check-pw");
+  CheckSetup s(env, "pw");
+  const fs::path pw = s.state / "mqtt.pw";
+  writeFile(pw, "right-pw-0b7d3e\n");
+  ::chmod(pw.c_str(), 0600);
+  s.cloud().set("username", json::Value::string("practice-0042"));
+  s.cloud().set("password_file", json::Value::string(pw.string()));
+  auto r = s.check();
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(lineStarting(r.output, "OK    broker auth   "),
+            "OK    broker auth   MQTT 5 CONNECT accepted (certificate identity and user name "
+            "practice-0042, client id practice-0042-check)")
+      << r.output;
+
+  writeFile(pw, "wrong-pw-99c1\n");
+  r = s.check();
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  const std::string line = lineStarting(r.output, "FAIL  broker auth   ");
+  EXPECT_NE(line.find("check cloud.username and the password in cloud.password_file"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("wrong-pw-99c1"), std::string::npos) << r.output;
+
+  ::chmod(pw.c_str(), 0644);
+  r = s.check();
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(lineStarting(r.output, "FAIL  broker auth   cloud.password_file "), "") << r.output;
+}
+
 TEST(OpsCheck, ProbesEveryEndpointOfACluster) {
   // cloud.urls: one node up, one with nothing listening; each line says which endpoint it is.
   CloudEnv env({}, "psa-check-urls");

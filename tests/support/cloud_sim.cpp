@@ -114,6 +114,12 @@ void CloudSim::launch() {
             "--out", out_file_.string(),
             "--ready-file", ready_file_.string(),
             "--quiet"};
+  if (!options_.username.empty()) {
+    p.argv.insert(p.argv.end(), {"--username", options_.username});
+  }
+  if (!options_.password_file.empty()) {
+    p.argv.insert(p.argv.end(), {"--password-file", options_.password_file.string()});
+  }
   if (options_.receipts) {
     p.argv.push_back("--receipts");
   }

@@ -48,6 +48,8 @@ struct CloudSimOptions {
   std::filesystem::path key_file;
   std::filesystem::path dir;        ///< out file, ready file and stdout go here
   std::string client_id = "cloud-sim";
+  std::string username;                 ///< MQTT user name (brokers that want one)
+  std::filesystem::path password_file;  ///< first line = the MQTT password
   bool receipts = false;
   bool payloads = true;
   std::vector<std::string> extra_args;

@@ -79,6 +79,19 @@ void MosquittoBroker::writeConfig() {
   if (!options_.clientid_prefixes.empty()) {
     conf << "clientid_prefixes " << options_.clientid_prefixes << "\n";
   }
+  if (!options_.passwords.empty()) {
+    const fs::path password_file = options_.dir / "passwords";
+    writeFile(password_file, "");
+    for (const auto& [user, password] : options_.passwords) {
+      const CommandResult r =
+          runCommand({"mosquitto_passwd", "-b", password_file.string(), user, password});
+      if (r.exit_code != 0) {
+        throw std::runtime_error("mosquitto_passwd failed for " + user + ": " + r.output);
+      }
+    }
+    ::chmod(password_file.c_str(), 0600);
+    conf << "password_file " << password_file.string() << "\n";
+  }
   for (const auto& line : options_.extra_conf) {
     conf << line << "\n";
   }
@@ -87,7 +100,8 @@ void MosquittoBroker::writeConfig() {
        << "certfile " << options_.certfile.string() << "\n"
        << "keyfile " << options_.keyfile.string() << "\n"
        << "require_certificate true\n"
-       << "use_identity_as_username true\n"
+       << "use_identity_as_username " << (options_.use_identity_as_username ? "true" : "false")
+       << "\n"
        << "tls_version tlsv1.2\n";
   for (const auto& line : options_.listener_conf) {
     conf << line << "\n";

@@ -30,6 +30,11 @@ struct MosquittoOptions {
   std::vector<std::string> extra_conf;
   /// Extra lines for the TLS listener itself, e.g. "max_qos 0".
   std::vector<std::string> listener_conf;
+  /// false: the broker authenticates by user name and password (`passwords`) instead of taking
+  /// the certificate CN as the user name; the client certificate is still required.
+  bool use_identity_as_username = true;
+  /// user -> password, written with mosquitto_passwd (only with use_identity_as_username off).
+  std::vector<std::pair<std::string, std::string>> passwords;
   /// "debug" logging (every PUBLISH/PUBACK in the log); default notice level.
   bool verbose_log = false;
 };

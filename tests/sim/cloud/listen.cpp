@@ -173,6 +173,7 @@ int runListen(const std::vector<std::string>& args) {
        "also receive what agents report (config/state, cmd/result, status, audit), print it "
        "and verify the audit hash chain")
       ("reports-out", po::value(&reports_out), "append one JSON line per report to FILE");
+  addCredentialOptions(desc, copt);
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(desc).run(), vm);

@@ -93,6 +93,7 @@ void addCommonOptions(po::options_description& desc, BrokerArgs& a) {
       ("cert", po::value(&a.client.cert_file), "client certificate (the cloud identity)")
       ("cert-key", po::value(&a.client.key_file), "private key of --cert")
       ("client-id", po::value(&a.client.client_id), "MQTT client id (default cloud-push-PID)");
+  addCredentialOptions(desc, a.client);
 }
 
 bool parseArgs(const char* name, const std::vector<std::string>& args, po::options_description& desc,

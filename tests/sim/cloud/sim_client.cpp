@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -40,6 +41,15 @@ bool splitAgentTopic(std::string_view topic, std::string& tenant, std::string& a
   return true;
 }
 
+void addCredentialOptions(boost::program_options::options_description& desc,
+                          ClientOptions& options) {
+  namespace po = boost::program_options;
+  desc.add_options()("username", po::value(&options.username),
+                     "MQTT user name (brokers that want one)")(
+      "password-file", po::value(&options.password_file),
+      "file whose first line is the MQTT password");
+}
+
 SimClient::SimClient(ClientOptions options) : options_(std::move(options)) {
   auto addr = cloudlink::parseBrokerUrl(options_.url);
   if (!addr) {
@@ -63,6 +73,20 @@ SimClient::SimClient(ClientOptions options) : options_(std::move(options)) {
     throw std::runtime_error(std::string("TLS setup failed: ") + mosquitto_strerror(rc));
   }
   mosquitto_tls_opts_set(mosq_, 1, "tlsv1.2", nullptr);
+  if (!options_.username.empty()) {
+    std::string password;
+    if (!options_.password_file.empty()) {
+      std::ifstream in(options_.password_file);
+      if (!in || !std::getline(in, password)) {
+        throw std::runtime_error("cannot read --password-file " + options_.password_file);
+      }
+      while (!password.empty() && (password.back() == '\r' || password.back() == ' ')) {
+        password.pop_back();
+      }
+    }
+    mosquitto_username_pw_set(mosq_, options_.username.c_str(),
+                              options_.password_file.empty() ? nullptr : password.c_str());
+  }
   mosquitto_connect_v5_callback_set(mosq_, &SimClient::onConnect);
   mosquitto_disconnect_v5_callback_set(mosq_, &SimClient::onDisconnect);
   mosquitto_message_v5_callback_set(mosq_, &SimClient::onMessage);

@@ -5,6 +5,8 @@
 
 #include <mosquitto.h>
 
+#include <boost/program_options/options_description.hpp>
+#include <boost/program_options/value_semantic.hpp>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -23,7 +25,13 @@ struct ClientOptions {
   int keepalive_s = 30;
   unsigned session_expiry_s = 3600;
   bool clean_start = false;
+  std::string username;       ///< MQTT user name (brokers that want one); empty: none
+  std::string password_file;  ///< first line = the MQTT password; empty: none
 };
+
+/// Adds --username and --password-file (into `options`) to a subcommand's option list.
+void addCredentialOptions(boost::program_options::options_description& desc,
+                          ClientOptions& options);
 
 /// One received PUBLISH with its MQTT 5 properties.
 struct Incoming {

@@ -29,6 +29,9 @@ struct CloudSettings {
   std::filesystem::path ca_file;
   std::filesystem::path cert_file;
   std::filesystem::path key_file;
+  std::string username;                 ///< MQTT user name; empty: none (or from the cert)
+  std::filesystem::path password_file;  ///< MQTT password (first line); empty: none
+  bool username_from_certificate = false;
   int max_inflight = 100;
   std::string confirm = "broker";  ///< "broker" or "receipt"
   std::vector<std::filesystem::path> config_signing_keys;

@@ -54,6 +54,12 @@ struct CloudLinkOptions {
   std::filesystem::path ca_file;    ///< PEM CA(s) that must sign the broker certificate
   std::filesystem::path cert_file;  ///< PEM client certificate (chain) for mutual TLS
   std::filesystem::path key_file;   ///< PEM private key of cert_file
+  /// MQTT user name and password, for brokers that want them beside the client certificate.
+  /// The password comes from a file readable only by the service account (checked on every
+  /// connection attempt, never logged).
+  std::string username;
+  std::filesystem::path password_file;
+  bool username_from_certificate = false;  ///< user name = cert_file's subject common name
   std::string tenant;               ///< topic prefix ps/{tenant}/{agent_id}
   std::string agent_id;
   std::string client_id;            ///< MQTT client id; empty = agent_id
