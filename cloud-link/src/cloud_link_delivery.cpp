@@ -1,6 +1,7 @@
 // CloudLink's delivery path: leasing records from the store, publishing them to P/up/{kind},
 // handling PUBACKs and receipts, and acking, retrying or dead-lettering them in the store.
 #include "cloud_link_impl.h"
+#include "psa/cloudlink/chunks.h"
 #include "psa/cloudlink/envelope.h"
 
 namespace psa::cloudlink {
@@ -37,7 +38,8 @@ bool CloudLink::Impl::canLease() const {
 
 void CloudLink::Impl::pump() {
   while (!ready_.empty() &&
-         window_.inFlight() < window_.window(recordWindow(options_.max_inflight, broker_)) &&
+         window_.publishesInFlight() <
+             window_.window(recordWindow(options_.max_inflight, broker_)) &&
          canPublish()) {
     store::Leased next = std::move(ready_.front());
     ready_.pop_front();
@@ -88,6 +90,37 @@ void CloudLink::Impl::onLeased(Result<std::vector<store::Leased>> result) {
   syncCounts();
 }
 
+namespace {
+
+// One QoS 1 publish with these user properties and content type. Returns a MOSQ_ERR_* code;
+// `metadata_unusable` says the properties, not the publish, failed.
+int publishWith(detail::MqttSession& session, int& mid, const std::string& topic,
+                const UserProperties& props, const std::string& content_type,
+                std::string_view payload, bool& metadata_unusable) {
+  mosquitto_property* list = nullptr;
+  int rc = MOSQ_ERR_SUCCESS;
+  for (const auto& [name, value] : props) {
+    rc = mosquitto_property_add_string_pair(&list, MQTT_PROP_USER_PROPERTY, name.c_str(),
+                                            value.c_str());
+    if (rc != MOSQ_ERR_SUCCESS) {
+      break;
+    }
+  }
+  if (rc == MOSQ_ERR_SUCCESS) {
+    rc = mosquitto_property_add_string(&list, MQTT_PROP_CONTENT_TYPE, content_type.c_str());
+  }
+  if (rc != MOSQ_ERR_SUCCESS) {
+    mosquitto_property_free_all(&list);
+    metadata_unusable = true;
+    return rc;
+  }
+  rc = session.publish(&mid, topic, payload, false, list);
+  mosquitto_property_free_all(&list);
+  return rc;
+}
+
+}  // namespace
+
 void CloudLink::Impl::publishRecord(store::Leased&& leased) {
   auto s = session();
   if (!s) {
@@ -102,36 +135,59 @@ void CloudLink::Impl::publishRecord(store::Leased&& leased) {
                    "); the broker probably refuses it (e.g. over its message size limit)");
     return;
   }
-  mosquitto_property* props = nullptr;
-  int prc = MOSQ_ERR_SUCCESS;
-  for (const auto& [name, value] : userProperties(r)) {
-    prc = mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, name.c_str(),
-                                             value.c_str());
-    if (prc != MOSQ_ERR_SUCCESS) {
-      break;
-    }
-  }
-  if (prc == MOSQ_ERR_SUCCESS) {
-    prc = mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE,
-                                        std::string(contentTypeFor(r.format)).c_str());
-  }
-  if (prc != MOSQ_ERR_SUCCESS) {
-    mosquitto_property_free_all(&props);
-    deadLetter(leased.seq, r.msg_id, 0,
-               "metadata not usable as MQTT user properties (" +
-                   std::string(mosquitto_strerror(prc)) + ")");
+  const UserProperties props = userProperties(r);
+  const std::string content_type(contentTypeFor(r.format));
+  const std::string topic = topics_.up(r.kind);
+  const std::string_view payload = r.payload.reveal();
+  // Larger than the broker's Maximum Packet Size: one publish per chunk (design.md "Chunked
+  // records"), all in flight together; the record is released when every chunk is answered.
+  auto plan = planChunks(broker_.maximum_packet_size, topic, props, content_type, payload.size());
+  if (!plan) {
+    deadLetter(leased.seq, r.msg_id, 0x95, plan.error().message);
     return;
   }
-  int mid = 0;
-  const int rc = s->publish(&mid, topics_.up(r.kind), r.payload.reveal(), false, props);
-  mosquitto_property_free_all(&props);
+  std::vector<int> mids;
+  bool metadata_unusable = false;
+  int rc = MOSQ_ERR_SUCCESS;
+  if (!plan.value()) {
+    int mid = 0;
+    rc = publishWith(*s, mid, topic, props, content_type, payload, metadata_unusable);
+    mids.push_back(mid);
+  } else {
+    const ChunkPlan& p = **plan;
+    mids.reserve(p.chunks);
+    for (size_t k = 1; k <= p.chunks && rc == MOSQ_ERR_SUCCESS; ++k) {
+      int mid = 0;
+      rc = publishWith(*s, mid, topic, chunkProperties(props, k, p.chunks), content_type,
+                       payload.substr((k - 1) * p.chunk_bytes, p.chunk_bytes), metadata_unusable);
+      mids.push_back(mid);
+    }
+    if (rc == MOSQ_ERR_SUCCESS) {
+      log_.info("record.chunked", {{"msg_id", r.msg_id},
+                                   {"bytes", payload.size()},
+                                   {"chunks", p.chunks},
+                                   {"max_packet", broker_.maximum_packet_size}});
+    }
+  }
+  // A chunk that could not be published: the ones before it are in flight at the broker, but
+  // their answers no longer count (the record is decided below and resent whole if retried).
+  if (metadata_unusable) {
+    deadLetter(leased.seq, r.msg_id, 0,
+               "metadata not usable as MQTT user properties (" +
+                   std::string(mosquitto_strerror(rc)) + ")");
+    return;
+  }
   switch (rc) {
     case MOSQ_ERR_SUCCESS: {
-      const bool resend = window_.sent(mid, leased.seq, r.msg_id, leased.attempts, steadyNow());
+      const bool resend = window_.sent(mids, leased.seq, r.msg_id, leased.attempts, steadyNow());
       updateStatus([&](LinkStatus& st) {
         ++st.published;
         if (resend) {
           ++st.resent;
+        }
+        if (mids.size() > 1) {
+          ++st.chunked;
+          st.chunks_published += mids.size();
         }
       });
       return;
@@ -223,7 +279,8 @@ void CloudLink::Impl::onPuback(int mid, int rc) {
   if (control_.onPuback(mid, rc)) {
     return;
   }
-  std::optional<InFlight> answered = window_.answered(mid);
+  std::optional<InFlight> answered =
+      window_.answered(mid, classifyPuback(rc) == PubackAction::delivered);
   if (!answered) {
     return;  // not ours (e.g. a mid of a message published before a stop)
   }

@@ -130,6 +130,8 @@ std::string LinkStatus::toJson() const {
   v.set("awaiting_receipt", json::Value::integer(static_cast<int64_t>(awaiting_receipt)));
   v.set("published", json::Value::integer(static_cast<int64_t>(published)));
   v.set("resent", json::Value::integer(static_cast<int64_t>(resent)));
+  v.set("chunked", json::Value::integer(static_cast<int64_t>(chunked)));
+  v.set("chunks_published", json::Value::integer(static_cast<int64_t>(chunks_published)));
   v.set("acked", json::Value::integer(static_cast<int64_t>(acked)));
   v.set("dead_lettered", json::Value::integer(static_cast<int64_t>(dead_lettered)));
   v.set("retried", json::Value::integer(static_cast<int64_t>(retried)));

@@ -14,7 +14,7 @@ DeliveryWindow::DeliveryWindow(Confirm confirm, std::chrono::milliseconds receip
 
 std::optional<SteadyTime> DeliveryWindow::oldestSentAt() const {
   std::optional<SteadyTime> oldest;
-  for (const auto& [mid, f] : inflight_) {
+  for (const auto& [seq, f] : inflight_) {
     if (!oldest || f.sent_at < *oldest) {
       oldest = f.sent_at;
     }
@@ -41,29 +41,65 @@ std::optional<DeliveryWindow::Conviction> DeliveryWindow::beforePublish(const st
 
 bool DeliveryWindow::sent(int mid, int64_t seq, std::string msg_id, uint32_t attempts,
                           SteadyTime now) {
+  return sent(std::vector<int>{mid}, seq, std::move(msg_id), attempts, now);
+}
+
+bool DeliveryWindow::sent(const std::vector<int>& mids, int64_t seq, std::string msg_id,
+                          uint32_t attempts, SteadyTime now) {
   const bool resend = attempts > 0 || released_seqs_.erase(seq) > 0;
   InFlight f;
   f.seq = seq;
   f.msg_id = std::move(msg_id);
   f.sent_at = now;
   f.attempts = attempts;
+  f.unanswered = mids;
   if (confirm_ == Confirm::receipt) {
-    inflight_by_msg_[f.msg_id] = mid;
+    inflight_by_msg_[f.msg_id] = seq;
   }
-  inflight_[mid] = std::move(f);
+  for (int mid : mids) {
+    by_mid_[mid] = seq;
+  }
+  inflight_[seq] = std::move(f);
   return resend;
 }
 
-std::optional<InFlight> DeliveryWindow::answered(int mid) {
-  auto it = inflight_.find(mid);
+void DeliveryWindow::abandon(int64_t seq) {
+  auto it = inflight_.find(seq);
+  if (it == inflight_.end()) {
+    return;
+  }
+  for (int mid : it->second.unanswered) {
+    by_mid_.erase(mid);
+  }
+  inflight_by_msg_.erase(it->second.msg_id);
+  inflight_.erase(it);
+}
+
+std::optional<InFlight> DeliveryWindow::answered(int mid, bool success) {
+  auto m = by_mid_.find(mid);
+  if (m == by_mid_.end()) {
+    return std::nullopt;
+  }
+  const int64_t seq = m->second;
+  by_mid_.erase(m);
+  auto it = inflight_.find(seq);
   if (it == inflight_.end()) {
     return std::nullopt;
   }
-  InFlight f = std::move(it->second);
-  inflight_.erase(it);
+  InFlight& rec = it->second;
   if (!suspects_.empty()) {
-    suspects_.erase(f.msg_id);  // the broker answered: not what kills the connection
+    suspects_.erase(rec.msg_id);  // the broker answered: not what kills the connection
   }
+  auto& left = rec.unanswered;
+  left.erase(std::remove(left.begin(), left.end(), mid), left.end());
+  if (success && !left.empty()) {
+    return std::nullopt;  // more chunks to hear about
+  }
+  for (int other : left) {
+    by_mid_.erase(other);  // a failed chunk decides the record; later answers are not ours
+  }
+  InFlight f = std::move(rec);
+  inflight_.erase(it);
   if (confirm_ == Confirm::receipt) {
     inflight_by_msg_.erase(f.msg_id);
   }
@@ -137,7 +173,7 @@ std::optional<std::string> DeliveryWindow::suspectInflight(const std::string& wo
       convicted = f.msg_id;
     }
   } else {
-    for (const auto& [mid, f] : inflight_) {
+    for (const auto& [seq, f] : inflight_) {
       suspects_.emplace(f.msg_id, 0);
     }
   }
@@ -150,13 +186,14 @@ size_t DeliveryWindow::releaseAll() {
   if (released_seqs_.size() > kMaxReleasedSeqs) {
     released_seqs_.clear();
   }
-  for (const auto& [mid, f] : inflight_) {
-    released_seqs_.insert(f.seq);
+  for (const auto& [seq, f] : inflight_) {
+    released_seqs_.insert(seq);
   }
   for (const auto& [id, seq] : awaiting_receipt_) {
     released_seqs_.insert(seq);
   }
   inflight_.clear();
+  by_mid_.clear();
   inflight_by_msg_.clear();
   awaiting_receipt_.clear();
   receipt_queue_.clear();

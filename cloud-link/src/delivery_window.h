@@ -24,13 +24,14 @@ namespace psa::cloudlink::detail {
 
 using SteadyTime = std::chrono::steady_clock::time_point;
 
-/// A record published and awaiting its PUBACK.
+/// A record published and awaiting its PUBACK (a chunked record: one per chunk).
 struct InFlight {
   int64_t seq = 0;
   std::string msg_id;
   SteadyTime sent_at;
   uint32_t attempts = 0;
   bool receipted = false;  ///< receipt mode: the receipt came before the PUBACK
+  std::vector<int> unanswered;  ///< packet ids still awaiting their PUBACK
 };
 
 class DeliveryWindow {
@@ -43,7 +44,11 @@ class DeliveryWindow {
 
   DeliveryWindow(Confirm confirm, std::chrono::milliseconds receipt_timeout);
 
+  /// Records in flight.
   size_t inFlight() const { return inflight_.size(); }
+  /// Publishes in flight (a chunked record counts each chunk): what the broker's Receive
+  /// Maximum and cloud.max_inflight bound.
+  size_t publishesInFlight() const { return by_mid_.size(); }
   size_t awaitingReceipt() const { return awaiting_receipt_.size(); }
   /// Records sent or released as delivered but not yet confirmed to the store.
   bool hasPendingAcks() const { return !pending_acks_.empty(); }
@@ -59,13 +64,21 @@ class DeliveryWindow {
   /// why (the caller dead-letters it instead of sending it). Otherwise spends one unit of the
   /// probe budget (when it runs out, the suspects were delivered some other way: probing ends).
   std::optional<Conviction> beforePublish(const std::string& msg_id);
-  /// A record published with packet id `mid`. True if it is a resend: sent before on another
-  /// lease (`attempts` > 0) or returned to the store by releaseAll()/a receipt timeout.
+  /// A record published with packet id `mid` (a chunked record: one packet id per chunk). True
+  /// if it is a resend: sent before on another lease (`attempts` > 0) or returned to the store
+  /// by releaseAll()/a receipt timeout.
   bool sent(int mid, int64_t seq, std::string msg_id, uint32_t attempts, SteadyTime now);
+  bool sent(const std::vector<int>& mids, int64_t seq, std::string msg_id, uint32_t attempts,
+            SteadyTime now);
+  /// Forgets a record whose chunks could not all be published (the connection is going, or a
+  /// publish was refused); the caller decides its fate.
+  void abandon(int64_t seq);
 
-  /// The PUBACK for `mid`: the record it answers, taken out of flight (and no longer a
-  /// suspect); nullopt if `mid` is not a record of ours.
-  std::optional<InFlight> answered(int mid);
+  /// The PUBACK for `mid` (`success`: a success reason code). Returns the record once its fate
+  /// is decided, taken out of flight (and no longer a suspect): every packet of it answered
+  /// with success, or this one failed (its other packets' answers are then ignored). nullopt
+  /// if `mid` is not ours or the record still awaits other chunks' answers.
+  std::optional<InFlight> answered(int mid, bool success = true);
   /// A success PUBACK for `f`: in broker mode, or if its receipt already came, it becomes a
   /// pending ack; in receipt mode it awaits its receipt until now + receipt_timeout.
   void delivered(const InFlight& f, SteadyTime now);
@@ -98,8 +111,9 @@ class DeliveryWindow {
  private:
   const Confirm confirm_;
   const std::chrono::milliseconds receipt_timeout_;
-  std::unordered_map<int, InFlight> inflight_;                    ///< mid -> record
-  std::unordered_map<std::string, int> inflight_by_msg_;          ///< receipt mode: msg-id -> mid
+  std::unordered_map<int64_t, InFlight> inflight_;                ///< seq -> record
+  std::unordered_map<int, int64_t> by_mid_;                       ///< packet id -> seq
+  std::unordered_map<std::string, int64_t> inflight_by_msg_;      ///< receipt mode: msg-id -> seq
   std::unordered_map<std::string, int64_t> awaiting_receipt_;     ///< msg-id -> seq
   std::deque<std::pair<SteadyTime, std::string>> receipt_queue_;  ///< deadline, msg-id
   std::unordered_set<int64_t> released_seqs_;  ///< returned to the store: next publish is a resend

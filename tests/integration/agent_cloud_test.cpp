@@ -160,5 +160,59 @@ TEST(AgentCloud, StatusShowsWhatTheBrokerAnnounced) {
   EXPECT_EQ(agent.stop(), 0);
 }
 
+TEST(AgentCloud, AFiveMegabyteDocumentCrossesA32KiBBrokerInChunks) {
+  // A PDF dropped as a file, larger than the broker's maximum packet: it goes in chunks and
+  // arrives byte-identical, once.
+  MosquittoOptions limits;
+  limits.extra_conf = {"max_packet_size 32768"};
+  CloudEnv env(limits, "psa-agent-chunks");
+  CloudSim sim(env.simOptions());
+  const auto state = env.tmp / "state";
+  const auto intake = env.tmp / "intake";
+  std::filesystem::create_directories(state);
+  std::filesystem::create_directories(intake);
+  json::Value cfg = agentConfig(env);
+  json::Value drop = json::Value::object();
+  drop.set("name", json::Value::string("scanned-docs"));
+  drop.set("type", json::Value::string("file-drop"));
+  drop.set("vendor", json::Value::string("nextgen"));
+  drop.set("path", json::Value::string(intake.string()));
+  drop.set("format", json::Value::string("opaque"));
+  drop.set("kind", json::Value::string("clinical"));
+  drop.set("stable_ms", json::Value::integer(100));
+  drop.set("poll_interval_ms", json::Value::integer(100));
+  cfg.set("adapters", json::Value::array({std::move(drop)}));
+  AgentProcess agent(state, cfg);
+  ASSERT_TRUE(agent.start()) << agent.log();
+
+  std::string pdf = "%PDF-1.7\n";
+  uint32_t x = 12345;
+  while (pdf.size() < (5u << 20)) {
+    x = x * 1103515245u + 12345u;
+    pdf.push_back(static_cast<char>(x >> 24));
+  }
+  writeFile(env.tmp / "scan.pdf.part", pdf);
+  std::filesystem::rename(env.tmp / "scan.pdf.part", intake / "scan.pdf");
+
+  ASSERT_TRUE(sim.waitForUnique(1, 120s)) << agent.log();
+  const SimMessage m = sim.unique().begin()->second;
+  EXPECT_TRUE(m.sha256_ok);
+  EXPECT_EQ(m.size, pdf.size());
+  EXPECT_TRUE(m.payload == pdf) << "bytes differ";
+  EXPECT_GT(m.chunks, 160u);  // 5 MiB in packets of at most 32 KiB
+  EXPECT_EQ(m.kind, "clinical");
+  CommandResult doc;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        doc = agent.cli({"status", "--json"});
+        auto v = json::parse(doc.output);
+        return v.ok() && v->find("cloud") != nullptr && v->find("cloud")->getInt("chunked") == 1 &&
+               v->find("queue") != nullptr;
+      },
+      30s))
+      << doc.output;
+  EXPECT_EQ(agent.stop(), 0);
+}
+
 }  // namespace
 }  // namespace psa::test

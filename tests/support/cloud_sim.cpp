@@ -70,6 +70,7 @@ size_t parseSimLines(std::string_view text, size_t pos, std::vector<SimMessage>&
     m.sha256 = v->getString("sha256");
     m.sha256_ok = v->getBool("sha256_ok");
     m.size = static_cast<uint64_t>(v->getInt("size"));
+    m.chunks = static_cast<uint64_t>(v->getInt("chunks"));
     m.duplicate = v->getBool("duplicate");
     if (const json::Value* p = v->find("payload_base64"); p != nullptr && p->isString()) {
       m.has_payload = true;

@@ -30,6 +30,7 @@ struct SimMessage {
   std::string sha256;
   bool sha256_ok = false;
   uint64_t size = 0;
+  uint64_t chunks = 0;  ///< a record that arrived in chunks and was joined: how many; else 0
   bool duplicate = false;
   bool has_payload = false;
   std::string payload;  ///< decoded from payload_base64 (only with --payloads)

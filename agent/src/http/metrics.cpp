@@ -258,10 +258,14 @@ void cloudMetrics(PrometheusText& out, const json::Value& c, double drain_rate) 
   struct Count {
     std::string_view key, family, help;
   };
-  static constexpr std::array<Count, 13> kCounts = {{
+  static constexpr std::array<Count, 15> kCounts = {{
       {"published", "pms_agent_cloud_published_records_total",
        "Record PUBLISH packets sent (resends included)."},
       {"resent", "pms_agent_cloud_resent_records_total", "Records published again (same msg-id)."},
+      {"chunked", "pms_agent_cloud_chunked_records_total",
+       "Records sent in chunks (larger than the broker's maximum packet)."},
+      {"chunks_published", "pms_agent_cloud_chunks_published_total",
+       "Chunk PUBLISH packets of chunked records."},
       {"acked", "pms_agent_cloud_acked_records_total",
        "Records released from the queue as delivered."},
       {"dead_lettered", "pms_agent_cloud_dead_lettered_records_total",

@@ -1,5 +1,6 @@
-// `pms-cloud-sim listen`: receives what agents publish on ps/+/+/up/#, checks each payload
-// against its sha256 user property, de-duplicates by msg-id, optionally sends receipts,
+// `pms-cloud-sim listen`: receives what agents publish on ps/+/+/up/#, joins chunked records
+// (psa/cloudlink/chunks.h), checks each payload against its sha256 user property,
+// de-duplicates by msg-id, optionally sends receipts,
 // writes one JSON line per message and prints running counts.
 #include <openssl/evp.h>
 
@@ -13,6 +14,7 @@
 #include <unordered_set>
 
 #include "commands.h"
+#include "psa/cloudlink/chunks.h"
 #include "psa/cloudlink/envelope.h"
 #include "psa/store/clock.h"
 #include "psa/store/json.h"
@@ -229,6 +231,10 @@ int runListen(const std::vector<std::string>& args) {
   uint64_t duplicates = 0;
   uint64_t sha_mismatch = 0;
   uint64_t malformed = 0;
+  uint64_t chunks_received = 0;
+  uint64_t chunk_duplicates = 0;
+  uint64_t chunk_errors = 0;
+  cloudlink::ChunkAssembler assembler;
   int sub_mid = -1;
   bool ready = false;
   auto last_message = SteadyClock::now();
@@ -323,9 +329,50 @@ int runListen(const std::vector<std::string>& args) {
       return;
     }
     const std::string kind = rest.substr(3);
-    const std::string msg_id = in.property("msg-id");
+    std::string msg_id = in.property("msg-id");
     const std::string sha = in.property("sha256");
-    const bool sha_ok = !sha.empty() && psa::sha256Hex(in.payload) == sha;
+    // A chunk of a record larger than the broker's packet limit: held until the record is
+    // whole, then handled as the record (msg-id = chunk-of, payload = the joined chunks).
+    const std::string* payload = &in.payload;
+    std::string joined;
+    size_t chunks = 0;
+    auto header = cloudlink::readChunkHeader(in.user_properties);
+    if (!header) {
+      ++chunk_errors;
+      std::cerr << "pms-cloud-sim: bad chunk on " << in.topic << ": " << header.error().message
+                << "\n";
+      return;
+    }
+    if (header.value()) {
+      const cloudlink::ChunkHeader& h = **header;
+      ++chunks_received;
+      if (seen.count(h.chunk_of) != 0) {
+        ++chunk_duplicates;  // a resent chunk of a record already whole
+        if (receipts) {
+          pending_receipts["ps/" + tenant + "/" + agent + "/receipt"].push_back(h.chunk_of);
+          oldest_pending = std::min(oldest_pending, SteadyClock::now());
+        }
+        return;
+      }
+      auto added = assembler.add(h, sha, in.payload);
+      using Outcome = cloudlink::ChunkAssembler::Added::Outcome;
+      if (added.outcome == Outcome::invalid) {
+        ++chunk_errors;
+        std::cerr << "pms-cloud-sim: record " << h.chunk_of << ": " << added.error << "\n";
+        return;
+      }
+      if (added.outcome != Outcome::complete) {
+        if (added.outcome == Outcome::duplicate) {
+          ++chunk_duplicates;
+        }
+        return;
+      }
+      joined = std::move(added.record);
+      payload = &joined;
+      msg_id = h.chunk_of;
+      chunks = h.chunks;
+    }
+    const bool sha_ok = !sha.empty() && psa::sha256Hex(*payload) == sha;
     const bool duplicate = msg_id.empty() || !seen.insert(msg_id).second;
     AgentCounts& c = counts[tenant + "/" + agent];
     if (!sha_ok) {
@@ -355,11 +402,12 @@ int runListen(const std::vector<std::string>& args) {
       line.set("content_type", json::Value::string(in.content_type));
       line.set("sha256", json::Value::string(sha));
       line.set("sha256_ok", json::Value::boolean(sha_ok));
-      line.set("size", json::Value::integer(static_cast<int64_t>(in.payload.size())));
+      line.set("size", json::Value::integer(static_cast<int64_t>(payload->size())));
+      line.set("chunks", json::Value::integer(static_cast<int64_t>(chunks)));
       line.set("duplicate", json::Value::boolean(duplicate));
       line.set("arrived_at", json::Value::string(formatRfc3339(psa::Clock::system()->nowMs())));
       if (payloads) {
-        line.set("payload_base64", json::Value::string(base64(in.payload)));
+        line.set("payload_base64", json::Value::string(base64(*payload)));
       }
       const std::string text = json::serialize(line) + "\n";
       std::fwrite(text.data(), 1, text.size(), out);
@@ -409,7 +457,9 @@ int runListen(const std::vector<std::string>& args) {
 
   auto printCounts = [&](std::ostream& os, const char* label) {
     os << label << ": messages=" << total << " unique=" << unique << " duplicates=" << duplicates
-       << " sha256_mismatch=" << sha_mismatch << " malformed=" << malformed << "\n";
+       << " sha256_mismatch=" << sha_mismatch << " malformed=" << malformed
+       << " chunks=" << chunks_received << " chunk_duplicates=" << chunk_duplicates
+       << " chunk_errors=" << chunk_errors << "\n";
     for (const auto& [agent, c] : counts) {
       os << "  " << agent << ":";
       for (const auto& [kind, n] : c.by_kind) {

@@ -170,5 +170,52 @@ TEST(DeliveryWindow, NothingInFlightMeansNoSuspects) {
   EXPECT_EQ(w.releaseAll(), 0u);
 }
 
+TEST(DeliveryWindow, AChunkedRecordIsReleasedWhenEveryChunkIsAnswered) {
+  DeliveryWindow w(Confirm::broker, 120s);
+  EXPECT_FALSE(w.sent(std::vector<int>{1, 2, 3}, 10, "big", 0, t0));
+  EXPECT_FALSE(w.sent(4, 11, "small", 0, t0));
+  EXPECT_EQ(w.inFlight(), 2u);
+  EXPECT_EQ(w.publishesInFlight(), 4u);
+  EXPECT_FALSE(w.answered(2)) << "chunk 2 of 3: the record still awaits chunks 1 and 3";
+  EXPECT_FALSE(w.answered(2)) << "the same packet id again is not ours";
+  EXPECT_FALSE(w.answered(1));
+  EXPECT_EQ(w.publishesInFlight(), 2u);
+  auto big = w.answered(3);
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->seq, 10);
+  EXPECT_TRUE(big->unanswered.empty());
+  EXPECT_EQ(w.inFlight(), 1u);
+}
+
+TEST(DeliveryWindow, AFailedChunkDecidesTheRecordAndLaterAnswersAreNotOurs) {
+  DeliveryWindow w(Confirm::broker, 120s);
+  w.sent(std::vector<int>{1, 2, 3}, 10, "big", 0, t0);
+  EXPECT_FALSE(w.answered(1, true));
+  auto failed = w.answered(2, false);
+  ASSERT_TRUE(failed);
+  EXPECT_EQ(failed->seq, 10);
+  EXPECT_EQ(w.inFlight(), 0u);
+  EXPECT_EQ(w.publishesInFlight(), 0u);
+  EXPECT_FALSE(w.answered(3, true)) << "the record was decided by chunk 2";
+}
+
+TEST(DeliveryWindow, AbandonedAndReleasedChunkedRecordsLeaveNoPacketIds) {
+  DeliveryWindow w(Confirm::receipt, 120s);
+  w.sent(std::vector<int>{1, 2}, 10, "big", 0, t0);
+  w.abandon(10);
+  EXPECT_EQ(w.inFlight(), 0u);
+  EXPECT_EQ(w.publishesInFlight(), 0u);
+  EXPECT_FALSE(w.answered(1));
+  w.sent(std::vector<int>{5, 6}, 11, "big2", 0, t0);
+  EXPECT_EQ(w.receipt({"big2"}), 1u) << "a receipt names the record, not its chunks";
+  EXPECT_FALSE(w.answered(5));
+  auto r = w.answered(6);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->receipted);
+  w.sent(std::vector<int>{7, 8}, 12, "big3", 0, t0);
+  EXPECT_EQ(w.releaseAll(), 1u);
+  EXPECT_EQ(w.publishesInFlight(), 0u);
+}
+
 }  // namespace
 }  // namespace psa::cloudlink::detail

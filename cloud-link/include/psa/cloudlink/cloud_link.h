@@ -131,6 +131,8 @@ struct LinkStatus {
   uint64_t awaiting_receipt = 0;  ///< receipt mode: PUBACKed, awaiting the cloud's receipt
   uint64_t published = 0;        ///< record PUBLISH packets sent (resends included)
   uint64_t resent = 0;           ///< of those, records sent before (same msg-id)
+  uint64_t chunked = 0;  ///< of those, records sent in chunks (over the broker's packet limit)
+  uint64_t chunks_published = 0;  ///< chunk PUBLISH packets of those records
   uint64_t acked = 0;            ///< records released from the store as delivered
   uint64_t dead_lettered = 0;    ///< records moved to the dead-letter table by a PUBACK code
   uint64_t retried = 0;          ///< records put back for a later retry (error PUBACK, receipt timeout)
