@@ -2,29 +2,35 @@
 // mod_mqtt is an MQTT 5 broker), over TLS, fed over MLLP, seen by the real pms-cloud-sim:
 // records arrive exactly once by msg-id through the cluster; SIGKILL of the node the agent is
 // connected to moves the agent to the other node and loses nothing; a signed config pushed while
-// the agent was away is delivered by its persistent session on the surviving node.
+// the agent was away is delivered by its persistent session on the surviving node; passwords
+// registered once are checked by every node.
 //
 // What ejabberd 23.01 does for the contract, and how the setup here works around what it lacks
 // (the product is unchanged):
 // - Identity: with the listener's tls_verify, a client that sends no password is authenticated by
-//   its certificate when its MQTT identity (the user name, or with none the client id) equals the
-//   certificate's CN. The agent's client id is its agent id (= its CN): it gets in unchanged. The
-//   simulators connect with client id = CN ("cloud", "cloud-b"); pms-cloud-sim has no user name
-//   option yet.
+//   its certificate when its MQTT identity (the user name, or without one the client id) equals
+//   the certificate's CN. The agent's client id is its agent id (= its CN): the link gets in with
+//   no user name; `check`, which probes as <agent id>-check, needs
+//   cloud.username_from_certificate. A client that sends a password is checked against
+//   ejabberd's users (ejabberdctl register), certificate or not.
 // - User properties, content type, QoS 1 PUBACKs, persistent sessions (clean start off, session
 //   expiry, session present, messages queued for an offline client, resumed on another node) and
-//   the will all work. A session lives in the node that accepted the connection: when that node
-//   dies, the session and its queue die with it (the agent resends what was not acknowledged).
-// - A QoS 1 PUBACK means ejabberd routed the message in memory, possibly to a subscriber's session
-//   on another node; a node SIGKILLed at that instant may lose it. The failover test therefore
-//   runs with cloud.confirm "receipt" (records leave the agent's queue on the cloud's receipt).
+//   the will work. A session lives in the node that accepted the connection: when that node dies,
+//   the session and its queue die with it (the agent resends what was not acknowledged).
+// - While a dead node is still counted as running, a PUBLISH on any other node crashes the
+//   publishing client's session (mod_mqtt_mnesia:mqtree_multi_match/1 expects an rpc:multicall
+//   with no bad nodes), so a simulator sending receipts loses its persistent session and what
+//   the broker routes before it resubscribes (PUBACK 0x10, no subscribers). A QoS 1 PUBACK
+//   means only that ejabberd routed the message in memory. The failover test therefore runs
+//   with cloud.confirm "receipt": records leave the agent's queue on the cloud's receipt.
 // - Retained messages are stored cluster-wide, but each node indexes retained topics it saw
 //   published (or found at its start): a subscriber on another node does not get a retained
 //   message whose topic first appeared after that node started. The tests read P/status from the
 //   simulator's live reports, not as a retained message.
 // - CONNACK announces topic alias maximum 100, shared subscriptions unavailable, the granted
 //   session expiry and the client's keep alive; no receive maximum, maximum packet size or
-//   maximum QoS (all unlimited) and no retain available (available).
+//   maximum QoS (all unlimited) and no retain available (available). An ACL-denied QoS 1 publish
+//   gets PUBACK 0x90 (topic name invalid).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -62,7 +68,8 @@ struct ClusterEnv {
     cluster = EjabberdCluster::withMaterial(tls, tmp / "cluster", std::move(options));
   }
 
-  /// A simulator on `node` as `identity` (client id = certificate CN, which ejabberd requires).
+  /// A simulator on `node` as `identity`, authenticated by its certificate alone (client id =
+  /// CN, no user name).
   std::unique_ptr<CloudSim> sim(size_t node, const std::string& identity,
                                 std::vector<std::string> extra_args = {}) {
     CloudSimOptions o = cloudSimOptions(cluster->url(node), tls, tmp / ("sim-" + identity));
@@ -137,6 +144,7 @@ json::Value agentConfig(ClusterEnv& env, int mllp_port, const std::string& confi
 struct LinkView {
   bool connected = false;
   std::string url;
+  std::string last_error;
   int64_t connects = 0;
   int64_t pending = -1;
   int64_t config_version = -1;
@@ -152,6 +160,7 @@ LinkView linkView(const AgentProcess& agent) {
   if (const json::Value* c = doc->find("cloud")) {
     v.connected = c->getBool("connected");
     v.url = c->getString("url");
+    v.last_error = c->getString("last_error");
     v.connects = c->getInt("connects");
   }
   if (const json::Value* q = doc->find("queue")) {
@@ -176,6 +185,31 @@ int waitConnectedNode(ClusterEnv& env, const AgentProcess& agent,
       },
       timeout);
   return node;
+}
+
+/// The "broker auth" lines of `pms-agent check --json` (one per endpoint): level and text.
+std::vector<std::pair<std::string, std::string>> brokerAuthChecks(const AgentProcess& agent) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const CommandResult r = agent.cli({"check", "--json", "--timeout", "5"});
+  auto doc = json::parse(r.output);
+  if (!doc || doc->find("checks") == nullptr) {
+    out.emplace_back("unparsable", r.output);
+    return out;
+  }
+  for (const auto& c : doc->find("checks")->items()) {
+    if (c.getString("name") == "broker auth") {
+      out.emplace_back(c.getString("level"), c.getString("text"));
+    }
+  }
+  return out;
+}
+
+/// Writes a password file (mode 0600, as the agent requires).
+std::filesystem::path passwordFile(const std::filesystem::path& path, const std::string& pw) {
+  writeFile(path, pw + "\n");
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  return path;
 }
 
 /// The HL7 control id inside a delivered ADT payload ("...|ADT^A01^ADT_A01|<id>|P|...").
@@ -278,6 +312,28 @@ TEST(EjabberdCluster, NodesJoinAndAKilledNodeRejoinsWithoutLeavingProcesses) {
   EXPECT_EQ(cluster.clusterView(0), both) << cluster.logTails();
   EXPECT_EQ(cluster.clusterView(1), both) << cluster.logTails();
   EXPECT_TRUE(canConnect("127.0.0.1", cluster.port(0)));
+
+  // Destruction leaves nothing behind: no process with our spool (beam.smp) or epmd port.
+  const std::string dir = cluster.dir().string();
+  const std::string epmd = std::string("-port") + '\0' + std::to_string(cluster.epmdPort()) + '\0';
+  auto ours = [&] {
+    std::vector<std::string> found;
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+      const std::string pid = e.path().filename().string();
+      if (pid.find_first_not_of("0123456789") != std::string::npos) {
+        continue;
+      }
+      const std::string cmd = readFile(e.path() / "cmdline");
+      if (cmd.find(dir) != std::string::npos || cmd.find(epmd) != std::string::npos) {
+        found.push_back(pid + ": " + cmd);
+      }
+    }
+    return found;
+  };
+  EXPECT_EQ(ours().size(), 3u);  // two beam.smp and epmd: the scan sees them
+  env.cluster.reset();
+  const std::vector<std::string> left = ours();
+  EXPECT_TRUE(left.empty()) << left.front();
 }
 
 TEST(EjabberdCluster, CarriesTheContractsPropertiesAndIdentitiesAcrossNodes) {
@@ -336,6 +392,18 @@ TEST(EjabberdCluster, CarriesTheContractsPropertiesAndIdentitiesAcrossNodes) {
       publishAsAgent(kAgentId, "", "ps/acme-health/practice-0099/up/patient");
   EXPECT_NE(foreign.output.find("received PUBACK (Mid: 1, RC:144)"), std::string::npos)
       << foreign.output;
+
+  // `pms-agent check` probes each node as client id practice-0042-check: with the certificate's
+  // CN as its user name (cloud.username_from_certificate), every node admits it.
+  json::Value cfg = agentConfig(env, freePort());
+  cfg.find("cloud")->set("username_from_certificate", json::Value::boolean(true));
+  AgentProcess agent(env.tmp / "state", cfg);
+  agent.writeConfig();
+  const auto auth = brokerAuthChecks(agent);
+  EXPECT_EQ(auth.size(), 2u);
+  for (const auto& [level, text] : auth) {
+    EXPECT_EQ(level, "ok") << text;
+  }
 }
 
 TEST(EjabberdCluster, AgentDeliversEveryRecordOnceThroughTheCluster) {
@@ -564,6 +632,73 @@ TEST(EjabberdCluster, SessionOnTheSurvivingNodeDeliversAConfigPushedWhileTheAgen
   EXPECT_EQ(sim->messages().front().source, "pms-adt-2");
   RecordProperty("reconnected_to", static_cast<int>(env.cluster->nodeOf(linkView(agent).url)));
   EXPECT_EQ(agent.stop(), 0) << agent.log();
+}
+
+TEST(EjabberdCluster, PasswordsRegisteredOnceAreCheckedByEveryNode) {
+  PSA_SKIP_WITHOUT_EJABBERD();
+  constexpr const char* kAgentPassword = "agent-pw-5e0c2a91";
+  constexpr const char* kWrongPassword = "not-it-77b1d0";
+  constexpr const char* kCloudPassword = "cloud-pw-d41f86";
+  EjabberdOptions o;
+  o.certificate_auth = false;  // the password alone decides
+  ClusterEnv env("psa-ejabberd-password", o);
+  env.cluster->registerUser(kAgentId, kAgentPassword);  // through node 1 only (mnesia)
+  env.cluster->registerUser("cloud", kCloudPassword);
+  const int mllp = freePort();
+  json::Value cfg = agentConfig(env, mllp);
+  const auto pw = passwordFile(env.tmp / "agent.pw", kWrongPassword);
+  cfg.find("cloud")->set("username", json::Value::string(kAgentId));
+  cfg.find("cloud")->set("password_file", json::Value::string(pw.string()));
+  AgentProcess agent(env.tmp / "state", cfg);
+  agent.writeConfig();
+
+  // Every node refuses the wrong password: `check` (probing each endpoint) and the link.
+  auto auth = brokerAuthChecks(agent);
+  ASSERT_EQ(auth.size(), 2u);
+  for (const auto& [level, text] : auth) {
+    EXPECT_EQ(level, "fail") << text;
+    EXPECT_NE(text.find("check cloud.username and the password"), std::string::npos) << text;
+  }
+  ASSERT_TRUE(agent.start()) << agent.log();
+  ASSERT_TRUE(waitFor(
+      [&] {
+        const LinkView v = linkView(agent);
+        return !v.connected &&
+               (v.last_error.find("not authorized") != std::string::npos ||
+                v.last_error.find("bad user name or password") != std::string::npos);
+      },
+      30s))
+      << linkView(agent).last_error << "\n"
+      << agent.log() << env.cluster->logTails();
+
+  // The technician fixes the file: the next attempt reads it, whichever node it goes to.
+  passwordFile(pw, kAgentPassword);
+  const int agent_node = waitConnectedNode(env, agent, 60s);
+  ASSERT_GE(agent_node, 0) << agent.log() << env.cluster->logTails();
+  // The simulator authenticates with its password on the other node.
+  CloudSimOptions so =
+      cloudSimOptions(env.cluster->url(agent_node == 0 ? 1 : 0), env.tls, env.tmp / "sim-password");
+  so.username = "cloud";
+  so.password_file = passwordFile(env.tmp / "cloud.pw", kCloudPassword);
+  CloudSim sim(so);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 50; ++i) {
+    ids.push_back("PW-" + std::to_string(i));
+  }
+  AckLedger ledger;
+  ASSERT_TRUE(sendPipelined(mllp, ids, 8, ledger, "DOE", 600));
+  ASSERT_TRUE(sim.waitForUnique(ids.size(), 60s)) << agent.log() << env.cluster->logTails();
+  ASSERT_EQ(agent.stop(), 0) << agent.log();
+
+  auth = brokerAuthChecks(agent);
+  ASSERT_EQ(auth.size(), 2u);
+  for (const auto& [level, text] : auth) {
+    EXPECT_EQ(level, "ok") << text;
+    EXPECT_NE(text.find("certificate identity and user name practice-0042"), std::string::npos)
+        << text;
+  }
+  EXPECT_EQ(agent.log().find(kAgentPassword), std::string::npos);
+  EXPECT_EQ(agent.log().find(kWrongPassword), std::string::npos);
 }
 
 }  // namespace

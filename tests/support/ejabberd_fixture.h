@@ -72,6 +72,9 @@ class EjabberdCluster {
   size_t size() const { return nodes_.size(); }
   std::string nodeName(size_t node) const;
   int port(size_t node) const;
+  /// The private epmd's port (ERL_EPMD_PORT of every node and ctl call).
+  int epmdPort() const { return epmd_port_; }
+  const std::filesystem::path& dir() const { return options_.dir; }
   /// "mqtts://localhost:<port>"
   std::string url(size_t node) const;
   /// Every node's url, in node order.
