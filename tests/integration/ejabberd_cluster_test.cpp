@@ -61,7 +61,7 @@ std::string agentTopic(const std::string& suffix) {
   return std::string("ps/") + kTenantId + "/" + kAgentId + "/" + suffix;
 }
 
-/// PKI and a two-node cluster in one temp dir; skips the test when ejabberd is not installed.
+/// PKI and a two-node cluster in one temp dir (tests first skip without ejabberd).
 struct ClusterEnv {
   explicit ClusterEnv(std::string_view prefix = "psa-ejabberd", EjabberdOptions options = {})
       : tmp(prefix), tls(tmp / "pki") {
@@ -223,7 +223,7 @@ std::string controlIdOf(const std::string& payload) {
   return payload.substr(from, payload.find('|', from) - from);
 }
 
-/// Control id -> the msg-ids the simulators delivered it under, over every line (duplicates
+/// Control id -> the msg-ids the simulator delivered it under, over every line (duplicates
 /// included); every line's sha256 checked.
 struct Delivered {
   std::map<std::string, std::set<std::string>> msg_ids;  ///< control id -> msg-ids
@@ -232,21 +232,19 @@ struct Delivered {
   size_t without_control_id = 0;
 };
 
-Delivered delivered(const std::vector<const CloudSim*>& sims) {
+Delivered delivered(const CloudSim& sim) {
   Delivered d;
-  for (const CloudSim* sim : sims) {
-    for (const auto& m : sim->messages()) {
-      ++d.lines;
-      if (!m.sha256_ok) {
-        ++d.sha_bad;
-      }
-      const std::string control = controlIdOf(m.payload);
-      if (control.empty()) {
-        ++d.without_control_id;
-        continue;
-      }
-      d.msg_ids[control].insert(m.msg_id);
+  for (const auto& m : sim.messages()) {
+    ++d.lines;
+    if (!m.sha256_ok) {
+      ++d.sha_bad;
     }
+    const std::string control = controlIdOf(m.payload);
+    if (control.empty()) {
+      ++d.without_control_id;
+      continue;
+    }
+    d.msg_ids[control].insert(m.msg_id);
   }
   return d;
 }
@@ -298,7 +296,6 @@ TEST(EjabberdCluster, NodesJoinAndAKilledNodeRejoinsWithoutLeavingProcesses) {
   ClusterEnv env("psa-ejabberd-nodes");
   EjabberdCluster& cluster = *env.cluster;
   const std::vector<std::string> both = {cluster.nodeName(0), cluster.nodeName(1)};
-  EXPECT_EQ(cluster.clusterView(0), both) << cluster.logTails();
   EXPECT_EQ(cluster.clusterView(1), both) << cluster.logTails();
 
   const pid_t beam = cluster.pid(0);
@@ -308,8 +305,7 @@ TEST(EjabberdCluster, NodesJoinAndAKilledNodeRejoinsWithoutLeavingProcesses) {
   EXPECT_TRUE(waitFor([&] { return cluster.clusterView(1) == std::vector{both[1]}; }, 20s))
       << cluster.logTails();
 
-  cluster.start(0);
-  EXPECT_EQ(cluster.clusterView(0), both) << cluster.logTails();
+  cluster.start(0);  // returns once it lists both nodes again
   EXPECT_EQ(cluster.clusterView(1), both) << cluster.logTails();
   EXPECT_TRUE(canConnect("127.0.0.1", cluster.port(0)));
 
@@ -430,7 +426,7 @@ TEST(EjabberdCluster, AgentDeliversEveryRecordOnceThroughTheCluster) {
       << "got " << sim->unique().size() << " of " << kRecords << "\n"
       << agent.log() << env.cluster->logTails();
 
-  const Delivered d = delivered({sim.get()});
+  const Delivered d = delivered(*sim);
   EXPECT_EQ(d.lines, kRecords);  // no fault, no resend: each record exactly once
   EXPECT_EQ(d.sha_bad, 0u);
   EXPECT_EQ(d.without_control_id, 0u);
@@ -516,7 +512,7 @@ TEST(EjabberdCluster, KillingTheAgentsNodeMidStreamFailsOverAndLosesNothing) {
 
   // Every acknowledged record arrived; a record seen twice came with the same msg-id (and
   // payload: sha256 verified on every line); nothing arrived that the agent did not acknowledge.
-  const Delivered d = delivered({sim.get()});
+  const Delivered d = delivered(*sim);
   EXPECT_EQ(d.sha_bad, 0u);
   EXPECT_EQ(d.without_control_id, 0u);
   EXPECT_EQ(d.msg_ids.size(), kRecords);

@@ -7,10 +7,10 @@
 // beam process and every process under it) and started again, and rejoins the cluster from its
 // spool. Everything is killed on destruction.
 //
-// Identities (ejabberd 23.01 mod_mqtt, tls_verify): a client that sends neither user name nor
-// password is authenticated by its TLS client certificate when its client id equals the
-// certificate's CN (ejabberd makes the JID <client id>@localhost and compares it with
-// <CN>@localhost); a client that sends a password is checked against ejabberd's users
+// Identities (ejabberd 23.01 mod_mqtt, tls_verify): a client that sends no password is
+// authenticated by its TLS client certificate when its MQTT identity (the user name, or without
+// one the client id) equals the certificate's CN (ejabberd compares the JIDs <identity>@localhost
+// and <CN>@localhost); a client that sends a password is checked against ejabberd's users
 // (registerUser). ACLs follow MosquittoBroker's default: every identity may use
 // ps/+/<its name>/#, the cloud identities may use everything under ps/.
 #pragma once
@@ -43,9 +43,10 @@ struct EjabberdOptions {
   std::chrono::seconds session_expiry{3600};
   /// Extra option lines for mod_mqtt, e.g. "max_queue: 100" (indented by the fixture).
   std::vector<std::string> mqtt_options;
-  /// Extra option lines for the TLS listener, e.g. "max_payload_size: 65536".
+  /// Extra option lines for the TLS listener, e.g. "max_payload_size: 65536" (ejabberd
+  /// disconnects a larger packet with 0x95 but does not announce the limit in its CONNACK).
   std::vector<std::string> listener_options;
-  /// "debug" log level (every MQTT packet in the log); default "info" (sessions, auth).
+  /// ejabberd's "debug" log level; default "info" (sessions opened and closed, authentication).
   bool debug_log = false;
 };
 
@@ -88,8 +89,8 @@ class EjabberdCluster {
   /// programs), at once; returns when all of them are gone. No-op if not running.
   void kill(size_t node);
   /// Starts a node again from its spool (same name, port and config) and waits until it accepts
-  /// connections and lists every running node as its cluster peer. No-op if running. Throws
-  /// std::runtime_error (with the log tail) on failure.
+  /// connections and lists every running node as its cluster peer. No-op if running. On failure
+  /// kills every node and throws std::runtime_error with the logs' tails.
   void start(size_t node);
 
   /// Runs an ejabberdctl command on `node` (as ejabberdctl does: a hidden Erlang node calling
