@@ -21,6 +21,7 @@ test_pkgs=(
   systemd              # systemd-analyze verify/security on the unit
   prometheus           # promtool check metrics on the agent's /metrics
   chromium             # a real headless browser loads the status page (DOM dump, screenshot)
+  ejabberd             # a real clustered MQTT 5 broker (mod_mqtt): two-node failover tests
 )
 
 want=("${build_pkgs[@]}" "${runtime_pkgs[@]}" "${test_pkgs[@]}")
@@ -48,3 +49,8 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The ejabberd package enables (and on systemd hosts starts) a system instance; the tests run
+# their own nodes and need none of its ports.
+if [[ " ${missing[*]} " == *" ejabberd "* ]]; then
+  $SUDO systemctl disable --now ejabberd >/dev/null 2>&1 || true
+fi
