@@ -177,6 +177,7 @@ void CloudLink::Impl::onConnected(const SessionEvent& ev) {
     return;
   }
   broker_ = ev.limits;
+  topic_aliases_.clear();  // aliases live as long as one connection
   if (!broker_.retain_available && retain_available_) {
     retain_available_ = false;
     log_.warn("link.retain_unavailable",

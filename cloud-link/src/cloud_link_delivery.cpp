@@ -90,13 +90,9 @@ void CloudLink::Impl::onLeased(Result<std::vector<store::Leased>> result) {
   syncCounts();
 }
 
-namespace {
-
-// One QoS 1 publish with these user properties and content type. Returns a MOSQ_ERR_* code;
-// `metadata_unusable` says the properties, not the publish, failed.
-int publishWith(detail::MqttSession& session, int& mid, const std::string& topic,
-                const UserProperties& props, const std::string& content_type,
-                std::string_view payload, bool& metadata_unusable) {
+int CloudLink::Impl::publishOn(MqttSession& session, int& mid, const std::string& topic,
+                               const UserProperties& props, const std::string& content_type,
+                               std::string_view payload, bool& metadata_unusable) {
   mosquitto_property* list = nullptr;
   int rc = MOSQ_ERR_SUCCESS;
   for (const auto& [name, value] : props) {
@@ -114,12 +110,32 @@ int publishWith(detail::MqttSession& session, int& mid, const std::string& topic
     metadata_unusable = true;
     return rc;
   }
-  rc = session.publish(&mid, topic, payload, false, list);
+  // Topic alias: an established one replaces the topic; a new one goes with the topic and
+  // counts as established once the publish is queued (packets leave in order, so the broker
+  // learns it before any publish that uses it alone).
+  int alias = 0;
+  bool establish = false;
+  if (auto it = topic_aliases_.find(topic); it != topic_aliases_.end()) {
+    alias = it->second;
+  } else if (topic_aliases_.size() < static_cast<size_t>(broker_.topic_alias_maximum)) {
+    alias = static_cast<int>(topic_aliases_.size()) + 1;
+    establish = true;
+  }
+  if (alias > 0) {
+    mosquitto_property_add_int16(&list, MQTT_PROP_TOPIC_ALIAS, static_cast<uint16_t>(alias));
+  }
+  static const std::string kAliasOnly;
+  rc = session.publish(&mid, alias > 0 && !establish ? kAliasOnly : topic, payload, false, list);
   mosquitto_property_free_all(&list);
+  if (rc == MOSQ_ERR_SUCCESS && alias > 0) {
+    if (establish) {
+      topic_aliases_.emplace(topic, alias);
+    } else {
+      updateStatus([](LinkStatus& st) { ++st.aliased; });
+    }
+  }
   return rc;
 }
-
-}  // namespace
 
 void CloudLink::Impl::publishRecord(store::Leased&& leased) {
   auto s = session();
@@ -141,7 +157,11 @@ void CloudLink::Impl::publishRecord(store::Leased&& leased) {
   const std::string_view payload = r.payload.reveal();
   // Larger than the broker's Maximum Packet Size: one publish per chunk (design.md "Chunked
   // records"), all in flight together; the record is released when every chunk is answered.
-  auto plan = planChunks(broker_.maximum_packet_size, topic, props, content_type, payload.size());
+  // (Planned with the whole topic and room for a topic alias: what the first publish carries.)
+  const size_t alias_bytes = broker_.topic_alias_maximum > 0 ? 3 : 0;
+  auto plan =
+      planChunks(broker_.maximum_packet_size == 0 ? 0 : broker_.maximum_packet_size - alias_bytes,
+                 topic, props, content_type, payload.size());
   if (!plan) {
     deadLetter(leased.seq, r.msg_id, 0x95, plan.error().message);
     return;
@@ -151,15 +171,15 @@ void CloudLink::Impl::publishRecord(store::Leased&& leased) {
   int rc = MOSQ_ERR_SUCCESS;
   if (!plan.value()) {
     int mid = 0;
-    rc = publishWith(*s, mid, topic, props, content_type, payload, metadata_unusable);
+    rc = publishOn(*s, mid, topic, props, content_type, payload, metadata_unusable);
     mids.push_back(mid);
   } else {
     const ChunkPlan& p = **plan;
     mids.reserve(p.chunks);
     for (size_t k = 1; k <= p.chunks && rc == MOSQ_ERR_SUCCESS; ++k) {
       int mid = 0;
-      rc = publishWith(*s, mid, topic, chunkProperties(props, k, p.chunks), content_type,
-                       payload.substr((k - 1) * p.chunk_bytes, p.chunk_bytes), metadata_unusable);
+      rc = publishOn(*s, mid, topic, chunkProperties(props, k, p.chunks), content_type,
+                     payload.substr((k - 1) * p.chunk_bytes, p.chunk_bytes), metadata_unusable);
       mids.push_back(mid);
     }
     if (rc == MOSQ_ERR_SUCCESS) {

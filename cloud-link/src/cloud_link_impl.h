@@ -21,6 +21,7 @@
 #include <queue>
 #include <random>
 #include <thread>
+#include <unordered_map>
 
 #include "control_channel.h"
 #include "delivery_window.h"
@@ -187,6 +188,13 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   void pump();
   void onLeased(Result<std::vector<store::Leased>> result);
   void publishRecord(store::Leased&& leased);
+  /// One QoS 1 publish of a record (or one chunk of it) on `topic`, with a topic alias when
+  /// the broker allows them: the first publish on a topic carries the topic and a new alias,
+  /// later ones the alias alone. Returns a MOSQ_ERR_* code; `metadata_unusable` says the
+  /// properties, not the publish, failed.
+  int publishOn(MqttSession& session, int& mid, const std::string& topic,
+                const std::vector<std::pair<std::string, std::string>>& props,
+                const std::string& content_type, std::string_view payload, bool& metadata_unusable);
   milliseconds retryDelay(uint32_t attempts);
   void retryRecord(int64_t seq, const std::string& msg_id, uint32_t attempts, int code,
                    std::string reason);
@@ -287,6 +295,8 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   bool need_release_ = false;
   bool release_outstanding_ = false;
   BrokerLimits broker_;           ///< the current connection's CONNACK (records' window, retain)
+  /// P/up/{kind} topic -> the alias this connection established for it (Topic Alias Maximum).
+  std::unordered_map<std::string, int> topic_aliases_;
   bool retain_available_ = true;  ///< false once a broker said it keeps no retained messages
   LinkStatus status_;
   DeliveryWindow window_;   ///< records between publish and release

@@ -132,6 +132,7 @@ std::string LinkStatus::toJson() const {
   v.set("resent", json::Value::integer(static_cast<int64_t>(resent)));
   v.set("chunked", json::Value::integer(static_cast<int64_t>(chunked)));
   v.set("chunks_published", json::Value::integer(static_cast<int64_t>(chunks_published)));
+  v.set("aliased", json::Value::integer(static_cast<int64_t>(aliased)));
   v.set("acked", json::Value::integer(static_cast<int64_t>(acked)));
   v.set("dead_lettered", json::Value::integer(static_cast<int64_t>(dead_lettered)));
   v.set("retried", json::Value::integer(static_cast<int64_t>(retried)));

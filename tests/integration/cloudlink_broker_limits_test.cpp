@@ -103,5 +103,46 @@ TEST(CloudLinkBrokerLimits, RecordsInFlightStayWithinReceiveMaximum) {
   EXPECT_TRUE(runner.stop());
 }
 
+// Topic Alias Maximum: the agent sends each P/up/{kind} topic once per connection and the
+// alias afterwards; the subscriber still sees the whole topic (the broker resolves it). A broker
+// that allows none gets the topic every time.
+void deliverWithAliases(int max_topic_alias, bool expect_aliases) {
+  MosquittoOptions broker;
+  broker.listener_conf = {"max_topic_alias " + std::to_string(max_topic_alias)};
+  CloudEnv env(broker, "psa-alias");
+  CloudSim sim(env.simOptions());
+  TestStore queue(env.tmp / "store");
+  std::vector<store::Record> records;
+  for (store::Kind kind : {store::Kind::patient, store::Kind::appointment, store::Kind::billing}) {
+    for (auto& r : makeRecords(20, 200, std::string(store::kindName(kind)), kind)) {
+      records.push_back(std::move(r));
+    }
+  }
+  auto ids = queue.append(std::move(records));
+  LinkRunner runner(queue, env.linkOptions("agent-1"));
+  runner.start();
+  ASSERT_TRUE(sim.waitForUnique(60, 30s)) << runner.status().toJson();
+  for (const auto& [id, m] : sim.unique()) {
+    EXPECT_EQ(m.topic, "ps/" + std::string(kTenant) + "/agent-1/up/" + m.prop_kind) << id;
+    EXPECT_EQ(m.kind, m.prop_kind) << id;
+  }
+  const cloudlink::LinkStatus s = runner.status();
+  EXPECT_EQ(s.broker.topic_alias_maximum, max_topic_alias);
+  if (expect_aliases) {
+    // Three kinds: three publishes carried the topic, the others the alias alone.
+    EXPECT_EQ(s.aliased, s.published - 3) << s.toJson();
+  } else {
+    EXPECT_EQ(s.aliased, 0u) << s.toJson();
+  }
+  EXPECT_EQ(s.reconnects, 0u) << "an alias the broker did not know would have cost the connection";
+  EXPECT_TRUE(runner.stop());
+}
+
+TEST(CloudLinkBrokerLimits, TopicAliasesReplaceTheTopicWhenTheBrokerAllowsThem) {
+  deliverWithAliases(10, true);
+}
+
+TEST(CloudLinkBrokerLimits, NoTopicAliasesWhenTheBrokerAllowsNone) { deliverWithAliases(0, false); }
+
 }  // namespace
 }  // namespace psa::test

@@ -258,7 +258,7 @@ void cloudMetrics(PrometheusText& out, const json::Value& c, double drain_rate) 
   struct Count {
     std::string_view key, family, help;
   };
-  static constexpr std::array<Count, 15> kCounts = {{
+  static constexpr std::array<Count, 16> kCounts = {{
       {"published", "pms_agent_cloud_published_records_total",
        "Record PUBLISH packets sent (resends included)."},
       {"resent", "pms_agent_cloud_resent_records_total", "Records published again (same msg-id)."},
@@ -266,6 +266,8 @@ void cloudMetrics(PrometheusText& out, const json::Value& c, double drain_rate) 
        "Records sent in chunks (larger than the broker's maximum packet)."},
       {"chunks_published", "pms_agent_cloud_chunks_published_total",
        "Chunk PUBLISH packets of chunked records."},
+      {"aliased", "pms_agent_cloud_aliased_publishes_total",
+       "Record PUBLISH packets that carried a topic alias instead of the topic."},
       {"acked", "pms_agent_cloud_acked_records_total",
        "Records released from the queue as delivered."},
       {"dead_lettered", "pms_agent_cloud_dead_lettered_records_total",

@@ -133,6 +133,7 @@ struct LinkStatus {
   uint64_t resent = 0;           ///< of those, records sent before (same msg-id)
   uint64_t chunked = 0;  ///< of those, records sent in chunks (over the broker's packet limit)
   uint64_t chunks_published = 0;  ///< chunk PUBLISH packets of those records
+  uint64_t aliased = 0;           ///< record PUBLISH packets that sent a topic alias, not the topic
   uint64_t acked = 0;            ///< records released from the store as delivered
   uint64_t dead_lettered = 0;    ///< records moved to the dead-letter table by a PUBACK code
   uint64_t retried = 0;          ///< records put back for a later retry (error PUBACK, receipt timeout)
