@@ -68,6 +68,9 @@ void CloudLink::Impl::doStart() {
 
 void CloudLink::Impl::connectNow() {
   const uint64_t generation = ++generation_;
+  redirected_ = std::move(next_redirect_);
+  next_redirect_.reset();
+  status_.url = currentUrl();
   detail::SessionConfig cfg;
   cfg.host = address().host;
   cfg.port = address().port;
@@ -130,6 +133,10 @@ void CloudLink::Impl::onSessionEvent(uint64_t generation, SessionEvent ev) {
         abortSession(ev.error + "; reconnecting with an unretained will");
         log_.warn("link.retain_unavailable",
                   {{"effect", "the online status and the will are published unretained"}});
+      } else if ((ev.code == 0x9C || ev.code == 0x9D) &&
+                 followServerReference(ev.code, ev.server_reference)) {
+        abortSession(ev.error + "; the broker points to " + ev.server_reference +
+                     " (followed for this connection only)");
       } else if (ev.code == 0x9B) {
         // Our will is QoS 1: a broker limited to QoS 0 refuses the CONNECT before it could
         // announce Maximum QoS. Same verdict as an announced QoS 0.
@@ -160,6 +167,11 @@ void CloudLink::Impl::onSessionEvent(uint64_t generation, SessionEvent ev) {
       onSuback(ev);
       break;
     case SessionEvent::Type::ended:
+      if ((ev.code == 0x9C || ev.code == 0x9D) &&
+          followServerReference(ev.code, ev.server_reference) && !ev.error.empty()) {
+        ev.error += "; the broker points to " + ev.server_reference +
+                    " (followed for this connection only)";
+      }
       onSessionEnded(std::move(ev.error));
       break;
   }
@@ -283,16 +295,40 @@ void CloudLink::Impl::onSessionEnded(std::string words, milliseconds join_timeou
   flushAcks(/*force=*/true);
   requestRelease();
 
+  redirected_.reset();  // a followed reference served one connection
   if (stopping_) {
+    next_redirect_.reset();
     state_ = LinkState::stopping;
     stop_phase_ = StopPhase::releasing;
     advanceStop();
+    return;
+  }
+  if (next_redirect_) {
+    scheduleReconnect(milliseconds(0));  // the broker said where to go: no back-off
     return;
   }
   if (!words.empty()) {
     failOver(words);
   }
   scheduleReconnect();
+}
+
+bool CloudLink::Impl::followServerReference(int code, const std::string& reference) {
+  if (reference.empty() || redirected_ || stopping_) {
+    return false;  // one hop only: a redirect is never followed from a redirect
+  }
+  auto target = parseServerReference(reference);
+  if (!target) {
+    log_.warn("link.server_reference_ignored",
+              {{"code", code}, {"reference", reference}, {"error", target.error().message}});
+    return false;
+  }
+  std::string url = "mqtts://";
+  url += target->host.find(':') != std::string::npos ? "[" + target->host + "]" : target->host;
+  url += ":" + std::to_string(target->port);
+  log_.info("link.server_moved", {{"code", code}, {"from", currentUrl()}, {"to", url}});
+  next_redirect_ = Endpoint{std::move(url), std::move(target).value()};
+  return true;
 }
 
 void CloudLink::Impl::failOver(const std::string& why) {
@@ -305,8 +341,8 @@ void CloudLink::Impl::failOver(const std::string& why) {
   log_.info("link.failover", {{"from", from}, {"to", currentUrl()}, {"reason", why}});
 }
 
-void CloudLink::Impl::scheduleReconnect() {
-  const milliseconds delay = backoff_.next();
+void CloudLink::Impl::scheduleReconnect(std::optional<milliseconds> override_delay) {
+  const milliseconds delay = override_delay ? *override_delay : backoff_.next();
   setState(LinkState::backoff);
   const int64_t at = clock_->nowMs() + delay.count();
   updateStatus([&](LinkStatus& s) { s.next_retry_ms = at; });

@@ -18,6 +18,7 @@
 #include <boost/asio/strand.hpp>
 #include <deque>
 #include <future>
+#include <optional>
 #include <queue>
 #include <random>
 #include <thread>
@@ -134,12 +135,23 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   void waitForIdleHandler() const;
   SteadyTime steadyNow() const { return clock_->steady(); }
 
-  const BrokerAddress& address() const { return endpoints_[endpoint_].address; }
-  const std::string& currentUrl() const { return endpoints_[endpoint_].url; }
+  /// The endpoint of the current (or next) attempt: a broker's Server Reference being followed,
+  /// else the configured one.
+  const BrokerAddress& address() const {
+    return redirected_ ? redirected_->address : endpoints_[endpoint_].address;
+  }
+  const std::string& currentUrl() const {
+    return redirected_ ? redirected_->url : endpoints_[endpoint_].url;
+  }
   std::string endpointName() const { return address().host + ":" + std::to_string(address().port); }
   /// After a failed attempt or a lost connection: the next endpoint of the cluster (no-op with
   /// one endpoint).
   void failOver(const std::string& why);
+  /// CONNACK or DISCONNECT 0x9C/0x9D with a Server Reference: the next attempt goes there, for
+  /// that connection only (never from a connection that is itself a redirect, never persisted;
+  /// the configured endpoints stay the source of truth). Its certificate must verify against
+  /// the same ca_file for the referenced host name. False if not followed.
+  bool followServerReference(int code, const std::string& reference);
 
   template <class F>
   void updateStatus(F&& f) {
@@ -171,7 +183,8 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   /// one record at a time until every suspect got an answer; a suspect that broke the
   /// connection alone too often is dead-lettered instead of being sent again (DeliveryWindow).
   void suspectInflight(const std::string& words);
-  void scheduleReconnect();
+  /// After the back-off's next delay, or after `delay` when given (following a redirect).
+  void scheduleReconnect(std::optional<milliseconds> delay = std::nullopt);
 
   // ---------------------------------------------------------------- leasing and publishing
 
@@ -249,6 +262,8 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   const ClockPtr clock_;
   const std::vector<Endpoint> endpoints_;
   size_t endpoint_ = 0;  ///< the endpoint of the current (or next) attempt
+  std::optional<Endpoint> next_redirect_;  ///< a Server Reference to follow at the next attempt
+  std::optional<Endpoint> redirected_;     ///< the current connection follows this reference
   const Topics topics_;
   const log::Logger log_;
   std::function<std::string()> status_provider_;

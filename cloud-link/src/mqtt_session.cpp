@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "connack_properties.h"
@@ -260,6 +261,11 @@ void MqttSession::finish(std::string error) {
   SessionEvent ev;
   ev.type = SessionEvent::Type::ended;
   ev.error = std::move(error);
+  {
+    std::lock_guard lock(words_mu_);
+    ev.code = broker_disconnect_reason_;
+    ev.server_reference = server_reference_;
+  }
   emit(std::move(ev));
   {
     std::lock_guard lock(done_mu_);
@@ -356,6 +362,22 @@ std::string MqttSession::loopWords(int rc, int err) const {
   }
 }
 
+namespace {
+
+// The Server Reference property (0x9C use another server, 0x9D server moved), or "".
+std::string serverReference(const mosquitto_property* props) {
+  char* value = nullptr;
+  if (mosquitto_property_read_string(props, MQTT_PROP_SERVER_REFERENCE, &value, false) == nullptr ||
+      value == nullptr) {
+    return {};
+  }
+  std::string out(value);
+  std::free(value);
+  return out;
+}
+
+}  // namespace
+
 void MqttSession::onConnect(mosquitto*, void* obj, int rc, int flags,
                             const mosquitto_property* props) {
   auto* self = static_cast<MqttSession*>(obj);
@@ -369,19 +391,23 @@ void MqttSession::onConnect(mosquitto*, void* obj, int rc, int flags,
     self->max_packet_size_ = ev.limits.maximum_packet_size;
   } else {
     ev.error = "broker refused: " + lowerFirst(mosquitto_reason_string(rc));
+    ev.server_reference = serverReference(props);
     std::lock_guard lock(self->words_mu_);
     self->connack_words_ = ev.error;
   }
   self->emit(std::move(ev));
 }
 
-void MqttSession::onDisconnect(mosquitto*, void* obj, int rc, const mosquitto_property*) {
+void MqttSession::onDisconnect(mosquitto*, void* obj, int rc, const mosquitto_property* props) {
   auto* self = static_cast<MqttSession*>(obj);
   // libmosquitto passes either a DISCONNECT reason code from the broker or a MOSQ_ERR_* value;
   // only reason codes reach 0x80.
   if (rc >= 0x80) {
     std::lock_guard lock(self->words_mu_);
     self->broker_disconnect_reason_ = rc;
+    // Always empty with libmosquitto 2.0.11 (handle__disconnect frees the properties before
+    // the callback); read for the versions that pass them on.
+    self->server_reference_ = serverReference(props);
   }
 }
 

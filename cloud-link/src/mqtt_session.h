@@ -72,7 +72,8 @@ struct SessionEvent {
     pubacks_ready,  ///< call takePubacks()
     message,        ///< an incoming PUBLISH
     suback,
-    ended,          ///< the thread is about to exit; error holds words ("" = we asked for it)
+    ended,  ///< the thread is about to exit; error holds words ("" = we asked for it);
+            ///< code: the broker's DISCONNECT reason code, or -1
   };
   Type type = Type::ended;
   int code = 0;
@@ -84,6 +85,8 @@ struct SessionEvent {
   size_t payload_size = 0;  ///< original size (payload is empty when oversize)
   bool oversize = false;
   std::string error;
+  /// connack refused / ended after the broker's DISCONNECT: its Server Reference, if any.
+  std::string server_reference;
 };
 
 class MqttSession : public std::enable_shared_from_this<MqttSession> {
@@ -160,6 +163,7 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   mutable std::mutex words_mu_;  ///< set on the session thread, read there too (callbacks)
   std::string connack_words_;
   int broker_disconnect_reason_ = -1;
+  std::string server_reference_;  ///< with a DISCONNECT 0x9C/0x9D from the broker
 
   std::thread thread_;
   std::mutex done_mu_;

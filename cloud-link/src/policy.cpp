@@ -70,6 +70,20 @@ std::chrono::milliseconds Backoff::next() {
   return std::chrono::milliseconds(dist(rng_));
 }
 
+Result<BrokerAddress> parseServerReference(std::string_view reference) {
+  while (!reference.empty() && reference.front() == ' ') {
+    reference.remove_prefix(1);
+  }
+  reference = reference.substr(0, reference.find(' '));
+  if (reference.empty()) {
+    return Error(Errc::invalid_argument, "empty server reference");
+  }
+  if (reference.find("://") != std::string_view::npos) {
+    return parseBrokerUrl(reference);
+  }
+  return parseBrokerUrl("mqtts://" + std::string(reference));
+}
+
 Result<BrokerAddress> parseBrokerUrl(std::string_view url) {
   constexpr std::string_view kScheme = "mqtts://";
   if (url.substr(0, kScheme.size()) != kScheme) {

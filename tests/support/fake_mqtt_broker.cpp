@@ -108,6 +108,11 @@ FakeMqttBroker::~FakeMqttBroker() {
   SSL_CTX_free(ctxOf(ssl_ctx_));
 }
 
+void FakeMqttBroker::setConnectAnswer(ConnectAnswer answer) {
+  std::lock_guard lock(mu_);
+  connect_answer_ = std::move(answer);
+}
+
 void FakeMqttBroker::setPolicy(Policy policy) {
   std::lock_guard lock(mu_);
   policy_ = std::move(policy);
@@ -188,6 +193,7 @@ void FakeMqttBroker::serve(int fd, int connection) {
     in.append(buf, static_cast<size_t>(n));
     // Handle every complete packet.
     bool drop = false;
+    bool close_after_write = false;
     while (!drop) {
       size_t pos = 1;
       size_t remaining = 0;
@@ -198,8 +204,35 @@ void FakeMqttBroker::serve(int fd, int connection) {
       const size_t body = pos;
       const size_t end = pos + remaining;
       const int type = header >> 4;
-      if (type == 1) {  // CONNECT -> CONNACK (no session present, success, no properties)
-        out += packet(0x20, std::string("\x00\x00\x00", 3));
+      if (type == 1) {  // CONNECT -> CONNACK (no session present; as setConnectAnswer says)
+        ConnectAnswer answer;
+        {
+          std::lock_guard lock(mu_);
+          answer = connect_answer_;
+        }
+        std::string props;
+        if (!answer.server_reference.empty()) {
+          props.push_back('\x1C');  // Server Reference
+          props.push_back(static_cast<char>(answer.server_reference.size() >> 8));
+          props.push_back(static_cast<char>(answer.server_reference.size() & 0xff));
+          props += answer.server_reference;
+        }
+        std::string props_block;
+        putVarint(props_block, props.size());
+        props_block += props;
+        if (answer.connack_reason != 0) {
+          out += packet(0x20, std::string(1, '\0') +
+                                  std::string(1, static_cast<char>(answer.connack_reason)) +
+                                  props_block);
+          close_after_write = true;
+        } else {
+          out += packet(0x20, std::string("\x00\x00\x00", 3));
+          if (answer.disconnect_reason != 0) {
+            out += packet(
+                0xE0, std::string(1, static_cast<char>(answer.disconnect_reason)) + props_block);
+            close_after_write = true;
+          }
+        }
       } else if (type == 8 && end >= body + 2) {  // SUBSCRIBE -> SUBACK granting QoS 1
         size_t p = body + 2;
         size_t props = 0;
@@ -276,7 +309,7 @@ void FakeMqttBroker::serve(int fd, int connection) {
       }
       out.clear();
     }
-    if (drop) {
+    if (drop || close_after_write) {
       break;
     }
   }

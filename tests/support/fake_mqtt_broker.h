@@ -54,6 +54,17 @@ class FakeMqttBroker {
   std::string url() const { return "mqtts://localhost:" + std::to_string(port_); }
 
   void setPolicy(Policy policy);
+  /// How to answer every CONNECT from now on: `connack_reason` != 0 refuses it (CONNACK with
+  /// that code); else it is accepted and, with `disconnect_reason` != 0, at once followed by a
+  /// DISCONNECT with that code. A non-empty `server_reference` goes with either (0x9C "use
+  /// another server", 0x9D "server moved"). The connection is closed after a refusal or a
+  /// DISCONNECT.
+  struct ConnectAnswer {
+    int connack_reason = 0;
+    int disconnect_reason = 0;
+    std::string server_reference;
+  };
+  void setConnectAnswer(ConnectAnswer answer);
   /// The current connection stops reading and answering (its TCP stays open); later
   /// connections behave normally again.
   void stallCurrentConnection();
@@ -74,6 +85,7 @@ class FakeMqttBroker {
   std::atomic<int> stall_connection_{0};
   mutable std::mutex mu_;
   Policy policy_;
+  ConnectAnswer connect_answer_;
   std::vector<FakePublish> publishes_;
   std::map<std::string, int> seen_;
   std::thread thread_;

@@ -158,3 +158,35 @@ TEST(TlsCauseMemory, GenericTlsFailureShowsTheLastSpecificCauseOfItsEndpoint) {
 
 }  // namespace
 }  // namespace psa::cloudlink
+
+namespace psa::cloudlink {
+namespace {
+
+TEST(ServerReference, TheFirstEndpointInTheFormsBrokersSend) {
+  auto a = parseServerReference("node-2.example:8884");
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->host, "node-2.example");
+  EXPECT_EQ(a->port, 8884);
+  auto b = parseServerReference("node-3.example");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->port, 8883);
+  auto c = parseServerReference("  [fd00::7]:9000 node-4.example:8883");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->host, "fd00::7");
+  EXPECT_EQ(c->port, 9000);
+  auto d = parseServerReference("mqtts://node-5.example:8885");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->host, "node-5.example");
+}
+
+TEST(ServerReference, NothingButTlsEndpoints) {
+  EXPECT_FALSE(parseServerReference(""));
+  EXPECT_FALSE(parseServerReference("   "));
+  EXPECT_FALSE(parseServerReference("mqtt://plain.example:1883"));
+  EXPECT_FALSE(parseServerReference("ws://x.example/mqtt"));
+  EXPECT_FALSE(parseServerReference("host/path"));
+  EXPECT_FALSE(parseServerReference("user@host:8883"));
+}
+
+}  // namespace
+}  // namespace psa::cloudlink

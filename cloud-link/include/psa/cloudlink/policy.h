@@ -65,6 +65,12 @@ struct BrokerAddress {
 /// mandatory. Errors: Errc::invalid_argument naming what is wrong.
 Result<BrokerAddress> parseBrokerUrl(std::string_view url);
 
+/// The first endpoint a broker's Server Reference names (CONNACK or DISCONNECT 0x9C/0x9D).
+/// MQTT 5 leaves its format open: brokers send "host", "host:port", "[v6]:port" or a
+/// space-separated list of them, some with "mqtts://". Any other scheme is refused (TLS is
+/// mandatory). Errors: Errc::invalid_argument.
+Result<BrokerAddress> parseServerReference(std::string_view reference);
+
 /// The last specific TLS failure per endpoint ("host:port"). Under TLS 1.3 the broker's alert
 /// (e.g. it refused our certificate) sometimes arrives after the connection is gone, and the
 /// attempt ends with only "TLS: protocol error" or "TLS: handshake failed"; between correct
