@@ -782,7 +782,8 @@ def print_histogram(title, series, origin, until, width=1.0, bar_scale=None):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--agents", type=int, default=200)
+    ap.add_argument("--agents", type=int, default=500,
+                    help="agents to run (500 held on a shared 2-core, 24 GB machine)")
     ap.add_argument("--messages", type=int, default=20,
                     help="ADT messages per agent in all (split over the three feeds)")
     ap.add_argument("--size", type=int, default=2048, help="bytes per HL7 message")
@@ -794,8 +795,10 @@ def main():
                     help="how long both nodes stay down in the storm phase")
     ap.add_argument("--outage", choices=("stop", "kill"), default="stop",
                     help="stop: SIGTERM both nodes (clean shutdown); kill: SIGKILL both")
-    ap.add_argument("--receipt-timeout", type=int, default=10,
-                    help="cloud.receipt_timeout_s of the agents")
+    ap.add_argument("--receipt-timeout", type=int, default=120,
+                    help="cloud.receipt_timeout_s of the agents (the agent's default, 120). A "
+                    "short one makes every agent resend its whole window whenever the cloud's "
+                    "receipts stall (10 s turned a loaded 750-agent run into a resend storm)")
     ap.add_argument("--session-expiry", type=int, default=3600)
     ap.add_argument("--deliver-timeout", type=float, default=300.0)
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, configs)")
@@ -828,6 +831,9 @@ def main():
         ok = run_fleet(args, build, root, children, report)
     except KeyboardInterrupt as e:
         log("interrupted (%s): cleaning up" % (e or "Ctrl-C"))
+    except RuntimeError as e:
+        log("FAILED: %s" % e)
+        report["failed"] = str(e)
     finally:
         log("stopping every process started here")
         children.cleanup()
@@ -1209,12 +1215,12 @@ def run_fleet(args, build, root, children, report):
     from concurrent.futures import ThreadPoolExecutor
 
     def status(a):
-        r = a.cli(["status", "--json"])
+        r = a.cli(["status", "--json"], timeout=10)
         try:
             return json.loads(r.stdout) if r else None
         except ValueError:
             return None
-    with ThreadPoolExecutor(4) as ex:
+    with ThreadPoolExecutor(8) as ex:
         st = list(ex.map(status, agents))
     pending = [s["queue"].get("pending", 0) + s["queue"].get("leased", 0) +
                s["queue"].get("retry", 0) for s in st if s and "queue" in s]
