@@ -71,8 +71,11 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
         tick_timer_(strand_),
         window_(options_.confirm, options_.receipt_timeout),
         control_(topics_, options_.max_control_bytes, options_.max_control_queue, status_, log_) {
-    // A random first endpoint: after a cluster restart, agents spread over its nodes.
-    endpoint_ = std::uniform_int_distribution<size_t>(0, endpoints_.size() - 1)(rng_);
+    // Each agent walks the endpoints in its own random order: after a cluster restart the
+    // agents spread over its nodes, and when a node fails its agents spread over the others
+    // (a common "next" would put its whole share on one neighbour).
+    std::shuffle(endpoints_.begin(), endpoints_.end(), rng_);
+    endpoint_ = 0;
     status_.url = endpoints_[endpoint_].url;
     status_.confirm = std::string(confirmName(options_.confirm));
     status_.since_ms = clock_->nowMs();
@@ -260,7 +263,7 @@ struct CloudLink::Impl : std::enable_shared_from_this<CloudLink::Impl> {
   store::QueueReader& reader_;
   const CloudLinkOptions options_;
   const ClockPtr clock_;
-  const std::vector<Endpoint> endpoints_;
+  std::vector<Endpoint> endpoints_;  ///< in this agent's random order (shuffled once, at start)
   size_t endpoint_ = 0;  ///< the endpoint of the current (or next) attempt
   std::optional<Endpoint> next_redirect_;  ///< a Server Reference to follow at the next attempt
   std::optional<Endpoint> redirected_;     ///< the current connection follows this reference
