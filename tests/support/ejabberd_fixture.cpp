@@ -194,7 +194,9 @@ std::unique_ptr<EjabberdCluster> EjabberdCluster::withMaterial(const TlsMaterial
   return std::make_unique<EjabberdCluster>(std::move(overrides));
 }
 
-EjabberdCluster::~EjabberdCluster() {
+EjabberdCluster::~EjabberdCluster() { killAll(); }
+
+void EjabberdCluster::killAll() noexcept {
   for (size_t k = 0; k < nodes_.size(); ++k) {
     try {
       kill(k);
@@ -486,16 +488,7 @@ std::string EjabberdCluster::logTails(size_t lines) {
 
 void EjabberdCluster::fail(const std::string& what) {
   const std::string message = "ejabberd cluster: " + what + "\n" + logTails();
-  for (size_t k = 0; k < nodes_.size(); ++k) {
-    try {
-      kill(k);
-    } catch (const std::exception&) {
-      // The message above is what matters.
-    }
-  }
-  if (epmd_) {
-    epmd_->kill();
-  }
+  killAll();
   throw std::runtime_error(message);
 }
 

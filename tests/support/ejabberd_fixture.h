@@ -129,6 +129,8 @@ class EjabberdCluster {
   bool viewIsComplete(size_t node);
   std::string tail(const std::filesystem::path& file, size_t lines) const;
   [[noreturn]] void fail(const std::string& what);
+  /// Kills every node and the private epmd; never throws.
+  void killAll() noexcept;
 
   EjabberdOptions options_;
   std::string cookie_;
