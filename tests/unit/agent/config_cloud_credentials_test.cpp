@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "config_cloud_support.h"
 #include "link_options.h"
 #include "psa/agent/config.h"
 #include "psa/agent/remote_config.h"
@@ -13,24 +14,9 @@
 namespace psa::agent {
 namespace {
 
-constexpr const char* kAgent = R"("agent":{"id":"p1","tenant":"t1","state_dir":"/s"})";
-constexpr const char* kCloud =
-    R"("url":"mqtts://b:8883","ca_file":"ca.pem","cert_file":"a.pem","key_file":"a.key")";
+using test::problems;
 
-ConfigLoad loadCloud(const std::string& keys) {
-  const adapters::SourceRegistry registry;
-  return parseConfig("{" + std::string(kAgent) + ",\n\"cloud\":{" + keys +
-                         (keys.empty() ? "" : ",") + kCloud + "}}",
-                     "f.json", registry);
-}
-
-std::string problems(const ConfigLoad& load) {
-  std::string out;
-  for (const auto& i : load.issues) {
-    out += i.path + ": " + i.message + "\n";
-  }
-  return out;
-}
+ConfigLoad loadCloud(const std::string& keys) { return test::loadCloudSection(keys, true); }
 
 TEST(ConfigCloudCredentials, UserNameAndPasswordFileReachTheLink) {
   const ConfigLoad load = loadCloud(R"("username":"practice-7","password_file":"mqtt.pw")");

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "config_cloud_support.h"
 #include "link_options.h"
 #include "psa/agent/config.h"
 #include "psa/cloudlink/cloud_link.h"
@@ -13,23 +14,9 @@
 namespace psa::agent {
 namespace {
 
-constexpr const char* kAgent = R"("agent":{"id":"p1","tenant":"t1","state_dir":"/s"})";
-constexpr const char* kFiles = R"("ca_file":"ca.pem","cert_file":"a.pem","key_file":"a.key")";
+using test::problems;
 
-ConfigLoad loadCloud(const std::string& endpoint_keys) {
-  const adapters::SourceRegistry registry;
-  return parseConfig("{" + std::string(kAgent) + ",\n\"cloud\":{" + endpoint_keys +
-                         (endpoint_keys.empty() ? "" : ",") + kFiles + "}}",
-                     "f.json", registry);
-}
-
-std::string problems(const ConfigLoad& load) {
-  std::string out;
-  for (const auto& i : load.issues) {
-    out += i.path + ": " + i.message + "\n";
-  }
-  return out;
-}
+ConfigLoad loadCloud(const std::string& keys) { return test::loadCloudSection(keys, false); }
 
 TEST(ConfigCloudUrls, SeveralEndpointsReachTheLink) {
   const ConfigLoad load =
