@@ -481,6 +481,27 @@ LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z level=\w+ comp=clo
                   r"inst=\S+ event=(link\.\w+)(.*)$")
 
 
+class FileTail:
+    """The complete lines a growing file gained since the last call (a partial last line waits)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = 0
+        self.partial = b""
+
+    def new_lines(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return []
+        self.offset += len(data)
+        lines = (self.partial + data).split(b"\n")
+        self.partial = lines.pop()
+        return lines
+
+
 def parse_ts(s):
     return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%f").replace(
         tzinfo=datetime.timezone.utc).timestamp()
@@ -496,8 +517,7 @@ class Agent:
         self.mllp_port = None
         self.proc = None
         self.events = []  # (unix ts, event, rest of line)
-        self.offset = 0
-        self.partial = b""
+        self.log_tail = FileTail(self.log_file)
         self.acked = set()
         self.sent = set()
         self.feed_errors = []
@@ -528,17 +548,7 @@ class Agent:
             return None
 
     def poll_log(self):
-        try:
-            with open(self.log_file, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except OSError:
-            return
-        self.offset += len(data)
-        data = self.partial + data
-        lines = data.split(b"\n")
-        self.partial = lines.pop()
-        for raw in lines:
+        for raw in self.log_tail.new_lines():
             m = LINE.match(raw.decode("utf-8", "replace"))
             if m:
                 self.events.append((parse_ts(m.group(1)), m.group(2), m.group(3)))
@@ -712,9 +722,7 @@ class Received:
     """Reads the simulator's --out lines incrementally: control id -> msg-ids, per agent."""
 
     def __init__(self, path):
-        self.path = path
-        self.offset = 0
-        self.partial = b""
+        self.tail = FileTail(path)
         self.lines = 0
         self.dup_lines = 0
         self.sha_bad = 0
@@ -723,16 +731,7 @@ class Received:
         self.arrived = {}  # (agent, control id) -> first arrival (local time.time())
 
     def poll(self):
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except OSError:
-            return
-        self.offset += len(data)
-        data = self.partial + data
-        lines = data.split(b"\n")
-        self.partial = lines.pop()
+        lines = self.tail.new_lines()
         now = time.time()
         for raw in lines:
             if not raw.strip():
