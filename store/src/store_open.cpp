@@ -1,6 +1,6 @@
-// Opening the store: the schema (v1, created or checked), the write connection's settings, the
-// integrity check and moving a damaged database aside, loading counters and state, reconciling
-// the key file with the keys table, and the read-only (inspection) open.
+// Opening the store: the schema (created or migrated: schema_migrations.h), the write connection's
+// settings, the integrity check and moving a damaged database aside, loading counters and state,
+// reconciling the key file with the keys table, and the read-only (inspection) open.
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
@@ -13,6 +13,7 @@
 #include "psa/store/json.h"
 #include "psa/store/os/durable_file.h"
 #include "psa/store/sqlite_store.h"
+#include "schema_migrations.h"
 #include "store_impl.h"
 
 namespace psa::store {
@@ -20,79 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
 constexpr int64_t kJournalSizeLimit = 8 << 20;
-
-// Schema v1. Routing metadata is clear; payloads, dead-letter payloads and watermark values are
-// sealed (AES-256-GCM); dedupe identities and watermark names are stored only as keyed HMACs.
-// Large blobs come last in each row so the small columns stay on the first page of a row.
-constexpr const char* kSchemaSql = R"sql(
-CREATE TABLE meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;
-CREATE TABLE keys(key_id INTEGER PRIMARY KEY, check_value BLOB NOT NULL, created_at INTEGER NOT NULL);
-CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE queue(
-  seq INTEGER PRIMARY KEY,
-  msg_id TEXT NOT NULL UNIQUE,
-  source TEXT NOT NULL,
-  vendor TEXT NOT NULL,
-  kind INTEGER NOT NULL,
-  format TEXT NOT NULL,
-  received_at INTEGER NOT NULL,
-  size INTEGER NOT NULL,
-  key_id INTEGER NOT NULL,
-  state INTEGER NOT NULL DEFAULT 0,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  next_attempt_at INTEGER NOT NULL DEFAULT 0,
-  delivered_at INTEGER NOT NULL DEFAULT 0,
-  reason TEXT,
-  sealed BLOB NOT NULL);
-CREATE INDEX queue_retry ON queue(next_attempt_at) WHERE state = 1;
-CREATE INDEX queue_delivered ON queue(delivered_at) WHERE state = 2;
-CREATE TABLE dead(
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  msg_id TEXT NOT NULL UNIQUE,
-  source TEXT NOT NULL,
-  vendor TEXT NOT NULL,
-  kind INTEGER NOT NULL,
-  format TEXT NOT NULL,
-  received_at INTEGER NOT NULL,
-  size INTEGER NOT NULL,
-  key_id INTEGER NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  origin TEXT NOT NULL,
-  reason TEXT NOT NULL,
-  dead_at INTEGER NOT NULL,
-  sealed BLOB NOT NULL);
-CREATE TABLE dedupe(mac BLOB PRIMARY KEY, msg_id TEXT NOT NULL, seen_at INTEGER NOT NULL,
-                    key_id INTEGER NOT NULL) WITHOUT ROWID;
-CREATE INDEX dedupe_seen ON dedupe(seen_at);
-CREATE TABLE watermarks(scope TEXT NOT NULL, name_mac BLOB NOT NULL, key_id INTEGER NOT NULL,
-                        updated_at INTEGER NOT NULL, sealed BLOB NOT NULL,
-                        PRIMARY KEY(scope, name_mac)) WITHOUT ROWID;
-CREATE TABLE audit(seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, actor TEXT NOT NULL,
-                   action TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL,
-                   hash TEXT NOT NULL);
-)sql";
-
-// Added after v1 shipped (created on open when missing; no version change): finds the
-// retention checkpoints without scanning the audit table.
-constexpr const char* kAuditCheckpointIndexSql =
-    "CREATE INDEX IF NOT EXISTS audit_checkpoints ON audit(seq) WHERE action='audit.checkpoint'";
-
-// Errc::invalid_argument unless the database has the schema version this agent understands.
-Status checkSchemaVersion(Db& db, const fs::path& db_path) {
-  auto version = db.queryInt("SELECT v FROM meta WHERE k='schema_version'");
-  if (!version) {
-    return std::move(version).error();
-  }
-  if (*version != kSchemaVersion) {
-    return Error(Errc::invalid_argument, "database " + db_path.string() + " has schema version " +
-                                             std::to_string(*version) +
-                                             "; this agent understands version " +
-                                             std::to_string(kSchemaVersion));
-  }
-  return {};
-}
 
 }  // namespace
 
@@ -140,7 +69,13 @@ Status SqliteStore::Impl::openReadOnly() {
   if (!has_queue) {
     return Error(Errc::not_found, "database " + opts.db_path.string() + " holds no queue yet");
   }
-  PSA_TRY(checkSchemaVersion(db, opts.db_path));
+  // Read-only cannot migrate: an older database is read as it is (its tables are a subset).
+  auto level = migrations::readLevel(db);
+  if (!level) {
+    return std::move(level).error();
+  }
+  PSA_TRY(migrations::checkUsable(*level, opts.db_path));
+  schema_version = level->version;
   PSA_TRY(loadState(db));
   auto keys = db.queryInt("SELECT count(*) FROM keys");
   auto max_key = db.queryInt("SELECT coalesce(max(key_id),0) FROM keys");
@@ -403,29 +338,28 @@ Status SqliteStore::Impl::ensureSchema(bool& created) {
     return std::move(has_queue).error();
   }
   if (*has_queue == 0) {
-    PSA_TRY(wdb.run("BEGIN IMMEDIATE", "begin schema"));
-    Status st = wdb.run(kSchemaSql, "create schema");
-    if (st) {
-      const std::string meta = "INSERT INTO meta(k,v) VALUES('schema_version'," +
-                               std::to_string(kSchemaVersion) + "),('created_at'," +
-                               std::to_string(clock->nowMs()) + ")";
-      st = wdb.run(meta.c_str(), "write meta");
-    }
-    if (st) {
-      st = wdb.run(kAuditCheckpointIndexSql, "create audit checkpoint index");
-    }
-    if (st) {
-      st = wdb.run("COMMIT", "commit schema");
-    }
-    if (!st) {
-      wdb.exec("ROLLBACK");
-      return st;
-    }
+    PSA_TRY(migrations::createBase(wdb, clock->nowMs()));
     created = true;
-    return {};
   }
-  PSA_TRY(checkSchemaVersion(wdb, opts.db_path));
-  return wdb.run(kAuditCheckpointIndexSql, "create audit checkpoint index");
+  auto migrated = migrations::migrate(wdb, opts.db_path, log);
+  if (!migrated) {
+    return std::move(migrated).error();
+  }
+  schema_version = migrated->to;
+  if (!created && !migrated->names.empty()) {
+    std::string names;
+    for (const std::string& n : migrated->names) {
+      names += (names.empty() ? "" : ",") + audit::jsonString(n);
+    }
+    AuditEntry e;
+    e.at_ms = clock->nowMs();
+    e.actor = "agent";
+    e.action = "store.migrated";
+    e.detail = "{\"from\":" + std::to_string(migrated->from) +
+               ",\"to\":" + std::to_string(migrated->to) + ",\"migrations\":[" + names + "]}";
+    ops.push_back(AuditOp{std::move(e), {}});
+  }
+  return {};
 }
 
 Status SqliteStore::Impl::loadState(Db& db) {

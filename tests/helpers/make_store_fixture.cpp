@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <future>
 
 #include "../support/store_fixtures.h"
@@ -45,11 +44,9 @@ int main(int argc, char** argv) {
   const fs::path dir = argv[1];
   fs::remove_all(dir);
   fs::create_directories(dir);
-  {
-    std::ofstream key(dir / "queue.key");
-    key << fx::kKeyFileText;
+  if (auto st = SqliteStore::importKeys(dir / "queue.key", fx::kKeyFileText, "fixture key"); !st) {
+    return fail("key file", st.error());
   }
-  fs::permissions(dir / "queue.key", fs::perms::owner_read | fs::perms::owner_write);
 
   StoreOptions o;
   o.db_path = dir / "queue.db";
