@@ -1,5 +1,7 @@
 #include "schema_migrations.h"
 
+#include <algorithm>
+
 #include "psa/store/test_fault.h"
 
 namespace psa::store::migrations {
@@ -77,32 +79,31 @@ Status rollbackWith(Db& db, Status st) {
 
 const std::vector<Migration>& all() { return kMigrations; }
 
-int64_t latestVersion() { return kMigrations.empty() ? 1 : kMigrations.back().version; }
+int64_t latestLevel() { return kMigrations.empty() ? 1 : kMigrations.back().level; }
 
 Result<SchemaLevel> readLevel(Db& db) {
-  auto version = db.queryInt("SELECT coalesce((SELECT v FROM meta WHERE k='schema_version'),0)");
-  if (!version) {
-    return std::move(version).error();
-  }
-  if (*version <= 0) {
-    return Error(Errc::invalid_argument, "the database's meta table has no schema_version");
-  }
-  auto min_reader =
-      db.queryInt("SELECT coalesce((SELECT v FROM meta WHERE k='schema_min_reader'),1)");
+  auto min_reader = db.queryInt("SELECT coalesce((SELECT v FROM meta WHERE k='schema_version'),0)");
   if (!min_reader) {
     return std::move(min_reader).error();
   }
-  return SchemaLevel{*version, *min_reader};
+  if (*min_reader <= 0) {
+    return Error(Errc::invalid_argument, "the database's meta table has no schema_version");
+  }
+  auto level = db.queryInt("SELECT coalesce((SELECT v FROM meta WHERE k='schema_level'),1)");
+  if (!level) {
+    return std::move(level).error();
+  }
+  return SchemaLevel{std::max(*level, *min_reader), *min_reader};
 }
 
 Status checkUsable(const SchemaLevel& level, const fs::path& db_path) {
-  const int64_t latest = latestVersion();
-  if (level.version <= latest || level.min_reader <= latest) {
+  const int64_t latest = latestLevel();
+  if (level.level <= latest || level.min_reader <= latest) {
     return {};
   }
   return Error(Errc::invalid_argument,
-               "database " + db_path.string() + " has schema version " +
-                   std::to_string(level.version) + " and needs an agent that understands version " +
+               "database " + db_path.string() + " has schema level " + std::to_string(level.level) +
+                   " and needs an agent that understands level " +
                    std::to_string(level.min_reader) + " or newer; this agent understands up to " +
                    std::to_string(latest) +
                    " (install the release that wrote it, or restore the database from before it "
@@ -114,7 +115,7 @@ Status createBase(Db& db, int64_t now_ms) {
   Status st = db.run(kBaseSql, "create schema");
   if (st) {
     const std::string meta =
-        "INSERT INTO meta(k,v) VALUES('schema_version',1),('schema_min_reader',1),('created_at'," +
+        "INSERT INTO meta(k,v) VALUES('schema_version',1),('schema_level',1),('created_at'," +
         std::to_string(now_ms) + ")";
     st = db.run(meta.c_str(), "write meta");
   }
@@ -130,23 +131,23 @@ Result<Migrated> migrate(Db& db, const fs::path& db_path, log::Logger& log) {
     return std::move(level).error();
   }
   PSA_TRY(checkUsable(*level, db_path));
-  Migrated out{level->version, level->version, {}};
+  Migrated out{level->level, level->level, {}};
   int64_t min_reader = level->min_reader;
   for (const Migration& m : kMigrations) {
-    if (m.version <= out.to) {
+    if (m.level <= out.to) {
       continue;
     }
     PSA_TRY(db.run("BEGIN IMMEDIATE", "begin migration"));
     Status st = db.run(m.sql, m.name);
     testFaultPoint("store.migration.applied");
     if (!m.readable_by_previous) {
-      min_reader = m.version;
+      min_reader = m.level;
     }
     if (st) {
-      const std::string bump = "INSERT OR REPLACE INTO meta(k,v) VALUES('schema_version'," +
-                               std::to_string(m.version) + "),('schema_min_reader'," +
+      const std::string bump = "INSERT OR REPLACE INTO meta(k,v) VALUES('schema_level'," +
+                               std::to_string(m.level) + "),('schema_version'," +
                                std::to_string(min_reader) + ")";
-      st = db.run(bump.c_str(), "write schema version");
+      st = db.run(bump.c_str(), "write schema level");
     }
     testFaultPoint("store.migration.versioned");
     if (st) {
@@ -154,13 +155,12 @@ Result<Migrated> migrate(Db& db, const fs::path& db_path, log::Logger& log) {
     }
     if (!st) {
       db.exec("ROLLBACK");
-      return Error(st.error().code, "schema migration " + std::to_string(m.version) + " (" +
-                                        m.name + "): " + st.error().message);
+      return Error(st.error().code, "schema migration " + std::to_string(m.level) + " (" + m.name +
+                                        "): " + st.error().message);
     }
-    log.info(
-        "store.migrated",
-        {{"db", db_path.string()}, {"version", m.version}, {"migration", std::string(m.name)}});
-    out.to = m.version;
+    log.info("store.migrated",
+             {{"db", db_path.string()}, {"level", m.level}, {"migration", std::string(m.name)}});
+    out.to = m.level;
     out.names.emplace_back(m.name);
   }
   return out;

@@ -7,12 +7,14 @@
 // version number, so a crash (SIGKILL, power cut) at any point leaves the database at the
 // version before or after a migration, never between; the next open finishes the job.
 //
-// meta holds `schema_version` (the last migration applied) and `schema_min_reader` (the oldest
-// schema version whose code can use this database; absent means 1). A migration that only adds
-// what older code does not look at (a table, an index) keeps min_reader, so a rollback of the
-// agent by one release opens the store in place. One that changes what older code reads raises
-// min_reader to its own version; such changes ship in two releases (the first learns to read
-// the new layout, the second migrates), so a one-release rollback still opens the store.
+// meta holds `schema_level` (the last migration applied; absent means 1) and `schema_version`
+// (the oldest level whose code can use this database). Releases before migrations existed
+// check `schema_version == 1` exactly, so keeping it at 1 lets them open a database that has
+// only been migrated compatibly. A migration that only adds what older code does not look at
+// (a table, an index) keeps schema_version, so a rollback of the agent by one release opens the
+// store in place. One that changes what older code reads raises schema_version to its own
+// level; such changes ship in two releases (the first learns to read the new layout, the
+// second migrates), so a one-release rollback still opens the store.
 #pragma once
 
 #include <cstdint>
@@ -27,24 +29,24 @@
 namespace psa::store::migrations {
 
 struct Migration {
-  int64_t version;            ///< the schema version this migration produces (2, 3, ...)
+  int64_t level;              ///< the schema level this migration produces (2, 3, ...)
   const char* name;           ///< short, for logs and the audit trail
   bool readable_by_previous;  ///< the release before can still use the migrated database
   const char* sql;            ///< one or more statements, run inside the migration's transaction
 };
 
-/// Every migration, in order (versions 2, 3, ... without gaps).
+/// Every migration, in order (levels 2, 3, ... without gaps).
 const std::vector<Migration>& all();
 
-/// The schema version this code writes.
-int64_t latestVersion();
+/// The schema level this code writes.
+int64_t latestLevel();
 
 struct SchemaLevel {
-  int64_t version = 0;
-  int64_t min_reader = 1;
+  int64_t level = 0;       ///< meta schema_level: the last migration applied
+  int64_t min_reader = 1;  ///< meta schema_version: the oldest level that can use it
 };
 
-/// The database's level from meta. Errc::corrupt when meta has no schema_version.
+/// The database's level from meta. Errc::invalid_argument when meta has no schema_version.
 Result<SchemaLevel> readLevel(Db& db);
 
 /// Whether this code may use a database at `level`: an older one (it will be migrated), its own,
@@ -62,10 +64,10 @@ struct Migrated {
   std::vector<std::string> names;
 };
 
-/// Runs every migration newer than the database's version, each in its own transaction
-/// (BEGIN IMMEDIATE ... version bump ... COMMIT). Test fault points (psa/store/test_fault.h):
+/// Runs every migration newer than the database's level, each in its own transaction
+/// (BEGIN IMMEDIATE ... level bump ... COMMIT). Test fault points (psa/store/test_fault.h):
 /// "store.migration.applied" after a migration's SQL, "store.migration.versioned" after the
-/// version bump, both before COMMIT.
+/// level bump, both before COMMIT.
 Result<Migrated> migrate(Db& db, const std::filesystem::path& db_path, log::Logger& log);
 
 }  // namespace psa::store::migrations

@@ -209,7 +209,7 @@ struct SqliteStore::Impl {
   StoreOptions opts;
   ClockPtr clock;
   log::Logger log{"store"};
-  int64_t schema_version = 0;  ///< set at open (after migrations)
+  int64_t schema_level = 0;  ///< set at open (after migrations)
   OpenReport report;
   int64_t page_size = 4096;
 

@@ -202,7 +202,7 @@ Result<QueueStats> SqliteStore::stats() {
   s.delivered_total = m.delivered_total.load();
   s.duplicates_total = m.duplicates_total.load();
   s.commits_total = m.commits_total.load();
-  s.schema_version = m.schema_version;
+  s.schema_level = m.schema_level;
   const KeyRingPtr keys = m.ring();
   if (keys) {
     s.current_key_id = keys->current().id;

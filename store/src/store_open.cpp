@@ -75,7 +75,7 @@ Status SqliteStore::Impl::openReadOnly() {
     return std::move(level).error();
   }
   PSA_TRY(migrations::checkUsable(*level, opts.db_path));
-  schema_version = level->version;
+  schema_level = level->level;
   PSA_TRY(loadState(db));
   auto keys = db.queryInt("SELECT count(*) FROM keys");
   auto max_key = db.queryInt("SELECT coalesce(max(key_id),0) FROM keys");
@@ -345,7 +345,7 @@ Status SqliteStore::Impl::ensureSchema(bool& created) {
   if (!migrated) {
     return std::move(migrated).error();
   }
-  schema_version = migrated->to;
+  schema_level = migrated->to;
   if (!created && !migrated->names.empty()) {
     std::string names;
     for (const std::string& n : migrated->names) {

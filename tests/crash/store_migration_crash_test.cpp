@@ -62,7 +62,7 @@ Seen inspect(const psa::test::TempDir& dir) {
   EXPECT_TRUE(stats.ok());
   Seen seen;
   if (stats) {
-    seen.version = stats->schema_version;
+    seen.version = stats->schema_level;
     seen.pending = stats->pending;
     seen.dead = stats->dead;
   }

@@ -46,21 +46,22 @@ TEST(SchemaFixture, EveryFixtureIsCommitted) { EXPECT_FALSE(fixtures().empty());
 TEST(SchemaFixture, EachOldDatabaseMigratesAndDeliversEverythingItHeld) {
   psa::test::TempDir latest_dir;
   const int64_t latest = [&] {
-    openOk(optionsIn(latest_dir))->close();
-    return metaInt(latest_dir / "queue.db", "schema_version");
+    auto s = openOk(optionsIn(latest_dir));
+    return s->stats()->schema_level;
   }();
   for (const fs::path& fixture : fixtures()) {
     SCOPED_TRACE(fixture.string());
     psa::test::TempDir dir;
     StoreOptions o = copyFixture(fixture, dir);
-    const int64_t from = metaInt(o.db_path, "schema_version");
+    const int64_t from = std::max<int64_t>(metaInt(o.db_path, "schema_level"), 1);
     // The fixture's own time plus two hours: its retrying records are due, its dedupe
     // identities still inside the window.
     auto clock = std::make_shared<ManualClock>(metaInt(o.db_path, "created_at") + 2 * 3'600'000);
     o.clock = clock;
     auto s = openOk(o);
     ASSERT_NE(s, nullptr);
-    EXPECT_EQ(metaInt(o.db_path, "schema_version"), latest);
+    EXPECT_EQ(s->stats()->schema_level, latest);
+    EXPECT_EQ(metaInt(o.db_path, "schema_level"), latest);
 
     auto stats = s->stats();
     ASSERT_TRUE(stats.ok());
@@ -119,7 +120,7 @@ TEST(SchemaFixture, ReadOnlyOpenReadsAnOldDatabaseWithoutMigratingIt) {
     SCOPED_TRACE(fixture.string());
     psa::test::TempDir dir;
     StoreOptions o = copyFixture(fixture, dir);
-    const int64_t from = metaInt(o.db_path, "schema_version");
+    const int64_t from = std::max<int64_t>(metaInt(o.db_path, "schema_level"), 1);
     o.read_only = true;
     auto s = openOk(o);
     ASSERT_NE(s, nullptr);
@@ -127,8 +128,9 @@ TEST(SchemaFixture, ReadOnlyOpenReadsAnOldDatabaseWithoutMigratingIt) {
     ASSERT_TRUE(stats.ok());
     EXPECT_EQ(stats->pending, fx::kPending);
     EXPECT_EQ(stats->dead, fx::kDead);
+    EXPECT_EQ(stats->schema_level, from);
     s->close();
-    EXPECT_EQ(metaInt(o.db_path, "schema_version"), from);
+    EXPECT_EQ(std::max<int64_t>(metaInt(o.db_path, "schema_level"), 1), from);
   }
 }
 

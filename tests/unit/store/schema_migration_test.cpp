@@ -9,21 +9,25 @@
 namespace psa::store::testing {
 namespace {
 
-// The version this build writes: one more than the number of migrations after version 1.
+// The level this build writes: one more than the number of migrations after level 1.
 int64_t latestOf(const StoreOptions& o) {
   auto s = openOk(o);
+  const int64_t level = s->stats()->schema_level;
   s->close();
   RawDb raw(o.db_path);
-  return raw.queryInt("SELECT v FROM meta WHERE k='schema_version'");
+  EXPECT_EQ(raw.queryInt("SELECT v FROM meta WHERE k='schema_level'"), level);
+  return level;
 }
 
-TEST(SchemaMigration, NewStoreIsAtTheLatestVersionReadableByVersionOne) {
+TEST(SchemaMigration, NewStoreIsAtTheLatestLevelAndStillSchemaVersionOne) {
   psa::test::TempDir dir;
   const StoreOptions o = optionsIn(dir);
   const int64_t latest = latestOf(o);
   EXPECT_GE(latest, 2);
   RawDb raw(o.db_path);
-  EXPECT_EQ(raw.queryInt("SELECT v FROM meta WHERE k='schema_min_reader'"), 1);
+  // Every migration so far is compatible: the release before migrations (which checks
+  // schema_version == 1) still opens the database.
+  EXPECT_EQ(raw.queryInt("SELECT v FROM meta WHERE k='schema_version'"), 1);
   // Every migration's object exists in a new database too: both paths end in one schema.
   EXPECT_EQ(raw.queryInt("SELECT count(*) FROM sqlite_master WHERE name='audit_checkpoints'"), 1);
 }
@@ -35,7 +39,7 @@ TEST(SchemaMigration, NewerDatabaseWhoseMinReaderThisCodeMeetsOpensUnchanged) {
   appendOne(*openOk(o), "before");
   {
     RawDb raw(o.db_path);
-    raw.exec("UPDATE meta SET v=" + std::to_string(latest + 1) + " WHERE k='schema_version'");
+    raw.exec("UPDATE meta SET v=" + std::to_string(latest + 1) + " WHERE k='schema_level'");
     raw.exec("CREATE TABLE from_a_newer_release(x)");
   }
   auto s = openOk(o);
@@ -44,7 +48,7 @@ TEST(SchemaMigration, NewerDatabaseWhoseMinReaderThisCodeMeetsOpensUnchanged) {
   EXPECT_EQ(s->stats()->pending, 2u);
   s->close();
   RawDb raw(o.db_path);
-  EXPECT_EQ(raw.queryInt("SELECT v FROM meta WHERE k='schema_version'"), latest + 1);
+  EXPECT_EQ(raw.queryInt("SELECT v FROM meta WHERE k='schema_level'"), latest + 1);
 }
 
 TEST(SchemaMigration, NewerDatabaseThisCodeCannotReadIsRefusedWithTheVersionItNeeds) {
@@ -53,8 +57,8 @@ TEST(SchemaMigration, NewerDatabaseThisCodeCannotReadIsRefusedWithTheVersionItNe
   const int64_t latest = latestOf(o);
   {
     RawDb raw(o.db_path);
-    raw.exec("INSERT OR REPLACE INTO meta(k,v) VALUES('schema_version'," +
-             std::to_string(latest + 2) + "),('schema_min_reader'," + std::to_string(latest + 1) +
+    raw.exec("INSERT OR REPLACE INTO meta(k,v) VALUES('schema_level'," +
+             std::to_string(latest + 2) + "),('schema_version'," + std::to_string(latest + 1) +
              ")");
   }
   for (bool read_only : {false, true}) {
@@ -62,7 +66,7 @@ TEST(SchemaMigration, NewerDatabaseThisCodeCannotReadIsRefusedWithTheVersionItNe
     auto s = SqliteStore::open(o);
     ASSERT_FALSE(s.ok());
     EXPECT_TRUE(s.error().is(Errc::invalid_argument)) << s.error().describe();
-    EXPECT_NE(s.error().message.find("needs an agent that understands version " +
+    EXPECT_NE(s.error().message.find("needs an agent that understands level " +
                                      std::to_string(latest + 1)),
               std::string::npos)
         << s.error().message;
@@ -70,7 +74,7 @@ TEST(SchemaMigration, NewerDatabaseThisCodeCannotReadIsRefusedWithTheVersionItNe
   // Refused, never moved aside as if corrupt: the newer release can still use it.
   EXPECT_TRUE(std::filesystem::exists(o.db_path));
   RawDb raw(o.db_path);
-  EXPECT_EQ(raw.queryInt("SELECT v FROM meta WHERE k='schema_version'"), latest + 2);
+  EXPECT_EQ(raw.queryInt("SELECT v FROM meta WHERE k='schema_level'"), latest + 2);
 }
 
 TEST(SchemaMigration, MissingVersionIsRefusedNotMovedAside) {

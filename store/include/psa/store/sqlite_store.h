@@ -109,7 +109,7 @@ struct QueueStats {
   uint64_t commits_total = 0;
   uint32_t current_key_id = 0;
   size_t key_count = 0;
-  int64_t schema_version = 0;  ///< the database's schema version (after migrations)
+  int64_t schema_level = 0;  ///< the database's schema level (migrations applied)
 };
 
 /// Dead letters that share one reason (reasons are PHI-free by contract).
