@@ -218,6 +218,10 @@ ObjectSchema buildConfigSchema() {
       Field::integer("max_inflight").def(json::Value::integer(100)).range(1, 1000),
       Field::str("confirm").def(json::Value::string("broker")).oneOf({"broker", "receipt"}),
       Field::anyValue("config_signing_key").verify(signing_key),
+      Field::anyValue("release_keys")
+          .verify(signing_key)
+          .describe("Ed25519 public keys (PEM) that sign upgrade packages; never the "
+                    "config-signing keys"),
       Field::integer("keepalive_s").def(json::Value::integer(30)).range(5, 3600),
       Field::integer("session_expiry_s")
           .def(json::Value::integer(7 * 86400))
@@ -396,6 +400,11 @@ ConfigLoad parseConfig(std::string_view text, const std::filesystem::path& sourc
     if (const json::Value* keys = c.find("config_signing_key")) {
       for (const auto& k : signingKeys(*keys)) {
         s.config_signing_keys.push_back(cfg->resolve(k.string()));
+      }
+    }
+    if (const json::Value* keys = c.find("release_keys")) {
+      for (const auto& k : signingKeys(*keys)) {
+        s.release_keys.push_back(cfg->resolve(k.string()));
       }
     }
     s.keepalive_s = static_cast<int>(c.getInt("keepalive_s"));

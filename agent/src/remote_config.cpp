@@ -26,7 +26,8 @@ std::string forbiddenMessage(const std::string& dotted) {
   if (dotted == "agent.state_dir") {
     return "the state directory cannot be changed remotely";
   }
-  if (dotted == "cloud.ca_file" || dotted == "cloud.config_signing_key") {
+  if (dotted == "cloud.ca_file" || dotted == "cloud.config_signing_key" ||
+      dotted == "cloud.release_keys") {
     return "trust anchors cannot be changed remotely";
   }
   if (dotted == "cloud.cert_file" || dotted == "cloud.key_file" || dotted == "cloud.url" ||

@@ -35,6 +35,8 @@ struct CloudSettings {
   int max_inflight = 100;
   std::string confirm = "broker";  ///< "broker" or "receipt"
   std::vector<std::filesystem::path> config_signing_keys;
+  /// Release keys (upgrade packages): trust anchors like config_signing_keys, local only.
+  std::vector<std::filesystem::path> release_keys;
   int keepalive_s = 30;
   int session_expiry_s = 7 * 24 * 3600;
   int receipt_timeout_s = 120;
