@@ -278,7 +278,8 @@ class Engine final : public Hl7Outbound, public std::enable_shared_from_this<Eng
     }
     Job& j = queue_.front();
     ++j.tries;
-    log_.warn("connect_failed", {{"peer", peer()}, {"request", j.request.id}, {"try", j.tries}});
+    log_.warn("connect_failed",
+              {{"peer", peer()}, {"request", j.request.id}, {"try", j.tries}, {"error", why}});
     j.last_error = std::move(why);
     retryLater();
   }
@@ -366,7 +367,13 @@ class Engine final : public Hl7Outbound, public std::enable_shared_from_this<Eng
     switch (r.verdict) {
       case AckVerdict::stale:
         ++stats_.stale_acks;
-        log_.warn("stale_ack", {{"request", j.request.id}, {"code", r.code}});
+        // MSA-1 comes from the peer: logged only when it is one of the table 0008 codes.
+        log_.warn("stale_ack",
+                  {{"request", j.request.id},
+                   {"code", r.code.size() == 2 && (r.code[0] == 'A' || r.code[0] == 'C') &&
+                                    (r.code[1] == 'A' || r.code[1] == 'E' || r.code[1] == 'R')
+                                ? std::string_view(r.code)
+                                : std::string_view("other")}});
         return;
       case AckVerdict::invalid:
         log_.warn("bad_ack", {{"request", j.request.id}, {"bytes", frame.size()}});
