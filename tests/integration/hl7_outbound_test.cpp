@@ -59,6 +59,8 @@ class InboundSim {
   }
 
   void kill() { process_->kill(); }
+  /// Options for the next start().
+  void setArgs(std::vector<std::string> args) { args_ = std::move(args); }
   int port() const { return port_; }
   fs::path changeLogPath() const { return dir_ / "changes.jsonl"; }
 
@@ -319,6 +321,37 @@ TEST(Hl7Outbound, DeliveryResumesAfterThePmsIsKilledAndRestarted) {
   // And the next request goes out on the new connection at once.
   ASSERT_EQ(target.deliver(request(siuBody("X", "K-3"))).status, DStatus::delivered);
   EXPECT_EQ(sim.changes().size(), 3u);
+}
+
+TEST(Hl7Outbound, PmsKilledAfterApplyingBeforeAnsweringAppliesOnce) {
+  TempDir dir("hl7out");
+  InboundSim sim(dir, {"--late-ms", "600000"});
+  Target target(settingsFor(sim.port()));
+  auto pending = target.start(request(siuBody("X", "KA-1")));
+  // Applied (the change log is written before the answer), then the PMS dies unanswered.
+  ASSERT_TRUE(waitFor([&] { return sim.changes("KA-1").size() == 1; }, 60s));
+  sim.kill();
+  sim.setArgs({});
+  sim.start();
+  const DeliveryOutcome o = target.wait(pending);
+  ASSERT_EQ(o.status, DStatus::delivered) << o.error;
+  EXPECT_EQ(o.pms_ref, "KA-1");
+  EXPECT_GE(o.attempts, 2);
+  EXPECT_EQ(sim.changes("KA-1").size(), 1u);  // the restarted PMS deduped the resend
+}
+
+TEST(Hl7Outbound, WithoutDedupeOnTheReceiverAResendIsAppliedTwice) {
+  // Why the MSH-10 must stay stable: a receiver that dedupes on it is what makes the resend
+  // after a lost ACK harmless. The simulator without dedupe shows the double effect.
+  TempDir dir("hl7out");
+  InboundSim sim(dir, {"--drop-every", "1", "--no-dedupe-msh10"});
+  auto s = settingsFor(sim.port());
+  s.max_tries = 2;
+  Target target(s);
+  const DeliveryOutcome o = target.deliver(request(siuBody("X", "ND-1")));
+  EXPECT_EQ(o.status, DStatus::retryable);
+  EXPECT_EQ(o.attempts, 2);
+  EXPECT_EQ(sim.changes("ND-1").size(), 2u);
 }
 
 TEST(Hl7Outbound, RequestsQueueInOrderOneInFlight) {
