@@ -1,26 +1,16 @@
 #include "psa/adapters/hl7/mllp_client.h"
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <deque>
-#include <fstream>
 #include <optional>
 
-#include "api/system_trust.h"
+#include "net/client_tls.h"
 #include "psa/adapters/hl7/message.h"
 #include "psa/adapters/hl7/mllp.h"
-#include "psa/store/os/system_error.h"
-#include "psa/store/os/utf8_path.h"
 
 namespace psa::adapters::hl7 {
 
@@ -136,23 +126,6 @@ MllpClient::~MllpClient() { close(); }
 
 const std::string& MllpClient::peer() const { return impl_->peer; }
 
-namespace {
-
-std::string sslErrors() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) {
-      out += "; ";
-    }
-    out += buf;
-  }
-  return out;
-}
-
-}  // namespace
-
 Result<std::unique_ptr<MllpClient>> MllpClient::connect(const MllpClientOptions& options) {
   if (options.host.empty() || options.port == 0) {
     return Error(Errc::invalid_argument, "expected HOST and PORT");
@@ -169,37 +142,9 @@ Result<std::unique_ptr<MllpClient>> MllpClient::connect(const MllpClientOptions&
   d.peer = target;
 
   if (options.tls) {
-    for (const auto* file : {&options.ca_file, &options.cert_file, &options.key_file}) {
-      if (file->empty()) {
-        continue;
-      }
-      if (!std::ifstream(*file, std::ios::binary)) {
-        return Error(Errc::io, "cannot read " + file->string() + ": " + os::errnoText(errno));
-      }
-    }
     d.ctx.emplace(ssl::context::tls_client);
-    SSL_CTX_set_min_proto_version(d.ctx->native_handle(), TLS1_2_VERSION);
-    error_code ec;
-    if (options.ca_file.empty()) {
-      PSA_TRY(api::loadSystemTrust(d.ctx->native_handle()));
-    } else {
-      d.ctx->load_verify_file(os::pathToUtf8(options.ca_file), ec);
-    }
-    if (ec) {
-      return Error(Errc::io, "CA file " + options.ca_file.string() + ": " + ec.message());
-    }
-    if (!options.cert_file.empty()) {
-      d.ctx->use_certificate_chain_file(os::pathToUtf8(options.cert_file), ec);
-      if (ec) {
-        return Error(Errc::io, "certificate file " + options.cert_file.string() + ": " +
-                                   ec.message());
-      }
-      d.ctx->use_private_key_file(os::pathToUtf8(options.key_file), ssl::context::pem, ec);
-      if (ec) {
-        return Error(Errc::io, "key file " + options.key_file.string() + ": " + ec.message());
-      }
-    }
-    d.ctx->set_verify_mode(ssl::verify_peer);
+    PSA_TRY(net::configureClientTls(
+        *d.ctx, net::ClientTlsFiles{options.ca_file, options.cert_file, options.key_file}));
   }
 
   // Resolve and connect.
@@ -227,17 +172,8 @@ Result<std::unique_ptr<MllpClient>> MllpClient::connect(const MllpClientOptions&
   if (options.tls) {
     d.tls.emplace(d.socket, *d.ctx);
     SSL* ssl_handle = d.tls->native_handle();
-    const std::string name = options.server_name.empty() ? options.host : options.server_name;
-    X509_VERIFY_PARAM* param = SSL_get0_param(ssl_handle);
-    error_code addr_ec;
-    asio::ip::make_address(name, addr_ec);
-    if (!addr_ec) {
-      X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
-    } else {
-      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      X509_VERIFY_PARAM_set1_host(param, name.c_str(), 0);
-      SSL_set_tlsext_host_name(ssl_handle, name.c_str());
-    }
+    net::expectServerName(ssl_handle,
+                          options.server_name.empty() ? options.host : options.server_name);
     done = false;
     d.tls->async_handshake(ssl::stream_base::client, [&](const error_code& e) {
       result = e;
@@ -248,15 +184,8 @@ Result<std::unique_ptr<MllpClient>> MllpClient::connect(const MllpClientOptions&
                                       std::to_string(options.timeout.count()) + " ms");
     }
     if (result) {
-      std::string why = result.message();
-      const long verify = SSL_get_verify_result(ssl_handle);
-      if (verify != X509_V_OK) {
-        why = std::string("certificate verify failed: ") +
-              X509_verify_cert_error_string(verify);
-      }
-      const std::string more = sslErrors();
-      return Error(Errc::unauthorized, "TLS handshake with " + target + " failed: " + why +
-                                           (more.empty() ? "" : " (" + more + ")"));
+      return Error(Errc::unauthorized, "TLS handshake with " + target +
+                                           " failed: " + net::handshakeFailure(ssl_handle, result));
     }
   }
   return std::unique_ptr<MllpClient>(new MllpClient(std::move(impl)));
