@@ -292,7 +292,11 @@ std::string FileFormatInfo::signature() const {
   for (const auto& c : columns) {
     s += std::to_string(c.size()) + ":" + c;
   }
-  return s + "|" + std::to_string(columns.size());
+  s += "|" + std::to_string(columns.size()) + "|";
+  for (const auto& c : codes) {
+    s += c + ",";
+  }
+  return s;
 }
 
 FileFormatInfo sniffFile(std::string_view bytes) {
@@ -317,8 +321,11 @@ FileFormatInfo sniffFile(std::string_view bytes) {
 }
 
 std::string namePattern(std::string_view name) {
+  // The extension stays as it is (".hl7", ".x12"): it names the format, not the file.
+  const size_t dot = name.rfind('.');
+  const size_t stem_end = dot == std::string_view::npos || dot == 0 ? name.size() : dot;
   std::string out;
-  for (size_t i = 0; i < name.size(); ++i) {
+  for (size_t i = 0; i < stem_end; ++i) {
     if (name[i] >= '0' && name[i] <= '9') {
       if (out.empty() || out.back() != '*') {
         out.push_back('*');
@@ -327,6 +334,7 @@ std::string namePattern(std::string_view name) {
     }
     out.push_back(name[i]);
   }
+  out += name.substr(stem_end);
   return out;
 }
 

@@ -238,8 +238,21 @@ json::Value FileSurvey::suggestion(const std::string& path, const std::string& n
   a.set("path", json::Value::string(path));
   json::Value include = json::Value::array();
   json::Value patterns = json::Value::array();
-  std::set<std::string> seen;
+  // The adapter uses the first pattern that matches: the most specific (most literal
+  // characters) goes first, so "patients_*.csv" is not shadowed by "*_*.csv".
+  std::vector<const Group*> order;
   for (const auto& g : groups_) {
+    order.push_back(&g);
+  }
+  auto literal = [](const std::string& p) {
+    return p.size() - std::count(p.begin(), p.end(), '*');
+  };
+  std::stable_sort(order.begin(), order.end(), [&](const Group* a, const Group* b) {
+    return literal(a->pattern) > literal(b->pattern);
+  });
+  std::set<std::string> seen;
+  for (const Group* gp : order) {
+    const Group& g = *gp;
     if (g.info.format == "empty" || !seen.insert(g.pattern).second) {
       continue;
     }
