@@ -4,6 +4,7 @@
 // `pms-agent config validate` accepts. They need no agent config and no running agent; only
 // --listen reads the config (when present) to refuse a live adapter's port.
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>

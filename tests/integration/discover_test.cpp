@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "psa/store/json.h"
@@ -256,6 +257,65 @@ TEST(Discover, ListenRefusesALiveAdaptersPortAndProfilesATestFeed) {
   // The suggestion, placed beside nothing else, validates.
   expectValidates(tmp, sug);
   EXPECT_TRUE(filesContaining(tmp.path() / "state", m).empty());
+}
+
+// A PMS that writes slowly under a temp name and renames when done, and one that writes in
+// place and drops a marker file: `--watch` tells them apart.
+TEST(Discover, WatchObservesHowThePmsFinishesAFile) {
+  for (const bool renaming : {true, false}) {
+    TempDir tmp("psa-discover");
+    const std::string m = uniqueMarker();
+    const fs::path drop = tmp / "drop";
+    fs::create_directories(drop);
+    const fs::path out = tmp / "watch.out";
+    const fs::path err = tmp / "watch.err";
+    const fs::path sug = tmp / "watch.suggest.json";
+    Process::Options o;
+    o.argv = {binary("pms-agent").string(),
+              "discover",
+              "files",
+              drop.string(),
+              "--watch",
+              "5s",
+              "--json",
+              "--suggest",
+              sug.string()};
+    o.stdout_file = out;
+    o.stderr_file = err;
+    Process watcher(o);
+    ASSERT_TRUE(waitFor([&] { return readFile(err).find("watching") != std::string::npos; }, 20s));
+    // The exporter writes row by row, the way a PMS report job does (its pace, not a wait of
+    // the test's).
+    const fs::path writing = drop / (renaming ? "visits_1.csv.part" : "visits_1.csv");
+    std::string content = "VisitId,Name\n";
+    writeFile(writing, content);
+    for (int row = 0; row < 8; ++row) {
+      std::this_thread::sleep_for(100ms);
+      content += std::to_string(row) + "," + m + "\n";
+      writeFile(writing, content);
+    }
+    if (renaming) {
+      fs::rename(writing, drop / "visits_1.csv");
+    } else {
+      writeFile(drop / "visits_1.csv.done", "");
+    }
+    ASSERT_EQ(watcher.wait(60s).value_or(-1), 0) << readFile(err);
+    const json::Value r = parsed(readFile(out));
+    const json::Value* c = r.find("completion");
+    ASSERT_NE(c, nullptr);
+    EXPECT_TRUE(c->find("watched")->asBool());
+    if (renaming) {
+      EXPECT_EQ(c->getInt("renames"), 1) << readFile(out);
+      EXPECT_EQ(c->getString("suggested"), "rename");
+    } else {
+      EXPECT_GE(c->getInt("markers"), 1) << readFile(out);
+      EXPECT_GE(c->getInt("grew_in_place"), 1) << readFile(out);
+      EXPECT_EQ(c->getString("suggested"), "marker");
+    }
+    EXPECT_EQ(entry(r, "patterns", "pattern", "visits_*.csv")->getInt("count"), 1);
+    expectValidates(tmp, sug);
+    expectNoMarker(m, CliRun{0, readFile(out), readFile(err)}, sug);
+  }
 }
 
 }  // namespace
