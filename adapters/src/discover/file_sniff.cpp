@@ -142,8 +142,11 @@ void sniffCsv(std::string_view bytes, FileFormatInfo& info) {
     auto step = p.next();
     if (!step) {
       const auto* fatal = p.fatalIssue();
+      // Name and place only: a CSV message may quote a header cell, and in a file without a
+      // header that cell is data.
       info.error = fatal != nullptr
-                       ? std::string(file::csvErrcName(fatal->code)) + " (" + fatal->message + ")"
+                       ? std::string(file::csvErrcName(fatal->code)) + " at line " +
+                             std::to_string(fatal->line) + ", byte " + std::to_string(fatal->offset)
                        : std::string("unreadable CSV");
       break;
     }

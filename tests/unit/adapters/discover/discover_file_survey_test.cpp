@@ -121,3 +121,14 @@ TEST(DiscoverFileSurvey, CompletionAndASuggestionTheFileDropSchemaAccepts) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(DiscoverFileSurvey, CsvErrorsNameTheProblemAndPlaceNeverACell) {
+  // Duplicate "header" names in a file whose first row is data.
+  auto p = discover::sniffFile("ZZPHIMARKER123,ZZPHIMARKER123\n1,2\n");
+  EXPECT_NE(p.error.find("duplicate_header_name at line 1"), std::string::npos) << p.error;
+  EXPECT_EQ(p.error.find("ZZPHIMARKER123"), std::string::npos);
+}
+
+}  // namespace
