@@ -185,7 +185,7 @@ void sniffX12(std::string_view bytes, FileFormatInfo& info) {
     if (!step) {
       const auto* fatal = p.fatalIssue();
       info.error = fatal != nullptr
-                       ? std::string(file::x12ErrcName(fatal->code)) + " (" + fatal->message + ")"
+                       ? std::string(file::x12ErrcName(fatal->code)) + " (" + printableAscii(fatal->message) + ")"
                        : std::string("unreadable X12");
       break;
     }

@@ -4,7 +4,6 @@
 #include <array>
 
 #include "psa/adapters/hl7/batch.h"
-#include "psa/adapters/hl7/inspect.h"
 #include "psa/adapters/hl7/message.h"
 #include "psa/adapters/hl7/mllp.h"
 #include "psa/adapters/hl7/validate.h"
@@ -110,6 +109,16 @@ bool isPrintableCode(std::string_view text, size_t max_len) {
                      [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); });
 }
 
+std::string printableAscii(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) {
+      c = '?';
+    }
+  }
+  return out;
+}
+
 bool looksLikeSsn(std::string_view s) {
   size_t i = 0;
   auto digits = [&](int n) {
@@ -149,7 +158,7 @@ size_t Hl7Profiler::addFile(std::string_view bytes) {
           ++found;
         }
       } else if (ev.fault != hl7::MllpFault::junk_before_start) {
-        ++file_errors_["MLLP framing: " + std::string(hl7::mllpFaultName(ev.fault))];
+        ++file_errors_["MLLP framing: " + std::string(hl7::mllpFaultName(ev.fault))];  // a name
       }
     };
     while (auto ev = decoder.next()) {
@@ -163,13 +172,13 @@ size_t Hl7Profiler::addFile(std::string_view bytes) {
   auto split = hl7::splitMessages(bytes);
   if (!split) {
     // The splitter's messages name lines and rules, never content.
-    ++file_errors_[split.error().message];
+    ++file_errors_[printableAscii(split.error().message)];
     return 0;
   }
   const hl7::Hl7File& f = split.value();
   batches_ += f.batches.size();
   if (auto st = f.checkCounts(); !st) {
-    ++file_errors_["batch counts: " + st.error().message];
+    ++file_errors_["batch counts: " + printableAscii(st.error().message)];
   }
   for (const auto& m : f.messages) {
     addMessage(m.text);
@@ -193,7 +202,8 @@ void Hl7Profiler::profile(std::string_view text) {
     ++validation_[issueKey(issue)];
   }
   ++versions_[versionOr(msg.version())];
-  ++encodings_[std::string(1, msg.delimiters().field) + msg.delimiters().encodingCharacters()];
+  ++encodings_[printableAscii(std::string(1, msg.delimiters().field) +
+                              msg.delimiters().encodingCharacters())];
   ++charsets_[std::string(hl7::charsetName(msg.charset()))];
   ++processing_ids_[codeOr(msg.processingId(), 3, "(other)")];
   for (auto [field, set] : {std::pair{3, &sending_apps_}, std::pair{4, &sending_facilities_}}) {
@@ -212,17 +222,42 @@ void Hl7Profiler::profile(std::string_view text) {
     const std::string_view id = msg.segmentId(seg);
     segments.insert(hl7::isSegmentId(id) ? std::string(id) : std::string("(invalid id)"));
   }
-  hl7::forEachLeaf(msg, {}, [&](const hl7::Leaf& leaf) {
-    const std::string_view id = msg.segmentId(leaf.segment);
-    if (!hl7::isSegmentId(id) || !leaf.element.hasValue()) {
-      return;
+  const hl7::Delimiters& d = msg.delimiters();
+  for (size_t seg = 0; seg < msg.segmentCount(); ++seg) {
+    const std::string_view id = msg.segmentId(seg);
+    if (!hl7::isSegmentId(id)) {
+      continue;
     }
-    std::string ref = fieldRef(id, leaf.field);
-    if (!leaf.literal && looksLikeSsn(leaf.element.raw)) {
-      ssn.insert(ref);
+    const bool header = id == "MSH" || id == "FHS" || id == "BHS";
+    for (int f = 1; f <= msg.fieldCount(seg); ++f) {
+      const std::string_view raw = msg.field(seg, f).raw;
+      if (header && f <= 2) {
+        fields.insert(fieldRef(id, f));  // the delimiters themselves
+        continue;
+      }
+      // Split into the smallest pieces once (no path strings): a field is filled when a
+      // piece holds a value (not empty, not the HL7 null ""), SSN-like when a piece looks so.
+      bool filled = false;
+      bool ssn_like = false;
+      size_t start = 0;
+      for (size_t i = 0; i <= raw.size(); ++i) {
+        if (i < raw.size() && raw[i] != d.component && raw[i] != d.repetition &&
+            raw[i] != d.subcomponent) {
+          continue;
+        }
+        const std::string_view piece = raw.substr(start, i - start);
+        filled = filled || (!piece.empty() && piece != "\"\"");
+        ssn_like = ssn_like || looksLikeSsn(piece);
+        start = i + 1;
+      }
+      if (filled) {
+        fields.insert(fieldRef(id, f));
+      }
+      if (ssn_like) {
+        ssn.insert(fieldRef(id, f));
+      }
     }
-    fields.insert(std::move(ref));
-  });
+  }
   countCxTypes(msg, stats, ssn);
   for (const auto& s : segments) {
     ++stats.segments[s];

@@ -81,6 +81,10 @@ class Hl7Profiler {
 /// the report prints from inside a message passes this test (or is a count).
 bool isPrintableCode(std::string_view text, size_t max_len);
 
+/// `text` with every byte outside printable ASCII (and space) replaced by '?': reader messages
+/// and delimiters are printed through it, so a report is always valid UTF-8.
+std::string printableAscii(std::string_view text);
+
 /// True for `ddd-dd-dddd` or `ddddddddd` (dashes optional, each independently).
 bool looksLikeSsn(std::string_view text);
 
