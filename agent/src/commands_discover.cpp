@@ -250,14 +250,15 @@ int discoverFiles(const po::variables_map& vm, CommandContext& ctx) {
 
 void addDiscoverCommands(CommandTable& table) {
   table.add(Command{
-      "discover hl7", "FILE... | --listen HOST:PORT --for DURATION",
-      "profile HL7 v2 samples or a test feed: structure and counts, never values",
+      "discover hl7", "FILE...",
+      "profile HL7 v2 samples (or --listen to a test feed): structure and counts, no values",
       "Reads exported samples (single messages, several per file, FHS/BHS batches, MLLP\n"
-      "captures) or, with --listen, a TEST feed for DURATION (30s, 5m, 1h): every message is\n"
-      "acknowledged (AA) and nothing is stored. A port that an hl7-mllp adapter of the agent\n"
-      "config listens on is refused. Prints message types, versions, encoding characters,\n"
-      "segments, field fill rates, identifier types and where SSN-like values appear, and a\n"
-      "suggested hl7-mllp adapter. Exit 1 when nothing could be analysed, 2 usage.",
+      "captures) or, with --listen HOST:PORT --for DURATION (30s, 5m, 1h), a TEST feed:\n"
+      "every message is acknowledged (AA) and nothing is stored. A port that an hl7-mllp\n"
+      "adapter of the agent config listens on is refused. Prints message types, versions,\n"
+      "encoding characters, segments, field fill rates, identifier types and where\n"
+      "SSN-like values appear, and a suggested hl7-mllp adapter. Exit 1 when nothing could\n"
+      "be analysed, 2 usage (also for a refused port).",
       [](po::options_description& o, po::positional_options_description& p) {
         o.add_options()("file", po::value<std::vector<std::string>>()->multitoken(),
                         "HL7 sample file(s)")("listen", po::value<std::string>(),
@@ -268,7 +269,7 @@ void addDiscoverCommands(CommandTable& table) {
       },
       discoverHl7});
   table.add(Command{
-      "discover files", "DIR [--watch DURATION]",
+      "discover files", "DIR",
       "survey a drop directory: name patterns, formats, how files are finished",
       "Groups the files of DIR into name patterns (visits_*.csv) and detects each format\n"
       "(CSV delimiter, encoding, BOM, header column names; HL7 batch; X12 837/835 and their\n"
