@@ -58,6 +58,7 @@ void addAdminCommands(CommandTable& table);   // audit verify, keys rotate, log 
 void addBundleCommand(CommandTable& table);   // bundle
 void addServiceCommands(CommandTable& table);  // service configure
 void addKeyMoveCommands(CommandTable& table);  // keys export, keys import
+void addDiscoverCommands(CommandTable& table);  // discover hl7, discover files
 
 /// `pms-agent version --json`: version, build, compiler, library versions.
 json::Value versionInfo();
