@@ -1,8 +1,24 @@
 #include "psa/adapters/policy/policy_sink.h"
 
 #include <utility>
+#include <vector>
 
 namespace psa::adapters::policy {
+namespace {
+
+template <class Changed>
+bool changedAnything(const Changed& c) {
+  for (const auto* list : {&c.records, &c.dead}) {
+    for (const auto& [source, counts] : *list) {
+      if (counts.total() > 0) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace
 
 PolicySink::PolicySink(store::RecordSink& next, FieldPolicyPtr policy)
     : next_(next), state_(std::make_shared<State>()) {
@@ -26,17 +42,20 @@ PolicyTotals PolicySink::totals() const {
 
 void PolicySink::append(store::AppendBatch batch, store::AppendCallback done) {
   const FieldPolicyPtr policy = this->policy();
-  // Counted when the batch commits: a batch refused (disk full) and retried counts once.
-  auto changed = std::make_shared<std::map<std::string, Counts>>();
+  // Counted when the batch commits: a batch refused (disk full) and retried counts once, and a
+  // duplicate (nothing new stored) not at all.
+  struct Changed {
+    std::vector<std::pair<std::string, Counts>> records;  ///< same order as batch.records
+    std::vector<std::pair<std::string, Counts>> dead;
+  };
+  auto changed = std::make_shared<Changed>();
   if (policy) {
     for (store::Record& r : batch.records) {
       Outcome o = policy->apply(r.kind, r.format, r.payload.reveal());
       if (o.changed) {
         r.payload = Sensitive<std::string>(std::move(o.payload));
       }
-      if (o.counts.total() > 0) {
-        (*changed)[r.source] += o.counts;
-      }
+      changed->records.emplace_back(r.source, o.counts);
     }
     for (store::DeadLetterInput& d : batch.dead) {
       store::Record& r = d.record;
@@ -44,18 +63,26 @@ void PolicySink::append(store::AppendBatch batch, store::AppendCallback done) {
       if (o.changed) {
         r.payload = Sensitive<std::string>(std::move(o.payload));
       }
-      if (o.counts.total() > 0) {
-        (*changed)[r.source] += o.counts;
-      }
+      changed->dead.emplace_back(r.source, o.counts);
     }
   }
   next_.append(std::move(batch),
                [state = state_, changed, done = std::move(done)](Result<store::AppendResult> r) {
-                 if (r && !changed->empty()) {
+                 if (r && changedAnything(*changed)) {
                    std::lock_guard lock(state->mu);
-                   for (const auto& [source, c] : *changed) {
-                     state->totals.all += c;
-                     state->totals.by_source[source] += c;
+                   auto add = [&state](const std::pair<std::string, Counts>& c) {
+                     if (c.second.total() > 0) {
+                       state->totals.all += c.second;
+                       state->totals.by_source[c.first] += c.second;
+                     }
+                   };
+                   for (size_t i = 0; i < changed->records.size(); ++i) {
+                     if (i >= r->records.size() || !r->records[i].duplicate) {
+                       add(changed->records[i]);
+                     }
+                   }
+                   for (const auto& c : changed->dead) {
+                     add(c);
                    }
                  }
                  done(std::move(r));
