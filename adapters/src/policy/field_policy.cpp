@@ -261,6 +261,9 @@ Outcome FieldPolicy::apply(store::Kind kind, std::string_view format,
     auto rules = select(c.fhir, kind);
     return rules.empty() ? Outcome{} : rewriteFhirJson(payload, rules, key_);
   }
+  if (format == store::format::kVendorXml && settings_.default_ssn_mask) {
+    return maskXmlSsnElements(payload);
+  }
   return Outcome{};
 }
 

@@ -87,6 +87,9 @@ Outcome rewriteCsvJson(std::string_view payload, const std::vector<const Bound<C
 Outcome rewriteFhirJson(std::string_view payload, const std::vector<const Bound<FhirRef>*>& rules,
                         const std::string& key);
 
+/// The default SSN mask on vendor XML: the text of elements named like an SSN.
+Outcome maskXmlSsnElements(std::string_view payload);
+
 /// The dead-letter fallback for a payload no parser understood: masks 123-45-6789 shapes
 /// anywhere, and a 9-digit value in PID-19 position of HL7-looking text, to the last four.
 Outcome maskSsnShapes(std::string_view payload);

@@ -235,6 +235,22 @@ TEST(FieldPolicyFhir, ResourcePaths) {
                        R"("address":[{"city":"Springfield","postalCode":"627"}]})");
 }
 
+TEST(FieldPolicyVendorXml, DefaultMasksSsnElementsText) {
+  auto p = make({});
+  const std::string soap =
+      "<s:Envelope><s:Body><Patient><LastName>ZZMARKER</LastName>"
+      "<SocialSecurityNumber>987654321</SocialSecurityNumber><k:SSN>987-65-4321</k:SSN>"
+      "<SSN/><GuarantorSSN>A&amp;B</GuarantorSSN></Patient></s:Body></s:Envelope>";
+  Outcome o = p->apply(Kind::patient, "vendor+xml", soap);
+  ASSERT_TRUE(o.changed);
+  EXPECT_EQ(o.counts.masked, 2u);
+  EXPECT_EQ(o.payload,
+            "<s:Envelope><s:Body><Patient><LastName>ZZMARKER</LastName>"
+            "<SocialSecurityNumber>*****4321</SocialSecurityNumber><k:SSN>*******4321</k:SSN>"
+            "<SSN/><GuarantorSSN>A&amp;B</GuarantorSSN></Patient></s:Body></s:Envelope>");
+  EXPECT_FALSE(make({}, false)->apply(Kind::patient, "vendor+xml", soap).changed);
+}
+
 TEST(FieldPolicySettings, SchemaRejectsReferencesThatFitNoFormat) {
   auto doc = json::parse(R"({"rules":[{"format":"hl7v2","field":"patient.ssn","action":"mask"},
     {"format":"fhir+json","field":"ssn","action":"drop"},

@@ -27,8 +27,9 @@
 // The default SSN rules (on unless `default_ssn_mask` is false) mask to the last four: HL7
 // PID-19, PID-3/MRG-1 repetitions typed SS, NK1-37, GT1-12, IN2-2; vendor JSON members named
 // ssn / social_security_number (any case, any depth); CSV columns named like an SSN; FHIR
-// identifiers with system http://hl7.org/fhir/sid/us-ssn. Configured rules take precedence
-// over the defaults on the same element.
+// identifiers with system http://hl7.org/fhir/sid/us-ssn; vendor XML elements named like an
+// SSN (<SocialSecurityNumber>). Configured rules take precedence over the defaults on the same
+// element (configured rules do not address XML).
 #pragma once
 
 #include <cstdint>
