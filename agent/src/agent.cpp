@@ -14,9 +14,11 @@
 #include "adapter_set.h"
 #include "agent_context.h"
 #include "control_server.h"
+#include "field_policy_setup.h"
 #include "http/status_endpoint.h"
 #include "link_options.h"
 #include "process_signals.h"
+#include "psa/adapters/policy/policy_sink.h"
 #include "psa/adapters/source.h"
 #include "psa/cloudlink/cloud_link.h"
 #include "psa/store/fatal.h"
@@ -40,7 +42,9 @@ struct Agent::Impl {
   std::vector<std::thread> threads;
   adapters::SourceRegistry registry;
   store::SqliteStorePtr store;
-  std::unique_ptr<IntakeWatch> intake;  ///< the adapters' sink: the store, watched for refusals
+  std::unique_ptr<IntakeWatch> intake;  ///< the store, watched for refusals
+  /// The adapters' sink: the field policy applied, then the intake watch.
+  std::unique_ptr<adapters::policy::PolicySink> policy_sink;
   std::optional<adapters::SourceContext> source_context;
   std::unique_ptr<AdapterSet> adapters;
   std::unique_ptr<ControlServer> control;
@@ -151,7 +155,19 @@ Status Agent::start() {
   // known good one). Only adapters and tuning values can differ from the file.
   d.remote = std::make_unique<RemoteManager>(
       d.context, d.registry,
-      RemoteHooks{[&d](const Config& next) { return d.adapters->apply(next); },
+      RemoteHooks{[&d](const Config& next) -> Result<ApplySummary> {
+                    // The policy is built first (a key file problem refuses the config) and
+                    // switched only when the adapters applied.
+                    auto policy = buildFieldPolicy(next);
+                    if (!policy) {
+                      return policy.error();
+                    }
+                    auto applied = d.adapters->apply(next);
+                    if (applied) {
+                      d.policy_sink->setPolicy(*policy);
+                    }
+                    return applied;
+                  },
                   [&d](const std::string& name) { return d.adapters->restart(name); }});
   auto effective = d.remote->selectStartupConfig(d.config);
   if (!effective) {
@@ -182,14 +198,21 @@ Status Agent::start() {
                                  {"created", report.created}});
 
   d.intake = std::make_unique<IntakeWatch>(*d.store, Clock::system());
+  auto policy = buildFieldPolicy(cfg);
+  if (!policy) {
+    d.store->close();
+    return policy.error();
+  }
+  d.policy_sink = std::make_unique<adapters::policy::PolicySink>(*d.intake, *policy);
   d.source_context.emplace(
-      adapters::SourceContext{d.io, *d.intake, Clock::system(), cfg.state_dir});
+      adapters::SourceContext{d.io, *d.policy_sink, Clock::system(), cfg.state_dir});
   d.adapters = std::make_unique<AdapterSet>(d.registry, *d.source_context);
 
   d.context.config = d.config;
   d.context.registry = &d.registry;
   d.context.store = d.store.get();
   d.context.intake = d.intake.get();
+  d.context.policy = d.policy_sink.get();
   d.context.started_ms = d.started_ms;
   d.context.sources = [&d] { return d.adapters->snapshot(); };
   d.context.status = [&d] { return buildStatus(d.context); };

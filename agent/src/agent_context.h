@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "intake_watch.h"
+#include "psa/adapters/policy/policy_sink.h"
 #include "psa/adapters/source.h"
 #include "psa/agent/config.h"
 #include "psa/cloudlink/cloud_link.h"
@@ -30,6 +31,8 @@ struct AgentContext {
   store::SqliteStore* store = nullptr;
   /// The sink the adapters write to: what the store answered them (refusals when full).
   const IntakeWatch* intake = nullptr;
+  /// The field policy in front of the store: the running policy and what it changed.
+  const adapters::policy::PolicySink* policy = nullptr;
   cloudlink::CloudLink* link = nullptr;  ///< null when the config has no `cloud` section
   int64_t started_ms = 0;
   /// The running adapters (a snapshot; safe from any thread).

@@ -7,6 +7,7 @@
 
 #include "cli_support.h"
 #include "command.h"
+#include "field_policy_setup.h"
 #include "psa/agent/signed_document.h"
 #include "psa/store/clock.h"
 #include "psa/store/os/process_info.h"
@@ -115,6 +116,9 @@ void renderStats(std::ostream& out, const json::Value& q) {
   }
   out << padRight("data keys", 14) << "current " << q.getInt("key_id") << " (" << q.getInt("keys")
       << " in use)\n";
+  if (const json::Value* p = q.find("policy")) {
+    out << padRight("field policy", 14) << policyCountsText(*p) << " since start\n";
+  }
   out << padRight("since start", 14) << "appended " << humanCount(u("appended_total"))
       << ", delivered " << humanCount(u("delivered_total")) << ", duplicates "
       << humanCount(u("duplicates_total")) << "\n";

@@ -6,6 +6,7 @@
 
 #include "cli_support.h"
 #include "command.h"
+#include "field_policy_setup.h"
 #include "psa/cloudlink/broker_limits.h"
 #include "psa/store/clock.h"
 #include "queue_budget.h"
@@ -329,6 +330,10 @@ void renderStatus(std::ostream& out, const json::Value& s) {
       out << " · " << l->getString("file");
     }
     out << "\n";
+  }
+  if (const json::Value* p = s.find("policy")) {
+    out << "POLICY  SSN mask " << (p->getBool("default_ssn_mask", true) ? "on" : "OFF") << " · "
+        << p->getInt("rules") << " rules · " << policyCountsText(*p) << " since start\n";
   }
   if (const json::Value* a = s.find("adapters")) {
     renderAdapters(out, *a, now);

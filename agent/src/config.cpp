@@ -244,6 +244,8 @@ ObjectSchema buildConfigSchema() {
       Field::obj("control", control),
       Field::obj("http", httpSchema()).describe("local status page and Prometheus /metrics"),
       Field::array("adapters", Type::object).def(json::Value::array()),
+      Field::obj("policy", adapters::policy::policySchema())
+          .describe("minimum-necessary field policy, applied before records are stored"),
   };
   return root;
 }
@@ -429,6 +431,7 @@ ConfigLoad parseConfig(std::string_view text, const std::filesystem::path& sourc
     cfg->doc.erase("http");
   }
 
+  cfg->policy = adapters::policy::readPolicySettings(cfg->doc.find("policy"));
   for (const auto& a : cfg->doc.find("adapters")->items()) {
     const auto* factory = registry.find(a.getString("type"));
     cfg->adapters.push_back(factory ? schema::withDefaults(a, *factory->schema) : a);

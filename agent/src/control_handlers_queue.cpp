@@ -6,6 +6,7 @@
 #include "audit_trail.h"
 #include "cli_support.h"
 #include "control_handlers.h"
+#include "field_policy_setup.h"
 #include "psa/agent/signed_document.h"
 #include "psa/store/clock.h"
 #include "status_document.h"
@@ -95,7 +96,12 @@ ControlResponse queueShowOp(store::SqliteStore& store, const json::Value& args) 
 
 void registerQueueHandlers(ControlServer& server, AgentContext& ctx) {
   server.handle("queue.stats", [&ctx](const ControlRequest& req, const Peer&) {
-    return queueStatsOp(*ctx.store, req.args);
+    ControlResponse r = queueStatsOp(*ctx.store, req.args);
+    if (r.ok && ctx.policy != nullptr && r.result.isObject()) {
+      // What the field policy changed before records reached the queue (counts, no values).
+      r.result.set("policy", policyStatus(ctx.policy->policy().get(), ctx.policy->totals()));
+    }
+    return r;
   });
   server.handle("queue.list", [&ctx](const ControlRequest& req, const Peer&) {
     return queueListOp(*ctx.store, req.args);

@@ -7,7 +7,8 @@ namespace psa::agent {
 namespace {
 
 constexpr const char* kSettableHint =
-    "the cloud may set adapters, agent.log_level, cloud.status_interval_s and tuning values";
+    "the cloud may set adapters, policy, agent.log_level, cloud.status_interval_s and tuning "
+    "values";
 
 bool contains(const std::vector<std::string>& list, const std::string& dotted) {
   return std::find(list.begin(), list.end(), dotted) != list.end();
@@ -41,7 +42,8 @@ std::string forbiddenMessage(const std::string& dotted) {
 }  // namespace
 
 const std::vector<std::string>& remoteLiveValues() {
-  static const std::vector<std::string> values = {"agent.log_level", "cloud.status_interval_s"};
+  static const std::vector<std::string> values = {"agent.log_level", "cloud.status_interval_s",
+                                                  "policy.rules", "policy.default_ssn_mask"};
   return values;
 }
 

@@ -185,7 +185,8 @@ std::string RemoteManager::cachedStatus() const {
 
 std::optional<Rejection> RemoteManager::applyOverlay(const json::Value& base_doc,
                                                      const json::Value& overlay,
-                                                     ApplySummary& summary, ConfigPtr& applied) {
+                                                     ApplySummary& summary, ConfigPtr& applied,
+                                                     const char* actor) {
   ConfigPtr running = currentConfig();
   ConfigLoad load = buildEffectiveConfig(base_doc, overlay, running->source_file, registry_);
   if (!load.config) {
@@ -205,6 +206,12 @@ std::optional<Rejection> RemoteManager::applyOverlay(const json::Value& base_doc
   }
   summary = std::move(result).value();
   log::setLevel(load.config->log_level);
+  if (!sameJson(running->policy.describe(), load.config->policy.describe())) {
+    // The rules are references and actions, never values: safe to audit and log in full.
+    log_.info("policy_changed", {{"default_ssn_mask", load.config->policy.default_ssn_mask},
+                                 {"rules", load.config->policy.rules.size()}});
+    audit(actor, "policy.changed", load.config->policy.describe());
+  }
   applied = load.config;
   std::lock_guard lock(mu_);
   current_ = load.config;
@@ -262,7 +269,7 @@ void RemoteManager::handleConfigDocument(const std::string& text) {
       base = base_doc_;
     }
     ConfigPtr applied;
-    rejection = applyOverlay(base, check.overlay, summary, applied);
+    rejection = applyOverlay(base, check.overlay, summary, applied, "cloud");
     if (!rejection) {
       StoredConfig stored{doc.version, doc.key_id, now, check.overlay};
       if (Status st = state_->recordApplied(stored); !st) {
@@ -274,7 +281,7 @@ void RemoteManager::handleConfigDocument(const std::string& text) {
         ConfigPtr ignored;
         const auto previous = state_->applied();
         json::Value prev_overlay = previous ? previous->overlay : json::Value::object();
-        if (auto again = applyOverlay(base, prev_overlay, back, ignored)) {
+        if (auto again = applyOverlay(base, prev_overlay, back, ignored, "cloud")) {
           log_.error("config_restore_failed", {{"error", again->message}});
         }
         rejection = makeRejection(RejectReason::apply_failed,
@@ -365,7 +372,7 @@ void RemoteManager::handleReload() {
   }
   ApplySummary summary;
   ConfigPtr applied;
-  auto rejection = applyOverlay(load.config->doc, overlay, summary, applied);
+  auto rejection = applyOverlay(load.config->doc, overlay, summary, applied, "local");
   if (rejection) {
     log_.error("reload_rejected",
                {{"reason", rejectReasonName(rejection->reason)}, {"error", rejection->message}});

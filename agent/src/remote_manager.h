@@ -96,7 +96,8 @@ class RemoteManager final : public cloudlink::ControlSink {
   void handleReload();
   /// Validates, applies and (for the cloud) persists `overlay` over `base`.
   std::optional<Rejection> applyOverlay(const json::Value& base_doc, const json::Value& overlay,
-                                        ApplySummary& summary, ConfigPtr& applied);
+                                        ApplySummary& summary, ConfigPtr& applied,
+                                        const char* actor);
   std::optional<Rejection> runCommand(const CommandDocument& cmd, json::Value& data);
   void reportConfig(int64_t version, const std::optional<Rejection>& rejection,
                     const std::string& key_id, const ApplySummary* summary,

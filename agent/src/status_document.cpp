@@ -9,6 +9,7 @@
 
 #include "agent_context.h"
 #include "build_info.h"
+#include "field_policy_setup.h"
 #include "psa/store/clock.h"
 #include "psa/store/log.h"
 #include "psa/store/os/process_info.h"
@@ -273,6 +274,9 @@ json::Value buildStatus(const AgentContext& ctx) {
                                       static_cast<uint64_t>(q.getInt("max_bytes")), &seen));
     }
     s.set("queue", std::move(q));
+  }
+  if (ctx.policy != nullptr) {
+    s.set("policy", policyStatus(ctx.policy->policy().get(), ctx.policy->totals()));
   }
   s.set("key_file", keyFileStatusJson(cfg.store.key_file));
   s.set("disk", diskStatusJson(cfg.state_dir));

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "psa/adapters/policy/field_policy.h"
 #include "psa/adapters/source.h"
 #include "psa/agent/http_settings.h"
 #include "psa/agent/platform_defaults.h"
@@ -65,6 +66,8 @@ struct Config {
   std::optional<HttpSettings> http;
   /// One validated object per adapter (defaults filled in), in file order.
   std::vector<json::Value> adapters;
+  /// The minimum-necessary field policy (`policy` section; absent: the default SSN mask).
+  adapters::policy::PolicySettings policy;
 
   /// Resolves a path from the config: absolute stays, relative joins state_dir.
   std::filesystem::path resolve(const std::string& path) const;

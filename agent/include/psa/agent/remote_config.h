@@ -3,11 +3,12 @@
 //
 // The cloud may set:
 //   - live (applied at once): `adapters` (replaces the whole list), `agent.log_level`,
-//     `cloud.status_interval_s`;
+//     `cloud.status_interval_s`, `policy.rules` and `policy.default_ssn_mask` (the field
+//     policy; a change is audited as `policy.changed`);
 //   - tuning values that take effect at the next start (reported as `pending_restart`):
 //     `agent.log_max_bytes`, `agent.log_keep`, `store.max_bytes`, `store.retain_delivered_s`,
-//     `store.dedupe_window_s`, `store.dedupe_max_entries`, `cloud.max_inflight`, `cloud.keepalive_s`,
-//     `cloud.receipt_timeout_s`, `cloud.puback_timeout_s`.
+//     `store.dedupe_window_s`, `store.dedupe_max_entries`, `cloud.max_inflight`,
+//     `cloud.keepalive_s`, `cloud.receipt_timeout_s`, `cloud.puback_timeout_s`.
 // Everything else in the file is local: a document that tries to change any of it (agent id,
 // tenant, state dir, trust anchors `cloud.ca_file` / `cloud.config_signing_key`, the client
 // identity and broker URL, paths, control socket...) is refused as `forbidden`. A local value

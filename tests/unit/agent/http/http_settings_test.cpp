@@ -255,7 +255,7 @@ TEST(HttpSettings, SignedRemoteConfigCannotSetHttp) {
     for (const PathError& e : check.forbidden) {
       paths.push_back(e.path);
       EXPECT_EQ(e.message,
-                "a local setting cannot be changed remotely (the cloud may set adapters, "
+                "a local setting cannot be changed remotely (the cloud may set adapters, policy, "
                 "agent.log_level, cloud.status_interval_s and tuning values)");
     }
     std::sort(paths.begin(), paths.end());
