@@ -184,9 +184,9 @@ void sniffX12(std::string_view bytes, FileFormatInfo& info) {
     auto step = p.next();
     if (!step) {
       const auto* fatal = p.fatalIssue();
-      info.error = fatal != nullptr
-                       ? std::string(file::x12ErrcName(fatal->code)) + " (" + printableAscii(fatal->message) + ")"
-                       : std::string("unreadable X12");
+      info.error = fatal != nullptr ? std::string(file::x12ErrcName(fatal->code)) + " (" +
+                                          printableAscii(fatal->message) + ")"
+                                    : std::string("unreadable X12");
       break;
     }
     if (step.value() != file::X12Parser::Step::transaction) {
@@ -323,19 +323,80 @@ FileFormatInfo sniffFile(std::string_view bytes) {
   return info;
 }
 
+namespace {
+
+// Words export file names are made of. Any other run of letters becomes '*': a file named
+// after a patient ("DOE_JOHN.csv") must not reach the report even when it is the only one.
+bool isExportWord(std::string_view word) {
+  static constexpr std::string_view kWords[] = {
+      "adt",      "all",       "allscripts",   "appointment", "appointments", "appt",
+      "appts",    "athena",    "batch",        "bill",        "billing",      "cerner",
+      "charge",   "charges",   "claim",        "claims",      "clinical",     "daily",
+      "data",     "demo",      "demographics", "dft",         "doc",          "docs",
+      "done",     "drchrono",  "ecw",          "edi",         "encounter",    "encounters",
+      "epic",     "era",       "export",       "exports",     "extract",      "feed",
+      "file",     "files",     "full",         "hourly",      "immunization", "immunizations",
+      "import",   "in",        "inbound",      "inventory",   "kareo",        "lab",
+      "labs",     "ledger",    "mdm",          "medication",  "medications",  "meditech",
+      "meds",     "mfn",       "monthly",      "new",         "nextgen",      "note",
+      "notes",    "orders",    "orm",          "oru",         "out",          "outbound",
+      "patient",  "patients",  "payment",      "payments",    "pms",          "practice",
+      "provider", "providers", "ready",        "remit",       "report",       "results",
+      "sched",    "schedule",  "siu",          "staff",       "stock",        "supplies",
+      "supply",   "visit",     "visits",       "vxu",         "weekly",       "result",
+      "order",
+  };
+  std::string lower(word);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return std::find(std::begin(kWords), std::end(kWords), lower) != std::end(kWords);
+}
+
+}  // namespace
+
 std::string namePattern(std::string_view name) {
-  // The extension stays as it is (".hl7", ".x12"): it names the format, not the file.
+  // The extension stays as it is (".hl7", ".x12"): it names the format, not the file. Digits
+  // and words outside the export vocabulary become '*'.
   const size_t dot = name.rfind('.');
   const size_t stem_end = dot == std::string_view::npos || dot == 0 ? name.size() : dot;
   std::string out;
-  for (size_t i = 0; i < stem_end; ++i) {
-    if (name[i] >= '0' && name[i] <= '9') {
-      if (out.empty() || out.back() != '*') {
-        out.push_back('*');
-      }
-      continue;
+  auto star = [&out] {
+    if (out.empty() || out.back() != '*') {
+      out.push_back('*');
     }
-    out.push_back(name[i]);
+  };
+  for (size_t i = 0; i < stem_end;) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (std::isdigit(c)) {
+      star();
+      ++i;
+    } else if (std::isalpha(c)) {
+      size_t j = i;
+      while (j < stem_end && std::isalpha(static_cast<unsigned char>(name[j]))) {
+        ++j;
+      }
+      // "hl7" and "x12" name formats: kept whole, digit included.
+      const std::string_view with_digit = name.substr(i, j - i + 1);
+      if (j < stem_end && (with_digit == "hl7" || with_digit == "HL7" || with_digit == "x12" ||
+                           with_digit == "X12")) {
+        out += with_digit;
+        i = j + 1;
+        continue;
+      }
+      const std::string_view word = name.substr(i, j - i);
+      if (isExportWord(word)) {
+        out += word;
+      } else {
+        star();
+      }
+      i = j;
+    } else if (c < 0x80) {
+      out.push_back(name[i]);
+      ++i;
+    } else {
+      star();  // letters of other scripts: a name as much as any other word
+      ++i;
+    }
   }
   out += name.substr(stem_end);
   return out;

@@ -77,6 +77,15 @@ TEST(DiscoverFileSurvey, SniffsX12EnvelopesHl7BatchesAndFhirJson) {
 TEST(DiscoverFileSurvey, NamePatternsGroupDigitsAndWordsButKeepExtensions) {
   EXPECT_EQ(discover::namePattern("visits_20261201_3.csv"), "visits_*_*.csv");
   EXPECT_EQ(discover::namePattern("claims_0001.x12"), "claims_*.x12");
+  EXPECT_EQ(discover::namePattern("ADT_HL7_export_20261207.txt"), "ADT_HL7_export_*.txt");
+  // A word outside the export vocabulary may be a name: it never reaches the report, even in
+  // the only file of its shape.
+  EXPECT_EQ(discover::namePattern("DOE_JOHN.csv"), "*_*.csv");
+  EXPECT_EQ(discover::namePattern("acme_visits_Müller-3.csv"), "*_visits_*-*.csv");
+  discover::FileSurvey lone;
+  lone.addFile("SMITHERSON_visit.csv", "VisitId,When\n1,today\n");
+  EXPECT_EQ((json::serialize(lone.report()) + lone.summary()).find("SMITHERSON"),
+            std::string::npos);
   discover::FileSurvey s;
   const std::string csv = "PatientId,Note\n1,ZZPHIMARKER123\n";
   s.addFile("DOE_JOHN.csv", csv);
