@@ -53,7 +53,15 @@ class ControlServer;
 /// the control server's worker pool and may block on the store.
 void registerControlHandlers(ControlServer& server, AgentContext& ctx);
 
+/// What buildStatus includes.
+enum class StatusScope {
+  full,     ///< everything: what `status`, the page and P/status show
+  signals,  ///< only what decides whether P/status must go out now (adapters, link, queue,
+            ///< config): no process footprint, key file, disk or log facts, which cost
+            ///< system calls and never trigger a publish
+};
+
 /// Builds the status document from the live parts. Thread-safe; no PHI.
-json::Value buildStatus(const AgentContext& ctx);
+json::Value buildStatus(const AgentContext& ctx, StatusScope scope = StatusScope::full);
 
 }  // namespace psa::agent

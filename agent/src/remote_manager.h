@@ -140,6 +140,9 @@ class RemoteManager final : public cloudlink::ControlSink {
   // Worker-only state.
   std::string status_signature_;
   std::chrono::steady_clock::time_point last_status_{};
+  /// When cached_status_ (the whole document, for the link's reconnects) was last built.
+  std::chrono::steady_clock::time_point cached_at_{};
+  static constexpr std::chrono::seconds kCachedStatusMaxAge{10};
   int64_t audit_cursor_ = 0;  ///< highest seq the cloud acknowledged
   bool audit_inflight_ = false;
   /// At most 10 audit entries of unauthenticated junk a minute (auditUnauthenticated).

@@ -135,7 +135,10 @@ void RemoteManager::tick() {
 }
 
 void RemoteManager::checkStatus(bool force) {
-  json::Value status = buildStatus(ctx_);
+  // Every tick looks only at what can trigger a publish; the whole document (host facts
+  // included, which cost system calls) is built when it goes out, and refreshed for the
+  // link's cache every kCachedStatusMaxAge.
+  json::Value status = buildStatus(ctx_, StatusScope::signals);
   // What counts as a state change: adapter state/health/error, link state and error, queue
   // crossing 50/80/95 % of its budget, refusing input, dead letters appearing, delivery
   // stalling, config.
@@ -170,25 +173,28 @@ void RemoteManager::checkStatus(bool force) {
     sig += "config=" + std::to_string(c->getInt("version")) + c->getString("origin") +
            (c->getBool("locked") ? "L" : "") + ";";
   }
-  std::string text = json::serialize(status);
+  const auto now = std::chrono::steady_clock::now();
+  const int interval_s = currentConfig()->cloud.status_interval_s;
+  const bool due = now - last_status_ >= std::chrono::seconds(interval_s);
+  const bool publish = ctx_.link != nullptr && (force || due || sig != status_signature_);
+  if (!publish && now - cached_at_ < kCachedStatusMaxAge) {
+    return;
+  }
+  std::string text = json::serialize(buildStatus(ctx_));
   {
     std::lock_guard lock(mu_);
     cached_status_ = text;
   }
-  if (ctx_.link == nullptr) {
+  cached_at_ = now;
+  if (!publish) {
     return;
   }
-  const auto now = std::chrono::steady_clock::now();
-  const int interval_s = currentConfig()->cloud.status_interval_s;
-  const bool due = now - last_status_ >= std::chrono::seconds(interval_s);
-  if (force || due || sig != status_signature_) {
-    if (sig != status_signature_ && !status_signature_.empty()) {
-      log_.debug("status_changed");
-    }
-    status_signature_ = std::move(sig);
-    last_status_ = now;
-    ctx_.link->publishStatus(std::move(text));
+  if (sig != status_signature_ && !status_signature_.empty()) {
+    log_.debug("status_changed");
   }
+  status_signature_ = std::move(sig);
+  last_status_ = now;
+  ctx_.link->publishStatus(std::move(text));
 }
 
 }  // namespace psa::agent

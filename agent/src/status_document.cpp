@@ -142,9 +142,8 @@ json::Value diskStatusJson(const std::filesystem::path& state_dir) {
   d.set("total_bytes", u64(total));
   d.set("free_bytes", u64(avail));
   d.set("used_percent",
-        json::Value::number(total ? 100.0 * static_cast<double>(total - avail) /
-                                        static_cast<double>(total)
-                                  : 0.0));
+        json::Value::number(
+            total ? 100.0 * static_cast<double>(total - avail) / static_cast<double>(total) : 0.0));
   return d;
 }
 
@@ -204,7 +203,7 @@ json::Value configuredAdaptersJson(const Config& cfg) {
   return list;
 }
 
-json::Value buildStatus(const AgentContext& ctx) {
+json::Value buildStatus(const AgentContext& ctx, StatusScope scope) {
   // The config in effect now: a remote config or SIGHUP may have replaced the adapters since
   // the start (identity and paths are the same in both).
   ConfigPtr effective = ctx.currentConfig ? ctx.currentConfig() : nullptr;
@@ -222,13 +221,16 @@ json::Value buildStatus(const AgentContext& ctx) {
   s.set("at", str(formatRfc3339(now)));
   s.set("started_at", str(formatRfc3339(ctx.started_ms)));
   s.set("uptime_s", i64((now - ctx.started_ms) / 1000));
-  // The process's own footprint, for long-run checks (memory and handles must stay flat).
-  const os::ResourceUsage usage = os::resourceUsage();
-  json::Value process = json::Value::object();
-  process.set("rss_bytes", u64(usage.rss_bytes));
-  process.set("cpu_seconds", json::Value::number(usage.cpu_seconds));
-  process.set("open_handles", i64(usage.open_handles));
-  s.set("process", std::move(process));
+  const bool full = scope == StatusScope::full;
+  if (full) {
+    // The process's own footprint, for long-run checks (memory and handles must stay flat).
+    const os::ResourceUsage usage = os::resourceUsage();
+    json::Value process = json::Value::object();
+    process.set("rss_bytes", u64(usage.rss_bytes));
+    process.set("cpu_seconds", json::Value::number(usage.cpu_seconds));
+    process.set("open_handles", i64(usage.open_handles));
+    s.set("process", std::move(process));
+  }
   s.set("config", ctx.config_state ? ctx.config_state() : localConfigState(cfg));
   if (ctx.http_state) {
     s.set("http", ctx.http_state());
@@ -278,9 +280,11 @@ json::Value buildStatus(const AgentContext& ctx) {
   if (ctx.policy != nullptr) {
     s.set("policy", policyStatus(ctx.policy->policy().get(), ctx.policy->totals()));
   }
-  s.set("key_file", keyFileStatusJson(cfg.store.key_file));
-  s.set("disk", diskStatusJson(cfg.state_dir));
-  s.set("log", logStatus(cfg));
+  if (full) {
+    s.set("key_file", keyFileStatusJson(cfg.store.key_file));
+    s.set("disk", diskStatusJson(cfg.state_dir));
+    s.set("log", logStatus(cfg));
+  }
   return s;
 }
 
