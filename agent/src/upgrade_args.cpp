@@ -297,4 +297,24 @@ std::optional<Refusal> verifyPackage(std::string_view package, const Args& args,
   return std::nullopt;
 }
 
+std::optional<Refusal> checkPackage(const Result<PackageFacts>& facts, const Args& args) {
+  const std::string reason(kBadPackage);
+  if (!facts) {
+    return Refusal{reason, facts.error().message};
+  }
+  if (facts->name != thisPackageName()) {
+    return Refusal{reason, "the package is \"" + facts->name.substr(0, 80) + "\", not \"" +
+                               thisPackageName() + "\""};
+  }
+  if (facts->platform != thisPackagePlatform()) {
+    return Refusal{reason, "the package is built for " + facts->platform.substr(0, 40) +
+                               ", this agent runs on " + thisPackagePlatform()};
+  }
+  if (facts->version != args.version) {
+    return Refusal{reason, "the package holds version " + facts->version.substr(0, 40) +
+                               ", the command announced " + args.version};
+  }
+  return std::nullopt;
+}
+
 }  // namespace psa::agent::upgrade

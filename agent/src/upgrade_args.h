@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "package_facts.h"
 #include "psa/agent/signed_document.h"
 #include "psa/store/json.h"
 
@@ -85,5 +86,9 @@ std::optional<Refusal> checkBeforeDownload(const Args& args, const Host& host);
 std::optional<Refusal> verifyPackage(std::string_view package, const Args& args,
                                      const SigningKeys& release_keys,
                                      const SigningKeys& config_keys);
+
+/// The last check before install (`bad_package`): `facts` (readPackageFacts of the verified
+/// file) must name this product, this OS's package platform and the announced version.
+std::optional<Refusal> checkPackage(const Result<PackageFacts>& facts, const Args& args);
 
 }  // namespace psa::agent::upgrade
