@@ -4,16 +4,11 @@
 #include <cctype>
 
 #include "policy/policy_internal.h"
+#include "psa/adapters/api/http.h"
 #include "psa/adapters/hl7/message.h"
 
 namespace psa::adapters::policy {
 namespace {
-
-struct Edit {
-  size_t begin;
-  size_t end;
-  std::string text;
-};
 
 class Hl7Rewriter {
  public:
@@ -59,15 +54,7 @@ class Hl7Rewriter {
     if (edits_.empty()) {
       return out;
     }
-    std::sort(edits_.begin(), edits_.end(),
-              [](const Edit& a, const Edit& b) { return a.begin < b.begin; });
-    size_t at = 0;
-    for (const Edit& e : edits_) {
-      out.payload.append(text.substr(at, e.begin - at));
-      out.payload.append(e.text);
-      at = e.end;
-    }
-    out.payload.append(text.substr(at));
+    out.payload = applyEdits(text, std::move(edits_));
     out.changed = true;
     return out;
   }
@@ -76,16 +63,7 @@ class Hl7Rewriter {
   bool typed(size_t seg, int field, int rep, const std::string& type) const {
     std::string v;
     hl7::unescapeTo(msg_.get(seg, field, rep, 5).raw, msg_.delimiters(), v);
-    if (v.size() != type.size()) {
-      return false;
-    }
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (std::toupper(static_cast<unsigned char>(v[i])) !=
-          std::toupper(static_cast<unsigned char>(type[i]))) {
-        return false;
-      }
-    }
-    return true;
+    return api::iequals(v, type);
   }
 
   // Every sub-component of repetition `rep` (comp 0: of all its components).

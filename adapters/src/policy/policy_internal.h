@@ -24,6 +24,17 @@ struct LeafAction {
 std::optional<std::string> transformValue(const LeafAction& act, std::string_view value,
                                           const std::string& key, bool utf8, Counts& counts);
 
+/// A replacement of the payload's bytes [begin, end) by `text`.
+struct Edit {
+  size_t begin;
+  size_t end;
+  std::string text;
+};
+
+/// `text` with `edits` spliced in, in payload order; an edit that starts inside an earlier one
+/// is skipped (a rewriter never produces one: matched values are not descended into).
+std::string applyEdits(std::string_view text, std::vector<Edit> edits);
+
 /// "h:" + 32 hex digits of HMAC-SHA256(key, value).
 std::string hashToken(const std::string& key, std::string_view value);
 

@@ -6,28 +6,10 @@
 #include <functional>
 
 #include "policy/policy_internal.h"
+#include "psa/adapters/api/http.h"
 
 namespace psa::adapters::policy {
 namespace {
-
-struct Edit {
-  size_t begin;
-  size_t end;
-  std::string text;
-};
-
-bool sameIgnoringCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 json::Limits payloadLimits() {
   json::Limits l;
@@ -78,18 +60,7 @@ class JsonRewriter {
     if (edits_.empty()) {
       return out;
     }
-    std::sort(edits_.begin(), edits_.end(),
-              [](const Edit& a, const Edit& b) { return a.begin < b.begin; });
-    size_t at = 0;
-    for (const Edit& e : edits_) {
-      if (e.begin < at) {
-        continue;  // nested in an earlier edit (cannot happen: matched values are not descended)
-      }
-      out.payload.append(text_.substr(at, e.begin - at));
-      out.payload.append(e.text);
-      at = e.end;
-    }
-    out.payload.append(text_.substr(at));
+    out.payload = applyEdits(text_, std::move(edits_));
     out.changed = true;
     return out;
   }
@@ -172,7 +143,7 @@ Outcome rewriteCsvJson(std::string_view payload, const std::vector<const Bound<C
   for (const json::Member& member : doc->members()) {
     const std::string& k = member.first;
     const auto hit = std::find_if(rules.begin(), rules.end(), [&](const auto* r) {
-      return r->ref.ssn_like ? ssnLikeName(k) : sameIgnoringCase(k, r->ref.column);
+      return r->ref.ssn_like ? ssnLikeName(k) : api::iequals(k, r->ref.column);
     });
     if (hit != rules.end()) {
       rw.transform(member.second, (*hit)->act, true);

@@ -2,6 +2,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <cctype>
 
 #include "policy/policy_internal.h"
@@ -110,6 +111,23 @@ std::vector<std::string> splitDots(std::string_view text) {
 }
 
 }  // namespace
+
+std::string applyEdits(std::string_view text, std::vector<Edit> edits) {
+  std::sort(edits.begin(), edits.end(),
+            [](const Edit& a, const Edit& b) { return a.begin < b.begin; });
+  std::string out;
+  size_t at = 0;
+  for (const Edit& e : edits) {
+    if (e.begin < at) {
+      continue;
+    }
+    out.append(text.substr(at, e.begin - at));
+    out.append(e.text);
+    at = e.end;
+  }
+  out.append(text.substr(at));
+  return out;
+}
 
 std::string hashToken(const std::string& key, std::string_view value) {
   unsigned char mac[EVP_MAX_MD_SIZE];
