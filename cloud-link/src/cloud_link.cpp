@@ -3,6 +3,8 @@
 // other files of the link.
 #include "psa/cloudlink/cloud_link.h"
 
+#include <iterator>
+
 #include "cloud_link_impl.h"
 #include "psa/cloudlink/envelope.h"
 #include "psa/store/json.h"
@@ -215,7 +217,8 @@ void CloudLink::Impl::onConnected(const SessionEvent& ev) {
   if (auto s = session()) {
     int mid = 0;
     const int rc =
-        s->subscribe(&mid, {topics_.configSet(), topics_.commandFilter(), topics_.receipt()});
+        s->subscribe(&mid, {topics_.configSet(), topics_.commandFilter(), topics_.receipt(),
+                            topics_.upgradeChunk()});
     if (rc == MOSQ_ERR_SUCCESS) {
       subscribe_mid_ = mid;
     }
@@ -231,8 +234,8 @@ void CloudLink::Impl::onSuback(const SessionEvent& ev) {
   if (ev.code != subscribe_mid_) {
     return;
   }
-  static const char* kNames[] = {"P/config/set", "P/cmd/+", "P/receipt"};
-  for (size_t i = 0; i < ev.granted.size() && i < 3; ++i) {
+  static const char* kNames[] = {"P/config/set", "P/cmd/+", "P/receipt", "P/upgrade/chunk"};
+  for (size_t i = 0; i < ev.granted.size() && i < std::size(kNames); ++i) {
     if (ev.granted[i] >= 0x80) {
       const std::string words = std::string("broker refused subscription to ") + kNames[i] + ": " +
                                 reasonName(ev.granted[i]);

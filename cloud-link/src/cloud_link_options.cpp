@@ -150,6 +150,7 @@ std::string LinkStatus::toJson() const {
   v.set("receipts", json::Value::integer(static_cast<int64_t>(receipts)));
   v.set("receipts_invalid", json::Value::integer(static_cast<int64_t>(receipts_invalid)));
   v.set("control_received", json::Value::integer(static_cast<int64_t>(control_received)));
+  v.set("status_published", json::Value::integer(static_cast<int64_t>(status_published)));
   v.set("control_rejected", json::Value::integer(static_cast<int64_t>(control_rejected)));
   v.set("store_errors", json::Value::integer(static_cast<int64_t>(store_errors)));
   v.set("broker_receive_maximum", json::Value::integer(broker_receive_maximum));

@@ -37,11 +37,13 @@ ControlChannel::ControlChannel(const Topics& topics, size_t max_control_bytes, s
 void ControlChannel::onMessage(SessionEvent ev) {
   const std::string& topic = ev.topic;
   const bool is_config = topic == topics_.configSet();
+  const bool is_chunk = topic == topics_.upgradeChunk();
   const std::string cmd_prefix = topics_.prefix() + "/cmd/";
-  const bool is_cmd = !is_config && topic.rfind(cmd_prefix, 0) == 0;
+  const bool is_cmd = !is_config && !is_chunk && topic.rfind(cmd_prefix, 0) == 0;
   std::string name = is_cmd ? topic.substr(cmd_prefix.size()) : std::string();
+  const char* kind = is_config ? "config" : is_chunk ? "upgrade_chunk" : "command";
   std::string problem;
-  if (!is_config && !is_cmd) {
+  if (!is_config && !is_cmd && !is_chunk) {
     problem = "unexpected topic";
   } else if (ev.oversize) {
     problem = "payload of " + std::to_string(ev.payload_size) + " bytes exceeds the limit of " +
@@ -53,15 +55,17 @@ void ControlChannel::onMessage(SessionEvent ev) {
   }
   if (!problem.empty()) {
     ++status_.control_rejected;
-    log_.warn("control.rejected", {{"kind", is_config ? "config" : "command"},
-                                   {"size", ev.payload_size},
-                                   {"reason", problem}});
+    log_.warn("control.rejected", {{"kind", kind}, {"size", ev.payload_size}, {"reason", problem}});
     return;
   }
   ++status_.control_received;
-  log_.info(
-      "control.received",
-      {{"kind", is_config ? "config" : "command"}, {"name", name}, {"size", ev.payload_size}});
+  if (is_chunk) {
+    // One per package chunk: the agent logs the download's progress, not every chunk.
+    log_.debug("control.received", {{"kind", kind}, {"size", ev.payload_size}});
+    sink_->onUpgradeChunk(std::move(ev.payload));
+    return;
+  }
+  log_.info("control.received", {{"kind", kind}, {"name", name}, {"size", ev.payload_size}});
   if (is_config) {
     sink_->onConfigDocument(std::move(ev.payload));
   } else {
@@ -135,6 +139,8 @@ bool ControlChannel::onPuback(int mid, int rc) {
   if (rc >= 0x80) {
     ++status_.reason_codes[rc];
     log_.warn("control.puback_error", {{"topic", item.topic}, {"code", rc}});
+  } else if (item.is_status) {
+    ++status_.status_published;
   }
   return true;
 }

@@ -18,6 +18,7 @@ std::string Topics::command(std::string_view name) const {
 std::string Topics::commandFilter() const { return prefix_ + "/cmd/+"; }
 std::string Topics::commandResult() const { return prefix_ + "/cmd/result"; }
 std::string Topics::audit() const { return prefix_ + "/audit"; }
+std::string Topics::upgradeChunk() const { return prefix_ + "/upgrade/chunk"; }
 
 bool Topics::validLevel(std::string_view level) {
   if (level.empty() || level.size() > 128) {

@@ -104,6 +104,9 @@ class ControlSink {
   virtual void onConfigDocument(std::string payload) = 0;
   /// A document arrived on P/cmd/{name}. `name` is one topic level of [A-Za-z0-9._-].
   virtual void onCommand(std::string name, std::string payload) = 0;
+  /// A package chunk arrived on P/upgrade/chunk (design.md "Upgrade"). A sink that takes no
+  /// upgrades ignores it: chunks are only ever used for a version a signed command announced.
+  virtual void onUpgradeChunk(std::string /*payload*/) {}
 };
 
 enum class LinkState {
@@ -145,6 +148,7 @@ struct LinkStatus {
   uint64_t receipts = 0;         ///< receipt documents accepted
   uint64_t receipts_invalid = 0;  ///< receipt documents rejected (malformed, too big)
   uint64_t control_received = 0;  ///< config/cmd documents handed to the ControlSink
+  uint64_t status_published = 0;  ///< P/status documents the broker acknowledged
   uint64_t control_rejected = 0;  ///< config/cmd messages dropped (too big, bad name, no sink)
   uint64_t store_errors = 0;     ///< lease/ack/nack/release calls the store failed
   int broker_receive_maximum = 0;  ///< from CONNACK (0 = not connected yet)

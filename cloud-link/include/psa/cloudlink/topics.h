@@ -22,6 +22,7 @@ class Topics {
   std::string commandFilter() const;         ///< P/cmd/+
   std::string commandResult() const;         ///< P/cmd/result
   std::string audit() const;                 ///< P/audit
+  std::string upgradeChunk() const;          ///< P/upgrade/chunk
 
   /// True if tenant/agent id are usable as topic levels (no '/', '+', '#', NUL; non-empty).
   static bool validLevel(std::string_view level);
