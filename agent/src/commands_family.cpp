@@ -21,6 +21,7 @@ void addFamilyCommands(CommandTable& table) {
   addHl7Commands(table);
   addDiscoverCommands(table);  // discover hl7 / files (commands_discover.cpp)
   addLockCommands(table);  // config lock / unlock (commands_lock.cpp)
+  addUpgradeCommands(table);  // upgrade status / rollback / apply (commands_upgrade.cpp)
 }
 
 }  // namespace psa::agent

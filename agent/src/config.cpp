@@ -229,6 +229,14 @@ ObjectSchema buildConfigSchema() {
       Field::integer("receipt_timeout_s").def(json::Value::integer(120)).range(1, 86400),
       Field::integer("puback_timeout_s").def(json::Value::integer(30)).range(1, 3600),
       Field::integer("status_interval_s").def(json::Value::integer(300)).range(5, 86400),
+      Field::integer("upgrade_health_timeout_s")
+          .def(json::Value::integer(120))
+          .range(5, 3600)
+          .describe("how long a new version has to come up healthy before it is rolled back"),
+      Field::integer("upgrade_health_settle_s")
+          .def(json::Value::integer(10))
+          .range(0, 600)
+          .describe("how long a healthy new version must stay up (a crash loop is rolled back)"),
   });
   cloud->check = checkCloudSection;
   auto control = makeSchema({
@@ -414,6 +422,8 @@ ConfigLoad parseConfig(std::string_view text, const std::filesystem::path& sourc
     s.receipt_timeout_s = static_cast<int>(c.getInt("receipt_timeout_s"));
     s.puback_timeout_s = static_cast<int>(c.getInt("puback_timeout_s"));
     s.status_interval_s = static_cast<int>(c.getInt("status_interval_s"));
+    s.upgrade_health_timeout_s = static_cast<int>(c.getInt("upgrade_health_timeout_s"));
+    s.upgrade_health_settle_s = static_cast<int>(c.getInt("upgrade_health_settle_s"));
   }
   cfg->control_socket = cfg->resolve(cfg->doc.find("control")->getString("socket"));
   // Served only when the file has the section. withDefaults() fills in absent optional sections:

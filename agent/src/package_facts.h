@@ -24,6 +24,9 @@ Result<PackageFacts> readPackageFacts(const std::filesystem::path& file);
 /// The platform this build installs on, as readPackageFacts reports it.
 std::string thisPackagePlatform();
 
+/// The file suffix of this OS's packages: ".deb", ".msi".
+std::string packageSuffix();
+
 /// The name this product's package carries ("pms-agent"; the MSI's ProductName).
 std::string thisPackageName();
 

@@ -17,6 +17,8 @@ std::string thisPackagePlatform() {
 #endif
 }
 
+std::string packageSuffix() { return ".deb"; }
+
 std::string thisPackageName() { return "pms-agent"; }  // packaging/cpack.cmake
 
 Result<PackageFacts> readPackageFacts(const std::filesystem::path& file) {

@@ -86,6 +86,8 @@ std::string templatePlatform(MSIHANDLE db) {
 
 std::string thisPackagePlatform() { return "x64"; }
 
+std::string packageSuffix() { return ".msi"; }
+
 std::string thisPackageName() { return "Practice Studio Edge Agent"; }  // pms-agent.wxs
 
 Result<PackageFacts> readPackageFacts(const std::filesystem::path& file) {

@@ -36,7 +36,7 @@ std::optional<Rejection> checkArgs(const json::Value& args,
 
 const std::vector<std::string>& knownCommands() {
   static const std::vector<std::string> names = {
-      "ping", "status", "restart-adapter", "set-log-level", "rotate-key", "retry-dead", "bundle"};
+      "ping", "status", "restart-adapter", "set-log-level", "rotate-key", "retry-dead", "bundle", "upgrade"};
   return names;
 }
 
@@ -66,13 +66,18 @@ void RemoteManager::handleCommand(const std::string& name, const std::string& te
     }
   }
   json::Value data = json::Value::object();
-  bool bundle_sent = false;
+  bool reported = false;
   if (!rejection) {
-    if (cmd.command == "bundle") {
+    if (cmd.command == "upgrade" && upgrade_) {
+      // Reports (and audits) each of its stages itself; the audit entry below records the
+      // command's arrival.
+      upgrade_->onCommand(cmd, text);
+      reported = true;
+    } else if (cmd.command == "bundle") {
       rejection = checkArgs(cmd.args, {});
       if (!rejection) {
         publishBundle(cmd);
-        bundle_sent = true;
+        reported = true;
       }
     } else {
       rejection = runCommand(cmd, data);
@@ -100,7 +105,7 @@ void RemoteManager::handleCommand(const std::string& name, const std::string& te
                           ? std::string("unknown")
                           : name),
         std::move(detail));
-  if (!bundle_sent) {
+  if (!reported) {
     reportCommand(cmd.id, name, rejection, std::move(data));
   }
 }

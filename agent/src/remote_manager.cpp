@@ -118,7 +118,30 @@ void RemoteManager::start() {
       audit_cursor_ = std::strtoll((*cursor)->c_str(), nullptr, 10);
     }
   }
-  post([this] { armTick(); });
+  if (cfg.cloud.configured) {
+    upgrade::UpgradeAgent::Env env;
+    env.state_dir = cfg.state_dir;
+    env.release_key_files = cfg.cloud.release_keys;
+    env.config_keys = &keys_;
+    env.publish = [this](std::string json, cloudlink::CloudLink::PublishCallback done) {
+      if (ctx_.link != nullptr) {
+        ctx_.link->publishCommandResult(std::move(json), std::move(done));
+      } else if (done) {
+        done(Error(Errc::closed, "no cloud link"));
+      }
+    };
+    env.post = [this](std::function<void()> task) { post(std::move(task)); };
+    env.audit = [this](std::string actor, std::string action, json::Value detail) {
+      audit(std::move(actor), std::move(action), std::move(detail));
+    };
+    upgrade_ = std::make_unique<upgrade::UpgradeAgent>(std::move(env));
+  }
+  post([this] {
+    if (upgrade_) {
+      upgrade_->start();
+    }
+    armTick();
+  });
 }
 
 void RemoteManager::armTick() {
@@ -164,6 +187,14 @@ void RemoteManager::onConfigDocument(std::string payload) {
 void RemoteManager::onCommand(std::string name, std::string payload) {
   post([this, name = std::move(name), payload = std::move(payload)] {
     handleCommand(name, payload);
+  });
+}
+
+void RemoteManager::onUpgradeChunk(std::string payload) {
+  post([this, payload = std::move(payload)] {
+    if (upgrade_) {
+      upgrade_->onChunk(payload);
+    }
   });
 }
 

@@ -4,7 +4,8 @@
 //     forbidden changes), applied through the staged adapter apply, persisted, answered on
 //     P/config/state and audited. A local config change plus SIGHUP takes the same path.
 //   - Signed commands (P/cmd/{name}): ping, status, restart-adapter, set-log-level, rotate-key,
-//     retry-dead, bundle; answered on P/cmd/result and audited. Unknown ones are refused.
+//     retry-dead, bundle, upgrade (upgrade_agent.h, which also takes P/upgrade/chunk);
+//     answered on P/cmd/result and audited. Unknown ones are refused.
 //   - The config lock (`pms-agent config lock/unlock`), persisted and shown in status.
 //   - P/status on state changes and at cloud.status_interval_s; P/audit batches, acknowledged
 //     like records (the uploaded-up-to seq advances only on PUBACK and is kept in the store).
@@ -31,6 +32,7 @@
 #include "psa/cloudlink/cloud_link.h"
 #include "psa/store/log_budget.h"
 #include "remote_state.h"
+#include "upgrade_agent.h"
 
 namespace psa::agent {
 
@@ -87,6 +89,7 @@ class RemoteManager final : public cloudlink::ControlSink {
   // cloudlink::ControlSink (link strand): post to the worker.
   void onConfigDocument(std::string payload) override;
   void onCommand(std::string name, std::string payload) override;
+  void onUpgradeChunk(std::string payload) override;
 
  private:
   struct Outcome;
@@ -119,6 +122,7 @@ class RemoteManager final : public cloudlink::ControlSink {
   RemoteHooks hooks_;
   log::Logger log_{"remote"};
   std::unique_ptr<RemoteState> state_;
+  std::unique_ptr<upgrade::UpgradeAgent> upgrade_;  ///< worker only; created by start()
   SigningKeys keys_;
   std::string keys_problem_;
 

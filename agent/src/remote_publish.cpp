@@ -132,6 +132,9 @@ void RemoteManager::persistAuditCursor(int64_t seq) {
 void RemoteManager::tick() {
   checkStatus(false);
   uploadAudit();
+  if (upgrade_) {
+    upgrade_->tick();
+  }
 }
 
 void RemoteManager::checkStatus(bool force) {

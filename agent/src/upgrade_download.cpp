@@ -1,13 +1,12 @@
 #include "upgrade_download.h"
 
 #include <algorithm>
-#include <fstream>
-#include <iterator>
 
 #include "psa/agent/signed_document.h"
 #include "psa/store/digest.h"
 #include "psa/store/json.h"
 #include "psa/store/os/durable_file.h"
+#include "upgrade_files.h"
 
 namespace psa::agent::upgrade {
 namespace fs = std::filesystem;
@@ -18,14 +17,6 @@ constexpr const char* kManifest = "manifest.json";
 
 fs::path chunkPath(const fs::path& dir, uint32_t index) {
   return dir / ("chunk-" + std::to_string(index));
-}
-
-std::optional<std::string> readAll(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    return std::nullopt;
-  }
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 struct Manifest {
@@ -45,7 +36,7 @@ Status writeManifest(const fs::path& dir, const Manifest& m) {
 }
 
 std::optional<Manifest> readManifest(const fs::path& dir) {
-  const auto text = readAll(dir / kManifest);
+  const auto text = readFile(dir / kManifest);
   if (!text) {
     return std::nullopt;
   }
@@ -240,7 +231,7 @@ Result<std::string> Download::assemble() const {
   std::string out;
   out.reserve(args_.size);
   for (uint32_t k = 1; k <= total_; ++k) {
-    const auto bytes = readAll(chunkPath(dir_, k));
+    const auto bytes = readFile(chunkPath(dir_, k));
     if (!bytes) {
       return Error(Errc::io, "cannot read " + chunkPath(dir_, k).string());
     }

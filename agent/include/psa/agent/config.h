@@ -43,6 +43,8 @@ struct CloudSettings {
   int receipt_timeout_s = 120;
   int puback_timeout_s = 30;
   int status_interval_s = 300;
+  int upgrade_health_timeout_s = 120;  ///< the upgrade helper's health check (upgrade_helper.h)
+  int upgrade_health_settle_s = 10;
 };
 
 /// A fully validated configuration with defaults applied and relative paths resolved against
