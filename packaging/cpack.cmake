@@ -1,14 +1,20 @@
 # The .deb package (CPack). Included from the top-level CMakeLists.txt; build it with
 #   cmake --build build --target pms-agent && (cd build && cpack -G DEB)
-# Contents: /usr/bin/pms-agent and its man page, the systemd unit, /etc/pms-agent/agent.json (a conffile), an
+# Contents: /usr/bin/pms-agent and its man page, the systemd units (the agent; the upgrade
+# helper and its path trigger, with /usr/lib/pms-agent/upgrade-helper), /etc/pms-agent/agent.json (a conffile), an
 # example config per adapter type and the docs under /usr/share/doc/pms-agent. The maintainer
 # scripts (packaging/deb/) create the pms-agent system user, fix ownership, generate the data
 # key as that user and enable the unit; removal keeps the queue, only purge deletes it.
 
 set(PSA_PKG_DIR ${CMAKE_CURRENT_LIST_DIR})
 
-install(FILES ${PROJECT_SOURCE_DIR}/systemd/pms-agent.service DESTINATION /lib/systemd/system
+install(FILES ${PROJECT_SOURCE_DIR}/systemd/pms-agent.service
+              ${PROJECT_SOURCE_DIR}/systemd/pms-agent-upgrade.service
+              ${PROJECT_SOURCE_DIR}/systemd/pms-agent-upgrade.path
+        DESTINATION /lib/systemd/system
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+# The upgrade helper's entry point (README "Self-upgrade").
+install(PROGRAMS ${PSA_PKG_DIR}/upgrade/upgrade-helper DESTINATION lib/pms-agent)
 # Shipped 0644 (Debian's norm for conffiles); postinst makes it 0640 root:pms-agent.
 install(FILES ${PSA_PKG_DIR}/agent.json DESTINATION /etc/pms-agent
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
@@ -53,7 +59,9 @@ set(CPACK_DEBIAN_PACKAGE_SECTION "net")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://practicestudio.example/edge-agent")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+# dpkg-repack: the upgrade helper keeps a package of the version installed by hand, so the
+# first self-upgrade can roll back.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, dpkg-repack")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "Practice Studio Edge Agent: relays PMS/EHR data to the cloud")
 # The extended description (CPack puts the summary above it as the synopsis).
 string(CONCAT CPACK_DEBIAN_PACKAGE_DESCRIPTION

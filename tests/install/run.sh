@@ -55,6 +55,9 @@ getent group pms-agent >/dev/null || fail "no pms-agent group"
 # Files, owners and modes.
 expect_owner /usr/bin/pms-agent root root 755
 expect_owner /lib/systemd/system/pms-agent.service root root 644
+expect_owner /lib/systemd/system/pms-agent-upgrade.service root root 644
+expect_owner /lib/systemd/system/pms-agent-upgrade.path root root 644
+expect_owner /usr/lib/pms-agent/upgrade-helper root root 755
 expect_owner /etc/pms-agent root pms-agent 750
 expect_owner /etc/pms-agent/agent.json root pms-agent 640
 expect_owner /var/lib/pms-agent pms-agent pms-agent 750
@@ -64,6 +67,8 @@ expect_owner /var/log/pms-agent pms-agent pms-agent 750
 ls /usr/share/doc/pms-agent/examples/*.json >/dev/null || fail "no example configs"
 [[ -L /etc/systemd/system/multi-user.target.wants/pms-agent.service ]] ||
   fail "the unit is not enabled"
+[[ -L /etc/systemd/system/multi-user.target.wants/pms-agent-upgrade.path ]] ||
+  fail "the upgrade trigger (pms-agent-upgrade.path) is not enabled"
 
 # `pms-agent check` runs with the installed config (no cloud section yet: it reports, it runs).
 set +e

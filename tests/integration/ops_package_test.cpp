@@ -66,6 +66,8 @@ TEST(OpsPackage, BuildsWithTheExpectedContentsAndNoLintianErrors) {
   const std::string contents = runCommand({"dpkg-deb", "-c", deb}).output;
   for (const char* f :
        {"./usr/bin/pms-agent", "./lib/systemd/system/pms-agent.service", "./etc/pms-agent/agent.json",
+        "./lib/systemd/system/pms-agent-upgrade.service",
+        "./lib/systemd/system/pms-agent-upgrade.path", "./usr/lib/pms-agent/upgrade-helper",
         "./usr/share/man/man1/pms-agent.1.gz", "./usr/share/doc/pms-agent/copyright",
         "./usr/share/doc/pms-agent/changelog.gz", "./usr/share/doc/pms-agent/README.md",
         "./usr/share/doc/pms-agent/TROUBLESHOOTING.md",
@@ -85,7 +87,7 @@ TEST(OpsPackage, BuildsWithTheExpectedContentsAndNoLintianErrors) {
   }
   const std::string fields = readFile(control / "control");
   EXPECT_NE(fields.find("Package: pms-agent\n"), std::string::npos);
-  EXPECT_NE(fields.find("Depends: adduser, "), std::string::npos) << fields;
+  EXPECT_NE(fields.find("Depends: adduser, dpkg-repack, "), std::string::npos) << fields;
   EXPECT_NE(fields.find("libmosquitto1"), std::string::npos) << fields;
 
   // The packaged default config is valid; the binary is stripped and runs.

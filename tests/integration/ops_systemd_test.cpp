@@ -169,5 +169,55 @@ TEST(OpsSystemd, RunSpeaksSdNotifyWithWatchdogPings) {
   EXPECT_EQ(notify.count("STOPPING=1"), 1u);
 }
 
+
+// The upgrade helper's units (README "Self-upgrade"): a path unit that starts a oneshot
+// service when the agent leaves a request; both verify, and the privileged helper rates 2.0 or
+// better too.
+TEST(OpsSystemd, UpgradeUnitsVerifyAndRateTwoOrBetter) {
+  const std::string analyze = systemdAnalyze();
+  if (analyze.empty()) {
+    GTEST_SKIP() << "systemd-analyze is not installed (Debian package 'systemd')";
+  }
+  const fs::path dir = fs::path(PSA_SOURCE_DIR) / "systemd";
+  const auto svc = serviceSection(readFile(dir / "pms-agent-upgrade.service"));
+  auto one = [&](const std::string& key) {
+    auto it = svc.find(key);
+    return it == svc.end() ? std::string() : it->second;
+  };
+  EXPECT_EQ(one("Type"), "oneshot");
+  EXPECT_EQ(one("StateDirectory"), "pms-agent-upgrade");
+  EXPECT_EQ(one("ExecStart"),
+            "/usr/lib/pms-agent/upgrade-helper --config /etc/pms-agent/agent.json");
+  EXPECT_EQ(one("PrivateNetwork"), "yes");
+  const std::string path_unit = readFile(dir / "pms-agent-upgrade.path");
+  EXPECT_NE(path_unit.find("PathExists=/var/lib/pms-agent/upgrade/request.json"),
+            std::string::npos);
+  EXPECT_NE(path_unit.find("Unit=pms-agent-upgrade.service"), std::string::npos);
+
+  TempDir tmp("psa-upgrade-units");
+  // verify checks that ExecStart exists: point it at the shipped script, nothing else changes.
+  std::string text = readFile(dir / "pms-agent-upgrade.service");
+  const std::string exec = "/usr/lib/pms-agent/upgrade-helper";
+  text.replace(text.find(exec), exec.size(),
+               (fs::path(PSA_SOURCE_DIR) / "packaging" / "upgrade" / "upgrade-helper").string());
+  writeFile(tmp / "pms-agent-upgrade.service", text);
+  writeFile(tmp / "pms-agent-upgrade.path", path_unit);
+  for (const char* unit : {"pms-agent-upgrade.service", "pms-agent-upgrade.path"}) {
+    auto v = runCommand({analyze, "verify", "--man=no", (tmp / unit).string()});
+    EXPECT_EQ(v.exit_code, 0) << unit << ": " << v.output;
+    EXPECT_EQ(v.output, "") << unit << ": systemd-analyze verify complained";
+  }
+  auto sec = runCommand({analyze, "security", "--offline=true", "--no-pager",
+                         (tmp / "pms-agent-upgrade.service").string()});
+  EXPECT_EQ(sec.exit_code, 0) << sec.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      sec.output, m, std::regex("Overall exposure level for pms-agent-upgrade.service: ([0-9.]+)")))
+      << sec.output;
+  const double score = std::stod(m[1]);
+  std::printf("upgrade helper: systemd-analyze security --offline=true: exposure %.1f\n", score);
+  EXPECT_LE(score, 2.0) << sec.output;
+}
+
 }  // namespace
 }  // namespace psa::test
