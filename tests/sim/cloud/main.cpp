@@ -32,6 +32,8 @@ constexpr Command kCommands[] = {
      &psa::sim::runPushConfig},
     {"command", "sign a command and publish it on P/cmd/NAME (--wait: print the result)",
      &psa::sim::runCommand},
+    {"upgrade", "roll a package out: signed upgrade command, then chunks; print the stages",
+     &psa::sim::runUpgrade},
 };
 
 int usage(std::ostream& os, int code) {

@@ -27,6 +27,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "remote_common.h"
 #include "psa/agent/signed_document.h"
 #include "psa/cloudlink/envelope.h"
 #include "psa/store/clock.h"
@@ -36,8 +37,6 @@
 namespace psa::sim {
 namespace po = boost::program_options;
 using SteadyClock = std::chrono::steady_clock;
-
-namespace {
 
 std::string readText(const std::string& file) {
   std::ifstream in(file, std::ios::binary);
@@ -64,17 +63,6 @@ void writeText(const std::string& file, const std::string& data, mode_t mode) {
   }
 }
 
-struct BrokerArgs {
-  BrokerArgs() { client.client_id.clear(); }
-  ClientOptions client;
-  std::string tenant;
-  std::string agent;
-  std::string key_file;
-  double wait_s = 0;
-  bool print = false;
-  int64_t expires_s = 300;
-  std::string issued_at;
-};
 
 void addCommonOptions(po::options_description& desc, BrokerArgs& a) {
   desc.add_options()
@@ -121,6 +109,8 @@ std::pair<int64_t, int64_t> window(const BrokerArgs& a) {
   }
   return {issued, issued + a.expires_s * 1000};
 }
+
+namespace {
 
 // Publishes `doc` on `topic` and (with --wait) returns the first message on `answer_topic`
 // that `match` accepts; `done` says when the answer is complete (bundle chunks).
