@@ -33,12 +33,6 @@ std::vector<api::LimitRule> vendorLimits(const json::Value& defaults, const char
   return rules;
 }
 
-json::Value vendorDefaults(const std::string& vendor) {
-  json::Value v = json::Value::object();
-  v.set("vendor", json::Value::string(vendor));
-  return api::withFhirVendorDefaults(v);
-}
-
 class Prober {
  public:
   Prober(api::ClientSet clients, std::string base)
@@ -177,6 +171,12 @@ void probeTypes(FhirSurvey& s, Prober& p, const FhirSurveyOptions& o) {
 
 }  // namespace
 
+json::Value fhirVendorDefaults(const std::string& vendor) {
+  json::Value v = json::Value::object();
+  v.set("vendor", json::Value::string(vendor));
+  return api::withFhirVendorDefaults(v);
+}
+
 json::Value suggestedAuth(const json::Value& auth, const std::filesystem::path& base_dir) {
   if (!auth.isObject()) {
     return json::Value::null();
@@ -214,7 +214,7 @@ Result<FhirSurvey> surveyFhir(const FhirSurveyOptions& o) {
   if (o.auth.isObject()) {
     cfg.set("auth", o.auth);
   }
-  const json::Value defaults = vendorDefaults(o.vendor);
+  const json::Value defaults = fhirVendorDefaults(o.vendor);
   api::ClientParams params;
   params.adapter = o.name;
   params.vendor = o.vendor;

@@ -5,7 +5,6 @@
 #include <sstream>
 
 #include "api/api_common.h"
-#include "api/fhir_poll.h"
 #include "psa/adapters/discover/fhir_survey.h"
 #include "psa/store/os/utf8_path.h"
 
@@ -39,12 +38,6 @@ std::string joined(const std::vector<std::string>& v, const char* sep = ", ") {
   return out;
 }
 
-json::Value vendorDefaults(const std::string& vendor) {
-  json::Value v = json::Value::object();
-  v.set("vendor", json::Value::string(vendor));
-  return api::withFhirVendorDefaults(v);
-}
-
 // A population search answered (a count, or a Bundle without total) rather than a refusal.
 bool answered(const FhirTypeProbe& p) { return p.count.has_value() || p.note == "no Bundle.total"; }
 
@@ -72,7 +65,7 @@ Estimate estimate(const FhirSurvey& s, const FhirSurveyOptions& o,
     }
     e.requests += static_cast<uint64_t>(std::max<int64_t>(1, (*probe.count + page - 1) / page));
   }
-  const json::Value defaults = vendorDefaults(o.vendor);
+  const json::Value defaults = fhirVendorDefaults(o.vendor);
   for (const auto& r : api::parseLimitRules(defaults.find("rate_limits"))) {
     const double per_s =
         static_cast<double>(r.limit) * 1000.0 / static_cast<double>(r.window.count());
@@ -139,7 +132,7 @@ std::string FhirSurvey::suggestedSync(const FhirSurveyOptions& o) const {
   if (!caps) {
     return "search";
   }
-  const json::Value defaults = vendorDefaults(o.vendor);
+  const json::Value defaults = fhirVendorDefaults(o.vendor);
   if (o.vendor != "generic" && !defaults.getString("sync").empty()) {
     return defaults.getString("sync");
   }

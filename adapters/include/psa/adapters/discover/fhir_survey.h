@@ -67,6 +67,10 @@ struct FhirSurvey {
 /// refuses is reported inside the survey.
 Result<FhirSurvey> surveyFhir(const FhirSurveyOptions& options);
 
+/// The fhir-poll defaults of `vendor` (its `sync` and documented `rate_limits`), as an adapter
+/// object holding only `vendor` would get them.
+json::Value fhirVendorDefaults(const std::string& vendor);
+
 /// The auth object for a suggestion: inline secrets (client_secret, password, refresh_token,
 /// customer_key, session_id) become `<name>_file` placeholders, relative file paths absolute.
 json::Value suggestedAuth(const json::Value& auth, const std::filesystem::path& base_dir);
