@@ -1,7 +1,9 @@
-// `pms-agent discover hl7 FILE...`, `discover hl7 --listen HOST:PORT --for DURATION` and
-// `discover files DIR [--watch DURATION]`: site onboarding. They read samples (or a test feed)
-// and print STRUCTURE and counts, never a value, plus a suggested adapter config that
-// `pms-agent config validate` accepts. They need no agent config and no running agent; only
+// `pms-agent discover hl7 FILE...`, `discover hl7 --listen HOST:PORT --for DURATION`,
+// `discover files DIR [--watch DURATION]`, `discover fhir --base-url URL` and `discover api
+// --vendor V --base-url URL`: site onboarding. They
+// read samples (or a test feed) and print STRUCTURE and counts, never a value, plus a suggested
+// adapter config that `pms-agent config validate` accepts. They need no agent config and no running
+// agent; only
 // --listen reads the config (when present) to refuse a live adapter's port.
 #include <algorithm>
 #include <cctype>
@@ -11,6 +13,8 @@
 #include <iostream>
 
 #include "command.h"
+#include "psa/adapters/discover/api_survey.h"
+#include "psa/adapters/discover/fhir_survey.h"
 #include "psa/adapters/discover/file_survey.h"
 #include "psa/adapters/discover/hl7_profile.h"
 #include "psa/adapters/discover/mllp_capture.h"
@@ -246,9 +250,150 @@ int discoverFiles(const po::variables_map& vm, CommandContext& ctx) {
   return finish(vm, ctx, survey.report(), survey.summary(), s, survey.files() > 0);
 }
 
+// ---- discover fhir ---------------------------------------------------------------------------
+
+// --auth-file: the adapter's `auth` object exactly as in the config.
+Result<json::Value> readAuthFile(const std::string& file) {
+  auto text = readSample(os::pathFromUtf8(file));
+  if (!text) {
+    return std::move(text).error();
+  }
+  auto doc = json::parse(text.value());
+  if (!doc || !doc->isObject() || doc->getString("type").empty()) {
+    return Error(
+        Errc::invalid_input,
+        file + ": expected the adapter's auth object, e.g. {\"type\": \"smart-backend\", ...}");
+  }
+  return doc;
+}
+
+int discoverFhir(const po::variables_map& vm, CommandContext& ctx) {
+  discover::FhirSurveyOptions o;
+  o.base_url = vm["base-url"].as<std::string>();
+  if (o.base_url.rfind("https://", 0) != 0 && o.base_url.rfind("http://", 0) != 0) {
+    ctx.err << "pms-agent discover fhir: --base-url: expected an http(s):// URL\n";
+    return kExitUsage;
+  }
+  o.vendor = vm["vendor"].as<std::string>();
+  o.name = vm["name"].as<std::string>();
+  std::error_code ec;
+  o.base_dir = fs::current_path(ec);
+  if (vm.count("auth-file")) {
+    auto auth = readAuthFile(vm["auth-file"].as<std::string>());
+    if (!auth) {
+      ctx.err << "FAIL  " << auth.error().message << "\n";
+      return kExitUsage;
+    }
+    o.auth = std::move(auth).value();
+  }
+  if (vm.count("ca-file")) {
+    o.ca_file = vm["ca-file"].as<std::string>();
+  }
+  if (vm.count("group-id")) {
+    o.group_id = vm["group-id"].as<std::string>();
+  }
+  o.page_size = vm["page-size"].as<int64_t>();
+  if (o.page_size < 1 || o.page_size > 5000) {
+    ctx.err << "pms-agent discover fhir: --page-size: 1..5000\n";
+    return kExitUsage;
+  }
+  o.counts = vm.count("no-counts") == 0;
+  auto survey = discover::surveyFhir(o);
+  if (!survey) {
+    ctx.err << "FAIL  " << survey.error().message << "\n";
+    return kExitFailure;
+  }
+  const auto& s = survey.value();
+  if (!s.token_error.empty()) {
+    ctx.err << "WARN  credentials: " << s.token_error << "\n";
+  }
+  return finish(vm, ctx, s.report(o), s.summary(o), s.suggestion(o), s.analysed());
+}
+
+// ---- discover api ----------------------------------------------------------------------------
+
+int discoverApi(const po::variables_map& vm, CommandContext& ctx) {
+  discover::ApiSurveyOptions o;
+  o.base_url = vm["base-url"].as<std::string>();
+  if (o.base_url.rfind("https://", 0) != 0 && o.base_url.rfind("http://", 0) != 0) {
+    ctx.err << "pms-agent discover api: --base-url: expected an http(s):// URL\n";
+    return kExitUsage;
+  }
+  if (vm["vendor"].defaulted()) {
+    ctx.err << "pms-agent discover api: --vendor is required (drchrono, nextgen, athenahealth, "
+               "kareo, allscripts)\n";
+    return kExitUsage;
+  }
+  o.vendor = vm["vendor"].as<std::string>();
+  o.name = vm["name"].as<std::string>();
+  std::error_code ec;
+  o.base_dir = fs::current_path(ec);
+  if (vm.count("auth-file")) {
+    auto auth = readAuthFile(vm["auth-file"].as<std::string>());
+    if (!auth) {
+      ctx.err << "FAIL  " << auth.error().message << "\n";
+      return kExitUsage;
+    }
+    o.auth = std::move(auth).value();
+  }
+  if (vm.count("ca-file")) {
+    o.ca_file = vm["ca-file"].as<std::string>();
+  }
+  auto survey = discover::surveyApi(o);
+  if (!survey) {
+    ctx.err << "FAIL  " << survey.error().message << "\n";
+    return survey.error().is(Errc::invalid_argument) ? kExitUsage : kExitFailure;
+  }
+  const auto& s = survey.value();
+  if (!s.token_error.empty()) {
+    ctx.err << "WARN  credentials: " << s.token_error << "\n";
+  }
+  return finish(vm, ctx, s.report(o), s.summary(o), s.suggestion(o), s.analysed());
+}
+
 }  // namespace
 
 void addDiscoverCommands(CommandTable& table) {
+  table.add(Command{
+      "discover api", "--vendor V --base-url URL",
+      "ask a vendor REST API what its rest-poll profile lists: collections, pages, limits",
+      "For the rest-poll vendor profiles (drchrono, nextgen, athenahealth, kareo, allscripts):\n"
+      "authenticates with --auth-file (the adapter's auth object as JSON, as in the config),\n"
+      "reads the first page of each collection the profile knows and reports which answer,\n"
+      "how many records the page held, whether there are more pages, the total where the API\n"
+      "gives one, and the rate-limit headers seen. Kareo SOAP and Unity collections are only\n"
+      "authenticated; a rotating refresh token (DrChrono) is not spent. Requests go through the\n"
+      "rest-poll client: the profile's rate limits and Retry-After apply. Prints a suggested\n"
+      "rest-poll adapter. Never prints record content. Exit 1 when no collection answered.",
+      [](po::options_description& o, po::positional_options_description&) {
+        o.add_options()("base-url", po::value<std::string>()->required(), "vendor API base URL")(
+            "auth-file", po::value<std::string>(), "JSON file holding the adapter's auth object")(
+            "ca-file", po::value<std::string>(), "CA bundle that signs the server");
+        commonOptions(o, "vendor-api");
+      },
+      discoverApi});
+  table.add(Command{
+      "discover fhir", "--base-url URL",
+      "ask a FHIR R4 server what it offers: resources, interactions, counts, auth, Bulk",
+      "Reads /.well-known/smart-configuration and the CapabilityStatement (/metadata), gets a\n"
+      "token with --auth-file (the adapter's auth object as JSON, as in the config) and reports\n"
+      "the granted scopes, each resource type's interactions and _lastUpdated support, Bulk\n"
+      "$export (system, group, patient), the paging style, counts per type (_summary=count,\n"
+      "where the server answers) and the initial load time at the vendor's documented rate\n"
+      "limit. Requests go through the fhir-poll adapter's client: the vendor's rate limits,\n"
+      "429/Retry-After and back-off apply. Prints a suggested fhir-poll adapter (inline\n"
+      "secrets of the auth object become *_file placeholders). Never prints resource content.\n"
+      "Exit 1 when the CapabilityStatement could not be read, 2 usage.",
+      [](po::options_description& o, po::positional_options_description&) {
+        o.add_options()("base-url", po::value<std::string>()->required(), "FHIR base URL")(
+            "auth-file", po::value<std::string>(), "JSON file holding the adapter's auth object")(
+            "ca-file", po::value<std::string>(), "CA bundle that signs the server")(
+            "group-id", po::value<std::string>(), "Bulk Group id (Group/{id}/$export)")(
+            "page-size", po::value<int64_t>()->default_value(200), "page size for the estimate")(
+            "no-counts", "do not ask _summary=count per resource type");
+        commonOptions(o, "fhir");
+      },
+      discoverFhir});
   table.add(Command{
       "discover hl7", "FILE...",
       "profile HL7 v2 samples (or --listen to a test feed): structure and counts, no values",

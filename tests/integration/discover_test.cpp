@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "discover_test_util.h"
 #include "psa/store/json.h"
 #include "test_support.h"
 
@@ -17,37 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-struct CliRun {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
-
-// Runs pms-agent with stdout and stderr kept apart (the JSON report is stdout alone).
-CliRun agentCli(const TempDir& tmp, const std::vector<std::string>& args,
-                std::chrono::milliseconds timeout = 60s) {
-  static int n = 0;
-  const fs::path out = tmp / ("out" + std::to_string(++n));
-  const fs::path err = tmp / ("err" + std::to_string(n));
-  Process::Options o;
-  o.argv = {binary("pms-agent").string()};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
-  o.stdout_file = out;
-  o.stderr_file = err;
-  Process p(o);
-  CliRun r;
-  r.rc = p.wait(timeout).value_or(-1);
-  r.out = readFile(out);
-  r.err = readFile(err);
-  return r;
-}
-
-json::Value parsed(const std::string& text) {
-  auto v = json::parse(text);
-  EXPECT_TRUE(v.ok()) << text;
-  return v ? *v : json::Value();
-}
+using namespace discover_util;
 
 // ADT^A04 with the marker in name, MRN, SSN repetition, address and sending application.
 std::string marked(const std::string& m, int n, bool ssn, const std::string& eol = "\r") {
@@ -55,42 +26,6 @@ std::string marked(const std::string& m, int n, bool ssn, const std::string& eol
          "|P|2.5.1" + eol + "EVN|A04|20261201" + eol + "PID|1||" + m + "^^^HOSP^MR~" + m +
          "^^^SSA^SS||" + m + "^" + m + "||19800101|F|||1 " + m + " ST^^TOWN^IL^62701||||||||" +
          (ssn ? "123-45-6789" : "") + eol + "IN1|1|PLAN^" + m + eol;
-}
-
-// A minimal agent config holding `adapter` (what a technician pastes in).
-fs::path configWith(const TempDir& tmp, const json::Value& adapter) {
-  json::Value c = *json::parse(R"({"agent":{"id":"practice-0042","tenant":"acme-health"}})");
-  c.find("agent")->set("state_dir", json::Value::string((tmp / "state").string()));
-  json::Value adapters = json::Value::array();
-  adapters.push(adapter);
-  c.set("adapters", std::move(adapters));
-  const fs::path file = tmp / "agent.json";
-  writeFile(file, json::serialize(c, true));
-  return file;
-}
-
-void expectValidates(const TempDir& tmp, const fs::path& suggestion) {
-  const json::Value adapter = parsed(readFile(suggestion));
-  const CliRun v = agentCli(tmp, {"config", "validate", configWith(tmp, adapter).string()});
-  EXPECT_EQ(v.rc, 0) << v.out << v.err << readFile(suggestion);
-}
-
-void expectNoMarker(const std::string& marker, const CliRun& r, const fs::path& suggestion) {
-  EXPECT_EQ(r.out.find(marker), std::string::npos) << r.out;
-  EXPECT_EQ(r.err.find(marker), std::string::npos) << r.err;
-  if (fs::exists(suggestion)) {
-    EXPECT_EQ(readFile(suggestion).find(marker), std::string::npos);
-  }
-}
-
-const json::Value* entry(const json::Value& report, const char* list, const char* key,
-                         const std::string& value) {
-  for (const auto& e : report.find(list)->items()) {
-    if (e.getString(key) == value) {
-      return &e;
-    }
-  }
-  return nullptr;
 }
 
 TEST(Discover, Hl7SamplesGiveStructureCountsAndAValidSuggestionWithoutAnyValue) {

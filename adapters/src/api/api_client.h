@@ -126,6 +126,9 @@ class AuthStrategy {
   virtual void invalidate() = 0;
   /// What `check` prints, e.g. "SMART backend services (RS384) as client agent".
   virtual std::string describe() const = 0;
+  /// The scopes the last token answer granted ("" when unknown or not a token strategy):
+  /// `discover fhir` reports them.
+  virtual std::string grantedScope() const { return {}; }
 };
 
 using AuthStrategyPtr = std::shared_ptr<AuthStrategy>;

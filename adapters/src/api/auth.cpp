@@ -80,6 +80,7 @@ class BearerAuth : public AuthStrategy {
       }
       token_.access_token = t->access_token;
       token_.refresh_at = deps_.clock->steady() + refreshMargin(t->expires_in_s);
+      granted_scope_ = t->scope;
     }
     req.headers.emplace_back("Authorization", "Bearer " + token_.access_token);
     return extra(req);
@@ -88,13 +89,18 @@ class BearerAuth : public AuthStrategy {
     std::lock_guard lock(mu_);
     token_ = {};
   }
+  std::string grantedScope() const override {
+    std::lock_guard lock(mu_);
+    return granted_scope_;
+  }
 
  protected:
   virtual Result<TokenAnswer> fetch() = 0;
   virtual Status extra(HttpRequest&) { return {}; }
   AuthDeps deps_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   CachedToken token_;
+  std::string granted_scope_;
 };
 
 class ClientCredentialsAuth : public BearerAuth {
@@ -475,6 +481,7 @@ Result<TokenAnswer> parseTokenAnswer(std::string_view body) {
     t.expires_in_s = 300;
   }
   t.refresh_token = doc->getString("refresh_token");
+  t.scope = doc->getString("scope");
   return t;
 }
 

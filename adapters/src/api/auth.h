@@ -38,6 +38,7 @@ struct TokenAnswer {
   std::string access_token;
   int64_t expires_in_s = 3600;
   std::string refresh_token;
+  std::string scope;  ///< the granted scopes, "" when the server does not say
 };
 Result<TokenAnswer> parseTokenAnswer(std::string_view body);
 

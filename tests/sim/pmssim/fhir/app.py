@@ -49,6 +49,7 @@ class FhirVendor(VendorApp):
     token_type = "bearer"
     paging = "getpages"                  # 'getpages' | 'cerner' | 'athena' | 'token'
     bundle_total = True
+    summary_count = True                 # _summary=count answered (a total-only Bundle); else ignored
     sort_supported = True
     strict_message = "Required search parameters are missing"
     required_params = ()                 # e.g. athena ('ah-practice',)
@@ -366,7 +367,10 @@ class FhirVendor(VendorApp):
             params = [{"name": "_id", "type": "token"}, {"name": "_lastUpdated", "type": "date"}]
             if t in fhirmodel.PATIENT_SCOPED:
                 params.append({"name": "patient", "type": "reference"})
-            resources.append({"type": t, "interaction": inter, "searchParam": params})
+            entry = {"type": t, "interaction": inter, "searchParam": params}
+            if t == "Patient":  # Bulk Data IG: Patient-level export is declared on Patient
+                entry["operation"] = [{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}]
+            resources.append(entry)
         resources.append({"type": "Group", "interaction": [{"code": "read"}],
                           "operation": [{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"}]})
         cap = {
@@ -443,9 +447,21 @@ class FhirVendor(VendorApp):
             if raw_sort not in ("_lastUpdated", "-_lastUpdated"):
                 self.fail(req, 400, "not-supported", "_sort=%s is not supported" % raw_sort)
             sort = raw_sort
+        if req.param("_summary") == "count" and self.summary_count:
+            return self._count_only(req, rtype, q)
         keep = [(k, v) for k, v in pairs if k not in PAGING and k != "_count" and not (k == "_sort" and sort is None)]
         state = {"m": "s", "t": rtype, "q": keep, "c": self.page_size(req), "k": None, "so": sort, "n": 0}
         return self._search_page(req, state)
+
+    def _count_only(self, req, rtype, q):
+        # FHIR R4 search.html#summary: _summary=count -> a searchset Bundle with total, no entries
+        store = self.ctx.store
+        with store.lock:
+            total = sum(1 for v in store.live(rtype) if q.match(v))
+            now_ms = self.ctx.clock.now_ms()
+        body = bundle_bytes("searchset", secrets.token_hex(8), fmt_instant(now_ms, store.precision),
+                            [("self", self._self_link(req))], [], total)
+        return Response(200, body, content_type=FHIR_JSON)
 
     def strict_message_for(self, rtype):
         return self.strict_message

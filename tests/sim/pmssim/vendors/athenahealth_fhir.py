@@ -24,6 +24,7 @@ class AthenaFhir(FhirVendor):
     expires_in_string = True
     paging = "athena"
     bundle_total = False
+    summary_count = False            # [U] _summary=count ignored (no Bundle.total at all)
     required_params = ("ah-practice",)
     extra_params = ("ah-practice", "ah-department", "ah-brand")
     software = ("athenaOne FHIR", "R4")

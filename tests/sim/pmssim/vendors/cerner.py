@@ -34,6 +34,7 @@ class Cerner(FhirVendor):
     token_type = "Bearer"
     paging = "cerner"
     bundle_total = False
+    summary_count = False            # [U] _summary=count ignored (no Bundle.total at all)
     sort_supported = False
     progress_style = "cerner"
     group_id = "11ec-d16a-c763b73e-98e8-a31715e6a2bf"
