@@ -38,6 +38,17 @@ struct Journal {
 
 json::Value str(const std::string& s) { return json::Value::string(s); }
 
+// The command id of a signed command, unverified: only to address a refusal to the cloud.
+std::string commandIdOf(const std::string& envelope) {
+  auto env = json::parse(envelope);
+  if (!env || !env->isObject()) {
+    return {};
+  }
+  auto payload = base64Decode(env->getString("payload"));
+  auto doc = payload ? json::parse(*payload) : Result<json::Value>(Error(Errc::invalid_input, ""));
+  return doc && doc->isObject() ? doc->getString("id").substr(0, 128) : std::string();
+}
+
 json::Value toJson(const Journal& j) {
   json::Value d = json::Value::object();
   d.set("action", str(j.action));
@@ -130,7 +141,7 @@ int Helper::claim() {
   fs::create_directories(packages_, ec);
   auto installed = installedVersion();
   if (!installed || installed->empty()) {
-    return refuse("", "",
+    return refuse(commandIdOf(request->command), "",
                   Refusal{"not_installed", installed ? "the pms-agent package is not installed"
                                                      : installed.error().message});
   }
@@ -297,7 +308,6 @@ int Helper::step(Journal& j) {
 
 int Helper::finish(Journal& j, const char* stage, const std::string& reason,
                    const std::string& error) {
-  const bool upgraded = std::string(stage) == kStageUpgraded;
   say(std::string(stage) + (reason.empty() ? "" : " (" + reason + ": " + error + ")"));
   if (j.action == "rollback" && std::string(stage) == kStageRolledBack) {
     event(j.id, stage, j.previous, j.target, reason, error);
@@ -305,14 +315,15 @@ int Helper::finish(Journal& j, const char* stage, const std::string& reason,
     event(j.id, stage, j.target, j.previous, reason, error);
   }
   writeStatus(j, stage, reason, error);
-  // Keep the package of the version now installed and, after an upgrade, of the one before it
-  // (the way back); nothing else.
-  const std::string current = upgraded ? j.target : j.previous;
-  const std::string before = upgraded ? j.previous : "";
+  // Keep the packages of the versions status.json now names (current, and previous: the way
+  // back); nothing else.
+  const json::Value status = readJsonObject(paths_.status).value_or(json::Value::object());
+  const fs::path keep_current = packageFile(status.getString("current"));
+  const fs::path keep_previous = packageFile(status.getString("previous"));
   std::error_code ec;
   for (fs::directory_iterator it(packages_, ec), end; !ec && it != end; it.increment(ec)) {
     const fs::path p = it->path();
-    if (p != packageFile(current) && (before.empty() || p != packageFile(before))) {
+    if (p != keep_current && p != keep_previous) {
       std::error_code ec2;
       fs::remove_all(p, ec2);
     }
@@ -412,7 +423,9 @@ void Helper::writeStatus(const Journal& j, const char* stage, const std::string&
   const std::string st(stage);
   if (st == kStageUpgraded) {
     s.set("current", str(j.target));
-    s.set("previous", str(j.previous));
+    if (j.target != j.previous) {  // a reinstall of the same version keeps the way back
+      s.set("previous", str(j.previous));
+    }
   } else if (st == kStageRolledBack) {
     s.set("current", str(j.previous));
     if (j.action == "rollback") {
