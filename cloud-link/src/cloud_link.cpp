@@ -214,8 +214,8 @@ void CloudLink::Impl::onConnected(const SessionEvent& ev) {
                                {"broker_limits", brokerLimitsText(ev.limits)}});
   if (auto s = session()) {
     int mid = 0;
-    const int rc =
-        s->subscribe(&mid, {topics_.configSet(), topics_.commandFilter(), topics_.receipt()});
+    const int rc = s->subscribe(&mid, {topics_.configSet(), topics_.commandFilter(),
+                                       topics_.receipt(), topics_.downFilter()});
     if (rc == MOSQ_ERR_SUCCESS) {
       subscribe_mid_ = mid;
     }
@@ -469,6 +469,10 @@ void CloudLink::publishCommandResult(std::string json, PublishCallback done) {
 
 void CloudLink::publishAudit(std::string json, PublishCallback done) {
   publishOn(impl_, impl_->topics_.audit(), std::move(json), std::move(done));
+}
+
+void CloudLink::publishWriteResult(std::string json, PublishCallback done) {
+  publishOn(impl_, impl_->topics_.downResult(), std::move(json), std::move(done));
 }
 
 namespace {

@@ -104,6 +104,14 @@ class ControlSink {
   virtual void onConfigDocument(std::string payload) = 0;
   /// A document arrived on P/cmd/{name}. `name` is one topic level of [A-Za-z0-9._-].
   virtual void onCommand(std::string name, std::string payload) = 0;
+
+  /// A write-back request arrived on P/down/{kind} (`kind` one of the seven record kinds).
+  /// libmosquitto has already sent its PUBACK: the agent's `accepted` result on P/down/result
+  /// is what acknowledges it. Default: ignored (an agent without write-back).
+  virtual void onWriteRequest(std::string kind, std::string payload) {
+    (void)kind;
+    (void)payload;
+  }
 };
 
 enum class LinkState {
@@ -205,6 +213,8 @@ class CloudLink {
   void publishConfigState(std::string json, PublishCallback done = {});
   void publishCommandResult(std::string json, PublishCallback done = {});
   void publishAudit(std::string json, PublishCallback done = {});
+  /// P/down/result (write-back results), as publishConfigState.
+  void publishWriteResult(std::string json, PublishCallback done = {});
 
   struct Impl;
 
