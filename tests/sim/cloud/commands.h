@@ -11,5 +11,6 @@ int runListen(const std::vector<std::string>& args);
 int runKeygen(const std::vector<std::string>& args);
 int runPushConfig(const std::vector<std::string>& args);
 int runCommand(const std::vector<std::string>& args);
+int runWrite(const std::vector<std::string>& args);
 
 }  // namespace psa::sim
