@@ -10,6 +10,9 @@ namespace psa::adapters {
 void registerMllpSource(SourceRegistry& registry);
 void registerFileDropSource(SourceRegistry& registry);
 void registerApiSources(SourceRegistry& registry);
+namespace write {
+void registerWriteTargets(SourceRegistry& registry);
+}
 
 // A type registered twice is a programming error (two families claiming one config `type`,
 // the second silently shadowed): the process ends at start-up, before it serves anything.
@@ -73,6 +76,7 @@ void registerBuiltinSources(SourceRegistry& registry) {
   registerMllpSource(registry);
   registerFileDropSource(registry);
   registerApiSources(registry);
+  write::registerWriteTargets(registry);
 }
 
 }  // namespace psa::adapters

@@ -26,6 +26,7 @@
 #include "psa/store/os/durable_file.h"
 #include "psa/store/sqlite_store.h"
 #include "remote_manager.h"
+#include "write_back.h"
 
 namespace psa::agent {
 
@@ -50,6 +51,7 @@ struct Agent::Impl {
   std::unique_ptr<ControlServer> control;
   cloudlink::CloudLinkPtr link;
   std::unique_ptr<RemoteManager> remote;
+  std::unique_ptr<WriteBack> write_back;       ///< write-back requests and results (issue 15)
   std::unique_ptr<http::StatusEndpoint> http;  ///< only with an `http` section
   AgentContext context;
   std::mutex stop_mu;
@@ -128,6 +130,9 @@ Agent::~Agent() {
   if (impl_->remote) {
     impl_->remote->stop();
   }
+  if (impl_->write_back) {
+    impl_->write_back->stop();
+  }
   impl_->link.reset();
   if (impl_->store) {
     impl_->store->close();
@@ -168,7 +173,12 @@ Status Agent::start() {
                     }
                     return applied;
                   },
-                  [&d](const std::string& name) { return d.adapters->restart(name); }});
+                  [&d](const std::string& name) { return d.adapters->restart(name); },
+                  [&d](std::string kind, std::string payload) {
+                    if (d.write_back) {
+                      d.write_back->onWriteRequest(std::move(kind), std::move(payload));
+                    }
+                  }});
   auto effective = d.remote->selectStartupConfig(d.config);
   if (!effective) {
     return effective.error();
@@ -245,6 +255,8 @@ Status Agent::start() {
                   {{"hint", "records queue locally until a cloud section is configured"}});
   }
 
+  d.write_back = std::make_unique<WriteBack>(d.context);
+
   // The control socket comes up before anything else so a technician can look at an agent
   // whose adapters or link are failing; a second agent on the same config stops here.
   d.control = std::make_unique<ControlServer>(d.io, cfg.control_socket);
@@ -265,6 +277,7 @@ Status Agent::start() {
 
   d.adapters->startAll(cfg);
   d.remote->start();
+  d.write_back->start();
   if (d.http) {
     // The page is for people: a bad TLS or token file is logged and shown by `check`, and
     // never keeps records from flowing.
@@ -300,6 +313,7 @@ int Agent::run() {
   }
   d.control->stop();
   d.remote->stop();
+  d.write_back->stop();  // what is in flight stays queued and goes again after a restart
   d.adapters->stopAll();
   if (d.link) {
     std::promise<void> stopped;

@@ -198,6 +198,12 @@ void RemoteManager::onUpgradeChunk(std::string payload) {
   });
 }
 
+void RemoteManager::onWriteRequest(std::string kind, std::string payload) {
+  if (hooks_.write_request) {
+    hooks_.write_request(std::move(kind), std::move(payload));
+  }
+}
+
 void RemoteManager::requestReload() {
   post([this] { handleReload(); });
 }

@@ -50,6 +50,8 @@ struct RemoteHooks {
   std::function<Result<ApplySummary>(const Config& next)> apply;
   /// restart-adapter NAME.
   std::function<Status(const std::string& name)> restart_adapter;
+  /// A write-back request from P/down/{kind} (link strand; must not block). Unset: ignored.
+  std::function<void(std::string kind, std::string payload)> write_request;
 };
 
 class RemoteManager final : public cloudlink::ControlSink {
@@ -90,6 +92,7 @@ class RemoteManager final : public cloudlink::ControlSink {
   void onConfigDocument(std::string payload) override;
   void onCommand(std::string name, std::string payload) override;
   void onUpgradeChunk(std::string payload) override;
+  void onWriteRequest(std::string kind, std::string payload) override;
 
  private:
   struct Outcome;

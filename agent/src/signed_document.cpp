@@ -131,10 +131,10 @@ const schema::ObjectSchema& commandPayloadSchema() {
   return s;
 }
 
-// The envelope -> verified payload JSON. Fills `key_id` and `authentic`.
-std::optional<Rejection> openEnvelope(std::string_view text, const SigningKeys& keys,
-                                      const DocumentLimits& limits, std::string& key_id,
-                                      bool& authentic, json::Value& payload) {
+// The envelope -> verified payload bytes. Fills `key_id` and `authentic`.
+std::optional<Rejection> verifyEnvelope(std::string_view text, const SigningKeys& keys,
+                                        const DocumentLimits& limits, std::string& key_id,
+                                        bool& authentic, std::string& payload_bytes) {
   if (text.size() > limits.max_envelope_bytes) {
     return reject(RejectReason::malformed, "document of " + std::to_string(text.size()) +
                                                " bytes exceeds the limit of " +
@@ -189,11 +189,23 @@ std::optional<Rejection> openEnvelope(std::string_view text, const SigningKeys& 
                   "signature does not verify with key " + key_id + " (tampered or wrong key)");
   }
   authentic = true;
+  payload_bytes = std::move(*bytes);
+  return std::nullopt;
+}
+
+// The envelope -> verified payload JSON. Fills `key_id` and `authentic`.
+std::optional<Rejection> openEnvelope(std::string_view text, const SigningKeys& keys,
+                                      const DocumentLimits& limits, std::string& key_id,
+                                      bool& authentic, json::Value& payload) {
+  std::string bytes;
+  if (auto r = verifyEnvelope(text, keys, limits, key_id, authentic, bytes)) {
+    return r;
+  }
   json::Limits pl;
   pl.max_bytes = limits.max_envelope_bytes;
   pl.max_depth = limits.max_depth;
   pl.allow_duplicate_keys = false;
-  auto parsed = json::parse(*bytes, pl);
+  auto parsed = json::parse(bytes, pl);
   if (!parsed) {
     return reject(RejectReason::malformed, "payload is not valid JSON: " + parsed.error().message);
   }
@@ -558,6 +570,14 @@ std::string SigningKey::envelope(std::string_view payload, std::string_view key_
 }
 
 // ------------------------------------------------------------------------------ documents
+
+Opened<std::string> openSignedPayload(std::string_view text, const SigningKeys& keys,
+                                      const DocumentLimits& limits) {
+  Opened<std::string> out;
+  std::string key_id;
+  out.rejection = verifyEnvelope(text, keys, limits, key_id, out.authentic, out.doc);
+  return out;
+}
 
 Opened<ConfigDocument> openConfigDocument(std::string_view text, const SigningKeys& keys,
                                           std::string_view agent_id, int64_t now_ms,

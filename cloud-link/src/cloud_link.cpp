@@ -216,9 +216,9 @@ void CloudLink::Impl::onConnected(const SessionEvent& ev) {
                                {"broker_limits", brokerLimitsText(ev.limits)}});
   if (auto s = session()) {
     int mid = 0;
-    const int rc =
-        s->subscribe(&mid, {topics_.configSet(), topics_.commandFilter(), topics_.receipt(),
-                            topics_.upgradeChunk()});
+    const int rc = s->subscribe(&mid, {topics_.configSet(), topics_.commandFilter(),
+                                       topics_.receipt(), topics_.upgradeChunk(),
+                                       topics_.downFilter()});
     if (rc == MOSQ_ERR_SUCCESS) {
       subscribe_mid_ = mid;
     }
@@ -234,7 +234,8 @@ void CloudLink::Impl::onSuback(const SessionEvent& ev) {
   if (ev.code != subscribe_mid_) {
     return;
   }
-  static const char* kNames[] = {"P/config/set", "P/cmd/+", "P/receipt", "P/upgrade/chunk"};
+  static const char* kNames[] = {"P/config/set", "P/cmd/+", "P/receipt", "P/upgrade/chunk",
+                                 "P/down/+"};
   for (size_t i = 0; i < ev.granted.size() && i < std::size(kNames); ++i) {
     if (ev.granted[i] >= 0x80) {
       const std::string words = std::string("broker refused subscription to ") + kNames[i] + ": " +
@@ -472,6 +473,10 @@ void CloudLink::publishCommandResult(std::string json, PublishCallback done) {
 
 void CloudLink::publishAudit(std::string json, PublishCallback done) {
   publishOn(impl_, impl_->topics_.audit(), std::move(json), std::move(done));
+}
+
+void CloudLink::publishWriteResult(std::string json, PublishCallback done) {
+  publishOn(impl_, impl_->topics_.downResult(), std::move(json), std::move(done));
 }
 
 namespace {

@@ -39,37 +39,49 @@ void ControlChannel::onMessage(SessionEvent ev) {
   const bool is_config = topic == topics_.configSet();
   const bool is_chunk = topic == topics_.upgradeChunk();
   const std::string cmd_prefix = topics_.prefix() + "/cmd/";
+  const std::string down_prefix = topics_.prefix() + "/down/";
   const bool is_cmd = !is_config && !is_chunk && topic.rfind(cmd_prefix, 0) == 0;
-  std::string name = is_cmd ? topic.substr(cmd_prefix.size()) : std::string();
-  const char* kind = is_config ? "config" : is_chunk ? "upgrade_chunk" : "command";
+  const bool is_write = !is_config && !is_cmd && !is_chunk && topic.rfind(down_prefix, 0) == 0;
+  std::string name = is_cmd     ? topic.substr(cmd_prefix.size())
+                     : is_write ? topic.substr(down_prefix.size())
+                                : std::string();
+  const char* what = is_config  ? "config"
+                     : is_cmd   ? "command"
+                     : is_chunk ? "upgrade_chunk"
+                                : "write";
   std::string problem;
-  if (!is_config && !is_cmd && !is_chunk) {
+  if (!is_config && !is_cmd && !is_write && !is_chunk) {
     problem = "unexpected topic";
   } else if (ev.oversize) {
     problem = "payload of " + std::to_string(ev.payload_size) + " bytes exceeds the limit of " +
               std::to_string(max_control_bytes_);
   } else if (is_cmd && (name == "result" || !validCommandName(name))) {
     problem = "invalid command name";
+  } else if (is_write && !store::parseKind(name)) {
+    // P/down/result (our own results; No Local keeps them away anyway) or an unknown kind.
+    problem = "not a write-back kind";
   } else if (sink_ == nullptr) {
     problem = "no control sink";
   }
   if (!problem.empty()) {
     ++status_.control_rejected;
-    log_.warn("control.rejected", {{"kind", kind}, {"size", ev.payload_size}, {"reason", problem}});
+    log_.warn("control.rejected", {{"kind", what}, {"size", ev.payload_size}, {"reason", problem}});
     return;
   }
   ++status_.control_received;
   if (is_chunk) {
     // One per package chunk: the agent logs the download's progress, not every chunk.
-    log_.debug("control.received", {{"kind", kind}, {"size", ev.payload_size}});
+    log_.debug("control.received", {{"kind", what}, {"size", ev.payload_size}});
     sink_->onUpgradeChunk(std::move(ev.payload));
     return;
   }
-  log_.info("control.received", {{"kind", kind}, {"name", name}, {"size", ev.payload_size}});
+  log_.info("control.received", {{"kind", what}, {"name", name}, {"size", ev.payload_size}});
   if (is_config) {
     sink_->onConfigDocument(std::move(ev.payload));
-  } else {
+  } else if (is_cmd) {
     sink_->onCommand(std::move(name), std::move(ev.payload));
+  } else {
+    sink_->onWriteRequest(std::move(name), std::move(ev.payload));
   }
 }
 

@@ -19,6 +19,11 @@ std::string Topics::commandFilter() const { return prefix_ + "/cmd/+"; }
 std::string Topics::commandResult() const { return prefix_ + "/cmd/result"; }
 std::string Topics::audit() const { return prefix_ + "/audit"; }
 std::string Topics::upgradeChunk() const { return prefix_ + "/upgrade/chunk"; }
+std::string Topics::down(store::Kind kind) const {
+  return prefix_ + "/down/" + std::string(store::kindName(kind));
+}
+std::string Topics::downFilter() const { return prefix_ + "/down/+"; }
+std::string Topics::downResult() const { return prefix_ + "/down/result"; }
 
 bool Topics::validLevel(std::string_view level) {
   if (level.empty() || level.size() > 128) {

@@ -68,6 +68,20 @@ const std::vector<Migration> kMigrations = {
     {2, "audit_checkpoint_index", true,
      "CREATE INDEX IF NOT EXISTS audit_checkpoints ON audit(seq) WHERE "
      "action='audit.checkpoint'"},
+    // Write-back (issue 15): the outbound request queue and the results owed to the cloud
+    // (psa/store/outbound_queue.h). Only adds tables, so the release before still opens it.
+    {3, "outbound_queue", true,
+     "CREATE TABLE outbound(seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, target TEXT NOT "
+     "NULL, op TEXT NOT NULL, kind TEXT NOT NULL, format TEXT NOT NULL, issued_at INTEGER NOT "
+     "NULL, expires_at INTEGER NOT NULL, received_at INTEGER NOT NULL, state TEXT NOT NULL, "
+     "attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL DEFAULT 0, "
+     "finished_at INTEGER NOT NULL DEFAULT 0, last_error TEXT, size INTEGER NOT NULL, key_id "
+     "INTEGER NOT NULL, order_mac BLOB, doc_mac BLOB NOT NULL, sealed BLOB NOT NULL, "
+     "result_key_id INTEGER, result BLOB);"
+     "CREATE INDEX outbound_queued ON outbound(target, issued_at, seq) WHERE state='queued';"
+     "CREATE INDEX outbound_finished ON outbound(finished_at) WHERE state<>'queued';"
+     "CREATE TABLE outbound_results(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, "
+     "key_id INTEGER NOT NULL, sealed BLOB NOT NULL);"},
 };
 
 Status rollbackWith(Db& db, Status st) {

@@ -210,7 +210,10 @@ Status SqliteStore::Impl::dropKey(uint32_t key_id, OpCtx& ctx) {
   const std::string sql = "SELECT EXISTS(SELECT 1 FROM queue WHERE key_id=" + id +
                           ") OR EXISTS(SELECT 1 FROM dead WHERE key_id=" + id +
                           ") OR EXISTS(SELECT 1 FROM dedupe WHERE key_id=" + id +
-                          ") OR EXISTS(SELECT 1 FROM watermarks WHERE key_id=" + id + ")";
+                          ") OR EXISTS(SELECT 1 FROM watermarks WHERE key_id=" + id +
+                          ") OR EXISTS(SELECT 1 FROM outbound WHERE key_id=" + id +
+                          " OR result_key_id=" + id +
+                          ") OR EXISTS(SELECT 1 FROM outbound_results WHERE key_id=" + id + ")";
   auto used = wdb.queryInt(sql.c_str());
   if (!used) {
     return std::move(used).error();

@@ -26,6 +26,14 @@ class RecordingSink : public cloudlink::ControlSink {
     std::lock_guard lock(mu_);
     commands_.emplace_back(std::move(name), std::move(payload));
   }
+  void onWriteRequest(std::string kind, std::string payload) override {
+    std::lock_guard lock(mu_);
+    writes_.emplace_back(std::move(kind), std::move(payload));
+  }
+  std::vector<std::pair<std::string, std::string>> writes() const {
+    std::lock_guard lock(mu_);
+    return writes_;
+  }
   std::vector<std::string> configs() const {
     std::lock_guard lock(mu_);
     return configs_;
@@ -39,6 +47,7 @@ class RecordingSink : public cloudlink::ControlSink {
   mutable std::mutex mu_;
   std::vector<std::string> configs_;
   std::vector<std::pair<std::string, std::string>> commands_;
+  std::vector<std::pair<std::string, std::string>> writes_;
 };
 
 TEST(CloudLinkControl, ConfigAndCommandsReachTheSinkAndBadOnesAreDropped) {
@@ -82,6 +91,55 @@ TEST(CloudLinkControl, ConfigAndCommandsReachTheSinkAndBadOnesAreDropped) {
   ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
   EXPECT_TRUE(f.get().ok());
   EXPECT_EQ(sink.commands().size(), cmds.size());
+  EXPECT_TRUE(runner.stop());
+}
+
+// Write-back (issue 15): P/down/{kind} reaches the sink with its kind; an unknown kind is dropped
+// and counted; the agent's own P/down/result goes out and is not looped back as a request.
+TEST(CloudLinkControl, WriteRequestsReachTheSinkAndResultsGoOut) {
+  CloudEnv env;
+  TestStore queue(env.tmp / "store");
+  RecordingSink sink;
+  LinkRunner runner(queue, env.linkOptions("agent-1"));
+  runner.link().setControlSink(&sink);
+  runner.start();
+  ASSERT_TRUE(runner.waitConnected());
+  TempDir sub_dir("psa-sub");
+  auto args = mqttClientArgs(env, "mosquitto_sub", "cloud");
+  for (const char* a : {"-q", "1", "-v", "-t", "ps/+/agent-1/down/result"}) {
+    args.emplace_back(a);
+  }
+  Process::Options popts;
+  popts.argv = args;
+  popts.stdout_file = sub_dir / "out";
+  Process sub(std::move(popts));
+  ASSERT_TRUE(waitFor(
+      [&] {
+        mosquittoPub(env, kPrefix + "/down/appointment", "{\"probe\":1}");
+        return !sink.writes().empty();
+      },
+      10s));
+  EXPECT_EQ(sink.writes()[0].first, "appointment");
+  const uint64_t rejected = runner.status().control_rejected;
+  ASSERT_EQ(mosquittoPub(env, kPrefix + "/down/not-a-kind", "{}").exit_code, 0);
+  ASSERT_TRUE(waitFor([&] { return runner.status().control_rejected == rejected + 1; }, 10s));
+  const size_t before = sink.writes().size();
+  auto sendResult = [&](const std::string& json) {
+    auto done = std::make_shared<std::promise<Status>>();
+    runner.link().publishWriteResult(json, [done](Status s) { done->set_value(std::move(s)); });
+    auto f = done->get_future();
+    return f.wait_for(10s) == std::future_status::ready && f.get().ok();
+  };
+  ASSERT_TRUE(waitFor(
+      [&] {
+        EXPECT_TRUE(sendResult("{\"id\":\"w1\",\"status\":\"accepted\"}"));
+        return readFile(sub_dir / "out").find("w1") != std::string::npos;
+      },
+      10s));
+  EXPECT_NE(readFile(sub_dir / "out")
+                .find(kPrefix + "/down/result {\"id\":\"w1\",\"status\":\"accepted\"}"),
+            std::string::npos);
+  EXPECT_EQ(sink.writes().size(), before);
   EXPECT_TRUE(runner.stop());
 }
 

@@ -15,6 +15,7 @@
 #include <optional>
 #include <thread>
 
+#include "pms_inbound_harness.h"
 #include "psa/adapters/write/hl7_out_message.h"
 #include "psa/store/json.h"
 #include "test_support.h"
@@ -24,74 +25,12 @@ namespace psa::adapters::write {
 namespace {
 
 namespace fs = std::filesystem;
+using test::InboundSim;
 using test::Process;
 using test::TempDir;
 using test::waitFor;
 using DStatus = DeliveryOutcome::Status;
 using namespace std::chrono_literals;
-
-// The simulator as a child process; restart() brings it back on the same port with the same
-// change log (a PMS that persists what it applied).
-class InboundSim {
- public:
-  InboundSim(const TempDir& dir, std::vector<std::string> args)
-      : dir_(dir.path()), args_(std::move(args)) {
-    start();
-  }
-
-  void start() {
-    const fs::path ready = dir_ / "inbound.ready.json";
-    fs::remove(ready);
-    Process::Options opts;
-    opts.argv = {"/usr/bin/python3", std::string(PSA_SOURCE_DIR) + "/tests/sim/pms_inbound_sim.py",
-                 "--ready-file",     ready.string(),
-                 "--change-log",     changeLogPath().string(),
-                 "--port",           std::to_string(port_)};
-    opts.argv.insert(opts.argv.end(), args_.begin(), args_.end());
-    opts.stdout_file = dir_ / "inbound.log";
-    process_.emplace(std::move(opts));
-    if (!waitFor([&] { return fs::exists(ready) || !process_->running(); }, 60s) ||
-        !fs::exists(ready)) {
-      throw std::runtime_error("pms_inbound_sim did not start: " +
-                               test::readFile(dir_ / "inbound.log"));
-    }
-    port_ = static_cast<int>(json::parse(test::readFile(ready)).value().getInt("port"));
-  }
-
-  void kill() { process_->kill(); }
-  /// Options for the next start().
-  void setArgs(std::vector<std::string> args) { args_ = std::move(args); }
-  int port() const { return port_; }
-  fs::path changeLogPath() const { return dir_ / "changes.jsonl"; }
-
-  /// Change-log entries for `msh10` (every entry when empty).
-  std::vector<json::Value> changes(const std::string& msh10 = {}) const {
-    std::vector<json::Value> out;
-    if (!fs::exists(changeLogPath())) {
-      return out;
-    }
-    const std::string text = test::readFile(changeLogPath());
-    size_t start = 0;
-    while (start < text.size()) {
-      size_t end = text.find('\n', start);
-      if (end == std::string::npos) {
-        end = text.size();
-      }
-      auto v = json::parse(std::string_view(text).substr(start, end - start));
-      if (v && (msh10.empty() || v->getString("msh10") == msh10)) {
-        out.push_back(std::move(v).value());
-      }
-      start = end + 1;
-    }
-    return out;
-  }
-
- private:
-  fs::path dir_;
-  std::vector<std::string> args_;
-  int port_ = 0;
-  std::optional<Process> process_;
-};
 
 // An io_context on its own thread with one engine.
 class Target {

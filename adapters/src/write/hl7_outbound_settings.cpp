@@ -123,7 +123,8 @@ schema::ObjectSchemaPtr hl7OutboundSchema() {
           .def(json::Value::integer(10))
           .range(1, 1000)
           .describe("connects and sends without an answer before the request is retried later"),
-      Field::obj("tls", tls).describe("connect over TLS"),
+      Field::obj("tls", tls)
+          .describe("connect over TLS (name at least one option, e.g. server_name)"),
       Field::obj("write", writeSwitchSchema()),
   };
   s->fields.insert(s->fields.end(), own.begin(), own.end());
@@ -147,7 +148,10 @@ Result<Hl7OutboundSettings> parseHl7OutboundSettings(const json::Value& in,
   s.retry_min = std::chrono::milliseconds(config.getInt("retry_min_ms", 500));
   s.retry_max = std::chrono::seconds(config.getInt("retry_max_s", 30));
   s.max_tries = static_cast<int>(config.getInt("max_tries", 10));
-  if (const json::Value* tls = config.find("tls"); tls != nullptr && tls->isObject()) {
+  // TLS when the "tls" object names at least one option: the config's defaults turn an absent
+  // optional section into an empty object, so "tls": {} cannot mean anything else than absent.
+  if (const json::Value* tls = config.find("tls");
+      tls != nullptr && tls->isObject() && !tls->members().empty()) {
     s.tls = true;
     s.ca_file = resolve(tls->getString("ca_file"), state_dir);
     s.cert_file = resolve(tls->getString("cert_file"), state_dir);

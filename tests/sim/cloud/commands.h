@@ -12,5 +12,6 @@ int runKeygen(const std::vector<std::string>& args);
 int runPushConfig(const std::vector<std::string>& args);
 int runCommand(const std::vector<std::string>& args);
 int runUpgrade(const std::vector<std::string>& args);
+int runWrite(const std::vector<std::string>& args);
 
 }  // namespace psa::sim

@@ -149,32 +149,33 @@ int runListen(const std::vector<std::string>& args) {
   std::string reports_out;
 
   po::options_description desc("pms-cloud-sim listen options");
-  desc.add_options()
-      ("help,h", "show this help")
-      ("url", po::value(&copt.url)->required(), "broker URL, mqtts://host:port")
-      ("ca", po::value(&copt.ca_file)->required(), "CA file that signed the broker certificate")
-      ("cert", po::value(&copt.cert_file)->required(), "client certificate (the cloud identity)")
-      ("key", po::value(&copt.key_file)->required(), "client private key")
-      ("client-id", po::value(&copt.client_id)->default_value("cloud-sim"), "MQTT client id")
-      ("session-expiry", po::value(&copt.session_expiry_s)->default_value(3600),
-       "persistent session expiry in seconds (the broker queues for us while we are away)")
-      ("filter", po::value(&filter)->default_value("ps/+/+/up/#"), "subscription")
-      ("receipts", po::bool_switch(&receipts), "send {\"msg_ids\":[...]} on ps/{tenant}/{agent}/receipt")
-      ("receipt-batch", po::value(&receipt_batch)->default_value(100), "msg-ids per receipt")
-      ("receipt-interval-ms", po::value(&receipt_interval_ms)->default_value(50),
-       "send a partial receipt batch after this long")
-      ("out", po::value(&out_path), "append one JSON line per received message to FILE")
-      ("payloads", po::bool_switch(&payloads), "include payloads (base64) in --out lines")
-      ("quiet", po::bool_switch(&quiet), "no running counts")
-      ("exit-after", po::value(&exit_after)->default_value(0),
-       "exit after N unique messages (0 = never)")
-      ("idle-exit", po::value(&idle_exit)->default_value(0),
-       "exit after S seconds without a message (0 = never)")
-      ("ready-file", po::value(&ready_file), "create FILE once subscribed")
-      ("reports", po::bool_switch(&reports),
-       "also receive what agents report (config/state, cmd/result, status, audit), print it "
-       "and verify the audit hash chain")
-      ("reports-out", po::value(&reports_out), "append one JSON line per report to FILE");
+  desc.add_options()("help,h", "show this help")("url", po::value(&copt.url)->required(),
+                                                 "broker URL, mqtts://host:port")(
+      "ca", po::value(&copt.ca_file)->required(), "CA file that signed the broker certificate")(
+      "cert", po::value(&copt.cert_file)->required(), "client certificate (the cloud identity)")(
+      "key", po::value(&copt.key_file)->required(), "client private key")(
+      "client-id", po::value(&copt.client_id)->default_value("cloud-sim"), "MQTT client id")(
+      "session-expiry", po::value(&copt.session_expiry_s)->default_value(3600),
+      "persistent session expiry in seconds (the broker queues for us while we are away)")(
+      "filter", po::value(&filter)->default_value("ps/+/+/up/#"), "subscription")(
+      "receipts", po::bool_switch(&receipts),
+      "send {\"msg_ids\":[...]} on ps/{tenant}/{agent}/receipt")(
+      "receipt-batch", po::value(&receipt_batch)->default_value(100), "msg-ids per receipt")(
+      "receipt-interval-ms", po::value(&receipt_interval_ms)->default_value(50),
+      "send a partial receipt batch after this long")(
+      "out", po::value(&out_path), "append one JSON line per received message to FILE")(
+      "payloads", po::bool_switch(&payloads), "include payloads (base64) in --out lines")(
+      "quiet", po::bool_switch(&quiet), "no running counts")(
+      "exit-after", po::value(&exit_after)->default_value(0),
+      "exit after N unique messages (0 = never)")(
+      "idle-exit", po::value(&idle_exit)->default_value(0),
+      "exit after S seconds without a message (0 = never)")("ready-file", po::value(&ready_file),
+                                                            "create FILE once subscribed")(
+      "reports", po::bool_switch(&reports),
+      "also receive what agents report (config/state, cmd/result, status, audit, down/result), "
+      "print it "
+      "and verify the audit hash chain")("reports-out", po::value(&reports_out),
+                                         "append one JSON line per report to FILE");
   addCredentialOptions(desc, copt);
   po::variables_map vm;
   try {
@@ -242,7 +243,8 @@ int runListen(const std::vector<std::string>& args) {
 
   client->on_connected = [&] {
     if (reports) {
-      for (const char* f : {"ps/+/+/config/state", "ps/+/+/cmd/result", "ps/+/+/status", "ps/+/+/audit"}) {
+      for (const char* f : {"ps/+/+/config/state", "ps/+/+/cmd/result", "ps/+/+/status",
+                            "ps/+/+/audit", "ps/+/+/down/result"}) {
         client->subscribe(f, 1);
       }
     }
@@ -320,7 +322,8 @@ int runListen(const std::vector<std::string>& args) {
     std::string agent;
     std::string rest;
     if (reports && splitAgentTopic(in.topic, tenant, agent, rest) &&
-        (rest == "config/state" || rest == "cmd/result" || rest == "status" || rest == "audit")) {
+        (rest == "config/state" || rest == "cmd/result" || rest == "status" || rest == "audit" ||
+         rest == "down/result")) {
       onReport(in, tenant, agent, rest);
       return;
     }

@@ -4,8 +4,9 @@
 //                        [--receipts] [--out received.jsonl] [--payloads] [--exit-after N]
 //                        [--reports] [--reports-out reports.jsonl] ...
 //   pms-cloud-sim keygen --out PREFIX
-//   pms-cloud-sim push-config FILE --tenant T --agent A --key PREFIX.key [--version N] [--wait S] ...
-//   pms-cloud-sim command NAME [KEY=VALUE...] --tenant T --agent A --key PREFIX.key [--wait S] ...
+//   pms-cloud-sim push-config FILE --tenant T --agent A --key PREFIX.key [--version N] [--wait S]
+//   ... pms-cloud-sim command NAME [KEY=VALUE...] --tenant T --agent A --key PREFIX.key [--wait S]
+//   ... pms-cloud-sim write --target NAME --tenant T --agent A --key PREFIX.key [--wait S] ...
 //
 // New subcommands register in kCommands below.
 #include <iostream>
@@ -28,12 +29,15 @@ constexpr Command kCommands[] = {
      &psa::sim::runListen},
     {"keygen", "Ed25519 key pair for signing configs and commands (prints the key id)",
      &psa::sim::runKeygen},
-    {"push-config", "sign a config document and publish it on P/config/set (--wait: print the answer)",
+    {"push-config",
+     "sign a config document and publish it on P/config/set (--wait: print the answer)",
      &psa::sim::runPushConfig},
     {"command", "sign a command and publish it on P/cmd/NAME (--wait: print the result)",
      &psa::sim::runCommand},
     {"upgrade", "roll a package out: signed upgrade command, then chunks; print the stages",
      &psa::sim::runUpgrade},
+    {"write", "sign a write-back request and publish it on P/down/KIND (--wait: print results)",
+     &psa::sim::runWrite},
 };
 
 int usage(std::ostream& os, int code) {

@@ -13,6 +13,13 @@
 //       Signs and publishes a command on P/cmd/NAME; with --wait prints the P/cmd/result answer.
 //       `bundle` results arrive in chunks: they are reassembled, checked against their sha256
 //       and written to --out.
+//   pms-cloud-sim write --target NAME --tenant T --agent A --key PREFIX.key [--kind K] [--op OP]
+//       [--format F] [--body-file FILE] [--id ULID] [--resource R] [--resource-id X]
+//       [--payload-agent A2] [--key-id ID] [--expires SECONDS] [--wait SECONDS] [--print]
+//       + broker options
+//       Signs a write-back request (default: an appointment booking, HL7 SIU^S12) and publishes
+//       it on P/down/{kind}; with --wait prints each P/down/result for its id until a final one.
+//       Exit 0 delivered, 1 any other final status, 3 no final result within --wait.
 // Broker options: --url mqtts://HOST:PORT --ca CA --cert CERT --cert-key KEY [--client-id ID].
 // Exit codes: 0 applied/ok, 1 rejected/failed, 2 usage, 3 no answer within --wait.
 #include <sys/stat.h>
@@ -207,6 +214,113 @@ int publishAndWait(BrokerArgs& a, const std::string& topic, const std::string& d
 }
 
 }  // namespace
+
+namespace {
+
+// A ULID for `ms`: 48-bit time and 80 random bits in Crockford base32.
+std::string makeUlid(int64_t ms) {
+  static constexpr char kAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+  std::string out(26, '0');
+  auto t = static_cast<uint64_t>(ms);
+  for (int i = 9; i >= 0; --i) {
+    out[static_cast<size_t>(i)] = kAlphabet[t & 31];
+    t >>= 5;
+  }
+  std::ifstream urandom("/dev/urandom", std::ios::binary);
+  for (size_t i = 10; i < 26; ++i) {
+    unsigned char c = 0;
+    urandom.read(reinterpret_cast<char*>(&c), 1);
+    out[i] = kAlphabet[c & 31];
+  }
+  return out;
+}
+
+// The default body: a booking as a PMS's scheduling interface takes it. MSH-7 and MSH-10 are
+// left empty: the agent sets the time and derives a stable control id from the request id.
+std::string bookingSiuS12(const std::string& id) {
+  return "MSH|^~\\&|PRACTICESTUDIO|PS|PMS|CLINIC|||SIU^S12||P|2.5.1\r"
+         "SCH|" +
+         id.substr(14) +
+         "^PS||||||ROUTINE^Routine visit|||30|m|^^30^20270105090000\r"
+         "PID|1||MRN10042^^^CLINIC^MR||SAMPLE^PATIENT||19800101|F\r"
+         "AIP|1||DRWHO^WHO^JOHN|||20270105090000|||30|m\r";
+}
+
+}  // namespace
+
+int runWrite(const std::vector<std::string>& args) {
+  BrokerArgs a;
+  std::string target;
+  std::string kind;
+  std::string op;
+  std::string format;
+  std::string body_file;
+  std::string id;
+  std::string resource;
+  std::string resource_id;
+  std::string payload_agent;
+  std::string key_id;
+  po::options_description desc("pms-cloud-sim write options");
+  addCommonOptions(desc, a);
+  desc.add_options()("target", po::value(&target)->required(), "the agent's adapter name")(
+      "kind", po::value(&kind)->default_value("appointment"), "record kind (topic P/down/KIND)")(
+      "op", po::value(&op)->default_value("create"), "create, update, cancel, delete, send")(
+      "format", po::value(&format)->default_value("hl7v2"), "hl7v2, fhir+json, vendor+json, csv")(
+      "body-file", po::value(&body_file), "the body (default: an SIU^S12 booking)")(
+      "id", po::value(&id), "request id, a ULID (default: a new one)")(
+      "resource", po::value(&resource), "resource type or vendor collection")(
+      "resource-id", po::value(&resource_id), "the PMS's id of the resource")(
+      "payload-agent", po::value(&payload_agent), "agent_id inside the payload (default --agent)")(
+      "key-id", po::value(&key_id), "key_id to claim in the envelope (default: the key's own)");
+  po::positional_options_description pos;
+  po::variables_map vm;
+  int code = 0;
+  if (!parseArgs("write", args, desc, pos, vm, code)) {
+    return code;
+  }
+  auto key = agent::SigningKey::loadFile(a.key_file);
+  if (!key) {
+    std::cerr << "pms-cloud-sim write: " << key.error().message << "\n";
+    return 1;
+  }
+  const auto [issued, expires] = window(a);
+  if (id.empty()) {
+    id = makeUlid(Clock::system()->nowMs());
+  }
+  const std::string body = body_file.empty() ? bookingSiuS12(id) : readText(body_file);
+  json::Value p = json::Value::object();
+  p.set("id", json::Value::string(id));
+  p.set("agent_id", json::Value::string(payload_agent.empty() ? a.agent : payload_agent));
+  p.set("issued_at", json::Value::string(formatRfc3339(issued)));
+  p.set("expires_at", json::Value::string(formatRfc3339(expires)));
+  p.set("target", json::Value::string(target));
+  p.set("op", json::Value::string(op));
+  p.set("kind", json::Value::string(kind));
+  p.set("format", json::Value::string(format));
+  p.set("resource", resource.empty() ? json::Value() : json::Value::string(resource));
+  p.set("resource_id", resource_id.empty() ? json::Value() : json::Value::string(resource_id));
+  p.set("if_match", json::Value());
+  p.set("body", json::Value::string(body));
+  const std::string doc = key->envelope(json::serialize(p), key_id);
+  if (a.print) {
+    std::cout << doc << "\n";
+    return 0;
+  }
+  const std::string prefix = "ps/" + a.tenant + "/" + a.agent;
+  Exchange ex;
+  ex.match = [id](const json::Value& v) { return v.getString("id") == id; };
+  ex.complete = [](const json::Value& v) { return v.getString("status") != "accepted"; };
+  std::vector<json::Value> answers;
+  code = publishAndWait(a, prefix + "/down/" + kind, doc, prefix + "/down/result", ex, answers);
+  std::cout << "published write " << id << " to " << prefix << "/down/" << kind << "\n";
+  for (const json::Value& v : answers) {
+    std::cout << json::serialize(v) << "\n";
+  }
+  if (code != 0 || a.wait_s <= 0) {
+    return code;
+  }
+  return answers.back().getString("status") == "delivered" ? 0 : 1;
+}
 
 int runKeygen(const std::vector<std::string>& args) {
   std::string prefix;

@@ -21,7 +21,7 @@ TEST(SourceRegistry, BuiltinTypesAreRegisteredOnceEach) {
   SourceRegistry registry;
   registerBuiltinSources(registry);
   const auto types = registry.types();
-  for (const char* t : {"hl7-mllp", "file-drop", "fhir-poll", "rest-poll"}) {
+  for (const char* t : {"hl7-mllp", "file-drop", "fhir-poll", "rest-poll", "hl7-mllp-out"}) {
     EXPECT_NE(registry.find(t), nullptr) << t;
   }
   std::vector<std::string> sorted = types;

@@ -117,6 +117,9 @@ TEST(Topics, FollowTheContract) {
   EXPECT_EQ(t.commandFilter(), "ps/acme-health/practice-0042/cmd/+");
   EXPECT_EQ(t.commandResult(), "ps/acme-health/practice-0042/cmd/result");
   EXPECT_EQ(t.audit(), "ps/acme-health/practice-0042/audit");
+  EXPECT_EQ(t.down(store::Kind::appointment), "ps/acme-health/practice-0042/down/appointment");
+  EXPECT_EQ(t.downFilter(), "ps/acme-health/practice-0042/down/+");
+  EXPECT_EQ(t.downResult(), "ps/acme-health/practice-0042/down/result");
   EXPECT_FALSE(Topics::validLevel("a/b"));
   EXPECT_FALSE(Topics::validLevel("+"));
   EXPECT_FALSE(Topics::validLevel(""));

@@ -171,6 +171,12 @@ Opened<CommandDocument> openCommandDocument(std::string_view text, const Signing
                                             std::string_view agent_id, std::string_view topic_name,
                                             int64_t now_ms, const DocumentLimits& limits = {});
 
+/// Verifies the envelope (key id, signature) and gives the payload bytes as signed; the payload
+/// is the caller's to check (write-back requests: adapters::write::parseWriteRequest). Rejection
+/// reasons malformed, bad_signature, unknown_key. Never throws.
+Opened<std::string> openSignedPayload(std::string_view text, const SigningKeys& keys,
+                                      const DocumentLimits& limits = {});
+
 /// The payload JSON of a config document (for the cloud side and tests).
 std::string makeConfigPayload(std::string_view agent_id, int64_t version, int64_t issued_at_ms,
                               int64_t expires_at_ms, const json::Value& config);

@@ -107,6 +107,14 @@ class ControlSink {
   /// A package chunk arrived on P/upgrade/chunk (design.md "Upgrade"). A sink that takes no
   /// upgrades ignores it: chunks are only ever used for a version a signed command announced.
   virtual void onUpgradeChunk(std::string /*payload*/) {}
+
+  /// A write-back request arrived on P/down/{kind} (`kind` one of the seven record kinds).
+  /// libmosquitto has already sent its PUBACK: the agent's `accepted` result on P/down/result
+  /// is what acknowledges it. Default: ignored (an agent without write-back).
+  virtual void onWriteRequest(std::string kind, std::string payload) {
+    (void)kind;
+    (void)payload;
+  }
 };
 
 enum class LinkState {
@@ -209,6 +217,8 @@ class CloudLink {
   void publishConfigState(std::string json, PublishCallback done = {});
   void publishCommandResult(std::string json, PublishCallback done = {});
   void publishAudit(std::string json, PublishCallback done = {});
+  /// P/down/result (write-back results), as publishConfigState.
+  void publishWriteResult(std::string json, PublishCallback done = {});
 
   struct Impl;
 

@@ -23,6 +23,9 @@ class Topics {
   std::string commandResult() const;         ///< P/cmd/result
   std::string audit() const;                 ///< P/audit
   std::string upgradeChunk() const;          ///< P/upgrade/chunk
+  std::string down(store::Kind kind) const;  ///< P/down/{kind}: write-back requests
+  std::string downFilter() const;            ///< P/down/+
+  std::string downResult() const;            ///< P/down/result
 
   /// True if tenant/agent id are usable as topic levels (no '/', '+', '#', NUL; non-empty).
   static bool validLevel(std::string_view level);

@@ -230,8 +230,11 @@ class SqliteStore final : public RecordSink, public QueueReader {
   Result<std::vector<AuditEntry>> auditEntries(int64_t after_seq, size_t limit);
   Result<AuditVerifyResult> verifyAudit();
 
- private:
+  /// The internals (store/src/store_impl.h); opaque outside psa::store.
   struct Impl;
+
+ private:
+  friend class OutboundQueue;  // runs its tasks on the writer, reads with the read connection
   explicit SqliteStore(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -108,6 +108,7 @@ TEST(Hl7OutboundConfig, SchemaDefaultsAndParse) {
   auto s6 = parseHl7OutboundSettings(v6, {});
   ASSERT_TRUE(s6);
   EXPECT_EQ(s6->host, "::1");
+  EXPECT_FALSE(s6->tls);  // no "tls" object: plain TCP (the schema's defaults add an empty one)
   EXPECT_TRUE(s6->write.enabled);
   EXPECT_TRUE(s6->write.dry_run);
 }
