@@ -59,6 +59,7 @@ void addBundleCommand(CommandTable& table);   // bundle
 void addServiceCommands(CommandTable& table);  // service configure
 void addKeyMoveCommands(CommandTable& table);  // keys export, keys import
 void addDiscoverCommands(CommandTable& table);  // discover hl7, discover files
+void addValidateCommand(CommandTable& table);   // validate (FHIR normalisation preview)
 
 /// `pms-agent version --json`: version, build, compiler, library versions.
 json::Value versionInfo();
