@@ -1,5 +1,7 @@
 // The mapping engine: walks the message map of hl7_tables.cpp over one parsed message and
 // assembles the transaction Bundle (resources, stable ids, defaults, references).
+#include <cctype>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -124,8 +126,15 @@ class Engine {
     for (size_t i = 0; i < map_.resource_count; ++i) {
       PSA_TRY(resources(map_.resources[i]));
     }
+    std::set<std::string> taken;
     for (Built& b : built_) {
-      b.id = policy::hashToken(o_.id_key, b.type + "|" + identity(b)).substr(2);
+      std::string source = b.type + "|" + identity(b);
+      b.id = policy::hashToken(o_.id_key, source).substr(2);
+      if (!taken.insert(b.id).second) {
+        // Two segments with one identity (a repeated OBR filler id): keep the entries apart.
+        b.id = policy::hashToken(o_.id_key, source + "|" + std::to_string(b.segment)).substr(2);
+        taken.insert(b.id);
+      }
       b.resource.set("id", Value::string(b.id));
     }
     references();
@@ -352,6 +361,17 @@ bool hl7Mapped(std::string_view type, std::string_view trigger) {
 Result<Normalized> mapHl7v2(std::string_view message, const MapOptions& options) {
   if (options.id_key.size() < 16) {
     return Error(Errc::invalid_argument, "FHIR mapping: the id key must have at least 16 bytes");
+  }
+  const std::string& z = options.default_zone;
+  const bool zone_ok = z.empty() || z == "Z" ||
+                       (z.size() == 6 && (z[0] == '+' || z[0] == '-') && z[3] == ':' &&
+                        std::isdigit(static_cast<unsigned char>(z[1])) &&
+                        std::isdigit(static_cast<unsigned char>(z[2])) &&
+                        std::isdigit(static_cast<unsigned char>(z[4])) &&
+                        std::isdigit(static_cast<unsigned char>(z[5])) && z.substr(1, 2) <= "14" &&
+                        z.substr(4, 2) <= "59");
+  if (!zone_ok) {
+    return Error(Errc::invalid_argument, "FHIR mapping: the default zone must be Z or +HH:MM");
   }
   hl7::Message msg;
   if (!msg.parse(message)) {

@@ -2,6 +2,7 @@
 // Values are decoded (escapes, charset) before they go into JSON; empty and null ("")
 // components are left out.
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
 
 #include "fhir_map/hl7_tables.h"
@@ -48,6 +49,25 @@ class Reader {
   int rep_;
 };
 
+// A value for a FHIR `code` (no leading, trailing or repeated whitespace, no tabs or line
+// breaks): each run of whitespace becomes one space.
+std::string codeOf(std::string_view v) {
+  std::string out;
+  bool space = false;
+  for (char c : v) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      space = !out.empty();
+      continue;
+    }
+    if (space) {
+      out += ' ';
+      space = false;
+    }
+    out += c;
+  }
+  return out;
+}
+
 void setIf(Value& obj, const char* key, const std::string& v) {
   if (!v.empty()) {
     obj.set(key, Value::string(v));
@@ -64,13 +84,14 @@ std::optional<Value> done(Value v) {
 // An identifier system from an HD (namespace^universal id^type): an ISO OID or a UUID as a URN,
 // a URI as itself; a bare namespace becomes a name in the agent's URN space.
 std::string hdSystem(const std::string& ns, const std::string& uid, const std::string& uid_type) {
-  if (!uid.empty() && api::iequals(uid_type, "ISO")) {
+  const bool plain_uid = !uid.empty() && uid.find_first_of(" \t\r\n\f\v") == std::string::npos;
+  if (plain_uid && api::iequals(uid_type, "ISO")) {
     return "urn:oid:" + uid;
   }
-  if (!uid.empty() && api::iequals(uid_type, "UUID")) {
+  if (plain_uid && api::iequals(uid_type, "UUID")) {
     return "urn:uuid:" + uid;
   }
-  if (!uid.empty() && api::iequals(uid_type, "URI")) {
+  if (plain_uid && api::iequals(uid_type, "URI")) {
     return uid;
   }
   if (ns.empty()) {
@@ -95,7 +116,7 @@ std::string hdSystem(const std::string& ns, const std::string& uid, const std::s
 Value codeable(const std::string& system, const std::string& code, const std::string& display) {
   Value coding = Value::object();
   setIf(coding, "system", system);
-  setIf(coding, "code", code);
+  setIf(coding, "code", codeOf(code));
   setIf(coding, "display", display);
   return Value::object({{"coding", Value::array({std::move(coding)})}});
 }
@@ -231,7 +252,7 @@ std::optional<Value> cwe(const Reader& r, const char* default_system) {
     std::string system = name.empty() ? std::string(default_system) : codingSystem(name);
     Value coding = Value::object();
     setIf(coding, "system", system);
-    coding.set("code", Value::string(code));
+    coding.set("code", Value::string(codeOf(code)));
     setIf(coding, "display", r.get(base + 1));
     codings.push(std::move(coding));
   }
@@ -244,6 +265,22 @@ std::optional<Value> cwe(const Reader& r, const char* default_system) {
   }
   setIf(cc, "text", text);
   return done(std::move(cc));
+}
+
+// "+HHMM" / "-HHMM" (an HL7 zone) as "+HH:MM"; "" when it is not one FHIR accepts.
+std::string fhirZone(std::string_view z) {
+  if (z.size() != 5 || (z[0] != '+' && z[0] != '-')) {
+    return {};
+  }
+  for (char c : z.substr(1)) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) {
+      return {};
+    }
+  }
+  if (z.substr(1, 2) > "14" || z.substr(3, 2) > "59") {
+    return {};
+  }
+  return std::string(z.substr(0, 3)) + ":" + std::string(z.substr(3, 2));
 }
 
 std::optional<Value> timeValue(const Reader& r, const FieldRule& rule, bool instant,
@@ -261,8 +298,10 @@ std::optional<Value> timeValue(const Reader& r, const FieldRule& rule, bool inst
   hl7::Element msh7 = r.ctx().msg.get(0, 7, 1, 1, 0);
   const std::string_view sent = msh7.raw;
   const size_t sign = sent.find_first_of("+-");
-  if (sign != std::string_view::npos && sent.size() - sign == 5) {
-    zone = std::string(sent.substr(sign, 3)) + ":" + std::string(sent.substr(sign + 3, 2));
+  if (sign != std::string_view::npos) {
+    if (std::string z = fhirZone(sent.substr(sign)); !z.empty()) {
+      zone = z;
+    }
   }
   auto t = hl7Time(ts, zone, instant);
   return t ? std::optional<Value>(Value::string(*t)) : std::nullopt;
@@ -277,7 +316,7 @@ std::optional<Value> quantityOrString(const Reader& r) {
   if (api::iequals(type, "NM")) {
     char* end = nullptr;
     const double d = std::strtod(v.c_str(), &end);
-    if (end == v.c_str() || *end != '\0') {
+    if (end == v.c_str() || *end != '\0' || !std::isfinite(d)) {
       return std::nullopt;  // not a number: nothing we can state as a Quantity
     }
     Value q = Value::object({{"value", Value::number(d)}});
@@ -287,7 +326,7 @@ std::optional<Value> quantityOrString(const Reader& r) {
       const std::string unit_system = r.other(6, 3);
       if (api::iequals(unit_system, "UCUM")) {
         q.set("system", Value::string("http://unitsofmeasure.org"));
-        q.set("code", Value::string(unit));
+        q.set("code", Value::string(codeOf(unit)));
       }
     }
     return Value::object({{"valueQuantity", std::move(q)}});
@@ -359,15 +398,18 @@ std::optional<std::string> hl7Time(std::string_view ts, std::string_view zone, b
   }
   std::string own_zone;
   if (i < ts.size()) {
-    if ((ts[i] != '+' && ts[i] != '-') || ts.size() - i != 5) {
+    own_zone = fhirZone(ts.substr(i));
+    if (own_zone.empty()) {
       return std::nullopt;
     }
-    for (size_t k = i + 1; k < ts.size(); ++k) {
-      if (!std::isdigit(static_cast<unsigned char>(ts[k]))) {
-        return std::nullopt;
-      }
-    }
-    own_zone = std::string(ts.substr(i, 3)) + ":" + std::string(ts.substr(i + 3, 2));
+  }
+  // Calendar and clock ranges (FHIR's regexes reject month 13 or hour 24 with minutes).
+  auto in = [&](size_t at, std::string_view lo, std::string_view hi) {
+    return digits < at + 2 || (ts.substr(at, 2) >= lo && ts.substr(at, 2) <= hi);
+  };
+  if (!in(4, "01", "12") || !in(6, "01", "31") || !in(8, "00", "23") || !in(10, "00", "59") ||
+      !in(12, "00", "59")) {
+    return std::nullopt;
   }
   if (digits <= 8) {
     return instant ? std::nullopt : std::optional<std::string>(out);

@@ -29,7 +29,7 @@ size_t timeOfDay(std::string_view s, size_t at) {
       s[at + 5] != ':' || !digits(s, at + 6, 2)) {
     return std::string_view::npos;
   }
-  if (s.substr(at, 2) > "24" || s.substr(at + 3, 2) > "59" || s.substr(at + 6, 2) > "60") {
+  if (s.substr(at, 2) > "23" || s.substr(at + 3, 2) > "59" || s.substr(at + 6, 2) > "60") {
     return std::string_view::npos;
   }
   size_t i = at + 8;

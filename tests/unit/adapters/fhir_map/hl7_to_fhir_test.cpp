@@ -149,6 +149,31 @@ TEST(Hl7ToFhir, ReferencesInsideTheBundleAreConsistent) {
   }
 }
 
+TEST(Hl7ToFhir, TwoReportsWithOneFillerIdStayTwoEntries) {
+  std::string oru = test::hl7Corpus("oru_r01_v251_many_obx.hl7");
+  const size_t obr = oru.find("OBR|");
+  const std::string obr_line = oru.substr(obr, oru.find_first_of("\r\n", obr) - obr);
+  oru += obr_line + "\rOBX|1|ST|X^Y^L||text||||||F\r";
+  const json::Value b = mapOk(oru);
+  ASSERT_NE(entryOf(b, "DiagnosticReport", 1), nullptr);
+  EXPECT_NE(entryOf(b, "DiagnosticReport", 0)->getString("id"),
+            entryOf(b, "DiagnosticReport", 1)->getString("id"));
+  EXPECT_EQ(entryOf(b, "DiagnosticReport", 1)->find("result")->items().size(), 1u);
+  EXPECT_TRUE(violations(b).empty()) << violations(b).front();
+}
+
+TEST(Hl7ToFhir, CodesFromTheMessageBecomeValidFhirCodes) {
+  // Found by fuzz_fhir_map: a tab or a double space inside a unit or a code.
+  std::string oru = test::hl7Corpus("oru_r01_v251_many_obx.hl7");
+  oru.replace(oru.find("mg/dL^milligram"), 5, "mg\t /dL");
+  oru.replace(oru.find("1001-1^"), 6, "10  01");
+  const json::Value b = mapOk(oru);
+  const json::Value* obs = entryOf(b, "Observation");
+  EXPECT_EQ(obs->find("valueQuantity")->getString("code"), "mg /dL");
+  EXPECT_EQ(obs->find("code")->find("coding")->items()[0].getString("code"), "10 01");
+  EXPECT_TRUE(violations(b).empty()) << violations(b).front();
+}
+
 TEST(Hl7ToFhir, TriggerEventDefaultsFromTheTable) {
   // S12 with SCH-25 BOOKED, S15 forced cancelled, S26 forced noshow; ORU without OBR-25 final.
   EXPECT_EQ(entryOf(mapOk(test::hl7Corpus("siu_s15_v251.hl7")), "Appointment")->getString("status"),
@@ -178,6 +203,14 @@ TEST(Hl7ToFhir, TimesWithoutZoneTakeMsh7sThenTheConfiguredOneElseOnlyTheDate) {
   EXPECT_EQ(hl7Time("198907", "", false), "1989-07");
   EXPECT_EQ(hl7Time("2024010", "", false), std::nullopt);
   EXPECT_EQ(hl7Time("20240105083000.1234-0500", "", true), "2024-01-05T08:30:00.1234-05:00");
+  // Out of range: month 13, hour 25, zone +99:00 - not a time FHIR accepts, so nothing.
+  EXPECT_EQ(hl7Time("20241305", "", false), std::nullopt);
+  EXPECT_EQ(hl7Time("20240105250000", "Z", false), std::nullopt);
+  EXPECT_EQ(hl7Time("20240105083000+9900", "", false), std::nullopt);
+  MapOptions bad_zone = options();
+  bad_zone.default_zone = "EST";
+  EXPECT_TRUE(
+      mapHl7v2(test::hl7Corpus("adt_a01_v231.hl7"), bad_zone).error().is(Errc::invalid_argument));
   // A04's MSH-7 carries -0500: its times get that zone whatever the default.
   MapOptions utc = options();
   utc.default_zone = "Z";
