@@ -1,6 +1,6 @@
 // The HL7 v2 -> FHIR R4 mapping tables (version psa-v2-fhir-1), after the HL7 V2-to-FHIR
 // implementation guide (segment maps PID[Patient], PV1[Encounter], IN1[Coverage],
-// SCH[Appointment], OBR[DiagnosticReport], OBX[Observation]; datatype maps CX, XPN, XAD, XTN,
+// SCH[Appointment], OBR[DiagnosticReport], OBX[Observation], RXA/RXR[Immunization]; datatype maps CX, XPN, XAD, XTN,
 // CWE, TS; the vocabulary maps of the code tables below). Change a row -> bump
 // kMappingVersion (hl7_to_fhir.h) and the golden files.
 // clang-format off
@@ -84,6 +84,19 @@ constexpr FieldRule kObx[] = {
     {14, 0, Conv::date_time, "effectiveDateTime", ""},
 };
 
+constexpr FieldRule kRxa[] = {
+    {3, 0, Conv::date_time, "occurrenceDateTime", ""},
+    {5, 0, Conv::cwe, "vaccineCode", "http://hl7.org/fhir/sid/cvx"},
+    {15, 0, Conv::string, "lotNumber", ""},
+    {16, 0, Conv::date, "expirationDate", ""},
+    {20, 0, Conv::code, "status", "immunization-status"},
+};
+
+constexpr FieldRule kRxr[] = {
+    {1, 0, Conv::cwe, "route", ""},
+    {2, 0, Conv::cwe, "site", "http://terminology.hl7.org/CodeSystem/v2-0163"},
+};
+
 // ---- message maps ----
 constexpr ResourceRule kAdtResources[] = {
     {"Patient", "PID", false, true, kPid, PSA_N(kPid)},
@@ -157,6 +170,21 @@ constexpr RefRule kOruRefs[] = {
     {"DiagnosticReport", "result[]", "Observation"},
 };
 
+constexpr ResourceRule kVxuResources[] = {
+    {"Patient", "PID", false, true, kPid, PSA_N(kPid)},
+    {"Immunization", "RXA", false, true, kRxa, PSA_N(kRxa)},
+    {"Immunization", "RXR", false, false, kRxr, PSA_N(kRxr)},
+};
+
+constexpr DefaultRule kVxuDefaults[] = {
+    {"*", "Immunization", "status", "\"completed\"", false,
+     "V2-to-FHIR RXA[Immunization]: an empty RXA-20 means the dose was given"},
+};
+
+constexpr RefRule kVxuRefs[] = {
+    {"Immunization", "patient", "Patient"},
+};
+
 constexpr MessageMap kMessages[] = {
     {"ADT", "A01 A02 A03 A04 A05 A06 A07 A08", store::Kind::patient, kAdtResources,
      PSA_N(kAdtResources), kAdtDefaults, PSA_N(kAdtDefaults), kAdtRefs, PSA_N(kAdtRefs)},
@@ -166,6 +194,8 @@ constexpr MessageMap kMessages[] = {
      kSiuDefaults, PSA_N(kSiuDefaults), kSiuRefs, PSA_N(kSiuRefs)},
     {"ORU", "R01", store::Kind::clinical, kOruResources, PSA_N(kOruResources), kOruDefaults,
      PSA_N(kOruDefaults), kOruRefs, PSA_N(kOruRefs)},
+    {"VXU", "V04", store::Kind::clinical, kVxuResources, PSA_N(kVxuResources), kVxuDefaults,
+     PSA_N(kVxuDefaults), kVxuRefs, PSA_N(kVxuRefs)},
 };
 
 // ---- code tables (V2-to-FHIR vocabulary maps) ----
@@ -203,6 +233,9 @@ constexpr CodeRow kCodes[] = {
     {"observation-status", "R", "preliminary"}, {"observation-status", "S", "preliminary"},
     {"observation-status", "U", "final"}, {"observation-status", "W", "entered-in-error"},
     {"observation-status", "X", "cancelled"},
+    // table 0322 (RXA-20) -> immunization-status
+    {"immunization-status", "CP", "completed"}, {"immunization-status", "PA", "completed"},
+    {"immunization-status", "RE", "not-done"}, {"immunization-status", "NA", "not-done"},
     // table 0200 (XPN.7) -> name-use
     {"name-use", "L", "official"}, {"name-use", "D", "usual"}, {"name-use", "M", "maiden"},
     {"name-use", "N", "nickname"}, {"name-use", "A", "usual"}, {"name-use", "S", "anonymous"},

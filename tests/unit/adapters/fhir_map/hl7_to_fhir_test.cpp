@@ -92,7 +92,7 @@ INSTANTIATE_TEST_SUITE_P(
                {"Patient.gender: 1..1 required by US Core Patient, missing",
                 "Appointment: app-3: only proposed, cancelled or waitlist appointments can be "
                 "missing start/end"}},
-        Golden{"oru_r01_v251_many_obx", {}}),
+        Golden{"oru_r01_v251_many_obx", {}}, Golden{"vxu_v04_v251_crlf", {}}),
     [](const auto& info) { return std::string(info.param.sample); });
 
 TEST(Hl7ToFhir, SsnRepetitionBecomesUsSsnIdentifierAndIdsCarryNoPhi) {
