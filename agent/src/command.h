@@ -60,6 +60,7 @@ void addServiceCommands(CommandTable& table);  // service configure
 void addKeyMoveCommands(CommandTable& table);  // keys export, keys import
 void addDiscoverCommands(CommandTable& table);  // discover hl7, discover files
 void addUpgradeCommands(CommandTable& table);   // upgrade status, rollback, apply
+void addValidateCommand(CommandTable& table);   // validate (FHIR normalisation preview)
 
 /// `pms-agent version --json`: version, build, compiler, library versions.
 json::Value versionInfo();

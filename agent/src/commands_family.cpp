@@ -19,6 +19,7 @@ void addFamilyCommands(CommandTable& table) {
                       return showConfigFromFile(ctx);
                     }});
   addHl7Commands(table);
+  addValidateCommand(table);   // validate (commands_validate.cpp)
   addDiscoverCommands(table);  // discover hl7 / files (commands_discover.cpp)
   addLockCommands(table);  // config lock / unlock (commands_lock.cpp)
   addUpgradeCommands(table);  // upgrade status / rollback / apply (commands_upgrade.cpp)

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "command.h"
+#include "hl7_file.h"
 #include "psa/adapters/hl7/batch.h"
 #include "psa/adapters/hl7/inspect.h"
 #include "psa/adapters/hl7/message.h"
@@ -20,23 +21,9 @@
 #include "psa/store/os/system_error.h"
 
 namespace psa::agent {
-namespace {
 
 namespace hl7 = psa::adapters::hl7;
 
-struct FileMessages {
-  std::string text;  // the file
-  struct Item {
-    std::string_view body;
-    size_t line = 0;  // 0 for MLLP captures
-    size_t frame = 0;  // 1-based frame number for MLLP captures
-  };
-  std::vector<Item> items;
-  std::vector<std::string> frames;  // MLLP capture: frame copies (items view them)
-};
-
-// Reads FILE: HL7 text (one or many messages, blank-line separated or batch form) or an MLLP
-// capture (starts with 0x0B). Errors name the file and the line.
 Result<std::unique_ptr<FileMessages>> readMessages(const std::string& file) {
   auto out = std::make_unique<FileMessages>();
   std::error_code ec;
@@ -108,6 +95,8 @@ Result<std::unique_ptr<FileMessages>> readMessages(const std::string& file) {
 std::string where(const FileMessages::Item& item) {
   return item.line ? "line " + std::to_string(item.line) : "frame " + std::to_string(item.frame);
 }
+
+namespace {
 
 // ---- inspect ----------------------------------------------------------------------------
 
