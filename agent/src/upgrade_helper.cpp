@@ -38,17 +38,6 @@ struct Journal {
 
 json::Value str(const std::string& s) { return json::Value::string(s); }
 
-// The command id of a signed command, unverified: only to address a refusal to the cloud.
-std::string commandIdOf(const std::string& envelope) {
-  auto env = json::parse(envelope);
-  if (!env || !env->isObject()) {
-    return {};
-  }
-  auto payload = base64Decode(env->getString("payload"));
-  auto doc = payload ? json::parse(*payload) : Result<json::Value>(Error(Errc::invalid_input, ""));
-  return doc && doc->isObject() ? doc->getString("id").substr(0, 128) : std::string();
-}
-
 json::Value toJson(const Journal& j) {
   json::Value d = json::Value::object();
   d.set("action", str(j.action));
@@ -139,16 +128,18 @@ int Helper::claim() {
   }
   std::error_code ec;
   fs::create_directories(packages_, ec);
+  // The version installed now: the way back, and what a downgrade is measured against. It is
+  // refused only once the command is verified, so the refusal carries the command's id.
   auto installed = installedVersion();
-  if (!installed || installed->empty()) {
-    return refuse(commandIdOf(request->command), "",
-                  Refusal{"not_installed", installed ? "the pms-agent package is not installed"
-                                                     : installed.error().message});
-  }
+  const bool has_installed = installed && !installed->empty();
+  const Refusal not_installed{"not_installed", installed ? "the pms-agent package is not installed"
+                                                         : installed.error().message};
   Journal j;
   j.started_ms = Clock::system()->nowMs();
-  j.previous = *installed;
   if (request->action == "rollback") {
+    if (!has_installed) {
+      return refuse("", "", not_installed);
+    }
     const auto status = readJsonObject(paths_.status).value_or(json::Value::object());
     const std::string previous = status.getString("previous");
     if (previous.empty() || !fs::exists(packageFile(previous), ec)) {
@@ -184,6 +175,10 @@ int Helper::claim() {
       return refuse(cmd.id, "", Refusal{"bad_args", r->message});
     }
     const Args& args = std::get<Args>(parsed);
+    if (!has_installed) {
+      return refuse(cmd.id, args.version, not_installed);
+    }
+    j.previous = *installed;
     if (now > args.deadline_ms) {
       return refuse(cmd.id, args.version,
                     Refusal{std::string(kExpired), "the upgrade's deadline has passed"});
